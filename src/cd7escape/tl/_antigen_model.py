@@ -1,0 +1,469 @@
+"""Numerical kernels of the dropout- and ambient-aware antigen model (DESIGN §6).
+
+For a group of cells with antigen counts ``y_i`` and size factors ``s_i`` (total UMIs per cell):
+
+* antigen-negative cells: ``y_i ~ Poisson(s_i * a)``, ``a`` the ambient rate per UMI;
+* expressing cells: ``y_i ~ NB(mean = s_i * mu, size = theta)`` (variance ``m + m**2 / theta``);
+* mixture weight ``pi`` = antigen-negative fraction.
+
+``pi`` is estimated by maximum likelihood (``mu`` profiled out by exact Newton steps on ``log mu``), its
+interval by profile likelihood (two-sided ``chi2_1`` cut; the one-sided upper bound uses the ``1 - 2 alpha``
+quantile), ``H0: pi = 0`` by the likelihood-ratio test with its boundary ``0.5 chi2_0 + 0.5 chi2_1`` null.
+``mu`` has a Wald interval on the log scale from the observed information of ``(pi, mu)``.
+``mu`` is kept at or above the ambient rate: an "expressing" component that expresses less than the ambient
+is not distinguishable from the null one.
+
+``theta`` and ``a`` are taken as known inside a fit (they are estimated once per patient from many more cells
+with :func:`estimate_theta` and :func:`estimate_ambient_rate`); intervals are conditional on them.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+from scipy import optimize, special, stats
+
+__all__ = [
+    "AntigenFit",
+    "estimate_ambient_rate",
+    "estimate_theta",
+    "expected_dropout",
+    "fit_antigen_mixture",
+    "mixture_loglik",
+]
+
+_MU_FLOOR_FACTOR = 1.0  # mu >= ambient_rate * this
+_MIN_RATE = 1e-12  # floor of the ambient rate (a zero rate makes log pmf of y > 0 infinite)
+MAX_DROPOUT = 0.9  # mean P(0 | expressing) above which pi is declared not identifiable
+MAX_CI_WIDTH = 0.25  # interval of pi wider than this: not identifiable
+
+
+@dataclass(frozen=True)
+class AntigenFit:
+    """Result of :func:`fit_antigen_mixture` for one group of cells.
+
+    Attributes
+    ----------
+    n_cells
+        Cells in the group.
+    pi
+        Maximum-likelihood estimate of the antigen-negative fraction.
+    ci_low, ci_high
+        ``1 - alpha`` profile-likelihood interval of ``pi``.
+    mu
+        Expression rate per UMI of expressing cells (their mean count is ``size_factor * mu``).
+    mu_ci
+        ``1 - alpha`` Wald interval of ``mu`` on the log scale.
+    theta
+        Negative-binomial size used (variance ``m + m**2 / theta``).
+    ambient_rate
+        Per-UMI rate of the null (ambient) Poisson component.
+    lrt_pvalue
+        Likelihood-ratio test of ``H0: pi == 0`` (boundary-corrected).
+    zero_fraction
+        Naive share of cells with a zero count (what the usual approach would call "negative").
+    upper_bound
+        One-sided ``1 - alpha`` upper bound of ``pi``: the detection limit when none are found.
+    identifiable
+        False when expressing cells drop out too often (mean ``P(0 | expressing)`` above
+        ``MAX_DROPOUT``) or the interval of ``pi`` is wider than ``MAX_CI_WIDTH``.
+    p_negative
+        Per-cell posterior ``P(negative | y_i)`` at the MLE.
+    dropout
+        Mean probability that an expressing cell of the group shows a zero count.
+    loglik
+        Maximised log-likelihood.
+    """
+
+    n_cells: int
+    pi: float
+    ci_low: float
+    ci_high: float
+    mu: float
+    mu_ci: tuple[float, float]
+    theta: float
+    ambient_rate: float
+    lrt_pvalue: float
+    zero_fraction: float
+    upper_bound: float
+    identifiable: bool
+    p_negative: np.ndarray = field(repr=False)
+    dropout: float = float("nan")
+    loglik: float = float("nan")
+
+    def detection_limit(self, alpha: float = 0.05) -> str:
+        """'none in 412 cells; 95 % upper bound 0.7 %' style text (or the estimate when some are found)."""
+        level = round(100 * (1 - alpha))
+        if self.n_cells == 0:
+            return "no cells"
+        if self.lrt_pvalue >= alpha:
+            return f"none in {self.n_cells} cells; {level} % upper bound {100 * self.upper_bound:.1f} %"
+        return f"{100 * self.pi:.1f} % of {self.n_cells} cells ({level} % CI {100 * self.ci_low:.1f}–{100 * self.ci_high:.1f} %)"
+
+
+# --------------------------------------------------------------------------- log pmfs
+
+
+def _as_arrays(counts, size_factors) -> tuple[np.ndarray, np.ndarray]:
+    y = np.asarray(counts, dtype=float).ravel()
+    s = np.asarray(size_factors, dtype=float).ravel()
+    if y.shape != s.shape:
+        raise ValueError(f"counts ({y.shape}) and size_factors ({s.shape}) differ in length")
+    if y.size and (np.any(y < 0) or np.any(~np.isfinite(y))):
+        raise ValueError("counts must be finite and non-negative")
+    if s.size and (np.any(s <= 0) or np.any(~np.isfinite(s))):
+        raise ValueError("size_factors must be finite and positive (total UMIs per cell)")
+    return y, s
+
+
+def _log_poisson(y: np.ndarray, s: np.ndarray, a: float) -> np.ndarray:
+    """log Poisson(y; s a) without the -lgamma(y+1) term (shared by both components)."""
+    lam = s * a
+    return y * np.log(lam) - lam
+
+
+class _Group:
+    """Precomputed per-cell terms of one group for fast repeated likelihood evaluation."""
+
+    def __init__(self, y: np.ndarray, s: np.ndarray, a: float, theta: float) -> None:
+        self.y, self.s, self.a, self.theta = y, s, max(a, _MIN_RATE), theta
+        self.l0 = _log_poisson(y, s, self.a)
+        self.c1 = special.gammaln(y + theta) - special.gammaln(theta) + theta * np.log(theta)
+        self.ypt = y + theta
+        self.mu_floor = self.a * _MU_FLOOR_FACTOR
+
+    def l1(self, mu: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """log NB pmf (without -lgamma(y+1)), its first and second derivative in mu."""
+        m = self.s * mu
+        tm = self.theta + m
+        l1 = self.c1 - self.ypt * np.log(tm) + self.y * np.log(m)
+        g = self.y / mu - self.ypt * self.s / tm
+        h = -self.y / mu**2 + self.ypt * (self.s / tm) ** 2
+        return l1, g, h
+
+    def loglik(self, pi: float, mu: float) -> float:
+        l1 = self.l1(mu)[0]
+        return float(np.sum(_logmix(pi, self.l0, l1)))
+
+    def profile_mu(
+        self, pi: float, mu0: float, tol: float = 1e-9, maxit: int = 50
+    ) -> tuple[float, float]:
+        """max over mu of the log-likelihood at fixed pi: Newton on u = log mu with step halving."""
+        if pi >= 1.0:
+            return mu0, float(np.sum(self.l0))
+        lp, lq = _logs(pi)
+        u = np.log(max(mu0, self.mu_floor))
+        ufloor = np.log(self.mu_floor)
+        l1, g, h = self.l1(np.exp(u))
+        lmix = np.logaddexp(lp + self.l0, lq + l1)
+        ll = float(lmix.sum())
+        for _ in range(maxit):
+            mu = np.exp(u)
+            r = np.exp(lq + l1 - lmix)
+            d1 = float(np.sum(r * g))
+            d2 = float(np.sum(r * (h + (1 - r) * g * g)))
+            du1 = mu * d1
+            du2 = mu * mu * d2 + du1
+            step = -du1 / du2 if du2 < 0 else np.sign(du1) * 1.0
+            step = float(np.clip(step, -3.0, 3.0))
+            if u <= ufloor and step < 0:
+                break
+            for _ in range(30):
+                un = max(u + step, ufloor)
+                l1n, gn, hn = self.l1(np.exp(un))
+                lmixn = np.logaddexp(lp + self.l0, lq + l1n)
+                lln = float(lmixn.sum())
+                if lln >= ll - 1e-12:
+                    break
+                step /= 2
+            else:
+                break
+            done = abs(un - u) < tol or abs(lln - ll) < 1e-10 * (1 + abs(ll))
+            u, l1, g, h, lmix, ll = un, l1n, gn, hn, lmixn, lln
+            if done:
+                break
+        return float(np.exp(u)), ll
+
+
+def _logs(pi: float) -> tuple[float, float]:
+    with np.errstate(divide="ignore"):
+        return float(np.log(pi)), float(np.log1p(-pi))
+
+
+def _logmix(pi: float, l0: np.ndarray, l1: np.ndarray) -> np.ndarray:
+    lp, lq = _logs(pi)
+    return np.logaddexp(lp + l0, lq + l1)
+
+
+def mixture_loglik(
+    counts, size_factors, pi: float, mu: float, *, ambient_rate: float, theta: float
+) -> float:
+    """Full log-likelihood (including ``-lgamma(y+1)``) of the two-component mixture."""
+    y, s = _as_arrays(counts, size_factors)
+    grp = _Group(y, s, ambient_rate, theta)
+    return grp.loglik(pi, mu) - float(special.gammaln(y + 1).sum())
+
+
+def expected_dropout(size_factors, mu: float, theta: float) -> float:
+    """Mean probability ``P(y = 0 | expressing)`` over cells: ``mean((theta / (theta + s mu)) ** theta)``."""
+    s = np.asarray(size_factors, dtype=float)
+    return (
+        float(np.mean(np.exp(theta * (np.log(theta) - np.log(theta + s * mu)))))
+        if s.size
+        else float("nan")
+    )
+
+
+# --------------------------------------------------------------------------- the fit
+
+
+def fit_antigen_mixture(
+    counts,
+    size_factors,
+    *,
+    ambient_rate: float,
+    theta: float | None = None,
+    alpha: float = 0.05,
+    interval: bool = True,
+) -> AntigenFit:
+    """Fit the negative/expressing mixture to one group of cells.
+
+    Parameters
+    ----------
+    counts
+        Antigen UMI counts per cell.
+    size_factors
+        Total UMIs per cell (rates are per UMI).
+    ambient_rate
+        Per-UMI rate of the antigen in ambient RNA (:func:`estimate_ambient_rate`).
+    theta
+        Negative-binomial size of expressing cells; estimated on this group by zero-truncated maximum
+        likelihood (:func:`estimate_theta`) when None. Pass the patient-wide value when you have it.
+    alpha
+        1 - coverage of intervals, level of the test.
+    interval
+        Compute the profile-likelihood interval and upper bound (set False in tight bootstrap loops; the
+        interval fields are then NaN and ``identifiable`` only uses the dropout criterion).
+
+    Returns
+    -------
+    AntigenFit
+    """
+    y, s = _as_arrays(counts, size_factors)
+    n = int(y.size)
+    a = max(float(ambient_rate), _MIN_RATE)
+    if theta is None:
+        theta = estimate_theta(y, s)
+    theta = float(theta)
+    if n == 0:
+        nan = float("nan")
+        return AntigenFit(
+            0, nan, nan, nan, nan, (nan, nan), theta, a, nan, nan, nan, False, np.empty(0)
+        )
+    zero_fraction = float(np.mean(y == 0))
+    grp = _Group(y, s, a, theta)
+    mu_start = max(float(y.sum() / s.sum()), grp.mu_floor)
+
+    cache: dict[float, tuple[float, float]] = {}
+    last_mu = [mu_start]
+
+    def prof(pi: float) -> float:
+        pi = float(min(max(pi, 0.0), 1.0))
+        if pi not in cache:
+            mu, ll = grp.profile_mu(pi, last_mu[0])
+            if pi < 1.0:
+                last_mu[0] = mu
+            cache[pi] = (mu, ll)
+        return cache[pi][1]
+
+    ll0 = prof(0.0)
+    mu0 = cache[0.0][0]
+    # moment start for pi: excess zeros over what mu0 predicts
+    res = optimize.minimize_scalar(
+        lambda p: -prof(p), bounds=(0.0, 1.0), method="bounded", options={"xatol": 1e-6}
+    )
+    pi_hat, ll_hat = float(res.x), -float(res.fun)
+    if ll0 >= ll_hat:
+        pi_hat, ll_hat = 0.0, ll0
+    # the bounded search never evaluates the end points exactly; check pi = 1 too
+    ll1 = prof(1.0)
+    if ll1 > ll_hat:
+        pi_hat, ll_hat = 1.0, ll1
+    last_mu[0] = cache.get(pi_hat, (mu0, 0))[0] if pi_hat in cache else last_mu[0]
+    if pi_hat not in cache:
+        prof(pi_hat)
+    mu_hat = cache[pi_hat][0] if pi_hat < 1.0 else mu0
+
+    lrt = max(2 * (ll_hat - ll0), 0.0)
+    pval = float(0.5 * stats.chi2.sf(lrt, 1)) if lrt > 0 else 1.0
+
+    dropout = expected_dropout(s, mu_hat, theta)
+
+    if interval:
+        q2 = float(stats.chi2.ppf(1 - alpha, 1)) / 2
+        q1 = float(stats.chi2.ppf(1 - 2 * alpha, 1)) / 2
+
+        def crossing(cut: float, lo: float, hi: float) -> float:
+            # root of prof(p) = ll_hat - cut between the MLE and an end point
+            f_end = prof(hi if hi != pi_hat else lo) - (ll_hat - cut)
+            if f_end >= 0:
+                return hi if hi != pi_hat else lo
+            last_mu[0] = mu_hat
+            return float(optimize.brentq(lambda p: prof(p) - (ll_hat - cut), lo, hi, xtol=1e-5))
+
+        ci_low = 0.0 if pi_hat <= 0 else crossing(q2, 0.0, pi_hat)
+        ci_high = 1.0 if pi_hat >= 1 else crossing(q2, pi_hat, 1.0)
+        upper = 1.0 if pi_hat >= 1 else crossing(q1, pi_hat, 1.0)
+    else:
+        ci_low = ci_high = upper = float("nan")
+
+    mu_ci = _mu_wald(grp, pi_hat, mu_hat, alpha)
+    width = ci_high - ci_low
+    identifiable = bool(dropout <= MAX_DROPOUT and (not interval or width <= MAX_CI_WIDTH))
+
+    l1 = grp.l1(mu_hat)[0]
+    lp, lq = _logs(pi_hat)
+    lmix = np.logaddexp(lp + grp.l0, lq + l1)
+    with np.errstate(invalid="ignore"):
+        p_neg = np.exp(lp + grp.l0 - lmix) if pi_hat > 0 else np.zeros(n)
+    return AntigenFit(
+        n_cells=n,
+        pi=pi_hat,
+        ci_low=float(ci_low),
+        ci_high=float(ci_high),
+        mu=float(mu_hat),
+        mu_ci=mu_ci,
+        theta=theta,
+        ambient_rate=a,
+        lrt_pvalue=pval,
+        zero_fraction=zero_fraction,
+        upper_bound=float(upper),
+        identifiable=identifiable,
+        p_negative=p_neg,
+        dropout=dropout,
+        loglik=ll_hat - float(special.gammaln(y + 1).sum()),
+    )
+
+
+def _mu_wald(grp: _Group, pi: float, mu: float, alpha: float) -> tuple[float, float]:
+    """Wald interval of mu on the log scale from the observed information of (pi, log mu)."""
+    if pi >= 1.0:
+        return (0.0, float("inf"))
+    z = float(stats.norm.ppf(1 - alpha / 2))
+    l1, g, h = grp.l1(mu)
+    lp, lq = _logs(pi)
+    lmix = np.logaddexp(lp + grp.l0, lq + l1)
+    r = np.exp(lq + l1 - lmix)
+    # derivatives in log mu
+    gu = mu * g
+    huu = mu * mu * h + mu * g
+    i_uu = -float(np.sum(r * (huu + (1 - r) * gu * gu)))
+    if pi > 0:
+        e0 = np.exp(np.minimum(grp.l0 - lmix, 700))
+        e1 = np.exp(np.minimum(l1 - lmix, 700))
+        dpi = e0 - e1
+        i_pp = float(np.sum(dpi * dpi))
+        i_pu = float(np.sum(np.exp(np.minimum(grp.l0 + l1 - 2 * lmix, 700)) * gu))
+        det = i_pp * i_uu - i_pu * i_pu
+        var_u = i_pp / det if det > 0 and i_pp > 0 else (1 / i_uu if i_uu > 0 else np.inf)
+    else:
+        var_u = 1 / i_uu if i_uu > 0 else np.inf
+    if not np.isfinite(var_u) or var_u <= 0:
+        return (0.0, float("inf"))
+    se = float(np.sqrt(var_u))
+    return (float(mu * np.exp(-z * se)), float(mu * np.exp(z * se)))
+
+
+# --------------------------------------------------------------------------- nuisance parameters
+
+
+def estimate_ambient_rate(counts, size_factors) -> float:
+    """Per-UMI ambient rate from cells (or empty droplets) that never express the antigen.
+
+    Poisson maximum likelihood with half a count added (Jeffreys), so that an all-zero reference gives a
+    small positive rate rather than zero: ``(sum(y) + 0.5) / sum(s)``.
+    """
+    y, s = _as_arrays(counts, size_factors)
+    if s.size == 0:
+        raise ValueError("no cells to estimate the ambient rate from")
+    return float((y.sum() + 0.5) / s.sum())
+
+
+def estimate_theta(
+    counts,
+    size_factors,
+    *,
+    groups=None,
+    bounds: tuple[float, float] = (0.05, 1000.0),
+    min_positive: int = 30,
+    default: float = 5.0,
+) -> float:
+    """Negative-binomial size of expressing cells, shared across the patient's groups.
+
+    Zero-truncated maximum likelihood on the cells with a positive count, with one rate ``mu_g`` per group
+    and one shared ``theta``. Zeros are left out because they mix dropout with true negatives (that is what
+    the mixture is for); positive counts come from expressing cells, up to the ambient contribution of
+    negative cells, which is small (``s * a`` is typically 0.01-0.1 counts) and slightly lowers theta.
+
+    Parameters
+    ----------
+    counts, size_factors
+        Antigen counts and total UMIs per cell.
+    groups
+        Group label per cell (e.g. sample); one rate per group. None: one group.
+    bounds
+        Search interval of theta.
+    min_positive
+        Fewer positive cells than this returns ``default``.
+    default
+        Returned when there are too few positive cells to estimate theta.
+    """
+    y, s = _as_arrays(counts, size_factors)
+    keep = y > 0
+    if keep.sum() < min_positive:
+        return float(default)
+    if groups is None:
+        codes = np.zeros(y.size, dtype=int)
+    else:
+        codes = np.unique(np.asarray(groups), return_inverse=True)[1].ravel()
+    y, s, codes = y[keep], s[keep], codes[keep]
+    ng = int(codes.max()) + 1
+    # drop empty groups from the parameter vector
+    used, codes = np.unique(codes, return_inverse=True)
+    ng = used.size
+    w = np.ones_like(y)
+    tot_y = np.bincount(codes, weights=y * w, minlength=ng)
+    tot_s = np.bincount(codes, weights=s * w, minlength=ng)
+    u0 = np.log(np.maximum(tot_y / tot_s, 1e-8)) - 0.5
+    lgy1 = special.gammaln(y + 1)
+
+    def negll(par: np.ndarray) -> tuple[float, np.ndarray]:
+        v, u = par[0], par[1:]
+        th = np.exp(v)
+        m = s * np.exp(u)[codes]
+        ltm = np.log(th + m)
+        logp0 = th * (v - ltm)
+        p0 = np.exp(logp0)
+        one_m = -np.expm1(logp0)
+        lnb = (
+            special.gammaln(y + th)
+            - special.gammaln(th)
+            - lgy1
+            + th * v
+            - (th + y) * ltm
+            + y * np.log(m)
+        )
+        ll = w * (lnb - np.log(one_m))
+        ratio = p0 / one_m
+        d_m = y / m - (th + y) / (th + m) - ratio * th / (th + m)
+        g_u = np.bincount(codes, weights=w * m * d_m, minlength=ng)
+        d_th_nb = special.digamma(y + th) - special.digamma(th) + v + 1 - ltm - (th + y) / (th + m)
+        d_th_p0 = v - ltm + 1 - th / (th + m)
+        g_v = th * float(np.sum(w * (d_th_nb + ratio * d_th_p0)))
+        return -float(ll.sum()), -np.concatenate([[g_v], g_u])
+
+    x0 = np.concatenate([[np.log(default)], u0])
+    bnds = [(np.log(bounds[0]), np.log(bounds[1]))] + [(None, None)] * ng
+    res = optimize.minimize(negll, x0, jac=True, method="L-BFGS-B", bounds=bnds)
+    return float(np.exp(res.x[0]))

@@ -1,0 +1,125 @@
+"""The antigen mixture kernel against independent references (scipy.stats pmfs, brute force, scipy.optimize)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from scipy import optimize, stats
+
+from cd7escape.tl._antigen_model import (
+    AntigenFit,
+    estimate_ambient_rate,
+    estimate_theta,
+    fit_antigen_mixture,
+    mixture_loglik,
+)
+
+A = 2e-5
+THETA = 3.0
+
+
+def simulate(rng, n, pi, mu, *, theta=THETA, a=A, depth=2000.0):
+    s = rng.lognormal(np.log(depth), 0.4, n)
+    neg = rng.random(n) < pi
+    lam = rng.gamma(theta, s * mu / theta)
+    y = np.where(neg, rng.poisson(s * a), rng.poisson(lam))
+    return y, s, neg
+
+
+def ref_loglik(y, s, pi, mu, theta=THETA, a=A):
+    """Independent reference: scipy.stats pmfs."""
+    f0 = stats.poisson.pmf(y, s * a)
+    f1 = stats.nbinom.pmf(y, theta, theta / (theta + s * mu))
+    return float(np.sum(np.log(pi * f0 + (1 - pi) * f1)))
+
+
+@pytest.fixture(scope="module")
+def group():
+    return simulate(np.random.default_rng(0), 400, 0.25, 1e-3)
+
+
+def test_loglik_matches_scipy(group):
+    y, s, _ = group
+    for pi, mu in [(0.0, 1e-3), (0.3, 5e-4), (0.9, 2e-3)]:
+        assert mixture_loglik(y, s, pi, mu, ambient_rate=A, theta=THETA) == pytest.approx(
+            ref_loglik(y, s, pi, mu), rel=1e-10
+        )
+
+
+def test_mle_equals_direct_optimisation_and_grid(group):
+    y, s, _ = group
+    fit = fit_antigen_mixture(y, s, ambient_rate=A, theta=THETA)
+    assert isinstance(fit, AntigenFit)
+    res = optimize.minimize(
+        lambda p: -ref_loglik(y, s, p[0], np.exp(p[1])),
+        x0=[0.5, np.log(5e-4)],
+        method="L-BFGS-B",
+        bounds=[(0, 1), (np.log(1e-5), np.log(1e-1))],
+    )
+    assert fit.pi == pytest.approx(res.x[0], abs=2e-3)
+    assert fit.mu == pytest.approx(np.exp(res.x[1]), rel=5e-3)
+    assert fit.loglik == pytest.approx(-res.fun, abs=1e-3)
+    # brute-force profile on a grid: the interval ends are where the profile drops by chi2_1(0.95)/2
+    pis = np.linspace(0, 0.6, 121)
+    mus = np.exp(np.linspace(np.log(5e-4), np.log(2e-3), 161))
+    prof = np.array([max(ref_loglik(y, s, p, m) for m in mus) for p in pis])
+    inside = pis[prof >= prof.max() - stats.chi2.ppf(0.95, 1) / 2]
+    assert fit.ci_low == pytest.approx(inside.min(), abs=0.01)
+    assert fit.ci_high == pytest.approx(inside.max(), abs=0.01)
+    # posterior by Bayes' rule with scipy pmfs
+    f0 = fit.pi * stats.poisson.pmf(y, s * A)
+    f1 = (1 - fit.pi) * stats.nbinom.pmf(y, THETA, THETA / (THETA + s * fit.mu))
+    np.testing.assert_allclose(fit.p_negative, f0 / (f0 + f1), rtol=1e-8, atol=1e-12)
+    lo, hi = fit.mu_ci
+    assert lo < fit.mu < hi
+
+
+def test_dropout_heavy_positive_group():
+    """All cells express, half show zero counts: the naive zero fraction is large, the model says ~0."""
+    rng = np.random.default_rng(1)
+    y, s, _ = simulate(rng, 2000, 0.0, 4e-4)
+    fit = fit_antigen_mixture(y, s, ambient_rate=A, theta=THETA)
+    assert fit.zero_fraction > 0.4
+    assert fit.ci_low == 0.0
+    assert fit.pi < 0.1
+    assert fit.upper_bound < 0.2
+    assert fit.lrt_pvalue > 0.01
+    assert fit.detection_limit().startswith("none in 2000 cells; 95 % upper bound")
+
+
+def test_coverage_small_simulation():
+    rng = np.random.default_rng(2)
+    hits = 0
+    n_rep = 40
+    for _ in range(n_rep):
+        pi = rng.uniform(0, 0.5)
+        y, s, _ = simulate(rng, 300, pi, rng.uniform(5e-4, 2e-3))
+        fit = fit_antigen_mixture(y, s, ambient_rate=A, theta=THETA)
+        hits += fit.ci_low <= pi <= fit.ci_high
+    assert hits / n_rep >= 0.85
+
+
+def test_not_identifiable_at_low_depth():
+    rng = np.random.default_rng(3)
+    y, s, _ = simulate(rng, 300, 0.2, 1e-4, depth=1000)
+    fit = fit_antigen_mixture(y, s, ambient_rate=A, theta=THETA)
+    assert not fit.identifiable
+    assert fit.ci_high - fit.ci_low > 0.25
+
+
+def test_nuisance_estimates():
+    rng = np.random.default_rng(4)
+    y, s, _ = simulate(rng, 20000, 0.2, 1e-3)
+    assert estimate_theta(y, s) == pytest.approx(THETA, rel=0.15)
+    s0 = rng.lognormal(np.log(2000), 0.4, 5000)
+    y0 = rng.poisson(s0 * A)
+    assert estimate_ambient_rate(y0, s0) == pytest.approx(A, rel=0.1)
+
+
+def test_bad_input():
+    with pytest.raises(ValueError):
+        fit_antigen_mixture([1, 2], [1.0], ambient_rate=A)
+    with pytest.raises(ValueError):
+        fit_antigen_mixture([1, -2], [1.0, 2.0], ambient_rate=A)
+    empty = fit_antigen_mixture([], [], ambient_rate=A, theta=THETA)
+    assert empty.n_cells == 0 and not empty.identifiable
