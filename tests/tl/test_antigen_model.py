@@ -117,9 +117,10 @@ def test_nuisance_estimates():
 
 
 def test_bad_input():
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match="differ in length"):
         fit_antigen_mixture([1, 2], [1.0], ambient_rate=A)
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match="non-negative"):
         fit_antigen_mixture([1, -2], [1.0, 2.0], ambient_rate=A)
     empty = fit_antigen_mixture([], [], ambient_rate=A, theta=THETA)
-    assert empty.n_cells == 0 and not empty.identifiable
+    assert empty.n_cells == 0
+    assert not empty.identifiable
