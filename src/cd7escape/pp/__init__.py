@@ -1,1 +1,6 @@
-"""pp namespace."""
+"""Preprocessing: quality control and the antigen-free embedding."""
+
+from ._embed import embed
+from ._qc import qc
+
+__all__ = ["embed", "qc"]

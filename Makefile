@@ -1,0 +1,29 @@
+# One-command setup and example run, and the test command. See README.md.
+PYTHON ?= python3
+VENV   ?= .venv
+BIN    := $(VENV)/bin
+
+.PHONY: example test setup lint clean
+
+example: setup  ## set up the environment and run the bundled example cohort
+	$(BIN)/cd7escape run configs/example.yaml
+
+setup: $(VENV)/.installed
+
+$(VENV)/.installed: pyproject.toml constraints.txt
+	test -d $(VENV) || $(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install -q --upgrade pip
+	# torch first, pinned: its CPU build is the one that fits (an unpinned torch pulls GBs of CUDA wheels)
+	$(BIN)/pip install -q torch==2.13.0
+	$(BIN)/pip install -q -c constraints.txt -e ".[scvi,test,dev,workflow]"
+	touch $@
+
+test: setup  ## run the test suite
+	$(BIN)/pytest -q
+
+lint: setup
+	$(BIN)/ruff check src tests benchmarks scripts
+	$(BIN)/ruff format --check src tests benchmarks scripts
+
+clean:
+	rm -rf results .pytest_cache

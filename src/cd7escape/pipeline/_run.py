@@ -1,0 +1,209 @@
+"""Run a configuration: every patient through every stage, with resumable caches and provenance."""
+
+from __future__ import annotations
+
+import json
+import logging
+import platform
+import sys
+import time
+import traceback
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from .._config import Config, SampleSpec
+from .._errors import InputError
+from .._logging import logger
+from .._version import __version__
+from ._cache import atomic_write_text, stage_key, write_h5ad
+from ._stages import STAGES, ingest_params
+
+
+@dataclass
+class PatientOutcome:
+    patient: str
+    status: str  # 'done' | 'failed'
+    seconds: float
+    timings: dict[str, float] = field(default_factory=dict)
+    error: str | None = None
+
+
+def run_config(
+    config_path: str | Path,
+    *,
+    outdir: str | Path | None = None,
+    patient: str | None = None,
+    force: bool = False,
+    progress: bool = True,
+) -> list[PatientOutcome]:
+    """Run the pipeline of a configuration file.
+
+    Parameters
+    ----------
+    config_path
+        YAML configuration (DESIGN §3).
+    outdir
+        Overrides the config's ``outdir``.
+    patient
+        Run this patient only (what a cluster job calls); the cohort summary is rebuilt from every
+        patient's result found in ``outdir``.
+    force
+        Recompute every stage instead of resuming from cached ones.
+    progress
+        Show a progress display on the terminal.
+
+    Returns
+    -------
+    One outcome per patient run. Raises :class:`~cd7escape._errors.InputError` for bad input before
+    anything is written.
+    """
+    from ..io import validate_config
+
+    config, problems = validate_config(config_path)
+    if problems:
+        raise InputError(problems)
+    base = Path(config_path).resolve().parent
+    out = Path(outdir).resolve() if outdir else (base / config.outdir).resolve()
+    samples: list[SampleSpec] = list(config.samples)
+    patients = list(dict.fromkeys(s.patient for s in samples))
+    if patient is not None:
+        if patient not in patients:
+            raise InputError.single(
+                f"patient {patient!r} is not in the sample sheet (patients: {', '.join(patients)})", field="--patient"
+            )
+        patients = [patient]
+    if config.malignant.gene_positions and not Path(config.malignant.gene_positions).is_absolute():
+        config.malignant.gene_positions = str(base / config.malignant.gene_positions)
+
+    out.mkdir(parents=True, exist_ok=True)
+    handler = _attach_log(out / "run.log")
+    started = time.time()
+    outcomes: list[PatientOutcome] = []
+    try:
+        logger.info("cd7escape %s: %d patient(s) from %s into %s", __version__, len(patients), config_path, out)
+        with _Progress(enabled=progress, total=len(patients) * (len(STAGES) + 2)) as bar:
+            for pid in patients:
+                specs = [s for s in samples if s.patient == pid]
+                outcomes.append(_run_patient(pid, specs, config, out / pid, force=force, bar=bar))
+        from ..report import write_cohort
+
+        write_cohort(out, [p for p in dict.fromkeys(s.patient for s in samples)])
+        _write_provenance(out, config, config_path, outcomes, time.time() - started)
+    finally:
+        logger.removeHandler(handler)
+        handler.close()
+    return outcomes
+
+
+def _run_patient(pid: str, specs: list[SampleSpec], config: Config, pdir: Path, *, force: bool, bar) -> PatientOutcome:
+    """All stages for one patient; an internal error is logged and reported, not raised."""
+    t0 = time.time()
+    timings: dict[str, float] = {}
+    try:
+        keys = [stage_key("", "ingest", ingest_params(specs, config))]
+        for stage in STAGES:
+            keys.append(stage_key(keys[-1], stage.name, stage.params(config)))
+        names = ["ingest", *(s.name for s in STAGES)]
+        paths = [pdir / "stages" / f"{i:02d}-{n}-{k}.h5ad" for i, (n, k) in enumerate(zip(names, keys, strict=True))]
+        start = 0
+        adata = None
+        if not force:
+            done = [i for i, p in enumerate(paths) if p.exists()]
+            if done:
+                import anndata as ad
+
+                start = done[-1] + 1
+                adata = ad.read_h5ad(paths[done[-1]])
+                logger.info("[%s] resuming after stage '%s' (%s)", pid, names[done[-1]], paths[done[-1]].name)
+                bar.advance(start, f"{pid}: resumed")
+        for i in range(start, len(names)):
+            bar.describe(f"{pid}: {names[i]}")
+            t = time.time()
+            if i == 0:
+                from ..io import read_patient
+
+                adata = read_patient(specs, antigen=config.antigen, car_feature=config.car_feature)
+            else:
+                STAGES[i - 1].run(adata, config)
+            timings[names[i]] = round(time.time() - t, 2)
+            for stale in (pdir / "stages").glob(f"{i:02d}-{names[i]}-*.h5ad") if (pdir / "stages").exists() else []:
+                stale.unlink()
+            write_h5ad(adata, paths[i])
+            logger.info("[%s] stage '%s' finished (%.1f s)", pid, names[i], timings[names[i]])
+            bar.advance(1)
+        bar.describe(f"{pid}: report")
+        t = time.time()
+        from ..report import write_patient
+
+        write_patient(adata, pdir, config=config)
+        timings["report"] = round(time.time() - t, 2)
+        bar.advance(1)
+        return PatientOutcome(pid, "done", round(time.time() - t0, 2), timings)
+    except InputError:
+        raise
+    except Exception as exc:  # one patient's bug must not lose the cohort
+        logger.error("[%s] failed with an internal error: %s\n%s", pid, exc, traceback.format_exc())
+        return PatientOutcome(pid, "failed", round(time.time() - t0, 2), timings, error=f"{type(exc).__name__}: {exc}")
+
+
+def _attach_log(path: Path) -> logging.Handler:
+    handler = logging.FileHandler(path, mode="a", encoding="utf-8")
+    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(message)s"))
+    logger.addHandler(handler)
+    if logger.level == logging.NOTSET or logger.level > logging.INFO:
+        logger.setLevel(logging.INFO)
+    return handler
+
+
+def _write_provenance(out: Path, config: Config, config_path, outcomes: list[PatientOutcome], seconds: float) -> None:
+    from importlib.metadata import PackageNotFoundError, version
+
+    versions: dict[str, str] = {"cd7escape": __version__, "python": sys.version.split()[0]}
+    for pkg in ("numpy", "scipy", "pandas", "anndata", "scanpy", "infercnvpy", "leidenalg", "igraph", "scvi-tools", "torch"):
+        try:
+            versions[pkg] = version(pkg)
+        except PackageNotFoundError:
+            versions[pkg] = "not installed"
+    prov: dict[str, Any] = {
+        "config_file": str(Path(config_path).resolve()),
+        "config": json.loads(config.model_dump_json()),
+        "seed": config.seed,
+        "versions": versions,
+        "platform": platform.platform(),
+        "command": sys.argv,
+        "started": time.strftime("%Y-%m-%dT%H:%M:%S%z", time.localtime(time.time() - seconds)),
+        "seconds": round(seconds, 2),
+        "patients": {o.patient: {"status": o.status, "seconds": o.seconds, "stages": o.timings, "error": o.error} for o in outcomes},
+    }
+    atomic_write_text(out / "provenance.json", json.dumps(prov, indent=2) + "\n")
+
+
+class _Progress:
+    """A rich progress bar on a terminal, quiet otherwise (logs carry the same information)."""
+
+    def __init__(self, *, enabled: bool, total: int) -> None:
+        self.enabled = enabled and sys.stderr.isatty()
+        self.total = total
+        self._progress = None
+
+    def __enter__(self):
+        if self.enabled:
+            from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+
+            self._progress = Progress(TextColumn("{task.description}"), BarColumn(), TimeElapsedColumn(), transient=False)
+            self._progress.start()
+            self._task = self._progress.add_task("starting", total=self.total)
+        return self
+
+    def __exit__(self, *exc) -> None:
+        if self._progress is not None:
+            self._progress.stop()
+
+    def describe(self, text: str) -> None:
+        if self._progress is not None:
+            self._progress.update(self._task, description=text)
+
+    def advance(self, n: int, text: str | None = None) -> None:
+        if self._progress is not None:
+            self._progress.update(self._task, advance=n, **({"description": text} if text else {}))

@@ -1,0 +1,120 @@
+"""The stages of a patient's run: each one a library call with the parameters that key its cache."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from .._config import Config, SampleSpec
+
+
+@dataclass(frozen=True)
+class Stage:
+    """One step of the pipeline: ``run(adata, config)`` modifies ``adata`` in place."""
+
+    name: str
+    description: str
+    params: Callable[[Config], dict[str, Any]]
+    run: Callable[[Any, Config], None]
+
+
+def car_features(adata, config: Config) -> list[str]:
+    """Feature names matching ``car_feature`` (a name or a regular expression)."""
+    if not config.car_feature:
+        return []
+    if config.car_feature in adata.var_names:
+        return [config.car_feature]
+    pattern = re.compile(config.car_feature)
+    return [g for g in adata.var_names if pattern.fullmatch(g)]
+
+
+def _qc(adata, config: Config) -> None:
+    from .. import pp
+
+    pp.qc(adata, **config.qc.model_dump(), seed=config.seed)
+
+
+def _embed(adata, config: Config) -> None:
+    from .. import pp
+
+    pp.embed(
+        adata,
+        antigen=config.antigen,
+        integration=config.integration,
+        exclude=tuple(car_features(adata, config)),
+        seed=config.seed,
+        **config.embed.model_dump(),
+    )
+
+
+def _malignant(adata, config: Config) -> None:
+    from .. import tl
+
+    tl.call_malignant(
+        adata, antigen=config.antigen, car_feature=config.car_feature, seed=config.seed, **config.malignant.model_dump()
+    )
+
+
+def _antigen(adata, config: Config) -> None:
+    from .. import tl
+
+    tl.antigen_state(adata, antigen=config.antigen, groupby="sample", **config.antigen_model.model_dump())
+
+
+def _clones(adata, config: Config) -> None:
+    from .. import tl
+
+    tl.subclones(adata, antigen=config.antigen, seed=config.seed, **config.clones.model_dump())
+
+
+def _classify(adata, config: Config) -> None:
+    from .. import tl
+
+    tl.classify_relapse(adata, antigen=config.antigen, seed=config.seed, **config.classify.model_dump())
+
+
+def _section(name: str, *shared: str) -> Callable[[Config], dict[str, Any]]:
+    def params(config: Config) -> dict[str, Any]:
+        out = getattr(config, name).model_dump() if name else {}
+        out.update({k: getattr(config, k) for k in shared})
+        return out
+
+    return params
+
+
+STAGES: tuple[Stage, ...] = (
+    Stage("qc", "quality control", _section("qc", "seed"), _qc),
+    Stage("embed", "embedding", _section("embed", "antigen", "integration", "car_feature", "seed"), _embed),
+    Stage("malignant", "malignant cells", _section("malignant", "antigen", "car_feature", "seed"), _malignant),
+    Stage("antigen", "antigen model", _section("antigen_model", "antigen", "antigen_protein"), _antigen),
+    Stage("clones", "subclones", _section("clones", "antigen", "seed"), _clones),
+    Stage("classify", "classification", _section("classify", "antigen", "seed"), _classify),
+)
+
+
+def ingest_params(samples: list[SampleSpec], config: Config) -> dict[str, Any]:
+    """What the ingest stage depends on: the sample specs and the identity of every input file."""
+
+    def fingerprint(path: str | None) -> list[Any] | None:
+        if not path:
+            return None
+        p = Path(path)
+        if p.is_dir():
+            return sorted([f.name, f.stat().st_size, f.stat().st_mtime_ns] for f in p.iterdir())
+        return [p.stat().st_size, p.stat().st_mtime_ns] if p.exists() else None
+
+    return {
+        "antigen": config.antigen,
+        "car_feature": config.car_feature,
+        "antigen_protein": config.antigen_protein,
+        "samples": [
+            {
+                **s.model_dump(),
+                "files": {k: fingerprint(getattr(s, k)) for k in ("path", "vdj", "malignant_labels", "donor_assignment", "raw_path")},
+            }
+            for s in samples
+        ],
+    }

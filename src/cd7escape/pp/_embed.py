@@ -1,0 +1,207 @@
+"""Normalisation, features that exclude the antigen, PCA or scVI, kNN graph, Leiden, UMAP."""
+
+from __future__ import annotations
+
+import numpy as np
+from scipy import sparse
+
+from .._logging import logger, timed
+from .._uns import record
+
+
+def embed(
+    adata,
+    *,
+    antigen: str = "CD7",
+    integration: str = "pca",
+    n_top_genes: int = 2000,
+    n_pcs: int = 30,
+    n_neighbors: int = 15,
+    resolution: float = 1.0,
+    antigen_corr_max: float = 0.3,
+    umap: bool = True,
+    scvi_max_epochs: int = 100,
+    scvi_n_latent: int = 20,
+    exclude: tuple[str, ...] = (),
+    batch_key: str = "sample",
+    layer: str = "counts",
+    seed: int = 0,
+    copy: bool = False,
+):
+    """Embed cells without letting the antigen shape the embedding.
+
+    Counts are depth-normalised (10,000 per cell) and log-transformed into ``X``. Highly variable genes
+    are chosen per sample; the antigen, every gene whose correlation with it across cells exceeds
+    ``antigen_corr_max``, and the names in ``exclude`` never enter the features. Otherwise the clusters
+    would split on the antigen and any later comparison of the antigen between clusters would be circular.
+
+    Parameters
+    ----------
+    adata
+        Cells × genes with raw counts in ``layers[layer]``.
+    antigen
+        Gene symbol of the CAR target.
+    integration
+        ``'pca'`` (PCA on the log data) or ``'scvi'`` (scVI latent space with ``batch_key`` as batch).
+    n_top_genes
+        Number of highly variable genes.
+    n_pcs
+        Principal components (PCA mode).
+    n_neighbors
+        Neighbours of the kNN graph.
+    resolution
+        Leiden resolution.
+    antigen_corr_max
+        Genes with Pearson correlation (log-normalised values) above this with the antigen are excluded.
+    umap
+        Compute ``obsm['X_umap']``.
+    scvi_max_epochs, scvi_n_latent
+        Bound on scVI training epochs (early stopping on) and latent size.
+    exclude
+        Further feature names kept out of the embedding (e.g. the CAR transgene).
+    batch_key
+        obs column naming the sample.
+    layer
+        Layer with raw counts.
+    seed
+        Random seed.
+    copy
+        Return a modified copy instead of working in place.
+
+    Returns
+    -------
+    A copy when ``copy=True``, else ``None``. Writes ``X`` (log-normalised), ``var['highly_variable']``,
+    ``obsm['X_pca']`` or ``obsm['X_scvi']``, ``obsp['connectivities'|'distances']``, ``obs['leiden']``,
+    ``obsm['X_umap']`` and ``uns['cd7escape']['embed']`` (with ``excluded_genes``).
+    """
+    import scanpy as sc
+
+    if copy:
+        adata = adata.copy()
+    if integration not in ("pca", "scvi"):
+        raise ValueError(f"integration must be 'pca' or 'scvi', not {integration!r}")
+    if layer not in adata.layers:
+        adata.layers[layer] = adata.X.copy()
+
+    with timed("embed: normalise and log-transform"):
+        adata.X = sparse.csr_matrix(adata.layers[layer], dtype=np.float32)
+        sc.pp.normalize_total(adata, target_sum=1e4)
+        sc.pp.log1p(adata)
+        adata.uns.pop("log1p", None)
+
+    excluded = _antigen_linked_genes(adata, antigen, antigen_corr_max) + [
+        g for g in exclude if g in adata.var_names
+    ]
+    with timed("embed: highly variable genes"):
+        n_batches = adata.obs[batch_key].nunique() if batch_key in adata.obs else 1
+        sc.pp.highly_variable_genes(
+            adata,
+            n_top_genes=min(n_top_genes + len(excluded), adata.n_vars),
+            batch_key=batch_key if n_batches > 1 else None,
+            flavor="seurat",
+        )
+        hvg = adata.var["highly_variable"].to_numpy().copy()
+        hvg[adata.var_names.isin(excluded)] = False
+        adata.var["highly_variable"] = hvg
+
+    if integration == "pca":
+        rep = "X_pca"
+        with timed(f"embed: PCA on {int(hvg.sum())} genes"):
+            n_comps = int(min(n_pcs, hvg.sum() - 1, adata.n_obs - 1))
+            sc.pp.pca(adata, n_comps=n_comps, mask_var="highly_variable", random_state=seed)
+            adata.uns.pop("pca", None)
+    else:
+        rep = "X_scvi"
+        adata.obsm[rep] = _scvi_latent(
+            adata, hvg, batch_key, layer, scvi_n_latent, scvi_max_epochs, seed
+        )
+
+    with timed("embed: kNN graph, Leiden, UMAP"):
+        sc.pp.neighbors(adata, n_neighbors=n_neighbors, use_rep=rep, random_state=seed)
+        sc.tl.leiden(
+            adata,
+            resolution=resolution,
+            flavor="igraph",
+            n_iterations=2,
+            directed=False,
+            random_state=seed,
+        )
+        adata.uns.pop("leiden", None)
+        if umap:
+            sc.tl.umap(adata, random_state=seed)
+            adata.uns.pop("umap", None)
+
+    params = dict(
+        antigen=antigen,
+        integration=integration,
+        n_top_genes=n_top_genes,
+        n_pcs=n_pcs,
+        n_neighbors=n_neighbors,
+        resolution=resolution,
+        antigen_corr_max=antigen_corr_max,
+        umap=umap,
+        scvi_max_epochs=scvi_max_epochs,
+        scvi_n_latent=scvi_n_latent,
+        exclude=list(exclude),
+        seed=seed,
+    )
+    record(
+        adata,
+        "embed",
+        params,
+        obs=["leiden"],
+        obsm=[rep] + (["X_umap"] if umap else []),
+        results={"excluded_genes": excluded, "use_rep": rep},
+    )
+    return adata if copy else None
+
+
+def _antigen_linked_genes(adata, antigen: str, corr_max: float) -> list[str]:
+    """The antigen plus genes that track it across cells (their clusters would proxy the antigen)."""
+    if antigen not in adata.var_names:
+        logger.warning(
+            "embed: antigen %s is not among the genes; nothing to exclude for it", antigen
+        )
+        return []
+    X = adata.X
+    a = np.asarray(X[:, adata.var_names.get_loc(antigen)].todense()).ravel()
+    n = X.shape[0]
+    mean_x = np.asarray(X.mean(axis=0)).ravel()
+    mean_sq = np.asarray(X.multiply(X).mean(axis=0)).ravel()
+    sd_x = np.sqrt(np.maximum(mean_sq - mean_x**2, 0))
+    cov = np.asarray(X.T @ a).ravel() / n - mean_x * a.mean()
+    with np.errstate(divide="ignore", invalid="ignore"):
+        r = cov / (sd_x * a.std())
+    r = np.nan_to_num(r)
+    linked = adata.var_names[r > corr_max].tolist()
+    if antigen not in linked:
+        linked.insert(0, antigen)
+    logger.info(
+        "embed: keeping %d antigen-linked genes out of the features: %s",
+        len(linked),
+        ", ".join(linked[:10]),
+    )
+    return linked
+
+
+def _scvi_latent(adata, hvg, batch_key, layer, n_latent, max_epochs, seed) -> np.ndarray:
+    """scVI latent space on the antigen-free features, bounded epochs with early stopping."""
+    import scvi
+
+    scvi.settings.seed = seed
+    sub = adata[:, hvg].copy()
+    sub.X = sub.layers[layer]
+    with timed(f"embed: scVI on {sub.n_obs} cells × {sub.n_vars} genes (≤ {max_epochs} epochs)"):
+        scvi.model.SCVI.setup_anndata(sub, layer=layer, batch_key=batch_key)
+        model = scvi.model.SCVI(sub, n_latent=n_latent)
+        model.train(
+            max_epochs=max_epochs,
+            early_stopping=True,
+            early_stopping_patience=10,
+            batch_size=1024,
+            enable_progress_bar=False,
+        )
+        adata.uns.setdefault("cd7escape", {})["scvi_epochs"] = int(
+            model.history["elbo_train"].shape[0]
+        )
+        return model.get_latent_representation()

@@ -1,0 +1,209 @@
+"""Per-sample adaptive quality control."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+from scipy import sparse
+
+from .._logging import logger, timed
+from .._uns import record
+
+_QC_COLUMNS = [
+    "total_counts",
+    "n_genes_by_counts",
+    "pct_counts_mt",
+    "doublet_score",
+    "predicted_doublet",
+    "qc_pass",
+]
+
+
+def qc(
+    adata,
+    *,
+    n_mads_counts: float = 5.0,
+    n_mads_genes: float = 5.0,
+    n_mads_mito: float = 3.0,
+    max_mito_pct: float = 25.0,
+    min_counts: int = 300,
+    min_genes: int = 150,
+    min_cells: int = 50,
+    doublets: bool = True,
+    expected_doublet_rate: float = 0.06,
+    batch_key: str = "sample",
+    layer: str = "counts",
+    filter: bool = True,
+    seed: int = 0,
+    copy: bool = False,
+):
+    """Flag low-quality cells and doublets per sample with adaptive thresholds.
+
+    Thresholds are set per sample as median ± ``n_mads`` median absolute deviations of log total counts,
+    log genes detected and mitochondrial percentage, never looser than the absolute floors
+    ``min_counts``/``min_genes`` or the ceiling ``max_mito_pct``. Doublets are flagged with scanpy's
+    scrublet, per sample. A sample left with fewer than ``min_cells`` passing cells fails as a whole:
+    it is reported in ``uns['cd7escape']['qc']['samples']`` and dropped, never silently kept.
+
+    Parameters
+    ----------
+    adata
+        Cells × genes with raw counts in ``layers[layer]`` (or ``X`` when the layer is absent).
+    n_mads_counts, n_mads_genes, n_mads_mito
+        Width of the adaptive windows, in median absolute deviations.
+    max_mito_pct, min_counts, min_genes
+        Absolute limits applied whatever the MADs say.
+    min_cells
+        Fewest passing cells for a sample to be kept.
+    doublets
+        Run scrublet per sample.
+    expected_doublet_rate
+        Scrublet's prior doublet rate.
+    batch_key
+        obs column naming the sample.
+    layer
+        Layer holding raw counts.
+    filter
+        Remove failing cells and failed samples; otherwise only annotate ``obs['qc_pass']``.
+    seed
+        Random seed for scrublet.
+    copy
+        Return a new AnnData instead of modifying ``adata``.
+
+    Returns
+    -------
+    The filtered AnnData when ``copy=True``, else ``None``. Writes ``obs['total_counts',
+    'n_genes_by_counts', 'pct_counts_mt', 'doublet_score', 'predicted_doublet', 'qc_pass']`` and
+    ``uns['cd7escape']['qc']``.
+    """
+    if copy:
+        adata = adata.copy()
+    counts = adata.layers.get(layer, adata.X)
+    counts = sparse.csr_matrix(counts)
+    total = np.asarray(counts.sum(axis=1)).ravel()
+    genes = np.asarray((counts > 0).sum(axis=1)).ravel()
+    mito = adata.var_names.str.upper().str.startswith("MT-")
+    mt_counts = (
+        np.asarray(counts[:, np.flatnonzero(mito)].sum(axis=1)).ravel()
+        if mito.any()
+        else np.zeros_like(total)
+    )
+    pct_mt = np.divide(
+        100 * mt_counts, total, out=np.zeros(len(total), dtype=float), where=total > 0
+    )
+    adata.obs["total_counts"] = total.astype(np.float64)
+    adata.obs["n_genes_by_counts"] = genes.astype(np.int64)
+    adata.obs["pct_counts_mt"] = pct_mt
+
+    keep = np.zeros(adata.n_obs, dtype=bool)
+    rows = []
+    samples = adata.obs[batch_key].astype(str).to_numpy()
+    for sample in pd.unique(samples):
+        idx = np.flatnonzero(samples == sample)
+        lo_c, hi_c = _mad_window(np.log1p(total[idx]), n_mads_counts)
+        lo_g, hi_g = _mad_window(np.log1p(genes[idx]), n_mads_genes)
+        med_mt = np.median(pct_mt[idx])
+        mad_mt = _mad(pct_mt[idx])
+        mt_max = min(max_mito_pct, med_mt + n_mads_mito * max(mad_mt, 1.0))
+        c_lo, c_hi = max(min_counts, np.expm1(lo_c)), np.expm1(hi_c)
+        g_lo, g_hi = max(min_genes, np.expm1(lo_g)), np.expm1(hi_g)
+        ok = (
+            (total[idx] >= c_lo)
+            & (total[idx] <= c_hi)
+            & (genes[idx] >= g_lo)
+            & (genes[idx] <= g_hi)
+            & (pct_mt[idx] <= mt_max)
+        )
+        n_pass = int(ok.sum())
+        status, reason = "passed", ""
+        if n_pass < min_cells:
+            status = "failed"
+            reason = (
+                f"only {n_pass} of {len(idx)} cells pass QC (median {np.median(total[idx]):.0f} UMIs and "
+                f"{np.median(genes[idx]):.0f} genes per cell; at least {min_cells} passing cells are needed)"
+            )
+            logger.warning("sample %s failed QC and is dropped: %s", sample, reason)
+            ok[:] = False
+        keep[idx] = ok
+        rows.append(
+            dict(
+                sample=sample,
+                cells_before=len(idx),
+                cells_after=n_pass if status == "passed" else 0,
+                median_counts=float(np.median(total[idx])),
+                median_genes=float(np.median(genes[idx])),
+                median_pct_mt=float(med_mt),
+                min_counts=float(c_lo),
+                max_counts=float(c_hi),
+                min_genes=float(g_lo),
+                max_genes=float(g_hi),
+                max_pct_mt=float(mt_max),
+                doublets=0,
+                status=status,
+                reason=reason,
+            )
+        )
+    table = pd.DataFrame(rows).set_index("sample")
+
+    adata.obs["doublet_score"] = np.nan
+    adata.obs["predicted_doublet"] = False
+    if doublets:
+        _flag_doublets(adata, counts, keep, samples, table, expected_doublet_rate, seed)
+        keep &= ~adata.obs["predicted_doublet"].to_numpy(dtype=bool)
+    adata.obs["qc_pass"] = keep
+    for sample, n in pd.Series(keep).groupby(samples).sum().items():
+        table.loc[sample, "cells_after"] = int(n)
+
+    params = dict(
+        n_mads_counts=n_mads_counts,
+        n_mads_genes=n_mads_genes,
+        n_mads_mito=n_mads_mito,
+        max_mito_pct=max_mito_pct,
+        min_counts=min_counts,
+        min_genes=min_genes,
+        min_cells=min_cells,
+        doublets=doublets,
+        expected_doublet_rate=expected_doublet_rate,
+        filter=filter,
+        seed=seed,
+    )
+    record(adata, "qc", params, obs=_QC_COLUMNS, results={"samples": table.reset_index()})
+    logger.info(
+        "qc: %d of %d cells pass; failed samples: %s",
+        int(keep.sum()),
+        adata.n_obs,
+        ", ".join(table.index[table.status == "failed"]) or "none",
+    )
+    if filter:
+        adata._inplace_subset_obs(keep)
+    return adata if copy else None
+
+
+def _mad(x: np.ndarray) -> float:
+    return float(np.median(np.abs(x - np.median(x)))) * 1.4826
+
+
+def _mad_window(x: np.ndarray, n_mads: float) -> tuple[float, float]:
+    med, mad = np.median(x), _mad(x)
+    return med - n_mads * mad, med + n_mads * mad
+
+
+def _flag_doublets(adata, counts, keep, samples, table, rate, seed) -> None:
+    """Scrublet per sample, on the cells that passed the other filters."""
+    import anndata as ad
+    import scanpy as sc
+
+    scores = np.full(adata.n_obs, np.nan)
+    calls = np.zeros(adata.n_obs, dtype=bool)
+    with timed("qc: scrublet doublet detection per sample"):
+        for sample in table.index[table.status == "passed"]:
+            idx = np.flatnonzero((samples == sample) & keep)
+            if len(idx) < 100:  # scrublet's simulation needs a population to compare against
+                continue
+            sub = ad.AnnData(counts[idx].astype(np.float32))
+            sc.pp.scrublet(sub, expected_doublet_rate=rate, random_state=seed, verbose=False)
+            scores[idx] = sub.obs["doublet_score"].to_numpy()
+            calls[idx] = sub.obs["predicted_doublet"].to_numpy(dtype=bool)
+            table.loc[sample, "doublets"] = int(calls[idx].sum())
+    adata.obs["doublet_score"] = scores
+    adata.obs["predicted_doublet"] = calls
