@@ -19,13 +19,21 @@ class _Section(BaseModel):
 class QCParams(_Section):
     """Per-sample adaptive quality control (median ± n·MAD on log scale)."""
 
-    n_mads_counts: float = Field(5.0, description="Cells beyond this many MADs of log total counts are removed.")
+    n_mads_counts: float = Field(
+        5.0, description="Cells beyond this many MADs of log total counts are removed."
+    )
     n_mads_genes: float = Field(5.0, description="Same, for log genes detected.")
-    n_mads_mito: float = Field(3.0, description="Cells above median + this many MADs of mitochondrial % are removed.")
-    max_mito_pct: float = Field(25.0, description="Hard ceiling on mitochondrial % whatever the MADs say.")
+    n_mads_mito: float = Field(
+        3.0, description="Cells above median + this many MADs of mitochondrial % are removed."
+    )
+    max_mito_pct: float = Field(
+        25.0, description="Hard ceiling on mitochondrial % whatever the MADs say."
+    )
     min_counts: int = Field(300, description="Absolute floor on UMIs per cell.")
     min_genes: int = Field(150, description="Absolute floor on genes detected per cell.")
-    min_cells: int = Field(50, description="A sample with fewer passing cells fails QC and is dropped (and reported).")
+    min_cells: int = Field(
+        50, description="A sample with fewer passing cells fails QC and is dropped (and reported)."
+    )
     doublets: bool = Field(True, description="Flag doublets with scanpy's scrublet, per sample.")
     expected_doublet_rate: float = Field(0.06, description="Scrublet's expected doublet rate.")
 
@@ -39,23 +47,31 @@ class EmbedParams(_Section):
     resolution: float = Field(1.0, description="Leiden resolution for cell clusters.")
     antigen_corr_max: float = Field(
         0.3,
-        description="Genes whose Spearman correlation with the antigen exceeds this are kept out of the features.",
+        description="Genes whose Pearson correlation (log-normalised values) with the antigen exceeds this are kept out of the features.",
     )
     umap: bool = Field(True, description="Compute a UMAP for the report.")
-    scvi_max_epochs: int = Field(100, description="Upper bound on scVI epochs (early stopping usually ends sooner).")
+    scvi_max_epochs: int = Field(
+        100, description="Upper bound on scVI epochs (early stopping usually ends sooner)."
+    )
     scvi_n_latent: int = Field(20, description="scVI latent dimensions.")
 
 
 class MalignantParams(_Section):
     """Combining per-cell evidence of malignancy (the antigen is never evidence)."""
 
-    min_score: float = Field(0.5, description="Cells with malignant_score at or above this are called malignant.")
-    cnv: bool = Field(True, description="Infer copy-number changes with infercnvpy against normal non-T cells.")
+    min_score: float = Field(
+        0.5, description="Cells with malignant_score at or above this are called malignant."
+    )
+    cnv: bool = Field(
+        True, description="Infer copy-number changes with infercnvpy against normal non-T cells."
+    )
     gene_positions: str | None = Field(
-        None, description="TSV (symbol, chromosome, start, end) or GTF of gene positions; the shipped hg38 table when null."
+        None,
+        description="TSV (symbol, chromosome, start, end) or GTF of gene positions; the shipped hg38 table when null.",
     )
     car_min_counts: int | None = Field(
-        None, description="UMIs of the CAR feature that call a CAR-T cell; chosen from the data when null."
+        None,
+        description="UMIs of the CAR feature that call a CAR-T cell; chosen from the data when null.",
     )
 
 
@@ -64,35 +80,62 @@ class AntigenParams(_Section):
 
     alpha: float = Field(0.05, description="Level of tests and 1 - coverage of intervals.")
     posterior_threshold: float = Field(
-        0.8, description="Cells with P(negative | counts) above this are 'negative', below 1 - this 'positive', else 'uncertain'."
+        0.8,
+        description="Cells with P(negative | counts) above this are 'negative', below 1 - this 'positive', else 'uncertain'.",
     )
-    dim_fold: float = Field(0.5, description="A group is 'dim' when its expression level is below this fraction of the reference.")
+    dim_fold: float = Field(
+        0.5,
+        description="A group is 'dim' when its expression level is below this fraction of the reference.",
+    )
     min_cells: int = Field(10, description="Groups smaller than this get no estimate.")
+    ambient_contamination: float = Field(
+        0.05,
+        description="Share of a cell's UMIs that are ambient RNA, used to turn an empty-droplet profile into a per-UMI ambient rate.",
+    )
 
 
 class CloneParams(_Section):
     """Baseline subclones and the mapping of relapse cells onto them."""
 
     resolution: float = Field(0.5, description="Leiden resolution on the malignant-only graph.")
-    min_subclone_cells: int = Field(10, description="Subclusters smaller than this are merged into their nearest neighbour.")
-    n_neighbors: int = Field(15, description="Neighbours used for relapse → baseline label transfer.")
-    min_mapping_confidence: float = Field(0.5, description="Relapse cells below this mapping confidence are 'unmapped'.")
+    min_subclone_cells: int = Field(
+        10, description="Subclusters smaller than this are merged into their nearest neighbour."
+    )
+    n_neighbors: int = Field(
+        15, description="Neighbours used for relapse → baseline label transfer."
+    )
+    min_mapping_confidence: float = Field(
+        0.5, description="Relapse cells below this mapping confidence are 'unmapped'."
+    )
 
 
 class ClassifyParams(_Section):
     """Thresholds of the relapse-mechanism decision (DESIGN §7); written into result.json."""
 
-    min_relapse_cells: int = Field(30, description="Fewer malignant relapse cells than this is 'indeterminate'.")
-    min_baseline_cells: int = Field(30, description="Fewer malignant baseline cells than this is 'indeterminate'.")
-    retained_max_negative: float = Field(0.2, description="Relapse negative fraction below this (and not dim) is 'antigen_retained'.")
+    min_relapse_cells: int = Field(
+        30, description="Fewer malignant relapse cells than this is 'indeterminate'."
+    )
+    min_baseline_cells: int = Field(
+        30, description="Fewer malignant baseline cells than this is 'indeterminate'."
+    )
+    retained_max_negative: float = Field(
+        0.2, description="Relapse negative fraction below this (and not dim) is 'antigen_retained'."
+    )
     preexisting_min_negative: float = Field(
-        0.5, description="A baseline subclone counts as antigen-negative when its negative fraction is at least this."
+        0.5,
+        description="A baseline subclone counts as antigen-negative when its negative fraction is at least this.",
     )
     downregulation_max_negative: float = Field(
-        0.2, description="A baseline subclone counts as antigen-positive when the upper bound of its negative fraction is below this."
+        0.2,
+        description="A baseline subclone counts as antigen-positive when the upper bound of its negative fraction is below this.",
     )
-    mixed_min_share: float = Field(0.2, description="Both mechanisms explaining at least this share of relapse negative cells is 'mixed'.")
-    min_expansion_fold: float = Field(2.0, description="Smallest relapse/baseline frequency ratio called an expansion.")
+    mixed_min_share: float = Field(
+        0.2,
+        description="Both mechanisms explaining at least this share of relapse negative cells is 'mixed'.",
+    )
+    min_expansion_fold: float = Field(
+        2.0, description="Smallest relapse/baseline frequency ratio called an expansion."
+    )
     n_bootstrap: int = Field(50, description="Bootstrap replicates over cells for the confidence.")
 
 
@@ -114,10 +157,14 @@ class Config(_Section):
     """A cd7escape run (DESIGN §3)."""
 
     antigen: str = Field("CD7", description="Gene symbol of the CAR target.")
-    antigen_protein: str | None = Field(None, description="ADT feature of the antigen when CITE-seq is present.")
+    antigen_protein: str | None = Field(
+        None, description="ADT feature of the antigen when CITE-seq is present."
+    )
     car_feature: str | None = Field(None, description="Feature name or regex of the CAR transgene.")
     outdir: str = Field("results", description="Output folder, relative to the config file.")
-    samples: str | list[SampleSpec] = Field(..., description="Sample sheet (CSV/TSV) or an inline list of samples.")
+    samples: str | list[SampleSpec] = Field(
+        ..., description="Sample sheet (CSV/TSV) or an inline list of samples."
+    )
     integration: Literal["pca", "scvi"] = Field("pca", description="pca (fast default) or scvi.")
     seed: int = Field(0, description="Seed of every random step.")
     qc: QCParams = Field(default_factory=QCParams)
