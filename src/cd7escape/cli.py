@@ -41,10 +41,18 @@ def _fail_input(err: InputError, what: str) -> None:
 @app.command()
 def run(
     config: Annotated[Path, typer.Argument(help="YAML configuration (see configs/example.yaml).")],
-    outdir: Annotated[Path | None, typer.Option(help="Output folder; overrides the config's outdir.")] = None,
-    patient: Annotated[str | None, typer.Option(help="Run this patient only (cluster jobs call this).")] = None,
-    force: Annotated[bool, typer.Option("--force", help="Recompute every stage instead of resuming.")] = False,
-    verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Log every step to the terminal.")] = False,
+    outdir: Annotated[
+        Path | None, typer.Option(help="Output folder; overrides the config's outdir.")
+    ] = None,
+    patient: Annotated[
+        str | None, typer.Option(help="Run this patient only (cluster jobs call this).")
+    ] = None,
+    force: Annotated[
+        bool, typer.Option("--force", help="Recompute every stage instead of resuming.")
+    ] = False,
+    verbose: Annotated[
+        bool, typer.Option("--verbose", "-v", help="Log every step to the terminal.")
+    ] = False,
 ) -> None:
     """Run every patient (or one) through QC → embedding → malignant cells → antigen → clones → call → report."""
     _console_logging(verbose)
@@ -56,7 +64,10 @@ def run(
         _fail_input(err, f"cannot run {config}")
     failed = [o for o in outcomes if o.status != "done"]
     for o in outcomes:
-        typer.echo(f"{o.patient}: {o.status} in {o.seconds:.0f} s" + (f" ({o.error})" if o.error else ""), err=True)
+        typer.echo(
+            f"{o.patient}: {o.status} in {o.seconds:.0f} s" + (f" ({o.error})" if o.error else ""),
+            err=True,
+        )
     if failed:
         raise typer.Exit(EXIT_INTERNAL)
 
@@ -73,18 +84,45 @@ def validate(
         _fail_input(InputError(problems), f"{config} is not valid")
     n_samples = len(cfg.samples)
     n_patients = len({s.patient for s in cfg.samples})
-    typer.echo(f"{config}: valid ({n_patients} patient(s), {n_samples} sample(s), antigen {cfg.antigen})")
+    typer.echo(
+        f"{config}: valid ({n_patients} patient(s), {n_samples} sample(s), antigen {cfg.antigen})"
+    )
+
+
+@app.command()
+def summarize(
+    config: Annotated[Path, typer.Argument(help="YAML configuration of the cohort.")],
+    outdir: Annotated[
+        Path | None, typer.Option(help="Output folder; overrides the config's outdir.")
+    ] = None,
+) -> None:
+    """Rebuild cohort_summary.tsv and cohort.html from the patients' results (after per-patient jobs)."""
+    from .pipeline import summarize_config
+
+    try:
+        path = summarize_config(config, outdir=outdir)
+    except InputError as err:
+        _fail_input(err, f"cannot summarize {config}")
+    typer.echo(f"wrote {path}")
 
 
 @app.command()
 def simulate(
-    outdir: Annotated[Path, typer.Argument(help="Folder to write samples, sample sheet and config into.")],
-    mechanism: Annotated[str, typer.Option(help="Relapse mechanism to simulate.")] = "antigen_downregulation",
+    outdir: Annotated[
+        Path, typer.Argument(help="Folder to write samples, sample sheet and config into.")
+    ],
+    mechanism: Annotated[
+        str, typer.Option(help="Relapse mechanism to simulate.")
+    ] = "antigen_downregulation",
     seed: Annotated[int, typer.Option(help="Random seed.")] = 0,
     n_cells: Annotated[int, typer.Option(help="Cells per sample.")] = 2000,
     depth: Annotated[int, typer.Option(help="Median UMIs per cell.")] = 3000,
-    negative_fraction: Annotated[float, typer.Option(help="Share of baseline blasts in the antigen-negative subclone.")] = 0.1,
-    fold: Annotated[float, typer.Option(help="Downregulation fold (inf: complete loss).")] = float("inf"),
+    negative_fraction: Annotated[
+        float, typer.Option(help="Share of baseline blasts in the antigen-negative subclone.")
+    ] = 0.1,
+    fold: Annotated[float, typer.Option(help="Downregulation fold (inf: complete loss).")] = float(
+        "inf"
+    ),
     tcr: Annotated[bool, typer.Option(help="Blasts carry a productive monoclonal TCR.")] = True,
     patient: Annotated[str, typer.Option(help="Patient id.")] = "P1",
     fmt: Annotated[str, typer.Option("--format", help="h5 (10x HDF5), h5ad or mtx.")] = "h5",
@@ -107,7 +145,9 @@ def simulate(
         typer.echo(f"cd7escape simulate: {err}", err=True)
         raise typer.Exit(EXIT_INPUT) from None
     sheet = write_simulated(adata, outdir, fmt=fmt)
-    typer.echo(f"wrote {adata.n_obs} cells of patient {patient} ({mechanism}); sample sheet {sheet}")
+    typer.echo(
+        f"wrote {adata.n_obs} cells of patient {patient} ({mechanism}); sample sheet {sheet}"
+    )
 
 
 def main() -> None:

@@ -12,7 +12,9 @@ from typing import Any
 
 def stage_key(previous: str, name: str, params: dict[str, Any]) -> str:
     """Hash of a stage's parameters chained to the key of the stage before it."""
-    payload = json.dumps({"previous": previous, "stage": name, "params": params}, sort_keys=True, default=str)
+    payload = json.dumps(
+        {"previous": previous, "stage": name, "params": params}, sort_keys=True, default=str
+    )
     return hashlib.sha256(payload.encode()).hexdigest()[:16]
 
 

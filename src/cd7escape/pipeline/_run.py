@@ -70,7 +70,8 @@ def run_config(
     if patient is not None:
         if patient not in patients:
             raise InputError.single(
-                f"patient {patient!r} is not in the sample sheet (patients: {', '.join(patients)})", field="--patient"
+                f"patient {patient!r} is not in the sample sheet (patients: {', '.join(patients)})",
+                field="--patient",
             )
         patients = [patient]
     if config.malignant.gene_positions and not Path(config.malignant.gene_positions).is_absolute():
@@ -81,14 +82,20 @@ def run_config(
     started = time.time()
     outcomes: list[PatientOutcome] = []
     try:
-        logger.info("cd7escape %s: %d patient(s) from %s into %s", __version__, len(patients), config_path, out)
+        logger.info(
+            "cd7escape %s: %d patient(s) from %s into %s",
+            __version__,
+            len(patients),
+            config_path,
+            out,
+        )
         with _Progress(enabled=progress, total=len(patients) * (len(STAGES) + 2)) as bar:
             for pid in patients:
                 specs = [s for s in samples if s.patient == pid]
                 outcomes.append(_run_patient(pid, specs, config, out / pid, force=force, bar=bar))
         from ..report import write_cohort
 
-        write_cohort(out, [p for p in dict.fromkeys(s.patient for s in samples)])
+        write_cohort(out, list(dict.fromkeys(s.patient for s in samples)))
         _write_provenance(out, config, config_path, outcomes, time.time() - started)
     finally:
         logger.removeHandler(handler)
@@ -96,7 +103,21 @@ def run_config(
     return outcomes
 
 
-def _run_patient(pid: str, specs: list[SampleSpec], config: Config, pdir: Path, *, force: bool, bar) -> PatientOutcome:
+def summarize_config(config_path: str | Path, *, outdir: str | Path | None = None) -> Path:
+    """Rebuild the cohort summary from the per-patient results in ``outdir`` (after cluster jobs)."""
+    from ..io import load_config
+    from ..report import write_cohort
+
+    config = load_config(config_path)
+    base = Path(config_path).resolve().parent
+    out = Path(outdir).resolve() if outdir else (base / config.outdir).resolve()
+    write_cohort(out, list(dict.fromkeys(s.patient for s in config.samples)))
+    return out / "cohort_summary.tsv"
+
+
+def _run_patient(
+    pid: str, specs: list[SampleSpec], config: Config, pdir: Path, *, force: bool, bar
+) -> PatientOutcome:
     """All stages for one patient; an internal error is logged and reported, not raised."""
     t0 = time.time()
     timings: dict[str, float] = {}
@@ -105,7 +126,10 @@ def _run_patient(pid: str, specs: list[SampleSpec], config: Config, pdir: Path, 
         for stage in STAGES:
             keys.append(stage_key(keys[-1], stage.name, stage.params(config)))
         names = ["ingest", *(s.name for s in STAGES)]
-        paths = [pdir / "stages" / f"{i:02d}-{n}-{k}.h5ad" for i, (n, k) in enumerate(zip(names, keys, strict=True))]
+        paths = [
+            pdir / "stages" / f"{i:02d}-{n}-{k}.h5ad"
+            for i, (n, k) in enumerate(zip(names, keys, strict=True))
+        ]
         start = 0
         adata = None
         if not force:
@@ -115,7 +139,12 @@ def _run_patient(pid: str, specs: list[SampleSpec], config: Config, pdir: Path, 
 
                 start = done[-1] + 1
                 adata = ad.read_h5ad(paths[done[-1]])
-                logger.info("[%s] resuming after stage '%s' (%s)", pid, names[done[-1]], paths[done[-1]].name)
+                logger.info(
+                    "[%s] resuming after stage '%s' (%s)",
+                    pid,
+                    names[done[-1]],
+                    paths[done[-1]].name,
+                )
                 bar.advance(start, f"{pid}: resumed")
         for i in range(start, len(names)):
             bar.describe(f"{pid}: {names[i]}")
@@ -127,7 +156,11 @@ def _run_patient(pid: str, specs: list[SampleSpec], config: Config, pdir: Path, 
             else:
                 STAGES[i - 1].run(adata, config)
             timings[names[i]] = round(time.time() - t, 2)
-            for stale in (pdir / "stages").glob(f"{i:02d}-{names[i]}-*.h5ad") if (pdir / "stages").exists() else []:
+            for stale in (
+                (pdir / "stages").glob(f"{i:02d}-{names[i]}-*.h5ad")
+                if (pdir / "stages").exists()
+                else []
+            ):
                 stale.unlink()
             write_h5ad(adata, paths[i])
             logger.info("[%s] stage '%s' finished (%.1f s)", pid, names[i], timings[names[i]])
@@ -144,7 +177,9 @@ def _run_patient(pid: str, specs: list[SampleSpec], config: Config, pdir: Path, 
         raise
     except Exception as exc:  # one patient's bug must not lose the cohort
         logger.error("[%s] failed with an internal error: %s\n%s", pid, exc, traceback.format_exc())
-        return PatientOutcome(pid, "failed", round(time.time() - t0, 2), timings, error=f"{type(exc).__name__}: {exc}")
+        return PatientOutcome(
+            pid, "failed", round(time.time() - t0, 2), timings, error=f"{type(exc).__name__}: {exc}"
+        )
 
 
 def _attach_log(path: Path) -> logging.Handler:
@@ -156,15 +191,46 @@ def _attach_log(path: Path) -> logging.Handler:
     return handler
 
 
-def _write_provenance(out: Path, config: Config, config_path, outcomes: list[PatientOutcome], seconds: float) -> None:
+def _write_provenance(
+    out: Path, config: Config, config_path, outcomes: list[PatientOutcome], seconds: float
+) -> None:
     from importlib.metadata import PackageNotFoundError, version
 
     versions: dict[str, str] = {"cd7escape": __version__, "python": sys.version.split()[0]}
-    for pkg in ("numpy", "scipy", "pandas", "anndata", "scanpy", "infercnvpy", "leidenalg", "igraph", "scvi-tools", "torch"):
+    for pkg in (
+        "numpy",
+        "scipy",
+        "pandas",
+        "anndata",
+        "scanpy",
+        "infercnvpy",
+        "leidenalg",
+        "igraph",
+        "scvi-tools",
+        "torch",
+    ):
         try:
             versions[pkg] = version(pkg)
         except PackageNotFoundError:
             versions[pkg] = "not installed"
+    patients = {}
+    previous = out / "provenance.json"
+    if previous.exists():
+        try:
+            patients = json.loads(previous.read_text()).get("patients", {})
+        except (json.JSONDecodeError, OSError):
+            patients = {}
+    patients.update(
+        {
+            o.patient: {
+                "status": o.status,
+                "seconds": o.seconds,
+                "stages": o.timings,
+                "error": o.error,
+            }
+            for o in outcomes
+        }
+    )
     prov: dict[str, Any] = {
         "config_file": str(Path(config_path).resolve()),
         "config": json.loads(config.model_dump_json()),
@@ -174,7 +240,7 @@ def _write_provenance(out: Path, config: Config, config_path, outcomes: list[Pat
         "command": sys.argv,
         "started": time.strftime("%Y-%m-%dT%H:%M:%S%z", time.localtime(time.time() - seconds)),
         "seconds": round(seconds, 2),
-        "patients": {o.patient: {"status": o.status, "seconds": o.seconds, "stages": o.timings, "error": o.error} for o in outcomes},
+        "patients": dict(sorted(patients.items())),
     }
     atomic_write_text(out / "provenance.json", json.dumps(prov, indent=2) + "\n")
 
@@ -191,7 +257,9 @@ class _Progress:
         if self.enabled:
             from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
-            self._progress = Progress(TextColumn("{task.description}"), BarColumn(), TimeElapsedColumn(), transient=False)
+            self._progress = Progress(
+                TextColumn("{task.description}"), BarColumn(), TimeElapsedColumn(), transient=False
+            )
             self._progress.start()
             self._task = self._progress.add_task("starting", total=self.total)
         return self

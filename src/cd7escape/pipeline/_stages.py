@@ -54,14 +54,20 @@ def _malignant(adata, config: Config) -> None:
     from .. import tl
 
     tl.call_malignant(
-        adata, antigen=config.antigen, car_feature=config.car_feature, seed=config.seed, **config.malignant.model_dump()
+        adata,
+        antigen=config.antigen,
+        car_feature=config.car_feature,
+        seed=config.seed,
+        **config.malignant.model_dump(),
     )
 
 
 def _antigen(adata, config: Config) -> None:
     from .. import tl
 
-    tl.antigen_state(adata, antigen=config.antigen, groupby="sample", **config.antigen_model.model_dump())
+    tl.antigen_state(
+        adata, antigen=config.antigen, groupby="sample", **config.antigen_model.model_dump()
+    )
 
 
 def _clones(adata, config: Config) -> None:
@@ -73,7 +79,9 @@ def _clones(adata, config: Config) -> None:
 def _classify(adata, config: Config) -> None:
     from .. import tl
 
-    tl.classify_relapse(adata, antigen=config.antigen, seed=config.seed, **config.classify.model_dump())
+    tl.classify_relapse(
+        adata, antigen=config.antigen, seed=config.seed, **config.classify.model_dump()
+    )
 
 
 def _section(name: str, *shared: str) -> Callable[[Config], dict[str, Any]]:
@@ -87,9 +95,24 @@ def _section(name: str, *shared: str) -> Callable[[Config], dict[str, Any]]:
 
 STAGES: tuple[Stage, ...] = (
     Stage("qc", "quality control", _section("qc", "seed"), _qc),
-    Stage("embed", "embedding", _section("embed", "antigen", "integration", "car_feature", "seed"), _embed),
-    Stage("malignant", "malignant cells", _section("malignant", "antigen", "car_feature", "seed"), _malignant),
-    Stage("antigen", "antigen model", _section("antigen_model", "antigen", "antigen_protein"), _antigen),
+    Stage(
+        "embed",
+        "embedding",
+        _section("embed", "antigen", "integration", "car_feature", "seed"),
+        _embed,
+    ),
+    Stage(
+        "malignant",
+        "malignant cells",
+        _section("malignant", "antigen", "car_feature", "seed"),
+        _malignant,
+    ),
+    Stage(
+        "antigen",
+        "antigen model",
+        _section("antigen_model", "antigen", "antigen_protein"),
+        _antigen,
+    ),
     Stage("clones", "subclones", _section("clones", "antigen", "seed"), _clones),
     Stage("classify", "classification", _section("classify", "antigen", "seed"), _classify),
 )
@@ -113,7 +136,10 @@ def ingest_params(samples: list[SampleSpec], config: Config) -> dict[str, Any]:
         "samples": [
             {
                 **s.model_dump(),
-                "files": {k: fingerprint(getattr(s, k)) for k in ("path", "vdj", "malignant_labels", "donor_assignment", "raw_path")},
+                "files": {
+                    k: fingerprint(getattr(s, k))
+                    for k in ("path", "vdj", "malignant_labels", "donor_assignment", "raw_path")
+                },
             }
             for s in samples
         ],
