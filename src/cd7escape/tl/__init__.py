@@ -1,1 +1,5 @@
 """tl namespace."""
+
+from ._malignant import call_malignant
+
+__all__ = ["call_malignant"]

@@ -1,0 +1,53 @@
+"""Blast / early T-precursor (ETP) program score, for :func:`cd7escape.tl.call_malignant`.
+
+Mature T and NK cells do not express these genes; thymocyte-like T-ALL and ETP-ALL blasts do. Normal
+precursors (CD34+ progenitors, B precursors) express some of them too, which is why the score is evidence
+only for T-lineage cells (see ``_malignant``).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+from ._cell_types import check_antigen_free, set_score
+
+# Specific: essentially absent from mature blood/marrow T and NK cells.
+BLAST_SPECIFIC: tuple[str, ...] = (
+    "DNTT",
+    "CD1A",
+    "CD1E",
+    "CD34",
+    "KIT",
+    "PTCRA",
+    "RAG1",
+    "RAG2",
+    "CD1B",
+)
+# Supporting: higher in blasts than in mature T cells, but present in some normal cells.
+BLAST_SUPPORTING: tuple[str, ...] = (
+    "CD99",
+    "SOX4",
+    "MYB",
+    "LMO2",
+    "LYL1",
+    "HHEX",
+    "BAALC",
+    "MEF2C",
+    "TAL1",
+)
+# Blast score at which the evidence saturates / starts (calibrated on real mature T cells, carpall).
+BLAST_LOW, BLAST_HIGH = 0.08, 0.30
+
+
+def blast_score(logx, var_names: pd.Index, antigen: str) -> np.ndarray:
+    """Per-cell blast/ETP program score in [0, 1] (specific genes weigh twice the supporting ones)."""
+    check_antigen_free((*BLAST_SPECIFIC, *BLAST_SUPPORTING), antigen)
+    spec = set_score(logx, var_names, BLAST_SPECIFIC)
+    supp = set_score(logx, var_names, BLAST_SUPPORTING)
+    return (2.0 * spec + supp) / 3.0
+
+
+def blast_evidence(score: np.ndarray) -> np.ndarray:
+    """Map a (smoothed) blast score to evidence in [0, 1]."""
+    return np.clip((score - BLAST_LOW) / (BLAST_HIGH - BLAST_LOW), 0.0, 1.0)

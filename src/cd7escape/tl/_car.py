@@ -1,0 +1,84 @@
+"""CAR transgene detection, for :func:`cd7escape.tl.call_malignant`.
+
+CAR-T cells are T cells (often CD7-negative after a CD7 CAR); they are a cell class of their own and
+never tumour on the ground of being CAR-positive or antigen-negative.
+"""
+
+from __future__ import annotations
+
+import re
+
+import numpy as np
+import pandas as pd
+from scipy import stats
+
+from .._errors import InputError
+
+# Per-cell probability, under ambient contamination alone, below which a CAR count is called real.
+_AMBIENT_P = 1e-3
+
+
+def find_car_feature(var_names: pd.Index, car_feature: str | None) -> str | None:
+    """The var name of the CAR feature: exact name first, then a full regex match, then a search."""
+    if car_feature is None:
+        return None
+    if car_feature in var_names:
+        return car_feature
+    try:
+        pattern = re.compile(car_feature)
+    except re.error as err:
+        raise InputError.single(
+            f"not a feature name or valid regex: {err}", field="car_feature"
+        ) from None
+    hits = [v for v in var_names if pattern.fullmatch(v)] or [
+        v for v in var_names if pattern.search(v)
+    ]
+    if not hits:
+        raise InputError.single(
+            f"no feature named or matching {car_feature!r} in the data", field="car_feature"
+        )
+    if len(hits) > 1:
+        raise InputError.single(
+            f"{car_feature!r} matches several features ({', '.join(hits[:5])}); name one",
+            field="car_feature",
+        )
+    return hits[0]
+
+
+def detect_car(
+    car_counts: np.ndarray,
+    total_counts: np.ndarray,
+    background: np.ndarray,
+    *,
+    car_min_counts: int | None = None,
+) -> tuple[np.ndarray, dict]:
+    """Call CAR-positive cells.
+
+    With ``car_min_counts`` a cell is CAR-positive when it has at least that many CAR UMIs. Otherwise the
+    threshold comes from the data: the ambient CAR rate per UMI is estimated on ``background`` cells (lineages
+    that cannot carry the transgene: B, myeloid, erythroid) and a cell is CAR-positive when its count is
+    improbable under ambient contamination alone (Poisson tail < 1e-3 given its library size), and ≥ 1.
+    """
+    car_counts = np.asarray(car_counts, dtype=float)
+    total_counts = np.asarray(total_counts, dtype=float)
+    if car_min_counts is not None:
+        return car_counts >= car_min_counts, {"method": "fixed", "min_counts": int(car_min_counts)}
+    n_bg = int(background.sum())
+    if n_bg >= 20 and total_counts[background].sum() > 0:
+        rate = car_counts[background].sum() / total_counts[background].sum()
+    else:
+        rate = 0.0
+    lam = rate * total_counts
+    # P(Y >= y) under ambient only; sf(y - 1) = P(Y >= y)
+    p = stats.poisson.sf(car_counts - 1, np.maximum(lam, 1e-12))
+    called = (car_counts >= 1) & (p < _AMBIENT_P)
+    info = {
+        "method": "ambient_poisson",
+        "ambient_rate_per_umi": float(rate),
+        "n_background_cells": n_bg,
+        "p_threshold": _AMBIENT_P,
+        "median_min_counts": int(
+            np.median(stats.poisson.isf(_AMBIENT_P, np.maximum(lam, 1e-12)) + 1)
+        ),
+    }
+    return called, info

@@ -1,0 +1,278 @@
+"""Copy-number evidence with infercnvpy, for :func:`cd7escape.tl.call_malignant`.
+
+Reference: confidently normal cells of the same patient — normal non-T lineages (B, myeloid, erythroid, NK)
+and, when a TCR is available, polyclonal T cells (each lineage its own reference category, so infercnvpy's
+bounded difference removes lineage-specific expression, e.g. T-cell genes, from the CNV signal). Each
+reference category is split in two: one half defines the reference, the held-out half is the null against
+which per-cell scores are calibrated. Gene positions come from the shipped table
+(:func:`cd7escape.io.gene_table`) or a user TSV/GTF.
+
+Speed: only the ``max_genes`` most expressed positioned genes enter, the reference is subsampled, and
+``n_jobs=1``.
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import scipy.sparse as sp
+
+from .._errors import InputError
+from .._logging import logger
+
+# Genes whose expression reflects clonotype or HLA type rather than copy number.
+_EXCLUDE = re.compile(r"^(TR[ABDG][VDJC]|IG[HKL][VDJC]|HLA-|MT-|RP[SL]\d)")
+MAX_GENES = 3000
+WINDOW_SIZE = 75
+STEP = 5
+MAX_REF_CELLS = 300  # per reference category, for the reference mean; as many again held out
+MIN_REF_CELLS = 20
+# Robust z of the CNV score at which evidence starts / saturates.
+Z_LOW, Z_HIGH = 3.0, 8.0
+
+
+def gene_positions_frame(gene_positions: str | Path | pd.DataFrame | None) -> pd.DataFrame:
+    """Gene positions as a DataFrame indexed by symbol with chromosome, start, end (and ensembl_id)."""
+    if gene_positions is None:
+        from ..io import gene_table
+
+        return gene_table()
+    if isinstance(gene_positions, pd.DataFrame):
+        table = gene_positions.copy()
+    else:
+        path = Path(gene_positions)
+        if not path.is_file():
+            raise InputError.single(
+                "gene position file not found", field="gene_positions", file=str(path)
+            )
+        if path.name.endswith((".gtf", ".gtf.gz")):
+            table = _read_gtf(path)
+        else:
+            table = pd.read_csv(path, sep="\t", dtype=str, keep_default_na=False)
+    cols = {c.lower(): c for c in table.columns}
+    sym = cols.get("symbol") or cols.get("gene_symbol") or cols.get("gene_name")
+    if sym is not None:
+        table = table.set_index(sym)
+    missing = {"chromosome", "start", "end"} - {c.lower() for c in table.columns}
+    if missing:
+        raise InputError.single(
+            f"gene positions lack column(s) {sorted(missing)} (need symbol, chromosome, start, end)",
+            field="gene_positions",
+        )
+    table = table.rename(columns={c: c.lower() for c in table.columns})
+    table["chromosome"] = table["chromosome"].astype(str)
+    table.loc[~table["chromosome"].str.startswith("chr"), "chromosome"] = (
+        "chr" + table["chromosome"]
+    )
+    table["start"] = pd.to_numeric(table["start"], errors="coerce")
+    table["end"] = pd.to_numeric(table["end"], errors="coerce")
+    return table[table["start"].notna()]
+
+
+def _read_gtf(path: Path) -> pd.DataFrame:
+    gtf = pd.read_csv(path, sep="\t", comment="#", header=None, usecols=[0, 2, 3, 4, 8], dtype=str)
+    gtf = gtf[gtf[2] == "gene"]
+    name = gtf[8].str.extract(r'gene_name "([^"]+)"')[0]
+    ens = gtf[8].str.extract(r'gene_id "([^".]+)')[0]
+    out = pd.DataFrame(
+        {"symbol": name, "ensembl_id": ens, "chromosome": gtf[0], "start": gtf[3], "end": gtf[4]}
+    )
+    return out.dropna(subset=["symbol"]).drop_duplicates("symbol").reset_index(drop=True)
+
+
+def positions_for(var: pd.DataFrame, table: pd.DataFrame) -> pd.DataFrame:
+    """chromosome/start/end for each var row: by Ensembl id when var has ``gene_ids``, else by symbol."""
+    out = pd.DataFrame(index=var.index, columns=["chromosome", "start", "end"], dtype=object)
+    by_symbol = table.loc[~table.index.duplicated()]
+    common = var.index.intersection(by_symbol.index)
+    out.loc[common, ["chromosome", "start", "end"]] = by_symbol.loc[
+        common, ["chromosome", "start", "end"]
+    ].to_numpy()
+    if "gene_ids" in var.columns and "ensembl_id" in table.columns:
+        ens = table["ensembl_id"].astype(str).str.split(";").explode()
+        ens = ens[ens.str.len() > 0]
+        lookup = table.loc[ens.index, ["chromosome", "start", "end"]].set_axis(ens.to_numpy())
+        lookup = lookup[~lookup.index.duplicated()]
+        ids = var["gene_ids"].astype(str).str.split(".").str[0]
+        hit = ids.isin(lookup.index).to_numpy()
+        out.loc[hit, ["chromosome", "start", "end"]] = lookup.loc[ids[hit]].to_numpy()
+    return out
+
+
+def select_genes(
+    var: pd.DataFrame, pos: pd.DataFrame, mean_counts: np.ndarray, antigen: str
+) -> np.ndarray:
+    """Indices of the genes entering the CNV inference (positioned autosomal, expressed, not the antigen)."""
+    ok = pos["chromosome"].notna().to_numpy()
+    chrom = pos["chromosome"].astype(str)
+    ok &= ~chrom.isin(["chrX", "chrY", "chrM", "nan"]).to_numpy()
+    ok &= ~var.index.str.match(_EXCLUDE)
+    ok &= var.index.str.upper() != antigen.upper()
+    ok &= mean_counts > 0.02
+    idx = np.flatnonzero(ok)
+    if idx.size > MAX_GENES:
+        idx = idx[np.argsort(-mean_counts[idx])[:MAX_GENES]]
+    return np.sort(idx)
+
+
+def infer_cnv(
+    counts: sp.csr_matrix,
+    var: pd.DataFrame,
+    table: pd.DataFrame,
+    reference_labels: np.ndarray,
+    smooth,
+    *,
+    antigen: str,
+    seed: int = 0,
+) -> dict | None:
+    """Run infercnvpy and score every cell against held-out reference cells.
+
+    Parameters
+    ----------
+    counts
+        Raw counts (cells × all genes).
+    reference_labels
+        Per cell the reference category (e.g. ``'B'``, ``'myeloid'``, ``'normal_T'``) or ``''`` for none.
+    smooth
+        Maps a cells × k array to its neighbourhood average over the expression kNN graph.
+
+    Returns
+    -------
+    dict with ``score`` (robust z per cell), ``evidence`` (0–1), ``profile`` (smoothed CNV matrix),
+    ``chr_pos``, ``null`` (held-out mask) and reference bookkeeping; ``None`` when no usable reference.
+    """
+    import anndata as ad
+    import infercnvpy
+
+    rng = np.random.default_rng(seed)
+    ref_rows, held_out = [], np.zeros(counts.shape[0], dtype=bool)
+    ref_cells = np.zeros(counts.shape[0], dtype=bool)
+    categories = {}
+    for cat in sorted(set(reference_labels) - {""}):
+        cells = np.flatnonzero(reference_labels == cat)
+        if cells.size < MIN_REF_CELLS:
+            continue
+        cells = rng.permutation(cells)
+        half = min(cells.size // 2, MAX_REF_CELLS)
+        ref_cells[cells[:half]] = True
+        held_out[cells[half : 2 * half]] = True
+        ref_rows.append(cells[:half])
+        categories[cat] = int(half)
+    if not ref_rows:
+        return None
+
+    total = np.asarray(counts.sum(axis=1)).ravel()
+    mean_counts = np.asarray(counts.mean(axis=0)).ravel()
+    pos = positions_for(var, table)
+    genes = select_genes(var, pos, mean_counts, antigen)
+    if genes.size < 200:
+        logger.warning(
+            "call_malignant: only %d genes with positions; CNV inference skipped", genes.size
+        )
+        return None
+    x = counts[:, genes].astype(np.float32).tocsr()
+    x = sp.diags((1e4 / np.maximum(total, 1)).astype(np.float32)) @ x
+    x.data = np.log1p(x.data)
+    reference = np.vstack([np.asarray(x[rows].mean(axis=0)).ravel() for rows in ref_rows])
+    gvar = pos.iloc[genes].copy()
+    gvar["start"] = gvar["start"].astype(np.int64)
+    gvar["end"] = gvar["end"].astype(np.int64)
+    gvar["chromosome"] = gvar["chromosome"].astype(str)
+    tmp = ad.AnnData(X=x, var=gvar.set_axis(var.index[genes]))
+    chr_pos, res, _ = infercnvpy.tl.infercnv(
+        tmp,
+        reference=reference,
+        window_size=WINDOW_SIZE,
+        step=STEP,
+        dynamic_threshold=None,
+        exclude_chromosomes=None,
+        n_jobs=1,
+        chunksize=5000,
+        inplace=False,
+    )
+    raw = res.toarray() if sp.issparse(res) else np.asarray(res)
+    profile = smooth(raw)
+
+    # Amplitude against the held-out null; then projection onto the consensus altered profile.
+    null = held_out
+    null_mean = profile[null].mean(axis=0)
+    centred = profile - null_mean
+    amp = np.sqrt((centred**2).mean(axis=1))
+    z_amp = _robust_z(amp, amp[null])
+    candidates = (z_amp > Z_HIGH) & ~ref_cells & ~null
+    score = z_amp
+    method = "amplitude"
+    if candidates.sum() >= 20:
+        direction = centred[candidates].mean(axis=0)
+        norm = np.linalg.norm(direction)
+        if norm > 0:
+            proj = centred @ (direction / norm)
+            score = _robust_z(proj, proj[null])
+            method = "consensus_projection"
+    evidence = np.clip((score - Z_LOW) / (Z_HIGH - Z_LOW), 0.0, 1.0)
+    return {
+        "score": score,
+        "evidence": evidence,
+        "profile": centred,
+        "chr_pos": chr_pos,
+        "null": null,
+        "reference": ref_cells,
+        "categories": categories,
+        "n_genes": int(genes.size),
+        "method": method,
+    }
+
+
+def _robust_z(x: np.ndarray, null: np.ndarray) -> np.ndarray:
+    med = np.median(null)
+    mad = 1.4826 * np.median(np.abs(null - med))
+    if not np.isfinite(mad) or mad <= 0:
+        mad = np.std(null) or 1.0
+    return (x - med) / mad
+
+
+def cnv_subclones(
+    profile: np.ndarray, altered: np.ndarray, clusters: np.ndarray, *, min_cells: int = 10
+) -> np.ndarray:
+    """CNV subclone per cell: Leiden clusters of altered cells grouped by their mean CNV profile.
+
+    Clusters whose mean profiles lie closer than half the smaller profile's norm are merged (average
+    linkage). Cells without CNV evidence get ``'none'``.
+    """
+    from scipy.cluster.hierarchy import fcluster, linkage
+
+    labels = np.full(profile.shape[0], "none", dtype=object)
+    keys, means = [], []
+    for c in pd.unique(clusters[altered]):
+        cells = altered & (clusters == c)
+        if cells.sum() >= min_cells:
+            keys.append(c)
+            means.append(profile[cells].mean(axis=0))
+    if not keys:
+        if altered.any():
+            labels[altered] = "cnv0"
+        return labels
+    means = np.vstack(means)
+    if len(keys) == 1:
+        groups = np.array([1])
+    else:
+        scale = 0.5 * np.median(np.linalg.norm(means, axis=1))
+        groups = fcluster(
+            linkage(means, method="average"), t=max(scale, 1e-9), criterion="distance"
+        )
+    # order subclones by size (cnv0 the largest)
+    sizes = {}
+    for k, g in zip(keys, groups, strict=True):
+        sizes[g] = sizes.get(g, 0) + int((altered & (clusters == k)).sum())
+    order = {g: i for i, g in enumerate(sorted(sizes, key=lambda g: -sizes[g]))}
+    for k, g in zip(keys, groups, strict=True):
+        labels[altered & (clusters == k)] = f"cnv{order[g]}"
+    # altered cells in small clusters: nearest subclone mean
+    rest = altered & (labels == "none")
+    if rest.any():
+        d = ((profile[rest][:, None, :] - means[None, :, :]) ** 2).sum(axis=2)
+        labels[rest] = [f"cnv{order[groups[i]]}" for i in d.argmin(axis=1)]
+    return labels

@@ -1,0 +1,374 @@
+"""Malignant-cell identification from combined evidence (DESIGN §5 'malignant')."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import scipy.sparse as sp
+
+from .._config import MalignantParams
+from .._errors import InputError
+from .._logging import logger, timed
+from .._uns import record
+from ._blast_program import blast_evidence, blast_score
+from ._car import detect_car, find_car_feature
+from ._cell_types import NON_T, assign_lineage, lineage_scores
+from ._cnv import cnv_subclones, gene_positions_frame, infer_cnv
+from ._tcr_evidence import clone_sizes, tcr_evidence
+
+_D = MalignantParams()
+CELL_CLASSES = ("malignant", "normal_T", "car_T", "NK", "B", "myeloid", "erythroid", "other")
+
+# Log-odds model of malignancy (per cell, before smoothing). Each evidence is in [0, 1] (TCR in {-1, 0, 1}).
+W_PRIOR = -4.0
+W_BLAST = 8.0  # blast/ETP program, counted for T-lineage (or unassigned) cells only
+W_CNV = 8.0  # copy-number alteration against the normal reference
+W_TCR_LEUKEMIC = 4.0  # carries the leukemic clonotype
+W_TCR_OTHER = -4.0  # carries another productive clonotype (polyclonal/normal)
+LOGIT_CLIP = 8.0
+CELL_WEIGHT = 0.5  # share of the cell's own log-odds; the rest is its Leiden cluster's mean
+
+
+def call_malignant(
+    adata,
+    *,
+    antigen: str = "CD7",
+    car_feature: str | None = None,
+    gene_positions: str | Path | pd.DataFrame | None = _D.gene_positions,
+    min_score: float = _D.min_score,
+    cnv: bool = _D.cnv,
+    car_min_counts: int | None = _D.car_min_counts,
+    key_added: str = "malignant",
+    seed: int = 0,
+    copy: bool = False,
+):
+    """Call malignant cells from CNV, TCR, blast program, CAR, donor and user evidence.
+
+    The antigen is never evidence: it is excluded from every gene set and from the CNV genes, so that
+    antigen-negative normal T cells (which expand after CD7 CAR-T) and CAR-T cells are not mistaken for a
+    CD7-negative tumour.
+
+    Evidence per cell (each kept in ``obs``):
+
+    - ``blast_score``: blast/ETP program (CD1A, DNTT, CD34, KIT, PTCRA, CD99, …), evidence for T-lineage cells.
+    - ``cnv_score``: robust z of the inferred copy-number alteration (infercnvpy) against held-out normal
+      reference cells of the same patient (normal non-T lineages; polyclonal T cells when a TCR is present);
+      ``cnv_subclone`` groups altered cells by CNV profile.
+    - ``clone_expanded``: the cell's clonotype (``obs['clone_id']``) is carried by ≥ 3 cells. A clonotype is
+      leukemic when its cells carry the other evidence; cells of another productive clonotype count as normal;
+      cells without a productive TCR get no TCR evidence.
+    - ``car_detected``: CAR transgene counts above ambient. CAR-T cells are class ``car_T``, never malignant.
+    - ``donor`` (when ``obs['donor']`` exists): in a donor-derived product/transplant setting the leukemia is
+      recipient-derived, so cells assigned to the donor are never malignant. The recipient label is
+      ``'recipient'`` when present, otherwise the assignment group with the highest mean evidence;
+      unassigned/doublet/missing assignments are neutral.
+    - ``user_malignant`` (when present): user labels override everything (missing values are not labels).
+
+    The evidence is combined as log-odds per cell, averaged half-and-half with the cell's Leiden cluster
+    (``obs['leiden']``) and smoothed over the kNN graph, giving ``malignant_score`` in [0, 1].
+
+    Parameters
+    ----------
+    adata
+        One patient (all samples), raw counts in ``layers['counts']`` (or ``X``); ``obs['leiden']`` and the
+        neighbour graph from :func:`cd7escape.pp.embed` are used when present.
+    antigen
+        The CAR target; asserted absent from every gene set used.
+    car_feature
+        Feature name or regex of the CAR transgene (``None``: no CAR evidence).
+    gene_positions
+        TSV (symbol, chromosome, start, end), GTF, or DataFrame; the shipped hg38 table when ``None``.
+    min_score
+        Cells with ``malignant_score`` at or above this are malignant.
+    cnv
+        Infer copy-number changes (the slowest step).
+    car_min_counts
+        CAR UMIs that call a CAR-T cell; ``None`` chooses the threshold from ambient counts.
+    key_added
+        ``obs[key_added]`` (bool), ``obs[f'{key_added}_score']`` and ``uns['cd7escape'][key_added]``.
+    seed
+        Seed of the reference subsampling.
+    copy
+        Return a modified copy instead of writing into ``adata``.
+
+    Returns
+    -------
+    ``None``, or the annotated copy when ``copy=True``.
+    """
+    if copy:
+        adata = adata.copy()
+    if adata.n_obs == 0:
+        raise InputError.single("no cells to call malignant cells on", field="adata")
+    if not 0.0 <= min_score <= 1.0:
+        raise InputError.single(
+            f"min_score must be in [0, 1], got {min_score}", field="malignant.min_score"
+        )
+    params = {
+        "antigen": antigen,
+        "car_feature": car_feature,
+        "gene_positions": gene_positions
+        if not isinstance(gene_positions, pd.DataFrame)
+        else "<DataFrame>",
+        "min_score": min_score,
+        "cnv": cnv,
+        "car_min_counts": car_min_counts,
+        "key_added": key_added,
+        "seed": seed,
+    }
+    with timed("calling malignant cells"):
+        results = _call(
+            adata,
+            antigen,
+            car_feature,
+            gene_positions,
+            min_score,
+            cnv,
+            car_min_counts,
+            key_added,
+            seed,
+        )
+    obs_keys = [
+        key_added,
+        f"{key_added}_score",
+        "cell_class",
+        "lineage",
+        "blast_score",
+        "cnv_score",
+    ]
+    obs_keys += ["cnv_subclone", "clone_expanded", "tcr_evidence", "car_detected"]
+    if "donor" in adata.obs:
+        obs_keys.append("donor")
+    record(adata, key_added, params, obs=obs_keys, results=results)
+    return adata if copy else None
+
+
+def _counts(adata) -> sp.csr_matrix:
+    x = adata.layers.get("counts", adata.X)
+    x = sp.csr_matrix(x) if not sp.issparse(x) else x.tocsr()
+    sample = x.data[: min(x.data.size, 10000)]
+    if sample.size and (np.any(sample < 0) or not np.allclose(sample, np.round(sample))):
+        raise InputError.single(
+            "call_malignant needs raw integer counts in layers['counts'] (or X)",
+            field="layers['counts']",
+        )
+    return x
+
+
+def _smoother(adata):
+    """Row-normalised (connectivities + I): averages a per-cell quantity over each cell's neighbours."""
+    conn = adata.obsp.get("connectivities") if hasattr(adata, "obsp") else None
+    if conn is None:
+        logger.warning(
+            "call_malignant: no neighbour graph (run cd7escape.pp.embed); evidence is not smoothed"
+        )
+        return lambda v: v
+    w = sp.csr_matrix(conn, dtype=np.float32) + sp.identity(
+        adata.n_obs, dtype=np.float32, format="csr"
+    )
+    w = sp.diags(1.0 / np.asarray(w.sum(axis=1)).ravel()) @ w
+    w = w.tocsr()
+
+    def smooth(v):
+        out = w @ v
+        return np.asarray(out)
+
+    return smooth
+
+
+def _cluster_mean(values: np.ndarray, clusters: np.ndarray | None) -> np.ndarray:
+    if clusters is None:
+        return values
+    s = pd.Series(values).groupby(clusters).transform("mean")
+    return s.to_numpy()
+
+
+def _donor_mask(donor: pd.Series, evidence: np.ndarray) -> tuple[np.ndarray, str | None]:
+    """Cells assigned to the donor (never malignant) and the label taken as the recipient."""
+    lab = donor.astype(object).where(donor.notna(), "").astype(str)
+    low = lab.str.lower()
+    neutral = low.isin(["", "nan", "unassigned", "doublet", "none", "na"]).to_numpy()
+    groups = sorted(set(lab[~neutral]))
+    if not groups:
+        return np.zeros(len(lab), dtype=bool), None
+    if "recipient" in set(low[~neutral]):
+        recipient = lab[low == "recipient"].iloc[0]
+    else:
+        means = {g: float(evidence[(lab == g).to_numpy()].mean()) for g in groups}
+        recipient = max(means, key=means.get)
+    return (~neutral) & (lab != recipient).to_numpy(), recipient
+
+
+def _call(
+    adata, antigen, car_feature, gene_positions, min_score, cnv, car_min_counts, key_added, seed
+) -> dict:
+    counts = _counts(adata)
+    var_names = pd.Index(adata.var_names.astype(str))
+    total = np.asarray(counts.sum(axis=1)).ravel()
+    logx = sp.diags((1e4 / np.maximum(total, 1)).astype(np.float32)) @ counts.astype(np.float32)
+    logx = logx.tocsr()
+    logx.data = np.log1p(logx.data)
+    smooth = _smoother(adata)
+    clusters = adata.obs["leiden"].astype(str).to_numpy() if "leiden" in adata.obs else None
+    if clusters is None:
+        logger.warning(
+            "call_malignant: no obs['leiden'] (run cd7escape.pp.embed); no per-cluster smoothing"
+        )
+    n = adata.n_obs
+
+    # lineage and blast program (the antigen is asserted absent from both gene sets)
+    scores = lineage_scores(logx, var_names, antigen)
+    lineage = assign_lineage(scores, smooth)
+    t_like = np.isin(lineage, ["T", "other"])
+    blast = blast_score(logx, var_names, antigen)
+    blast_ev = blast_evidence(_cluster_mean(smooth(blast), clusters) * 0.5 + smooth(blast) * 0.5)
+    blast_ev = np.where(t_like, blast_ev, 0.0)
+
+    # CAR transgene
+    car_name = find_car_feature(var_names, car_feature)
+    if car_name is not None:
+        car_counts = counts[:, var_names.get_loc(car_name)].toarray().ravel()
+        background = np.isin(lineage, ["B", "myeloid", "erythroid"])
+        car, car_info = detect_car(car_counts, total, background, car_min_counts=car_min_counts)
+        car_info["feature"] = car_name
+    else:
+        car, car_info = np.zeros(n, dtype=bool), {"method": "none"}
+
+    # TCR
+    has_clone = "clone_id" in adata.obs
+    clone_id = (
+        adata.obs["clone_id"] if has_clone else pd.Series([np.nan] * n, index=adata.obs_names)
+    )
+    sizes = clone_sizes(clone_id)
+
+    # CNV
+    cnv_score = np.full(n, np.nan)
+    cnv_ev = np.zeros(n)
+    cnv_info: dict = {"run": False}
+    cnv_res = None
+    if cnv:
+        ref = np.full(n, "", dtype=object)
+        calm = (blast_ev < 0.05) & ~car
+        for lin in NON_T:
+            ref[(lineage == lin) & calm] = lin
+        ref[(lineage == "T") & calm & (sizes >= 1) & (sizes <= 2)] = "normal_T"
+        table = gene_positions_frame(gene_positions)
+        with timed("inferring copy-number changes (infercnvpy)"):
+            cnv_res = infer_cnv(
+                counts,
+                adata.var.set_axis(var_names),
+                table,
+                ref,
+                smooth,
+                antigen=antigen,
+                seed=seed,
+            )
+        if cnv_res is None:
+            logger.warning("call_malignant: too few normal reference cells; no CNV evidence")
+            cnv_info = {"run": False, "reason": "too few normal reference cells"}
+        else:
+            cnv_score = cnv_res["score"]
+            cnv_ev = 0.5 * cnv_res["evidence"] + 0.5 * _cluster_mean(cnv_res["evidence"], clusters)
+            cnv_ev = np.where(
+                cnv_res["reference"] | cnv_res["null"],
+                np.minimum(cnv_ev, cnv_res["evidence"]),
+                cnv_ev,
+            )
+            cnv_info = {
+                "run": True,
+                "reference_cells": cnv_res["categories"],
+                "n_genes": cnv_res["n_genes"],
+                "score": cnv_res["method"],
+            }
+
+    # TCR evidence needs the other evidence to recognise the leukemic clonotype
+    other = np.maximum(blast_ev, cnv_ev)
+    timepoint = adata.obs.get("timepoint", None)
+    tcr, expanded, leukemic = tcr_evidence(clone_id, other, timepoint)
+
+    logit = W_PRIOR + W_BLAST * blast_ev + W_CNV * cnv_ev
+    logit = logit + np.where(tcr > 0, W_TCR_LEUKEMIC, 0.0) + np.where(tcr < 0, W_TCR_OTHER, 0.0)
+    logit = np.clip(logit, -LOGIT_CLIP, LOGIT_CLIP)
+    smoothed = CELL_WEIGHT * logit + (1 - CELL_WEIGHT) * _cluster_mean(logit, clusters)
+    # a cell's own decisive evidence is not averaged away
+    smoothed = np.where(tcr < 0, np.minimum(smoothed, logit), smoothed)
+    smoothed = np.where(tcr > 0, np.maximum(smoothed, logit), smoothed)
+    score = 1.0 / (1.0 + np.exp(-smoothed))
+
+    # vetoes and overrides
+    score = np.where(car, 0.0, score)
+    donor_info = None
+    if "donor" in adata.obs:
+        donor_cells, recipient = _donor_mask(adata.obs["donor"], score)
+        score = np.where(donor_cells, 0.0, score)
+        donor_info = {"recipient_label": recipient, "donor_cells": int(donor_cells.sum())}
+    user_info = None
+    if "user_malignant" in adata.obs:
+        lab = adata.obs["user_malignant"]
+        given = lab.notna().to_numpy()
+        val = lab.astype(object).where(lab.notna(), False).astype(bool).to_numpy()
+        score = np.where(given, val.astype(float), score)
+        user_info = {
+            "labelled_cells": int(given.sum()),
+            "labelled_malignant": int((given & val).sum()),
+        }
+    malignant = score >= min_score
+
+    cell_class = np.where(lineage == "T", "normal_T", lineage).astype(object)
+    cell_class[car] = "car_T"
+    cell_class[malignant] = "malignant"
+    subclone = np.full(n, "none", dtype=object)
+    if cnv_res is not None:
+        altered = malignant & (cnv_res["evidence"] > 0.5)
+        subclone = cnv_subclones(
+            cnv_res["profile"], altered, clusters if clusters is not None else np.zeros(n)
+        )
+
+    obs = adata.obs
+    obs[key_added] = malignant
+    obs[f"{key_added}_score"] = score.astype(np.float32)
+    obs["cell_class"] = pd.Categorical(cell_class, categories=CELL_CLASSES)
+    obs["lineage"] = pd.Categorical(lineage)
+    obs["blast_score"] = blast.astype(np.float32)
+    obs["cnv_score"] = cnv_score.astype(np.float32)
+    obs["cnv_subclone"] = pd.Categorical(subclone)
+    obs["clone_expanded"] = expanded
+    obs["tcr_evidence"] = pd.Categorical(
+        np.select([tcr > 0, tcr < 0], ["leukemic", "other_clonotype"], "none"),
+        categories=["leukemic", "other_clonotype", "none"],
+    )
+    obs["car_detected"] = car
+
+    n_mal = int(malignant.sum())
+    logger.info(
+        "call_malignant: %d of %d cells malignant (%.1f %%), %d CAR-T",
+        n_mal,
+        n,
+        100 * n_mal / n,
+        int(car.sum()),
+    )
+    results = {
+        "n_malignant": n_mal,
+        "cell_class_counts": {k: int((cell_class == k).sum()) for k in CELL_CLASSES},
+        "cnv": cnv_info,
+        "car": car_info,
+        "leukemic_clonotypes": leukemic.to_dict(orient="list"),
+        "tcr_available": bool(has_clone),
+        "weights": {
+            "prior": W_PRIOR,
+            "blast": W_BLAST,
+            "cnv": W_CNV,
+            "tcr_leukemic": W_TCR_LEUKEMIC,
+            "tcr_other": W_TCR_OTHER,
+            "cell_weight": CELL_WEIGHT,
+        },
+    }
+    if donor_info:
+        results["donor"] = donor_info
+    if user_info:
+        results["user_labels"] = user_info
+    if "sample" in obs:
+        per = pd.Series(malignant).groupby(obs["sample"].astype(str).to_numpy()).mean()
+        results["malignant_fraction_per_sample"] = {str(k): float(v) for k, v in per.items()}
+    return results
