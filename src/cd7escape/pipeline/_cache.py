@@ -35,5 +35,51 @@ def atomic_write_text(path: Path, text: str) -> None:
     atomic_write(path, lambda tmp: tmp.write_text(text, encoding="utf-8"))
 
 
-def write_h5ad(adata, path: Path) -> None:
-    atomic_write(path, lambda tmp: adata.write_h5ad(tmp, compression="gzip"))
+def write_h5ad(adata, path: Path, *, compression: str | None = "gzip") -> None:
+    atomic_write(path, lambda tmp: adata.write_h5ad(tmp, compression=compression))
+
+
+def save_counts(adata, path: Path) -> None:
+    """The ingested patient: the only stage output that holds the count matrix."""
+    write_h5ad(adata, path, compression="lzf")
+
+
+def save_annotations(adata, path: Path) -> None:
+    """Everything a stage adds (obs, var, obsm, obsp, varm, uns), without the matrices.
+
+    Stages after ingest never change the counts, and ``X`` is recomputed from them on restore,
+    so a cached stage costs megabytes, not the size of the count matrix.
+    """
+    import anndata as ad
+
+    shell = ad.AnnData(
+        obs=adata.obs,
+        var=adata.var,
+        obsm=dict(adata.obsm),
+        obsp=dict(adata.obsp),
+        varm=dict(adata.varm),
+        uns=dict(adata.uns),
+    )
+    write_h5ad(shell, path, compression=None)
+
+
+def restore(counts_path: Path, annotations_path: Path | None):
+    """Rebuild the AnnData a stage left: cached counts, its annotations, ``X`` as the embedding made it."""
+    import anndata as ad
+
+    adata = ad.read_h5ad(counts_path)
+    if annotations_path is None:
+        return adata
+    shell = ad.read_h5ad(annotations_path)
+    adata = adata[shell.obs_names].copy()
+    adata.obs = shell.obs
+    adata.var = shell.var
+    for key in ("obsm", "obsp", "varm"):
+        for name, value in getattr(shell, key).items():
+            getattr(adata, key)[name] = value
+    adata.uns = shell.uns
+    if "embed" in adata.uns.get("cd7escape", {}):
+        from ..pp._embed import normalize_log
+
+        normalize_log(adata)
+    return adata

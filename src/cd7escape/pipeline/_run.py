@@ -16,7 +16,7 @@ from .._config import Config, SampleSpec
 from .._errors import InputError
 from .._logging import logger
 from .._version import __version__
-from ._cache import atomic_write_text, stage_key, write_h5ad
+from ._cache import atomic_write_text, restore, save_annotations, save_counts, stage_key
 from ._stages import STAGES, ingest_params
 
 
@@ -130,22 +130,13 @@ def _run_patient(
             pdir / "stages" / f"{i:02d}-{n}-{k}.h5ad"
             for i, (n, k) in enumerate(zip(names, keys, strict=True))
         ]
-        start = 0
-        adata = None
-        if not force:
-            done = [i for i, p in enumerate(paths) if p.exists()]
-            if done:
-                import anndata as ad
-
-                start = done[-1] + 1
-                adata = ad.read_h5ad(paths[done[-1]])
-                logger.info(
-                    "[%s] resuming after stage '%s' (%s)",
-                    pid,
-                    names[done[-1]],
-                    paths[done[-1]].name,
-                )
-                bar.advance(start, f"{pid}: resumed")
+        start, adata = 0, None
+        if not force and paths[0].exists():
+            last = max(i for i, p in enumerate(paths) if p.exists())
+            adata = restore(paths[0], paths[last] if last else None)
+            start = last + 1
+            logger.info("[%s] resuming after stage '%s' (%s)", pid, names[last], paths[last].name)
+            bar.advance(start, f"{pid}: resumed")
         for i in range(start, len(names)):
             bar.describe(f"{pid}: {names[i]}")
             t = time.time()
@@ -156,13 +147,8 @@ def _run_patient(
             else:
                 STAGES[i - 1].run(adata, config)
             timings[names[i]] = round(time.time() - t, 2)
-            for stale in (
-                (pdir / "stages").glob(f"{i:02d}-{names[i]}-*.h5ad")
-                if (pdir / "stages").exists()
-                else []
-            ):
-                stale.unlink()
-            write_h5ad(adata, paths[i])
+            _remove_stale(pdir / "stages", names[i:], paths[i:])
+            (save_counts if i == 0 else save_annotations)(adata, paths[i])
             logger.info("[%s] stage '%s' finished (%.1f s)", pid, names[i], timings[names[i]])
             bar.advance(1)
         bar.describe(f"{pid}: report")
@@ -180,6 +166,16 @@ def _run_patient(
         return PatientOutcome(
             pid, "failed", round(time.time() - t0, 2), timings, error=f"{type(exc).__name__}: {exc}"
         )
+
+
+def _remove_stale(folder: Path, names: list[str], keep: list[Path]) -> None:
+    """Drop cached outputs of these stages computed with other inputs or parameters."""
+    if not folder.exists():
+        return
+    for name, current in zip(names, keep, strict=True):
+        for old in folder.glob(f"*-{name}-*.h5ad"):
+            if old != current:
+                old.unlink()
 
 
 def _attach_log(path: Path) -> logging.Handler:

@@ -84,10 +84,7 @@ def embed(
         adata.layers[layer] = adata.X.copy()
 
     with timed("embed: normalise and log-transform"):
-        adata.X = sparse.csr_matrix(adata.layers[layer], dtype=np.float32)
-        sc.pp.normalize_total(adata, target_sum=1e4)
-        sc.pp.log1p(adata)
-        adata.uns.pop("log1p", None)
+        normalize_log(adata, layer=layer)
 
     excluded = _antigen_linked_genes(adata, antigen, antigen_corr_max) + [
         g for g in exclude if g in adata.var_names
@@ -154,6 +151,17 @@ def embed(
         results={"excluded_genes": excluded, "use_rep": rep},
     )
     return adata if copy else None
+
+
+def normalize_log(adata, *, layer: str = "counts") -> None:
+    """``X`` = log1p of counts scaled to 10,000 per cell (deterministic, so caches can recompute it)."""
+    counts = sparse.csr_matrix(adata.layers[layer], dtype=np.float32)
+    totals = np.asarray(counts.sum(axis=1)).ravel()
+    scale = np.divide(1e4, totals, out=np.zeros_like(totals), where=totals > 0)
+    X = sparse.diags(scale.astype(np.float32)) @ counts
+    X = sparse.csr_matrix(X)
+    np.log1p(X.data, out=X.data)
+    adata.X = X
 
 
 def _antigen_linked_genes(adata, antigen: str, corr_max: float) -> list[str]:
