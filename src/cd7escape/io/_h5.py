@@ -1,0 +1,97 @@
+"""Cell Ranger HDF5 feature-barcode matrices (v3+, multi-modal; v2 single-genome)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from .._errors import InputError
+from .._logging import logger, timed
+from ._utils import GEX, build_10x, decode
+
+
+def read_10x_h5(path: str | Path):
+    """Read a Cell Ranger ``filtered_feature_bc_matrix.h5`` (or raw) with h5py.
+
+    Parameters
+    ----------
+    path
+        Cell Ranger v3+ HDF5 (``/matrix`` group, optionally multi-modal) or a v2 single-genome file
+        (one ``/<genome>`` group).
+
+    Returns
+    -------
+    AnnData with cells × genes raw counts in ``X`` and ``layers['counts']`` (CSR, float32 holding
+    integers), ``var['gene_ids']``, ``var['feature_types']`` (only 'Gene Expression' features;
+    unique gene symbols as ``var_names``), and ``obsm['protein']`` (DataFrame of 'Antibody Capture'
+    counts) for CITE-seq files. Other feature types (CRISPR, Custom) are dropped with a log line.
+
+    Raises
+    ------
+    InputError
+        Unreadable file, no gene-expression features, non-integer/negative/NaN counts, mouse genes, or a
+        v2 file with several genomes.
+    """
+    path = Path(path)
+    with timed(f"reading {path.name}"):
+        matrix, barcodes, names, ids, types = _read_h5_parts(path)
+        adata = build_10x(matrix, barcodes, names, ids, types, file=str(path))
+    logger.info("    %d cells × %d genes", adata.n_obs, adata.n_vars)
+    return adata
+
+
+def _read_h5_parts(path: Path):
+    """(cells × features CSR, barcodes, names, ids, feature types) of a 10x HDF5 file."""
+    import h5py
+    import scipy.sparse as sp
+
+    try:
+        f = h5py.File(path, "r")
+    except OSError as err:
+        raise InputError.single(f"not a readable HDF5 file ({err})", file=str(path)) from None
+    with f:
+        if "matrix" in f:
+            group = f["matrix"]
+            try:
+                feats = group["features"]
+                names = decode(feats["name"][:])
+                ids = decode(feats["id"][:])
+                types = (
+                    decode(feats["feature_type"][:])
+                    if "feature_type" in feats
+                    else np.full(len(ids), GEX, dtype=object)
+                )
+            except KeyError as err:
+                raise InputError.single(
+                    f"10x HDF5 without expected feature field ({err})", file=str(path)
+                ) from None
+        else:
+            genomes = [k for k in f if isinstance(f[k], h5py.Group) and "barcodes" in f[k]]
+            if not genomes:
+                raise InputError.single(
+                    "HDF5 file is neither a Cell Ranger matrix (/matrix) nor a v2 genome group",
+                    file=str(path),
+                )
+            if len(genomes) > 1:
+                raise InputError.single(
+                    f"Cell Ranger v2 file with several genomes {genomes}: give a single-genome matrix",
+                    file=str(path),
+                )
+            group = f[genomes[0]]
+            ids = decode(group["genes"][:])
+            names = decode(group["gene_names"][:]) if "gene_names" in group else ids.copy()
+            types = np.full(len(ids), GEX, dtype=object)
+        try:
+            shape = tuple(int(s) for s in group["shape"][:])
+            data = group["data"][:]
+            indices = group["indices"][:]
+            indptr = group["indptr"][:]
+            barcodes = decode(group["barcodes"][:])
+        except KeyError as err:
+            raise InputError.single(
+                f"10x HDF5 without expected matrix field ({err})", file=str(path)
+            ) from None
+    # stored features × cells in CSC = cells × features in CSR
+    matrix = sp.csr_matrix((data, indices, indptr), shape=(shape[1], shape[0]))
+    return matrix, barcodes, names, ids, types

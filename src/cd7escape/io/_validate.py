@@ -1,0 +1,290 @@
+"""Check a config and every data file it names, reporting all problems at once."""
+
+from __future__ import annotations
+
+import re
+from collections import defaultdict
+from pathlib import Path
+
+import pandas as pd
+
+from .._config import Config, SampleSpec
+from .._errors import InputError, Problem
+from .._logging import logger, timed
+
+
+def validate_config(path: str | Path) -> tuple[Config | None, list[Problem]]:
+    """Check a config, its sample sheet and the data files, without loading the matrices.
+
+    Structure (as :func:`load_config`: unknown keys, types, timepoint words, sample/patient ids that are
+    not usable as folder names, duplicate sample ids) and data: file missing or unreadable, unknown
+    format, non-integer / normalized / negative / NaN counts (integers checked on a sample of values,
+    NaN and negatives on all of them, streamed), antigen gene absent, duplicate barcodes, empty samples,
+    patients without a baseline or a relapse sample, VDJ files malformed or matching no cell,
+    malignant_labels / donor_assignment / raw_path files missing or unusable, ``car_feature`` or
+    ``antigen_protein`` found in no sample.
+
+    Parameters
+    ----------
+    path
+        The YAML config.
+
+    Returns
+    -------
+    ``(config, problems)``: the loaded config (absolute paths) or ``None`` when it could not be built,
+    and every problem found, each naming sample, field, file and reason. The config is valid when
+    ``problems`` is empty.
+    """
+    from ._load_config import _load
+
+    path = Path(path)
+    with timed(f"validating {path.name}"):
+        config, specs, problems = _load(path)
+        antigen, car_feature, antigen_protein = _options(config, path)
+        problems += _patient_problems(specs, file=str(path))
+        car_found, protein_seen, protein_found = False, False, False
+        for spec in specs:
+            sample_problems, header = _check_sample(spec, antigen=antigen)
+            problems += sample_problems
+            if header is not None:
+                if car_feature and _matches(header.genes, car_feature):
+                    car_found = True
+                if header.proteins:
+                    protein_seen = True
+                    protein_found |= antigen_protein in header.proteins
+        checked = any(p.field == "path" for p in problems)
+        if car_feature and specs and not car_found and not checked:
+            problems.append(
+                Problem(
+                    f"car_feature '{car_feature}' matches no gene in any sample",
+                    field="car_feature",
+                    file=str(path),
+                )
+            )
+        if antigen_protein and specs and not checked:
+            if not protein_seen:
+                problems.append(
+                    Problem(
+                        "antigen_protein given but no sample has Antibody Capture features",
+                        field="antigen_protein",
+                        file=str(path),
+                    )
+                )
+            elif not protein_found:
+                problems.append(
+                    Problem(
+                        f"antigen_protein '{antigen_protein}' is not among the ADT features",
+                        field="antigen_protein",
+                        file=str(path),
+                    )
+                )
+    for p in problems:
+        logger.info("problem: %s", p)
+    return (config if not problems else None), problems
+
+
+def _options(config: Config | None, path: Path) -> tuple[str, str | None, str | None]:
+    if config is not None:
+        return config.antigen, config.car_feature, config.antigen_protein
+    import yaml
+
+    try:
+        raw = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except Exception:
+        raw = None
+    raw = raw if isinstance(raw, dict) else {}
+
+    def text(key: str, default: str | None) -> str | None:
+        value = raw.get(key, default)
+        return value if isinstance(value, str) else default
+
+    return text("antigen", "CD7") or "CD7", text("car_feature", None), text("antigen_protein", None)
+
+
+def _patient_problems(specs: list[SampleSpec], *, file: str) -> list[Problem]:
+    by_patient: dict[str, set[str]] = defaultdict(set)
+    for spec in specs:
+        by_patient[spec.patient].add(spec.timepoint)
+    problems = []
+    for patient, timepoints in by_patient.items():
+        for needed in ("baseline", "relapse"):
+            if needed not in timepoints:
+                problems.append(
+                    Problem(
+                        f"patient '{patient}' has no {needed} sample (timepoints: {', '.join(sorted(timepoints))})",
+                        field="timepoint",
+                        file=file,
+                    )
+                )
+    return problems
+
+
+def _matches(genes: pd.Index, car_feature: str) -> bool:
+    if car_feature in genes:
+        return True
+    try:
+        pattern = re.compile(car_feature)
+    except re.error:
+        return False
+    return any(pattern.fullmatch(g) for g in genes)
+
+
+def _check_sample(spec: SampleSpec, *, antigen: str):
+    from ._inspect import inspect_counts
+    from ._sample import match_barcodes, read_donor_table, read_label_barcodes
+
+    sample = spec.sample
+    header = inspect_counts(spec.path, sample=sample)
+    problems = list(header.problems)
+    fatal = header.kind in ("missing", "unknown") or (header.barcodes.empty and bool(problems))
+    barcodes = pd.Index(header.barcodes.astype(str))
+    if not fatal:
+        if len(barcodes) == 0:
+            problems.append(
+                Problem("no cells (empty sample)", sample=sample, field="path", file=spec.path)
+            )
+        if barcodes.has_duplicates:
+            dup = barcodes[barcodes.duplicated()].unique()
+            problems.append(
+                Problem(
+                    f"{len(dup)} duplicate barcodes (e.g. {', '.join(dup[:3])})",
+                    sample=sample,
+                    field="path",
+                    file=spec.path,
+                )
+            )
+        if len(header.genes) and antigen not in header.genes:
+            problems.append(
+                Problem(
+                    f"antigen gene '{antigen}' is not among the {len(header.genes)} genes",
+                    sample=sample,
+                    field="antigen",
+                    file=spec.path,
+                )
+            )
+    prefix = f"{sample}_"
+    if len(barcodes) and barcodes.str.startswith(prefix).all():
+        barcodes = pd.Index(barcodes.str.slice(len(prefix)))
+
+    def no_match(listed: pd.Index) -> bool:
+        return not fatal and len(barcodes) > 0 and match_barcodes(barcodes, listed)[1] == 0
+
+    if spec.vdj:
+        if not Path(spec.vdj).is_file():
+            problems.append(
+                Problem("VDJ file not found", sample=sample, field="vdj", file=spec.vdj)
+            )
+        else:
+            from ._vdj import read_vdj
+
+            try:
+                vdj = read_vdj(spec.vdj)
+                if vdj.empty:
+                    problems.append(
+                        Problem("VDJ file is empty", sample=sample, field="vdj", file=spec.vdj)
+                    )
+                elif no_match(pd.Index(vdj.index.astype(str))):
+                    problems.append(
+                        Problem(
+                            f"none of the {len(vdj)} VDJ barcodes matches a cell of the sample",
+                            sample=sample,
+                            field="vdj",
+                            file=spec.vdj,
+                        )
+                    )
+            except InputError as err:
+                problems += _own(err, sample)
+    if spec.malignant_labels:
+        labels = spec.malignant_labels
+        if Path(labels).is_file():
+            try:
+                listed = read_label_barcodes(labels, sample=sample)
+                listed = pd.Index([b[len(prefix) :] if b.startswith(prefix) else b for b in listed])
+                if len(listed) == 0:
+                    problems.append(
+                        Problem(
+                            "malignant_labels lists no barcode",
+                            sample=sample,
+                            field="malignant_labels",
+                            file=labels,
+                        )
+                    )
+                elif no_match(listed):
+                    problems.append(
+                        Problem(
+                            f"none of the {len(listed)} labelled barcodes is a cell of the sample",
+                            sample=sample,
+                            field="malignant_labels",
+                            file=labels,
+                        )
+                    )
+            except InputError as err:
+                problems += _own(err, sample)
+        elif header.kind == "h5ad" and Path(labels).name in header.obs_columns:
+            pass
+        elif header.kind == "h5ad":
+            problems.append(
+                Problem(
+                    f"not a file nor an obs column of the h5ad (columns: {', '.join(header.obs_columns) or 'none'})",
+                    sample=sample,
+                    field="malignant_labels",
+                    file=labels,
+                )
+            )
+        else:
+            problems.append(
+                Problem(
+                    "malignant_labels file not found",
+                    sample=sample,
+                    field="malignant_labels",
+                    file=labels,
+                )
+            )
+    if spec.donor_assignment:
+        if not Path(spec.donor_assignment).is_file():
+            problems.append(
+                Problem(
+                    "donor_assignment file not found",
+                    sample=sample,
+                    field="donor_assignment",
+                    file=spec.donor_assignment,
+                )
+            )
+        else:
+            try:
+                donors = read_donor_table(spec.donor_assignment, sample=sample)
+                if no_match(pd.Index(donors.index)):
+                    problems.append(
+                        Problem(
+                            "no barcode of the donor assignment is a cell of the sample",
+                            sample=sample,
+                            field="donor_assignment",
+                            file=spec.donor_assignment,
+                        )
+                    )
+            except InputError as err:
+                problems += _own(err, sample)
+    if spec.raw_path:
+        from ._utils import sniff
+
+        kind = sniff(spec.raw_path)
+        if kind == "missing":
+            problems.append(
+                Problem("raw_path not found", sample=sample, field="raw_path", file=spec.raw_path)
+            )
+        elif kind not in ("10x_h5", "10x_h5_v2", "10x_mtx"):
+            problems.append(
+                Problem(
+                    "raw_path is not a 10x HDF5 file or matrix folder",
+                    sample=sample,
+                    field="raw_path",
+                    file=spec.raw_path,
+                )
+            )
+    return problems, (None if fatal else header)
+
+
+def _own(err: InputError, sample: str) -> list[Problem]:
+    for p in err.problems:
+        p.sample = p.sample or sample
+    return err.problems
