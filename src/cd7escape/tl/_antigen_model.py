@@ -10,8 +10,9 @@ For a group of cells with antigen counts ``y_i`` and size factors ``s_i`` (total
 interval by profile likelihood (two-sided ``chi2_1`` cut; the one-sided upper bound uses the ``1 - 2 alpha``
 quantile), ``H0: pi = 0`` by the likelihood-ratio test with its boundary ``0.5 chi2_0 + 0.5 chi2_1`` null.
 ``mu`` has a Wald interval on the log scale from the observed information of ``(pi, mu)``.
-``mu`` is kept at or above the ambient rate: an "expressing" component that expresses less than the ambient
-is not distinguishable from the null one.
+``mu`` is kept at or above three times the ambient rate: an "expressing" component at the ambient level is
+not distinguishable from the null one, and with the floor a group of all-zero cells at good depth is
+recognised as negative instead of "expressing at an undetectably low level".
 
 ``theta`` and ``a`` are taken as known inside a fit (they are estimated once per patient from many more cells
 with :func:`estimate_theta` and :func:`estimate_ambient_rate`); intervals are conditional on them.
@@ -33,7 +34,7 @@ __all__ = [
     "mixture_loglik",
 ]
 
-_MU_FLOOR_FACTOR = 1.0  # mu >= ambient_rate * this
+_MU_FLOOR_FACTOR = 3.0  # expressing means mu >= ambient_rate * this
 _MIN_RATE = 1e-12  # floor of the ambient rate (a zero rate makes log pmf of y > 0 infinite)
 MAX_DROPOUT = 0.9  # mean P(0 | expressing) above which pi is declared not identifiable
 MAX_CI_WIDTH = 0.25  # interval of pi wider than this: not identifiable
@@ -66,8 +67,9 @@ class AntigenFit:
     upper_bound
         One-sided ``1 - alpha`` upper bound of ``pi``: the detection limit when none are found.
     identifiable
-        False when expressing cells drop out too often (mean ``P(0 | expressing)`` above
-        ``MAX_DROPOUT``) or the interval of ``pi`` is wider than ``MAX_CI_WIDTH``.
+        False when the interval of ``pi`` is wider than ``MAX_CI_WIDTH``, or expressing cells drop out
+        too often (mean ``P(0 | expressing)`` above ``MAX_DROPOUT``) unless the group is clearly negative
+        (``ci_low >= 0.5``).
     p_negative
         Per-cell posterior ``P(negative | y_i)`` at the MLE.
     dropout
@@ -320,7 +322,11 @@ def fit_antigen_mixture(
 
     mu_ci = _mu_wald(grp, pi_hat, mu_hat, alpha)
     width = ci_high - ci_low
-    identifiable = bool(dropout <= MAX_DROPOUT and (not interval or width <= MAX_CI_WIDTH))
+    # the interval carries the information; the dropout guard protects against a misspecified theta, which
+    # dominates when most expressing cells show zeros (it does not apply when the group is clearly negative)
+    identifiable = bool(
+        (dropout <= MAX_DROPOUT or ci_low >= 0.5) and (not interval or width <= MAX_CI_WIDTH)
+    )
 
     l1 = grp.l1(mu_hat)[0]
     lp, lq = _logs(pi_hat)
@@ -395,11 +401,18 @@ def estimate_theta(
     size_factors,
     *,
     groups=None,
+    ambient_rate: float | None = None,
     bounds: tuple[float, float] = (0.05, 1000.0),
     min_positive: int = 30,
     default: float = 5.0,
 ) -> float:
     """Negative-binomial size of expressing cells, shared across the patient's groups.
+
+    With ``ambient_rate`` given (recommended): maximum of the summed profile likelihood of the full
+    mixture, each group with its own ``pi_g`` and ``mu_g`` and one shared ``theta``; the negative cells
+    (zeros and ambient counts) are absorbed by the null component, so ``theta`` describes expressing cells.
+
+    Without it: zero-truncated maximum likelihood, described below.
 
     Zero-truncated maximum likelihood on the cells with a positive count, with one rate ``mu_g`` per group
     and one shared ``theta``. Zeros are left out because they mix dropout with true negatives (that is what
@@ -412,6 +425,8 @@ def estimate_theta(
         Antigen counts and total UMIs per cell.
     groups
         Group label per cell (e.g. sample); one rate per group. None: one group.
+    ambient_rate
+        Per-UMI ambient rate; selects the mixture profile likelihood.
     bounds
         Search interval of theta.
     min_positive
@@ -423,6 +438,8 @@ def estimate_theta(
     keep = y > 0
     if keep.sum() < min_positive:
         return float(default)
+    if ambient_rate is not None:
+        return _theta_mixture(y, s, groups, ambient_rate, bounds)
     if groups is None:
         codes = np.zeros(y.size, dtype=int)
     else:
@@ -467,3 +484,29 @@ def estimate_theta(
     bnds = [(np.log(bounds[0]), np.log(bounds[1]))] + [(None, None)] * ng
     res = optimize.minimize(negll, x0, jac=True, method="L-BFGS-B", bounds=bnds)
     return float(np.exp(res.x[0]))
+
+
+def _theta_mixture(y, s, groups, ambient_rate: float, bounds: tuple[float, float]) -> float:
+    """theta maximising the sum over groups of the mixture log-likelihood maximised over (pi_g, mu_g)."""
+    codes = (
+        np.zeros(y.size, dtype=int)
+        if groups is None
+        else np.unique(np.asarray(groups), return_inverse=True)[1].ravel()
+    )
+    parts = [(y[codes == g], s[codes == g]) for g in np.unique(codes)]
+    parts = [(yy, ss) for yy, ss in parts if yy.size >= 10 and np.any(yy > 0)]
+
+    def negll(v: float) -> float:
+        th = float(np.exp(v))
+        return -sum(
+            fit_antigen_mixture(yy, ss, ambient_rate=ambient_rate, theta=th, interval=False).loglik
+            for yy, ss in parts
+        )
+
+    res = optimize.minimize_scalar(
+        negll,
+        bounds=(np.log(bounds[0]), np.log(bounds[1])),
+        method="bounded",
+        options={"xatol": 0.01},
+    )
+    return float(np.exp(res.x))

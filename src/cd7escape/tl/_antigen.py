@@ -1,0 +1,478 @@
+"""``antigen_state``: negative fraction, dim expression and per-cell posterior of the CAR target (DESIGN §6)."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from scipy import sparse, stats
+
+from .._errors import InputError
+from .._logging import logger, timed
+from .._uns import NS, record
+from ._antigen_model import AntigenFit, estimate_ambient_rate, estimate_theta, fit_antigen_mixture
+
+#: lineages (``obs['cell_class']``) that never express the antigen: the ambient reference
+NON_EXPRESSING_LINEAGES: dict[str, tuple[str, ...]] = {
+    "CD7": ("B", "myeloid", "erythroid"),
+    "CD5": ("B", "myeloid", "erythroid", "NK"),
+    "CD2": ("B", "myeloid", "erythroid"),
+    "CD3E": ("B", "myeloid", "erythroid", "NK"),
+    "CD1A": ("B", "myeloid", "erythroid", "NK", "normal_T", "car_T"),
+    "CD19": ("normal_T", "car_T", "NK", "myeloid", "erythroid"),
+    "CD22": ("normal_T", "car_T", "NK", "myeloid", "erythroid"),
+    "MS4A1": ("normal_T", "car_T", "NK", "myeloid", "erythroid"),
+    "CD79A": ("normal_T", "car_T", "NK", "myeloid", "erythroid"),
+}
+_DEFAULT_LINEAGES = ("erythroid",)
+_SEP = "|"
+
+
+def antigen_state(
+    adata,
+    antigen: str = "CD7",
+    *,
+    groupby: str | Sequence[str] = "sample",
+    restrict_to: str | None = "malignant",
+    reference: str | Mapping[str, str] | None = None,
+    layer: str | None = "counts",
+    ambient: str | float = "auto",
+    ambient_contamination: float = 0.05,
+    alpha: float = 0.05,
+    posterior_threshold: float = 0.8,
+    dim_fold: float = 0.5,
+    min_cells: int = 10,
+    theta: float | None = None,
+    key_added: str = "antigen",
+    copy: bool = False,
+):
+    """Antigen-negative fraction, expression level and per-cell state of ``antigen`` in groups of cells.
+
+    Each group (e.g. the malignant cells of one sample) is fitted with the mixture of DESIGN §6:
+    negative cells ``Poisson(s_i a)`` at the ambient rate ``a``, expressing cells ``NB(s_i mu, theta)``,
+    ``s_i`` the total UMIs of cell ``i``. ``theta`` is shared by the patient (zero-truncated ML over all
+    groups). Zero counts of expressing cells (dropout) are not counted as negative.
+
+    Parameters
+    ----------
+    adata
+        One patient, raw counts in ``layers[layer]``.
+    antigen
+        Gene symbol of the CAR target (any gene of ``var_names``).
+    groupby
+        obs key(s) defining groups; one fit per combination present.
+    restrict_to
+        Boolean obs key selecting the cells to model (``'malignant'``); None models all cells.
+    reference
+        The reference expression level for 'dim'. ``'key=value'`` (e.g. ``'timepoint=baseline'``): the
+        reference of a group is the cells with ``obs[key] == value`` that share the group's values of the
+        other ``groupby`` keys (so with ``groupby=['subclone', 'timepoint']`` a relapse subclone is compared
+        with the same subclone at baseline); when no such cell exists, all reference cells pooled. A mapping
+        ``{group label: reference group label}`` names them directly (labels are the groupby values joined
+        with ``'|'``). None: ``'timepoint=baseline'`` when ``obs['timepoint']`` has baseline cells, else no
+        reference (no 'dim' calls).
+    layer
+        Layer with raw integer counts (None: ``X``).
+    ambient
+        ``'auto'``: the empty-droplet profile in ``uns['cd7escape']['ambient']`` when present (its antigen
+        share times ``ambient_contamination``), else the cells of lineages that never express the antigen
+        (``obs['cell_class']``, see ``NON_EXPRESSING_LINEAGES``), else the lowest-expressing ``leiden``
+        cluster (an upper bound of the ambient, logged), else 1 % of the overall rate (a guess, logged).
+        ``'empty_droplets'``, ``'lineages'``, ``'clusters'`` force one source; a float is the rate per UMI.
+    ambient_contamination
+        Share of a cell's UMIs that are ambient, used with an empty-droplet profile.
+    alpha
+        1 - coverage of intervals; level of tests.
+    posterior_threshold
+        Cells with ``P(negative | y) > posterior_threshold`` are 'negative', below ``1 - posterior_threshold``
+        'positive', else 'uncertain'.
+    dim_fold
+        A mostly expressing group is 'dim' when its level relative to the reference is at most this and the
+        upper end of the fold's interval is below 1.
+    min_cells
+        Groups with fewer cells get no estimate (state 'uncertain').
+    theta
+        Negative-binomial size of expressing cells; estimated from the data when None.
+    key_added
+        Results go to ``uns['cd7escape'][key_added]``; per-cell columns are ``obs['{key_added}_p_negative']``
+        and ``obs['{key_added}_cell_state']``.
+    copy
+        Return a modified copy instead of writing into ``adata``.
+
+    Returns
+    -------
+    None, or the modified copy when ``copy=True``. Writes ``obs['antigen_p_negative']``,
+    ``obs['antigen_cell_state']`` and ``uns['cd7escape'][key_added]`` with ``params``, ``groups`` (one row
+    per group: n_cells, pi, ci_low, ci_high, upper_bound, lrt_pvalue, mu, mu_ci_low, mu_ci_high,
+    fold_vs_reference with its interval, state, identifiable, zero_fraction (naive), detection_limit),
+    ``theta``, ``ambient_rate`` and ``ambient_source``.
+    """
+    params = {
+        "antigen": antigen,
+        "groupby": [groupby] if isinstance(groupby, str) else list(groupby),
+        "restrict_to": restrict_to,
+        "reference": dict(reference) if isinstance(reference, Mapping) else reference,
+        "layer": layer,
+        "ambient": ambient,
+        "ambient_contamination": ambient_contamination,
+        "alpha": alpha,
+        "posterior_threshold": posterior_threshold,
+        "dim_fold": dim_fold,
+        "min_cells": min_cells,
+        "theta": theta,
+    }
+    _validate(adata, params)
+    if copy:
+        adata = adata.copy()
+    keys = params["groupby"]
+
+    with timed(f"antigen model of {antigen}"):
+        y_all, s_all = _counts_and_size(adata, antigen, layer)
+        sel = (
+            np.ones(adata.n_obs, bool)
+            if restrict_to is None
+            else adata.obs[restrict_to].fillna(False).to_numpy(bool)
+        )
+        if not sel.any():
+            raise InputError.single(
+                f"no cells with obs['{restrict_to}'] True: nothing to model", field="restrict_to"
+            )
+        a, source = _ambient_rate(adata, antigen, y_all, s_all, ambient, ambient_contamination)
+        logger.info("    ambient rate of %s: %.3g per UMI (%s)", antigen, a, source)
+
+        labels = _labels(adata.obs, keys)
+        idx = np.flatnonzero(sel)
+        if theta is None:
+            theta = estimate_theta(y_all[idx], s_all[idx], groups=labels[idx], ambient_rate=a)
+        logger.info("    NB size theta of expressing cells: %.3g", theta)
+
+        p_neg = np.full(adata.n_obs, np.nan)
+        rows: list[dict[str, Any]] = []
+        fits: dict[str, AntigenFit] = {}
+        groups = pd.unique(labels[idx])
+        for g in groups:
+            cells = idx[labels[idx] == g]
+            row = dict(zip(keys, g.split(_SEP), strict=True))
+            row["group"] = g
+            row["n_cells"] = int(cells.size)
+            if cells.size < min_cells:
+                row.update(_empty_row(y_all[cells], min_cells))
+                rows.append(row)
+                continue
+            fit = fit_antigen_mixture(
+                y_all[cells], s_all[cells], ambient_rate=a, theta=theta, alpha=alpha
+            )
+            fits[g] = fit
+            p_neg[cells] = fit.p_negative
+            row.update(
+                pi=fit.pi,
+                ci_low=fit.ci_low,
+                ci_high=fit.ci_high,
+                upper_bound=fit.upper_bound,
+                lrt_pvalue=fit.lrt_pvalue,
+                mu=fit.mu,
+                mu_ci_low=fit.mu_ci[0],
+                mu_ci_high=fit.mu_ci[1],
+                mean_count=float(fit.mu * np.mean(s_all[cells])),
+                rate=float(y_all[cells].sum() / s_all[cells].sum()),
+                rate_upper=float(
+                    stats.gamma.ppf(1 - alpha, y_all[cells].sum() + 1) / s_all[cells].sum()
+                ),
+                expressing_floor=float(3.0 * a),
+                dropout=fit.dropout,
+                identifiable=fit.identifiable,
+                zero_fraction=fit.zero_fraction,
+                detection_limit=fit.detection_limit(alpha),
+            )
+            rows.append(row)
+
+        table = pd.DataFrame(rows)
+        _add_reference(
+            table, fits, adata.obs, labels, idx, y_all, s_all, keys, reference, a, theta, alpha
+        )
+        table["state"] = [_group_state(r, dim_fold) for r in table.itertuples()]
+        table = table.set_index("group", drop=True)
+        table.index.name = None
+
+    state = np.full(adata.n_obs, None, dtype=object)
+    has = ~np.isnan(p_neg)
+    state[has] = np.where(
+        p_neg[has] > posterior_threshold,
+        "negative",
+        np.where(p_neg[has] < 1 - posterior_threshold, "positive", "uncertain"),
+    )
+    state[sel & ~has] = "uncertain"
+    obs_p, obs_s = f"{key_added}_p_negative", f"{key_added}_cell_state"
+    adata.obs[obs_p] = p_neg
+    adata.obs[obs_s] = pd.Categorical(state, categories=["positive", "uncertain", "negative"])
+    record(
+        adata,
+        key_added,
+        {**params, "theta": theta if params["theta"] is None else params["theta"]},
+        obs=[obs_p, obs_s],
+        results={
+            "groups": table,
+            "theta": float(theta),
+            "ambient_rate": float(a),
+            "ambient_source": source,
+        },
+    )
+    for g, r in table.iterrows():
+        logger.info(
+            "    %s: %s — pi %.3f [%.3f, %.3f], naive zero fraction %.3f",
+            g,
+            r["state"],
+            r["pi"],
+            r["ci_low"],
+            r["ci_high"],
+            r["zero_fraction"],
+        )
+    return adata if copy else None
+
+
+# --------------------------------------------------------------------------- helpers
+
+
+def _validate(adata, params: dict[str, Any]) -> None:
+    problems = []
+    if params["antigen"] not in adata.var_names:
+        problems.append(f"antigen '{params['antigen']}' is not a gene of this data (var_names)")
+    for k in params["groupby"]:
+        if k not in adata.obs:
+            problems.append(f"groupby key '{k}' is not in obs")
+    rt = params["restrict_to"]
+    if rt is not None and rt not in adata.obs:
+        problems.append(
+            f"restrict_to '{rt}' is not in obs (run tl.call_malignant first, or pass restrict_to=None)"
+        )
+    if params["layer"] is not None and params["layer"] not in adata.layers:
+        problems.append(f"layer '{params['layer']}' is not in layers")
+    amb = params["ambient"]
+    if not isinstance(amb, (int, float)) and amb not in (
+        "auto",
+        "empty_droplets",
+        "lineages",
+        "clusters",
+    ):
+        problems.append(
+            f"ambient must be 'auto', 'empty_droplets', 'lineages', 'clusters' or a rate, not {amb!r}"
+        )
+    ref = params["reference"]
+    if isinstance(ref, str) and ("=" not in ref or ref.split("=", 1)[0] not in adata.obs):
+        problems.append(f"reference '{ref}' must read 'key=value' with key an obs column")
+    if not 0 < params["alpha"] < 0.5:
+        problems.append("alpha must lie in (0, 0.5)")
+    if not 0.5 <= params["posterior_threshold"] < 1:
+        problems.append("posterior_threshold must lie in [0.5, 1)")
+    if problems:
+        from .._errors import Problem
+
+        raise InputError([Problem(m, field="antigen_model") for m in problems])
+
+
+def _counts_and_size(adata, antigen: str, layer: str | None) -> tuple[np.ndarray, np.ndarray]:
+    X = adata.X if layer is None else adata.layers[layer]
+    j = adata.var_names.get_loc(antigen)
+    col = X[:, j]
+    y = np.asarray(col.toarray() if sparse.issparse(col) else col, dtype=float).ravel()
+    s = np.asarray(X.sum(axis=1), dtype=float).ravel()
+    if np.any(y < 0) or np.any(np.abs(y - np.round(y)) > 1e-6):
+        raise InputError.single(f"layer '{layer}' does not hold raw integer counts", field="layer")
+    if np.any(s <= 0):
+        raise InputError.single("some cells have no counts at all; run pp.qc first", field="layer")
+    return y, s
+
+
+def _labels(obs: pd.DataFrame, keys: list[str]) -> np.ndarray:
+    parts = [obs[k].astype(str).to_numpy() for k in keys]
+    out = parts[0].astype(object)
+    for p in parts[1:]:
+        out = out + _SEP + p
+    return out.astype(str)
+
+
+def _ambient_rate(adata, antigen, y, s, ambient, contamination) -> tuple[float, str]:
+    if isinstance(ambient, (int, float)) and not isinstance(ambient, bool):
+        return float(ambient), "given"
+    store = adata.uns.get(NS, {}).get("ambient") if ambient in ("auto", "empty_droplets") else None
+    if store is not None:
+        rate = _rate_from_profiles(store, antigen, contamination)
+        if rate is not None:
+            return (
+                rate,
+                f"empty droplets (antigen share of the ambient pool x contamination {contamination:g})",
+            )
+    if ambient == "empty_droplets":
+        raise InputError.single(
+            "no empty-droplet ambient profile in uns['cd7escape']['ambient']", field="ambient"
+        )
+    if ambient in ("auto", "lineages") and "cell_class" in adata.obs:
+        lineages = NON_EXPRESSING_LINEAGES.get(antigen.upper(), _DEFAULT_LINEAGES)
+        ref = adata.obs["cell_class"].astype(str).isin(lineages).to_numpy()
+        if ref.sum() >= 20:
+            return estimate_ambient_rate(
+                y[ref], s[ref]
+            ), f"{int(ref.sum())} cells of lineages {', '.join(lineages)}"
+    if ambient == "lineages":
+        raise InputError.single(
+            "fewer than 20 cells of antigen-negative lineages in obs['cell_class']", field="ambient"
+        )
+    if "leiden" in adata.obs:
+        cl = adata.obs["leiden"].astype(str).to_numpy()
+        best = None
+        for c in np.unique(cl):
+            m = cl == c
+            if m.sum() >= 30:
+                r = estimate_ambient_rate(y[m], s[m])
+                best = (r, c, int(m.sum())) if best is None or r < best[0] else best
+        if best is not None:
+            logger.warning(
+                "no empty droplets or antigen-negative lineages: ambient rate from the lowest-expressing cluster "
+                "(leiden %s, %d cells), an upper bound of the true ambient",
+                best[1],
+                best[2],
+            )
+            return best[
+                0
+            ], f"lowest-expressing leiden cluster {best[1]} ({best[2]} cells; upper bound)"
+    if ambient == "clusters":
+        raise InputError.single("no obs['leiden'] clusters of at least 30 cells", field="ambient")
+    rate = 0.01 * float((y.sum() + 0.5) / s.sum())
+    logger.warning(
+        "no source for the ambient rate: using 1 %% of the overall %s rate (a guess)", antigen
+    )
+    return rate, "guess: 1 % of the overall rate"
+
+
+def _rate_from_profiles(store, antigen: str, contamination: float) -> float | None:
+    """Antigen share of the ambient pool (one profile, or one per sample pooled by UMIs) x contamination."""
+    profiles = (
+        [store]
+        if "genes" in store
+        else [v for v in store.values() if isinstance(v, Mapping) and "genes" in v]
+    )
+    num = den = 0.0
+    for p in profiles:
+        n_umis = float(p.get("n_umis", 0))
+        if n_umis <= 0:
+            continue
+        genes = np.asarray(p["genes"]).astype(str)
+        frac = np.asarray(p["fraction"], dtype=float)
+        hit = np.flatnonzero(genes == antigen)
+        num += float(frac[hit[0]]) * n_umis if hit.size else 0.0
+        den += n_umis
+    if den <= 0:
+        return None
+    return contamination * (num + 0.5) / den
+
+
+def _empty_row(y: np.ndarray, min_cells: int) -> dict[str, Any]:
+    nan = float("nan")
+    return {
+        "pi": nan,
+        "ci_low": nan,
+        "ci_high": nan,
+        "upper_bound": nan,
+        "lrt_pvalue": nan,
+        "mu": nan,
+        "mu_ci_low": nan,
+        "mu_ci_high": nan,
+        "mean_count": nan,
+        "rate": nan,
+        "rate_upper": nan,
+        "expressing_floor": nan,
+        "dropout": nan,
+        "identifiable": False,
+        "zero_fraction": float(np.mean(y == 0)) if y.size else nan,
+        "detection_limit": f"too few cells ({y.size} < {min_cells})",
+    }
+
+
+def _reference_cells(obs, labels, idx, keys, reference, g: str) -> tuple[np.ndarray, str] | None:
+    if isinstance(reference, Mapping):
+        ref_label = reference.get(g)
+        if ref_label is None:
+            return None
+        return idx[labels[idx] == ref_label], str(ref_label)
+    key, value = reference.split("=", 1)
+    is_ref = obs[key].astype(str).to_numpy()[idx] == value
+    own = dict(zip(keys, g.split(_SEP), strict=True))
+    match = is_ref.copy()
+    shared = [k for k in keys if k != key]
+    for k in shared:
+        match &= obs[k].astype(str).to_numpy()[idx] == own[k]
+    if shared and match.any():
+        return idx[match], _SEP.join(f"{k}={own[k]}" for k in shared) + f", {reference}"
+    return (idx[is_ref], reference) if is_ref.any() else None
+
+
+def _add_reference(table, fits, obs, labels, idx, y, s, keys, reference, a, theta, alpha) -> None:
+    n = len(table)
+    table["reference"] = [""] * n
+    for col in ("fold_vs_reference", "fold_ci_low", "fold_ci_high"):
+        table[col] = np.nan
+    if reference is None:
+        if (
+            "timepoint" in obs
+            and (obs["timepoint"].astype(str) == "baseline").to_numpy()[idx].any()
+        ):
+            reference = "timepoint=baseline"
+            logger.info("    reference level for 'dim': %s", reference)
+        else:
+            return
+    z = float(stats.norm.ppf(1 - alpha / 2))
+    cache: dict[str, AntigenFit] = {}
+    for i, g in enumerate(table["group"]):
+        if g not in fits:
+            continue
+        found = _reference_cells(obs, labels, idx, keys, reference, g)
+        if found is None:
+            continue
+        cells, name = found
+        if cells.size < 10:
+            continue
+        if name not in cache:
+            cache[name] = (
+                fits[name]
+                if name in fits
+                else fit_antigen_mixture(
+                    y[cells], s[cells], ambient_rate=a, theta=theta, alpha=alpha
+                )
+            )
+        ref, fit = cache[name], fits[g]
+        se = np.hypot(_se_log(fit.mu_ci, z), _se_log(ref.mu_ci, z))
+        fold = fit.mu / ref.mu
+        table.loc[i, "reference"] = name
+        table.loc[i, "fold_vs_reference"] = fold
+        table.loc[i, "fold_ci_low"] = fold * np.exp(-z * se) if np.isfinite(se) else 0.0
+        table.loc[i, "fold_ci_high"] = fold * np.exp(z * se) if np.isfinite(se) else np.inf
+
+
+def _se_log(ci: tuple[float, float], z: float) -> float:
+    lo, hi = ci
+    if not (lo > 0 and np.isfinite(hi)):
+        return float("inf")
+    return float((np.log(hi) - np.log(lo)) / (2 * z))
+
+
+def _group_state(r, dim_fold: float) -> str:
+    """positive / dim / negative / uncertain for one row of the group table.
+
+    * negative: the interval of pi lies at or above 0.5, or the group's whole expression (its overall rate
+      per UMI, upper 1 - alpha bound) is below the least level the model calls expressing (3 x ambient);
+    * dim: not negative, and the level of expressing cells is at most ``dim_fold`` of the reference with
+      the upper end of the fold's interval below 1 (sound even when pi itself is not identifiable);
+    * positive: identifiable, interval of pi below 0.5;
+    * uncertain: everything else (too few cells, low depth or low level, pi straddling 0.5).
+    """
+    if not np.isfinite(r.pi):
+        return "uncertain"
+    if r.ci_low >= 0.5 or r.rate_upper < r.expressing_floor:
+        return "negative"
+    if np.isfinite(r.fold_vs_reference) and r.fold_vs_reference <= dim_fold and r.fold_ci_high < 1:
+        return "dim"
+    if r.identifiable and r.ci_high < 0.5:
+        return "positive"
+    return "uncertain"
