@@ -1,1 +1,7 @@
-"""datasets namespace."""
+"""Simulated patients with known truth (``simulate_patient``) and writers to 10x/h5ad/VDJ files."""
+
+from __future__ import annotations
+
+from ._simulate import MECHANISMS, simulate_patient
+
+__all__ = ["MECHANISMS", "simulate_patient"]

@@ -1,0 +1,706 @@
+"""Simulated T-ALL patients (baseline + relapse after CAR-T) with known relapse mechanism."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+import anndata as ad
+import numpy as np
+import pandas as pd
+import scipy.sparse as sp
+
+from .._errors import InputError
+from .._logging import logger
+from ._params import FittedParams, load_params
+from ._tcr import contig_rows, contig_table, random_chains
+
+Mechanism = Literal[
+    "preexisting_negative_clone",
+    "antigen_downregulation",
+    "antigen_retained",
+    "mixed",
+    "lineage_switch",
+]
+MECHANISMS = (
+    "preexisting_negative_clone",
+    "antigen_downregulation",
+    "antigen_retained",
+    "mixed",
+    "lineage_switch",
+)
+
+# Blast / ETP program of T-ALL (share of UMIs in the blast profile) and mature T genes turned down.
+BLAST_UP = {
+    "CD1A": 1.0e-3, "CD1E": 4e-4, "CD1B": 3e-4, "DNTT": 1.5e-3, "CD34": 5e-4, "CD99": 6e-3, "KIT": 2e-4,
+    "CD38": 1e-3, "MKI67": 6e-4, "TOP2A": 6e-4, "STMN1": 3e-3, "HMGB2": 4e-3, "TUBB": 3e-3, "SOX4": 2e-3,
+    "PTCRA": 3e-4, "RAG1": 2e-4, "LMO2": 3e-4, "MYB": 5e-4, "LYL1": 2e-4, "HES1": 3e-4, "NOTCH3": 2e-4,
+    "BAALC": 2e-4, "CD5": 8e-4,
+}  # fmt: skip
+MATURE_DOWN = ["CCR7", "SELL", "IL7R", "GZMA", "GZMB", "GZMK", "PRF1", "CCL5", "KLRB1", "NKG7", "GNLY",
+               "CD69", "FOS", "JUN", "CD27", "CD28"]  # fmt: skip
+T_PROGRAM = ["CD3E", "CD3D", "CD3G", "CD247", "CD2", "CD5", "CD7", "CD1A", "CD1B", "CD1E", "LCK", "ZAP70",
+             "BCL11B", "TCF7", "GATA3", "PTCRA", "CD4", "CD8A", "CD8B", "IL7R", "RAG1", "DNTT"]  # fmt: skip
+MYELOID_UP = {"MPO": 3e-3, "CD33": 5e-4, "CEBPA": 4e-4, "SPI1": 6e-4, "CSF3R": 5e-4, "LYZ": 8e-3, "ELANE": 2e-3,
+              "AZU1": 1.5e-3, "PRTN3": 1.5e-3, "CD34": 6e-4, "MEIS1": 2e-4, "HOXA9": 2e-4}  # fmt: skip
+
+# shares of non-malignant cells; normal T cells that are antigen-negative; CAR-T only at relapse
+COMPOSITION = {
+    "baseline": {"normal_T": 0.40, "NK": 0.10, "B": 0.08, "myeloid": 0.30, "erythroid": 0.12},
+    "relapse": {
+        "normal_T": 0.32,
+        "car_T": 0.18,
+        "NK": 0.10,
+        "B": 0.05,
+        "myeloid": 0.25,
+        "erythroid": 0.10,
+    },
+}
+NORMAL_T_NEGATIVE = {"baseline": 0.08, "relapse": 0.30}
+BASE_TYPE = {"malignant": "T", "normal_T": "T", "car_T": "T", "NK": "NK", "B": "B", "myeloid": "myeloid",
+             "erythroid": "erythroid"}  # fmt: skip
+LIB_REL = {"malignant": 1.2}  # blasts are larger cells than resting T cells
+ADT = ("CD3", "CD19", "CD33")
+
+
+def simulate_patient(
+    mechanism: Mechanism = "antigen_downregulation",
+    *,
+    seed: int = 0,
+    n_cells: int = 2000,
+    depth: float = 3000,
+    negative_fraction: float = 0.1,
+    fold: float = np.inf,
+    antigen: str = "CD7",
+    blast_fraction_baseline: float = 0.6,
+    blast_fraction_relapse: float = 0.5,
+    tcr: bool = True,
+    n_subclones: int = 3,
+    minor_subclone_without_cnv: bool = True,
+    decoy_negative_minor: bool = False,
+    relapse_shift: float = 0.0,
+    car_product: Literal["knockout", "pebl"] = "knockout",
+    car_feature: str = "CAR_CD7",
+    protein: bool = False,
+    empty_droplets: bool = False,
+    ambient: float = 0.02,
+    patient: str = "P1",
+) -> ad.AnnData:
+    """Simulate one patient (a baseline and a relapse sample) with a known relapse mechanism.
+
+    Counts are negative-binomial draws from gene proportions, dispersions and library-size
+    distributions fitted per cell type to real 10x data (CARPALL; ``scripts/fit_simulator_params.py``),
+    with cell-specific library sizes and ambient contamination from each sample's own pool. So a cell
+    that expresses the antigen gives a zero count as often as real cells do at that depth (dropout),
+    while a cell that does not express it has only ambient counts.
+
+    Cells: blasts (T profile plus a blast/ETP program and subclone-specific programs; trunk and
+    subclone copy-number changes as dosage ×0.5/×1.5 over large gene segments; one monoclonal TCR),
+    normal polyclonal T cells (some antigen-negative, more at relapse), CAR-T cells at relapse (T cells
+    with the CAR transgene feature), NK (antigen-expressing for CD7), B, myeloid and erythroid cells.
+
+    Parameters
+    ----------
+    mechanism
+        ``preexisting_negative_clone``: a baseline subclone holding ``negative_fraction`` of the blasts
+        is antigen-negative and dominates the relapse. ``antigen_downregulation``: the dominant clone,
+        positive at baseline, is negative (``fold=inf``) or dim (expression ÷ ``fold``) at relapse.
+        ``antigen_retained``: relapse blasts keep the antigen. ``mixed``: both, each about half of the
+        relapse blasts. ``lineage_switch``: relapse blasts lose the T-lineage program (and the antigen)
+        and gain a myeloid program, keeping the leukemic CNVs and TCR.
+    seed
+        Seed of every random draw; the same seed gives the same data.
+    n_cells
+        Cells per sample.
+    depth
+        Median UMIs per cell in each sample (over the simulated genes).
+    negative_fraction
+        Share of baseline blasts in the antigen-negative subclone (pre-existing, mixed, decoy).
+    fold
+        Downregulation fold of the antigen at relapse; ``inf`` is complete loss.
+    antigen
+        Gene symbol of the CAR target (must be among the simulated genes).
+    blast_fraction_baseline, blast_fraction_relapse
+        Share of blasts among the cells of each sample.
+    tcr
+        Whether the blasts carry a productive TCR (one clonotype for all blasts).
+    n_subclones
+        Baseline subclones ``S0`` (dominant) … ``S{n-1}``; the antigen-negative one is the last.
+    minor_subclone_without_cnv
+        Subclone ``S1`` has no CNV of its own (only the trunk CNVs), as happens in real leukemias.
+    decoy_negative_minor
+        With ``antigen_downregulation``: the last subclone is antigen-negative at baseline
+        (``negative_fraction`` of blasts) but does not expand, while the main clone downregulates.
+    relapse_shift
+        Size (log2 s.d.) of a therapy-induced transcriptional shift shared by all relapse blasts.
+    car_product
+        ``knockout``: CAR-T cells have no antigen RNA; ``pebl``: antigen RNA retained (protein
+        blocked, visible with ``protein=True``).
+    car_feature
+        Feature name of the CAR transgene, added as a gene-expression feature.
+    protein
+        Add Antibody Capture counts in ``obsm['protein']`` (the antigen, CD3, CD19, CD33; background
+        plus foreground, features named ``<marker>_TotalSeqC``).
+    empty_droplets
+        Also simulate empty droplets (ambient only) per sample, kept in ``uns['empty_droplets']`` and
+        written as the raw matrix by :func:`write_simulated`.
+    ambient
+        Share of each cell's UMIs drawn from the sample's ambient pool.
+    patient
+        Patient identifier; samples are ``<patient>_baseline`` and ``<patient>_relapse``.
+
+    Returns
+    -------
+    AnnData with integer CSR counts in ``X`` and ``layers['counts']`` (genes plus the CAR feature;
+    ``var['gene_ids','feature_types','chromosome','start','end']``), ``obs`` with ``patient``,
+    ``sample``, ``timepoint``, ``tissue``, ``barcode``, ``clone_id``, ``tcr_chains``, ``trb_cdr3``,
+    ``tra_cdr3`` (as the VDJ reader gives them) and the truth: ``truth_cell_type``,
+    ``truth_malignant``, ``truth_subclone`` (``''`` for normal cells), ``truth_antigen_negative`` (the
+    cell does not express the antigen), ``truth_antigen_level`` (expected antigen expression relative
+    to baseline blasts); ``uns['truth']`` (mechanism, every parameter, subclone table, CNVs),
+    ``uns['vdj_contigs']`` (10x contig rows of all cells) and, when asked, ``obsm['protein']`` and
+    ``uns['empty_droplets']``.
+
+    Raises
+    ------
+    InputError
+        Unknown mechanism or product, antigen not among the simulated genes, or impossible shares.
+    """
+    params = {k: v for k, v in locals().items()}
+    P = load_params()
+    _check(params, P)
+    rng = np.random.default_rng(seed)
+    sim = _Simulator(P, params, rng)
+    adata = sim.run()
+    logger.info(
+        "simulated patient %s (%s): %d cells, %d features",
+        patient,
+        mechanism,
+        adata.n_obs,
+        adata.n_vars,
+    )
+    return adata
+
+
+def _check(p: dict, P: FittedParams) -> None:
+    problems = []
+    if p["mechanism"] not in MECHANISMS:
+        problems.append(f"mechanism must be one of {', '.join(MECHANISMS)}, not {p['mechanism']!r}")
+    if p["car_product"] not in ("knockout", "pebl"):
+        problems.append(f"car_product must be 'knockout' or 'pebl', not {p['car_product']!r}")
+    if p["antigen"] not in set(P.genes):
+        problems.append(f"antigen {p['antigen']!r} is not among the {len(P.genes)} simulated genes")
+    if p["n_cells"] < 50:
+        problems.append("n_cells must be at least 50")
+    if not p["depth"] > 0:
+        problems.append("depth must be positive")
+    if not 0 <= p["negative_fraction"] < 0.9:
+        problems.append("negative_fraction must be in [0, 0.9)")
+    if not p["fold"] >= 1:
+        problems.append("fold must be ≥ 1 (np.inf for complete loss)")
+    for k in ("blast_fraction_baseline", "blast_fraction_relapse"):
+        if not 0 < p[k] < 1:
+            problems.append(f"{k} must be in (0, 1)")
+    if not 0 <= p["ambient"] < 0.5:
+        problems.append("ambient must be in [0, 0.5)")
+    needs_negative = p["mechanism"] in ("preexisting_negative_clone", "mixed") or (
+        p["decoy_negative_minor"] and p["mechanism"] == "antigen_downregulation"
+    )
+    if needs_negative and p["n_subclones"] < 2:
+        problems.append("this mechanism needs n_subclones ≥ 2 (the negative subclone is the last)")
+    if needs_negative and p["negative_fraction"] <= 0:
+        problems.append("this mechanism needs negative_fraction > 0")
+    if p["n_subclones"] < 1:
+        problems.append("n_subclones must be ≥ 1")
+    if problems:
+        from .._errors import Problem
+
+        raise InputError([Problem(m, field="simulate_patient") for m in problems])
+
+
+class _Simulator:
+    def __init__(self, P: FittedParams, p: dict, rng: np.random.Generator) -> None:
+        self.P, self.p, self.rng = P, p, rng
+        self.G = len(P.genes)
+        self.a = int(P.index([p["antigen"]])[0])
+        self.idx = {g: i for i, g in enumerate(P.genes)}
+
+    # ---- profiles -------------------------------------------------------------------------------
+    def _set(self, prof: np.ndarray, shares: dict[str, float]) -> None:
+        for g, v in shares.items():
+            if g in self.idx:
+                prof[self.idx[g]] = v
+
+    def _scale(self, prof: np.ndarray, genes, factor: float) -> None:
+        prof[self.P.index(genes)] *= factor
+
+    def base_profiles(self) -> None:
+        P, a = self.P, self.a
+        prof = {ct: P.mu[ct].copy() for ct in P.mu}
+        top = max(prof[ct][a] for ct in prof)
+        # lineages that (nearly) do not express the antigen do not at all: their counts are ambient
+        for ct in prof:
+            if prof[ct][a] < 0.1 * top:
+                prof[ct][a] = 0.0
+        blast = prof["T"].copy()
+        self._scale(blast, MATURE_DOWN, 0.15)
+        self._set(blast, BLAST_UP)
+        self.blast_level = 1.5 * max(prof["T"][a], 1e-4)
+        blast[a] = self.blast_level
+        self.prof = prof
+        self.blast = blast / blast.sum()
+        self.blast_level = self.blast[a]
+
+    def cnv_events(self) -> list[dict]:
+        P, rng, p = self.P, self.rng, self.p
+        excluded = {"chrX", "chrY", "chrM", P.chromosome[self.a]}
+        chroms = [
+            c
+            for c in pd.unique(P.chromosome)
+            if c not in excluded and (P.chromosome == c).sum() >= 60
+        ]
+        owners = ["trunk", "trunk"] + [
+            f"S{k}"
+            for k in range(p["n_subclones"])
+            if not (k == 1 and p["minor_subclone_without_cnv"])
+        ]
+        picked = rng.choice(chroms, size=min(len(owners), len(chroms)), replace=False)
+        events = []
+        for j, (owner, ch) in enumerate(zip(owners, picked, strict=False)):
+            genes = np.flatnonzero(P.chromosome == ch)
+            kind = rng.choice(["whole", "first", "second"], p=[0.3, 0.35, 0.35])
+            half = len(genes) // 2
+            sel = genes if kind == "whole" else (genes[:half] if kind == "first" else genes[half:])
+            dosage = 1.5 if (j % 2 == 0) else 0.5
+            events.append(
+                {
+                    "owner": owner,
+                    "chromosome": str(ch),
+                    "start": int(P.start[sel[0]]),
+                    "end": int(P.end[sel[-1]]),
+                    "first_gene": str(P.genes[sel[0]]),
+                    "last_gene": str(P.genes[sel[-1]]),
+                    "n_genes": len(sel),
+                    "dosage": dosage,
+                    "_idx": sel,
+                }
+            )
+        return events
+
+    def subclone_profiles(self) -> None:
+        P, rng, p = self.P, self.rng, self.p
+        n = p["n_subclones"]
+        self.events = self.cnv_events()
+        special = set(P.index([*BLAST_UP, *MATURE_DOWN, *T_PROGRAM, *MYELOID_UP, p["antigen"]]))
+        moderate = np.flatnonzero((self.prof["T"] > 2e-5) & (self.prof["T"] < 2e-3))
+        moderate = np.array([g for g in moderate if g not in special])
+        self.programs = {}
+        self.sub_prof = {}
+        for k in range(n):
+            dose = np.ones(self.G)
+            for e in self.events:
+                if e["owner"] in ("trunk", f"S{k}"):
+                    dose[e["_idx"]] *= e["dosage"]
+            prog = np.zeros(self.G)
+            if n > 1:
+                genes = rng.choice(moderate, size=80, replace=False)
+                prog[genes] = np.clip(rng.normal(0, 1.0, size=80), -2.5, 2.5)
+                self.programs[f"S{k}"] = [str(P.genes[g]) for g in genes]
+            self.sub_prof[f"S{k}"] = (dose, prog)
+        shift_genes = rng.choice(moderate, size=150, replace=False)
+        self.shift = np.zeros(self.G)
+        self.shift[shift_genes] = p["relapse_shift"] * rng.normal(0, 1, size=150)
+
+    def blast_profile(self, sub: str, timepoint: str, level: float, switched: bool) -> np.ndarray:
+        dose, prog = self.sub_prof[sub]
+        base = self.blast.copy()
+        if switched:
+            base = 0.4 * base + 0.6 * self.prof["myeloid"]
+            self._scale(base, T_PROGRAM, 0.02)
+            self._set(base, MYELOID_UP)
+        logfc = prog + (self.shift if timepoint == "relapse" else 0.0)
+        prof = base * dose * np.exp2(logfc)
+        prof[self.a] = 0.0
+        prof *= (1 - self.blast_level * level) / prof.sum()
+        prof[self.a] = self.blast_level * level * (self.sub_prof[sub][0][self.a])
+        return prof / prof.sum()
+
+    # ---- design of the two samples ----------------------------------------------------------------
+    def shares(self) -> tuple[dict, dict, dict]:
+        """Subclone shares at baseline and relapse, and antigen level per (subclone, timepoint)."""
+        p = self.p
+        n, mech, nf = p["n_subclones"], p["mechanism"], p["negative_fraction"]
+        subs = [f"S{k}" for k in range(n)]
+        neg = subs[-1] if n > 1 else None
+        has_neg = mech in ("preexisting_negative_clone", "mixed") or (
+            mech == "antigen_downregulation" and p["decoy_negative_minor"]
+        )
+        base = dict.fromkeys(subs, 0.0)
+        minors = [s for s in subs[1:] if not (has_neg and s == neg)]
+        if has_neg:
+            base[neg] = nf
+        for s in minors:
+            base[s] = 0.25 / len(minors) if minors else 0.0
+        base["S0"] = 1.0 - sum(base[s] for s in subs[1:])
+        if base["S0"] < 0.05:
+            raise InputError.single(
+                f"negative_fraction={nf} leaves no room for the dominant subclone",
+                field="negative_fraction",
+            )
+        rel = dict.fromkeys(subs, 0.0)
+
+        def spread(total: float, among: list[str]) -> None:
+            for s in among:
+                rel[s] = total / len(among)
+
+        if mech == "preexisting_negative_clone":
+            rel[neg] = 0.85 if minors else 0.9
+            rel["S0"] = 0.10
+            spread(0.05, minors) if minors else None
+        elif mech == "mixed":
+            rel[neg], rel["S0"] = 0.45, 0.50
+            spread(0.05, minors) if minors else None
+            if not minors:
+                rel["S0"] = 0.55
+        elif mech in ("antigen_downregulation", "lineage_switch"):
+            if has_neg:
+                rel[neg] = min(0.5 * nf, 0.03)
+            rest = 1 - sum(rel.values())
+            others = minors
+            rel["S0"] = rest - (0.15 if others else 0.0)
+            spread(0.15, others) if others else None
+        else:  # retained: the composition of baseline
+            rel = dict(base)
+        total = sum(rel.values())
+        rel = {s: v / total for s, v in rel.items()}
+        level = {}
+        for s in subs:
+            for t in ("baseline", "relapse"):
+                lv = 1.0
+                if has_neg and s == neg:
+                    lv = 0.0
+                if t == "relapse" and s == "S0" and mech in ("antigen_downregulation", "mixed"):
+                    lv = 0.0 if np.isinf(p["fold"]) else 1.0 / p["fold"]
+                if t == "relapse" and mech == "lineage_switch":
+                    lv = 0.0
+                level[(s, t)] = lv
+        return base, rel, level
+
+    # ---- cells ------------------------------------------------------------------------------------
+    def run(self) -> ad.AnnData:
+        p, rng, P = self.p, self.rng, self.P
+        self.base_profiles()
+        self.subclone_profiles()
+        base_share, rel_share, level = self.shares()
+        n = p["n_cells"]
+        G1 = self.G + 1  # genes + CAR feature
+        car_share = P.car_prop[0] / P.info.get("coverage_T", 1.0)
+
+        # TCR repertoires
+        blast_clone = random_chains(rng) if p["tcr"] else None
+        expanded_T = [random_chains(rng) for _ in range(6)]
+        expanded_car = [random_chains(rng) for _ in range(8)]
+
+        profiles: list[np.ndarray] = []
+        phis: list[np.ndarray] = []
+        keys: dict[tuple, int] = {}
+
+        def profile_id(key: tuple, make) -> int:
+            if key not in keys:
+                prof, phi = make()
+                full = np.zeros(G1)
+                full[: self.G] = prof
+                if key[0] == "car_T":
+                    full[: self.G] *= 1 - car_share
+                    full[self.G] = car_share
+                profiles.append(full / full.sum())
+                phis.append(np.append(phi, P.car_prop[2]))
+                keys[key] = len(profiles) - 1
+            return keys[key]
+
+        obs_parts, pid_all, lib_all, contigs, empties = [], [], [], [], {}
+        ambient_pools = {}
+        for t, bf, shares in (
+            ("baseline", p["blast_fraction_baseline"], base_share),
+            ("relapse", p["blast_fraction_relapse"], rel_share),
+        ):
+            sample = f"{p['patient']}_{t}"
+            n_blast = round(n * bf)
+            comp = COMPOSITION[t]
+            counts_ct = _apportion(n - n_blast, comp)
+            subs = list(shares)
+            n_sub = _apportion(n_blast, shares)
+            rows = []
+            for s in subs:
+                lv = level[(s, t)]
+                switched = t == "relapse" and p["mechanism"] == "lineage_switch"
+                k = profile_id(
+                    ("malignant", s, t, lv, switched),
+                    lambda s=s, lv=lv, sw=switched, t=t: (
+                        self.blast_profile(s, t, lv, sw),
+                        P.phi["T"],
+                    ),
+                )
+                rows += [("malignant", s, lv, k)] * n_sub[s]
+            for ct, m in counts_ct.items():
+                if ct == "normal_T":
+                    m_neg = round(m * NORMAL_T_NEGATIVE[t])
+                    k1 = profile_id(("normal_T", 1.0), lambda: (self.prof["T"], P.phi["T"]))
+                    k0 = profile_id(
+                        ("normal_T", 0.0), lambda: (_without(self.prof["T"], self.a), P.phi["T"])
+                    )
+                    rows += [("normal_T", "", 1.0, k1)] * (m - m_neg) + [
+                        ("normal_T", "", 0.0, k0)
+                    ] * m_neg
+                elif ct == "car_T":
+                    keep = p["car_product"] == "pebl"
+                    prof = self.prof["T"] if keep else _without(self.prof["T"], self.a)
+                    k = profile_id(("car_T", keep), lambda prof=prof: (prof, P.phi["T"]))
+                    rows += [("car_T", "", 1.0 if keep else 0.0, k)] * m
+                else:
+                    lv = 1.0 if self.prof[ct][self.a] > 0 else 0.0
+                    k = profile_id((ct,), lambda ct=ct: (self.prof[ct], P.phi[ct]))
+                    rows += [(ct, "", lv, k)] * m
+            order = rng.permutation(len(rows))
+            rows = [rows[i] for i in order]
+            ctype = np.array([r[0] for r in rows], dtype=object)
+            pid = np.array([r[3] for r in rows])
+            # library sizes: log-normal per cell type, then the sample median set to `depth`
+            loglib = np.empty(len(rows))
+            for ct in np.unique(ctype):
+                sel = ctype == ct
+                m_, s_ = P.loglib[BASE_TYPE[ct]]
+                rel = m_ - P.loglib["T"][0] + np.log(LIB_REL.get(ct, 1.0))
+                loglib[sel] = rel + rng.normal(0, min(s_, 0.7), size=sel.sum())
+            lib = np.exp(loglib)
+            lib *= p["depth"] / np.median(lib)
+            barcodes = _barcodes(rng, len(rows))
+            obs = pd.DataFrame(
+                {
+                    "patient": p["patient"],
+                    "sample": sample,
+                    "timepoint": t,
+                    "tissue": "BM",
+                    "barcode": barcodes,
+                    "truth_cell_type": ctype,
+                    "truth_malignant": ctype == "malignant",
+                    "truth_subclone": [r[1] for r in rows],
+                    "truth_antigen_level": [r[2] for r in rows],
+                },
+                index=[f"{sample}_{b}" for b in barcodes],
+            )
+            # TCR of T-lineage cells
+            clone_rows = []
+            for b, ct in zip(barcodes, ctype, strict=True):
+                clone, has, cid = None, (False, False), ""
+                if ct == "malignant" and blast_clone is not None:
+                    clone, cid = blast_clone, "clonotype1"
+                    has = (rng.random() < 0.85, rng.random() < 0.75)
+                elif ct in ("normal_T", "car_T"):
+                    pool = expanded_T if ct == "normal_T" else expanded_car
+                    frac = 0.12 if ct == "normal_T" else 0.3
+                    if rng.random() < frac:
+                        j = int(rng.integers(len(pool)))
+                        clone, cid = pool[j], f"clonotype{(2 if ct == 'normal_T' else 10) + j}"
+                    else:
+                        clone, cid = random_chains(rng), f"clonotype_{b[:8]}"
+                    has = (rng.random() < 0.85, rng.random() < 0.8)
+                elif (
+                    ct == "malignant" and rng.random() < 0.3
+                ):  # no productive TCR: non-productive only
+                    contigs += [
+                        dict(r, sample=sample) for r in contig_rows(b, None, has, "None", rng)
+                    ]
+                if clone is not None and (has[0] or has[1]):
+                    contigs += [
+                        dict(r, sample=sample) for r in contig_rows(b, clone, has, cid, rng)
+                    ]
+                clone_rows.append(_clone_fields(clone, has))
+            cf = pd.DataFrame(clone_rows, index=obs.index)
+            obs = pd.concat([obs, cf], axis=1)
+            obs_parts.append(obs)
+            pid_all.append(pid)
+            lib_all.append(lib)
+            prof_mat = np.vstack(profiles)
+            pool = np.bincount(pid, weights=lib, minlength=len(profiles)) @ prof_mat
+            ambient_pools[sample] = pool / pool.sum()
+            if p["empty_droplets"]:
+                empties[sample] = self.empties(ambient_pools[sample], n)
+
+        prof_mat = np.vstack(profiles)
+        phi_mat = np.vstack(phis)
+        X_parts = []
+        for obs, pid, lib in zip(obs_parts, pid_all, lib_all, strict=True):
+            amb = ambient_pools[obs["sample"].iloc[0]]
+            X_parts.append(self.counts(prof_mat[pid], phi_mat[pid], lib, amb))
+        X = sp.vstack(X_parts).tocsr()
+        obs = pd.concat(obs_parts)
+        obs["truth_antigen_level"] = obs["truth_antigen_level"].astype(float)
+        obs["truth_antigen_negative"] = obs["truth_antigen_level"].to_numpy() == 0
+        lev = prof_mat[np.concatenate(pid_all), self.a] / self.blast_level
+        obs["truth_antigen_level"] = lev
+        obs["truth_car"] = obs["truth_cell_type"] == "car_T"
+        for c in ("patient", "sample", "timepoint", "tissue", "truth_cell_type", "tcr_chains"):
+            obs[c] = obs[c].astype("category")
+
+        var = pd.DataFrame(
+            {
+                "gene_ids": np.append(P.gene_ids, p["car_feature"]),
+                "feature_types": "Gene Expression",
+                "chromosome": np.append(P.chromosome, ""),
+                "start": np.append(P.start, -1),
+                "end": np.append(P.end, -1),
+            },
+            index=pd.Index(np.append(P.genes, p["car_feature"]), name=None),
+        )
+        adata = ad.AnnData(X=X, obs=obs, var=var)
+        adata.layers["counts"] = X.copy()
+        if p["protein"]:
+            adata.obsm["protein"] = self.adt(obs)
+        adata.uns["truth"] = self.truth(base_share, rel_share, level)
+        adata.uns["vdj_contigs"] = (
+            contig_table(contigs).assign(sample=[c["sample"] for c in contigs])
+            if contigs
+            else contig_table([]).assign(sample=pd.Series(dtype=str))
+        )
+        if empties:
+            adata.uns["empty_droplets"] = empties
+        return adata
+
+    def counts(
+        self, prof: np.ndarray, phi: np.ndarray, lib: np.ndarray, amb: np.ndarray
+    ) -> sp.csr_matrix:
+        """Gamma-Poisson (NB) counts of the cells' own RNA plus Poisson ambient counts."""
+        rng, a = self.rng, self.p["ambient"]
+        shape = (1.0 / phi).astype(np.float32)
+        lam = rng.standard_gamma(shape, dtype=np.float32)
+        lam *= (prof * phi).astype(
+            np.float32
+        )  # Gamma(1/φ, φ) · profile = standard_gamma · φ · profile
+        lam *= ((1 - a) * lib).astype(np.float32)[:, None]
+        lam += (a * lib).astype(np.float32)[:, None] * amb.astype(np.float32)[None, :]
+        y = rng.poisson(lam).astype(np.int32)
+        return sp.csr_matrix(y)
+
+    def empties(self, amb: np.ndarray, n: int) -> dict:
+        rng = self.rng
+        m = 2 * n
+        lib = np.exp(rng.normal(np.log(25), 0.8, size=m))
+        y = rng.poisson(lib[:, None] * amb[None, :]).astype(np.int32)
+        return {"counts": sp.csr_matrix(y), "barcodes": np.array(_barcodes(rng, m), dtype=object)}
+
+    def adt(self, obs: pd.DataFrame) -> pd.DataFrame:
+        rng, p = self.rng, self.p
+        names = [p["antigen"], *[m for m in ADT if m != p["antigen"]]]
+        ct = obs["truth_cell_type"].astype(str).to_numpy()
+        switched = (
+            (p["mechanism"] == "lineage_switch")
+            & (obs["timepoint"].astype(str).to_numpy() == "relapse")
+            & (ct == "malignant")
+        )
+        level = obs["truth_antigen_level"].to_numpy()
+        fg = {}
+        ag = np.where(obs["truth_antigen_negative"].to_numpy(), 0.0, 150.0 * np.minimum(level, 2.0))
+        if p["car_product"] == "pebl":  # PEBL: antigen RNA kept, protein retained inside the cell
+            ag[ct == "car_T"] = 0.0
+        fg[p["antigen"]] = ag
+        t_like = np.isin(ct, ["normal_T", "car_T"])
+        fg["CD3"] = np.where(t_like, 200.0, np.where((ct == "malignant") & ~switched, 30.0, 0.0))
+        fg["CD19"] = np.where(ct == "B", 150.0, 0.0)
+        fg["CD33"] = np.where((ct == "myeloid") | switched, 120.0, 0.0)
+        out = {}
+        for name in names:
+            bg = rng.gamma(2.0, 4.0, size=len(obs))  # background: mean 8, overdispersed
+            fgm = fg.get(name, np.zeros(len(obs))) * rng.gamma(4.0, 0.25, size=len(obs))
+            out[f"{name}_TotalSeqC"] = rng.poisson(bg + fgm).astype(np.int32)
+        return pd.DataFrame(out, index=obs.index)
+
+    def truth(self, base_share: dict, rel_share: dict, level: dict) -> dict:
+        p = self.p
+        subs = list(base_share)
+        table = {
+            "subclone": subs,
+            "share_baseline": [float(base_share[s]) for s in subs],
+            "share_relapse": [float(rel_share[s]) for s in subs],
+            "antigen_level_baseline": [float(level[(s, "baseline")]) for s in subs],
+            "antigen_level_relapse": [float(level[(s, "relapse")]) for s in subs],
+            "has_own_cnv": [any(e["owner"] == s for e in self.events) for s in subs],
+        }
+        neg_b = sum(base_share[s] for s in subs if level[(s, "baseline")] == 0)
+        neg_r = sum(rel_share[s] for s in subs if level[(s, "relapse")] == 0)
+        params = {k: (str(v) if v is None else v) for k, v in p.items()}
+        params["fold"] = float(p["fold"])
+        return {
+            "mechanism": p["mechanism"],
+            "params": params,
+            **{
+                k: params[k]
+                for k in ("negative_fraction", "fold", "depth", "seed", "antigen", "n_cells")
+            },
+            "negative_fraction_baseline": float(neg_b),
+            "negative_fraction_relapse": float(neg_r),
+            "subclones": table,
+            "cnvs": {
+                k: [e[k] for e in self.events]
+                for k in (
+                    "owner",
+                    "chromosome",
+                    "start",
+                    "end",
+                    "first_gene",
+                    "last_gene",
+                    "n_genes",
+                    "dosage",
+                )
+            },
+            "subclone_program_genes": self.programs,
+            "blast_tcr": "none" if not p["tcr"] else "clonotype1",
+            "normal_T_negative_fraction": dict(NORMAL_T_NEGATIVE),
+            "simulator_params": "carpall_params.npz (fitted to CARPALL 10x data)",
+        }
+
+
+def _without(prof: np.ndarray, i: int) -> np.ndarray:
+    out = prof.copy()
+    out[i] = 0.0
+    return out / out.sum()
+
+
+def _apportion(n: int, shares: dict[str, float]) -> dict[str, int]:
+    """Integer counts summing to n in proportion to shares (largest remainder)."""
+    keys = list(shares)
+    w = np.array([shares[k] for k in keys], dtype=float)
+    w = w / w.sum() if w.sum() > 0 else np.full(len(w), 1 / len(w))
+    raw = w * n
+    base = np.floor(raw).astype(int)
+    for i in np.argsort(-(raw - base))[: n - base.sum()]:
+        base[i] += 1
+    return dict(zip(keys, base.tolist(), strict=True))
+
+
+def _barcodes(rng: np.random.Generator, n: int) -> list[str]:
+    out: list[str] = []
+    seen: set[str] = set()
+    letters = np.array(list("ACGT"))
+    while len(out) < n:
+        codes = rng.integers(0, 4, size=(n, 16))
+        for row in codes:
+            b = "".join(letters[row]) + "-1"
+            if b not in seen:
+                seen.add(b)
+                out.append(b)
+                if len(out) == n:
+                    break
+    return out
+
+
+def _clone_fields(clone: dict | None, has: tuple[bool, bool]) -> dict:
+    from ._tcr import translate
+
+    b, a = (clone is not None and has[0]), (clone is not None and has[1])
+    parts = ([f"TRB:{clone['TRB_nt']}"] if b else []) + ([f"TRA:{clone['TRA_nt']}"] if a else [])
+    return {
+        "clone_id": ";".join(parts) if parts else np.nan,
+        "tcr_chains": "TRA+TRB" if a and b else ("TRA" if a else ("TRB" if b else "none")),
+        "trb_cdr3": translate(clone["TRB_nt"]) if b else np.nan,
+        "tra_cdr3": translate(clone["TRA_nt"]) if a else np.nan,
+    }

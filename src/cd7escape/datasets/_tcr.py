@@ -1,0 +1,124 @@
+"""Synthetic TCR clonotypes and 10x ``filtered_contig_annotations.csv`` rows."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+CONTIG_COLUMNS = [
+    "barcode", "is_cell", "contig_id", "high_confidence", "length", "chain", "v_gene", "d_gene", "j_gene",
+    "c_gene", "full_length", "productive", "cdr3", "cdr3_nt", "reads", "umis", "raw_clonotype_id",
+    "raw_consensus_id",
+]  # fmt: skip
+
+_BASES = np.array(list("ACGT"))
+_CODON = {}
+_AA = "FFLLSSSSYY**CC*WLLLLPPPPHHQQRRRRIIIMTTTTNNKKSSRRVVVVAAAADDEEGGGG"
+for _i, _a in enumerate(_AA):
+    _CODON["TCAG"[_i // 16] + "TCAG"[(_i // 4) % 4] + "TCAG"[_i % 4]] = _a
+
+TRBV = ["TRBV2", "TRBV3-1", "TRBV4-1", "TRBV5-1", "TRBV6-5", "TRBV7-2", "TRBV7-9", "TRBV9", "TRBV12-3",
+        "TRBV19", "TRBV20-1", "TRBV27", "TRBV28", "TRBV29-1", "TRBV30"]  # fmt: skip
+TRBJ = ["TRBJ1-1", "TRBJ1-2", "TRBJ1-5", "TRBJ2-1", "TRBJ2-3", "TRBJ2-5", "TRBJ2-7"]
+TRAV = ["TRAV1-2", "TRAV8-4", "TRAV12-1", "TRAV12-2", "TRAV13-1", "TRAV19", "TRAV21", "TRAV26-1",
+        "TRAV29/DV5", "TRAV38-2/DV8"]  # fmt: skip
+TRAJ = ["TRAJ15", "TRAJ20", "TRAJ31", "TRAJ33", "TRAJ39", "TRAJ42", "TRAJ49", "TRAJ53"]
+
+
+def translate(nt: str) -> str:
+    return "".join(_CODON.get(nt[i : i + 3], "X") for i in range(0, len(nt) - 2, 3))
+
+
+def random_cdr3(rng: np.random.Generator) -> str:
+    """A productive-looking CDR3 nucleotide sequence (Cys … Phe, no stop codon)."""
+    n = int(rng.integers(10, 16))
+    while True:
+        mid = "".join(_BASES[rng.integers(0, 4, size=3 * n)])
+        if "*" not in translate(mid):
+            return "TGT" + mid + ("TTC" if rng.random() < 0.5 else "TTT")
+
+
+def random_chains(rng: np.random.Generator) -> dict[str, str]:
+    """One clonotype: V/J/C genes and CDR3 nt of a TRB and a TRA chain."""
+    return {
+        "TRB_v": str(rng.choice(TRBV)),
+        "TRB_j": str(rng.choice(TRBJ)),
+        "TRB_nt": random_cdr3(rng),
+        "TRA_v": str(rng.choice(TRAV)),
+        "TRA_j": str(rng.choice(TRAJ)),
+        "TRA_nt": random_cdr3(rng),
+    }
+
+
+def contig_rows(
+    barcode: str,
+    clone: dict[str, str] | None,
+    has: tuple[bool, bool],
+    clonotype: str,
+    rng: np.random.Generator,
+) -> list[dict]:
+    """10x contig rows of one cell: productive TRB/TRA chains as in ``has`` (TRB, TRA), and sometimes a
+    non-productive contig (out-of-frame rearrangement of the other allele)."""
+    rows = []
+    k = 0
+    for chain, present in (("TRB", has[0]), ("TRA", has[1])):
+        if clone is None or not present:
+            continue
+        k += 1
+        nt = clone[f"{chain}_nt"]
+        j = clone[f"{chain}_j"]
+        c = ("TRBC1" if j.startswith("TRBJ1") else "TRBC2") if chain == "TRB" else "TRAC"
+        rows.append(
+            _row(
+                barcode,
+                k,
+                chain,
+                clone[f"{chain}_v"],
+                j,
+                c,
+                nt,
+                translate(nt),
+                True,
+                clonotype,
+                rng,
+            )
+        )
+    if rng.random() < 0.15 or (clone is None and rng.random() < 0.5):
+        k += 1
+        chain = "TRA" if rng.random() < 0.6 else "TRB"
+        nt = random_cdr3(rng)[:-1]  # frameshift: not a multiple of three
+        v = str(rng.choice(TRAV if chain == "TRA" else TRBV))
+        j = str(rng.choice(TRAJ if chain == "TRA" else TRBJ))
+        c = "TRAC" if chain == "TRA" else "TRBC2"
+        rows.append(
+            _row(barcode, k, chain, v, j, c, nt, "", False, clonotype if clone else "None", rng)
+        )
+    return rows
+
+
+def _row(barcode, k, chain, v, j, c, nt, aa, productive, clonotype, rng) -> dict:
+    umis = int(rng.integers(1, 12) if productive else rng.integers(1, 4))
+    return {
+        "barcode": barcode,
+        "is_cell": "true",
+        "contig_id": f"{barcode}_contig_{k}",
+        "high_confidence": "true",
+        "length": int(rng.integers(470, 600)),
+        "chain": chain,
+        "v_gene": v,
+        "d_gene": "TRBD1" if chain == "TRB" and rng.random() < 0.5 else "",
+        "j_gene": j,
+        "c_gene": c,
+        "full_length": "true" if productive else "false",
+        "productive": "true" if productive else "false",
+        "cdr3": aa if productive else "None",
+        "cdr3_nt": nt if productive else "None",
+        "reads": umis * int(rng.integers(300, 3000)),
+        "umis": umis,
+        "raw_clonotype_id": clonotype,
+        "raw_consensus_id": f"{clonotype}_consensus_{k}" if clonotype and productive else "None",
+    }
+
+
+def contig_table(rows: list[dict]) -> pd.DataFrame:
+    return pd.DataFrame(rows, columns=CONTIG_COLUMNS)
