@@ -3,5 +3,6 @@
 from __future__ import annotations
 
 from ._simulate import MECHANISMS, simulate_patient
+from ._write import write_simulated
 
-__all__ = ["MECHANISMS", "simulate_patient"]
+__all__ = ["MECHANISMS", "simulate_patient", "write_simulated"]

@@ -586,11 +586,15 @@ class _Simulator:
         m = 2 * n
         lib = np.exp(rng.normal(np.log(25), 0.8, size=m))
         y = rng.poisson(lib[:, None] * amb[None, :]).astype(np.int32)
-        return {"counts": sp.csr_matrix(y), "barcodes": np.array(_barcodes(rng, m), dtype=object)}
+        out = {"counts": sp.csr_matrix(y), "barcodes": np.array(_barcodes(rng, m), dtype=object)}
+        if self.p["protein"]:  # free antibody in empty droplets: background only
+            k = len(_adt_names(self.p))
+            out["protein"] = rng.poisson(rng.gamma(2.0, 2.0, size=(m, k))).astype(np.int32)
+        return out
 
     def adt(self, obs: pd.DataFrame) -> pd.DataFrame:
         rng, p = self.rng, self.p
-        names = [p["antigen"], *[m for m in ADT if m != p["antigen"]]]
+        names = _adt_names(p)
         ct = obs["truth_cell_type"].astype(str).to_numpy()
         switched = (
             (p["mechanism"] == "lineage_switch")
@@ -657,6 +661,10 @@ class _Simulator:
             "normal_T_negative_fraction": dict(NORMAL_T_NEGATIVE),
             "simulator_params": "carpall_params.npz (fitted to CARPALL 10x data)",
         }
+
+
+def _adt_names(p: dict) -> list[str]:
+    return [p["antigen"], *[m for m in ADT if m != p["antigen"]]]
 
 
 def _without(prof: np.ndarray, i: int) -> np.ndarray:

@@ -1,0 +1,235 @@
+"""Write a simulated patient as the files a user would have: 10x HDF5 / matrix dir / h5ad + VDJ CSV."""
+
+from __future__ import annotations
+
+import gzip
+import json
+from pathlib import Path
+from typing import Literal
+
+import anndata as ad
+import h5py
+import numpy as np
+import pandas as pd
+import scipy.io
+import scipy.sparse as sp
+
+from .._errors import InputError
+from .._logging import logger
+from ._tcr import CONTIG_COLUMNS
+
+TRUTH_COLUMNS = (
+    "truth_cell_type",
+    "truth_malignant",
+    "truth_subclone",
+    "truth_antigen_negative",
+    "truth_antigen_level",
+    "truth_car",
+)
+
+
+def write_simulated(
+    adata: ad.AnnData,
+    outdir: str | Path,
+    *,
+    fmt: Literal["h5", "h5ad", "mtx"] = "h5",
+) -> Path:
+    """Write a patient from :func:`simulate_patient` as per-sample input files and a sample sheet.
+
+    Per sample ``<outdir>/<sample>/``:
+
+    - ``fmt='h5'``: ``filtered_feature_bc_matrix.h5`` (Cell Ranger v3 layout; Antibody Capture
+      features appended when the data have ``obsm['protein']``); ``fmt='mtx'``: the directory
+      ``filtered_feature_bc_matrix/`` (``matrix.mtx.gz``, ``features.tsv.gz``, ``barcodes.tsv.gz``);
+      ``fmt='h5ad'``: ``<sample>.h5ad`` with raw integer counts in ``X`` (and
+      ``obsm['protein']``), obs names = barcodes, no truth columns.
+    - ``raw_feature_bc_matrix.h5``: cells plus empty droplets, when the data have
+      ``uns['empty_droplets']``.
+    - ``filtered_contig_annotations.csv``: the 10x VDJ contigs of the sample's cells.
+
+    Plus ``<outdir>/samples.csv`` (columns ``patient, sample, timepoint, path, vdj, tissue,
+    raw_path``; paths relative to the sheet) and the truth, kept apart from the inputs:
+    ``<outdir>/truth/<patient>_cells.csv`` (barcode, sample and the ``truth_*`` columns) and
+    ``<outdir>/truth/<patient>.json`` (``uns['truth']``).
+
+    Parameters
+    ----------
+    adata
+        The output of :func:`simulate_patient` (one patient).
+    outdir
+        Folder to write into (created if needed; existing files of the same names are replaced).
+    fmt
+        Format of the count matrices: ``'h5'`` (10x HDF5), ``'h5ad'`` or ``'mtx'`` (10x matrix folder).
+
+    Returns
+    -------
+    Path of the written ``samples.csv``.
+
+    Raises
+    ------
+    InputError
+        Unknown format, or data that do not come from :func:`simulate_patient`.
+    """
+    if fmt not in ("h5", "h5ad", "mtx"):
+        raise InputError.single(f"fmt must be 'h5', 'h5ad' or 'mtx', not {fmt!r}", field="fmt")
+    missing = [c for c in ("patient", "sample", "timepoint", "barcode") if c not in adata.obs]
+    if missing or "counts" not in adata.layers:
+        raise InputError.single(
+            f"not a simulated patient (missing obs {missing} or layers['counts'])", field="adata"
+        )
+    outdir = Path(outdir)
+    outdir.mkdir(parents=True, exist_ok=True)
+    counts = sp.csr_matrix(adata.layers["counts"])
+    protein = adata.obsm.get("protein")
+    contigs = adata.uns.get("vdj_contigs")
+    empties = adata.uns.get("empty_droplets", {})
+    rows = []
+    for sample in pd.unique(adata.obs["sample"].astype(str)):
+        sel = np.flatnonzero(adata.obs["sample"].astype(str).to_numpy() == sample)
+        obs = adata.obs.iloc[sel]
+        sdir = outdir / sample
+        sdir.mkdir(exist_ok=True)
+        X = counts[sel]
+        barcodes = obs["barcode"].astype(str).to_numpy()
+        prot = protein.iloc[sel] if protein is not None else None
+        row = {
+            "patient": str(obs["patient"].iloc[0]),
+            "sample": sample,
+            "timepoint": str(obs["timepoint"].iloc[0]),
+            "tissue": str(obs["tissue"].iloc[0]) if "tissue" in obs else "",
+        }
+        if fmt == "h5":
+            path = sdir / "filtered_feature_bc_matrix.h5"
+            _write_10x_h5(path, X, barcodes, adata.var, prot)
+        elif fmt == "mtx":
+            path = sdir / "filtered_feature_bc_matrix"
+            _write_mtx(path, X, barcodes, adata.var, prot)
+        else:
+            path = sdir / f"{sample}.h5ad"
+            sub = ad.AnnData(
+                X=X.copy(),
+                obs=pd.DataFrame(index=pd.Index(barcodes, name="barcode")),
+                var=adata.var[["gene_ids", "feature_types"]].copy(),
+            )
+            if prot is not None:
+                sub.obsm["protein"] = prot.set_axis(barcodes, axis=0)
+            sub.write_h5ad(path, compression="gzip")
+        row["path"] = str(path.relative_to(outdir))
+        if sample in empties:
+            e = empties[sample]
+            raw = sdir / "raw_feature_bc_matrix.h5"
+            e_prot = None
+            if prot is not None:
+                e_prot = pd.DataFrame(np.asarray(e["protein"]), columns=prot.columns)
+                e_prot = pd.concat([prot.reset_index(drop=True), e_prot], ignore_index=True)
+            _write_10x_h5(
+                raw,
+                sp.vstack([X, sp.csr_matrix(e["counts"])]).tocsr(),
+                np.concatenate([barcodes, np.asarray(e["barcodes"]).astype(str)]),
+                adata.var,
+                e_prot,
+            )
+            row["raw_path"] = str(raw.relative_to(outdir))
+        if contigs is not None and len(contigs):
+            c = contigs[contigs["sample"].astype(str) == sample][CONTIG_COLUMNS]
+            vdj = sdir / "filtered_contig_annotations.csv"
+            c.to_csv(vdj, index=False)
+            row["vdj"] = str(vdj.relative_to(outdir))
+        rows.append(row)
+    sheet = pd.DataFrame(rows)
+    cols = [
+        c
+        for c in ("patient", "sample", "timepoint", "path", "vdj", "tissue", "raw_path")
+        if c in sheet
+    ]
+    sheet_path = outdir / "samples.csv"
+    sheet[cols].to_csv(sheet_path, index=False)
+    _write_truth(adata, outdir)
+    logger.info("wrote %d samples (%s) and %s", len(rows), fmt, sheet_path)
+    return sheet_path
+
+
+def _write_truth(adata: ad.AnnData, outdir: Path) -> None:
+    tdir = outdir / "truth"
+    tdir.mkdir(exist_ok=True)
+    patient = str(adata.obs["patient"].iloc[0])
+    cols = ["barcode", "sample", *[c for c in TRUTH_COLUMNS if c in adata.obs]]
+    adata.obs[cols].to_csv(tdir / f"{patient}_cells.csv", index=False)
+    if "truth" in adata.uns:
+        (tdir / f"{patient}.json").write_text(json.dumps(_jsonable(adata.uns["truth"]), indent=1))
+
+
+def _jsonable(x):
+    if isinstance(x, dict):
+        return {str(k): _jsonable(v) for k, v in x.items()}
+    if isinstance(x, (list, tuple, np.ndarray)):
+        return [_jsonable(v) for v in x]
+    if isinstance(x, (np.generic,)):
+        x = x.item()
+    if isinstance(x, float) and not np.isfinite(x):
+        return str(x)
+    return x
+
+
+def _features(
+    var: pd.DataFrame, prot: pd.DataFrame | None
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    names = var.index.to_numpy(dtype=str)
+    ids = var["gene_ids"].to_numpy(dtype=str) if "gene_ids" in var else names
+    types = np.full(len(names), "Gene Expression", dtype=object)
+    if prot is not None:
+        adt = prot.columns.to_numpy(dtype=str)
+        names = np.concatenate([names, adt])
+        ids = np.concatenate([ids, adt])
+        types = np.concatenate([types, np.full(len(adt), "Antibody Capture", dtype=object)])
+    return ids, names, types.astype(str)
+
+
+def _with_protein(X: sp.csr_matrix, prot: pd.DataFrame | None) -> sp.csr_matrix:
+    if prot is None:
+        return X
+    return sp.hstack([X, sp.csr_matrix(np.asarray(prot, dtype=np.int32))]).tocsr()
+
+
+def _write_10x_h5(
+    path: Path, X: sp.csr_matrix, barcodes: np.ndarray, var: pd.DataFrame, prot: pd.DataFrame | None
+) -> None:
+    """Cell Ranger v3 ``feature_bc_matrix.h5``: CSC features × barcodes under group ``matrix``."""
+    M = _with_protein(X, prot).astype(np.int32)
+    ids, names, types = _features(var, prot)
+    csc = M.T.tocsc()  # features × cells, column-compressed == cells × features CSR
+    csc.sort_indices()
+    with h5py.File(path, "w") as f:
+        f.attrs["filetype"] = "matrix"
+        f.attrs["version"] = 2
+        f.attrs["software_version"] = "cd7escape-simulator (Cell Ranger v3 layout)"
+        f.attrs["chemistry_description"] = "Single Cell 5' R2-only"
+        g = f.create_group("matrix")
+        kw = {"compression": "gzip", "compression_opts": 6, "shuffle": True}
+        g.create_dataset("barcodes", data=np.array(barcodes, dtype="S"), **kw)
+        g.create_dataset("data", data=csc.data.astype(np.int32), **kw)
+        g.create_dataset("indices", data=csc.indices.astype(np.int64), **kw)
+        g.create_dataset("indptr", data=csc.indptr.astype(np.int64), **kw)
+        g.create_dataset("shape", data=np.array(csc.shape, dtype=np.int32))
+        ft = g.create_group("features")
+        ft.create_dataset("_all_tag_keys", data=np.array([b"genome"]))
+        ft.create_dataset("feature_type", data=np.array(types, dtype="S"), **kw)
+        ft.create_dataset("genome", data=np.array(["GRCh38"] * len(ids), dtype="S"), **kw)
+        ft.create_dataset("id", data=np.array(ids, dtype="S"), **kw)
+        ft.create_dataset("name", data=np.array(names, dtype="S"), **kw)
+
+
+def _write_mtx(
+    path: Path, X: sp.csr_matrix, barcodes: np.ndarray, var: pd.DataFrame, prot: pd.DataFrame | None
+) -> None:
+    """10x v3 matrix folder: ``matrix.mtx.gz`` (features × barcodes), ``features.tsv.gz``, ``barcodes.tsv.gz``."""
+    path.mkdir(parents=True, exist_ok=True)
+    M = _with_protein(X, prot).astype(np.int32)
+    ids, names, types = _features(var, prot)
+    with gzip.open(path / "matrix.mtx.gz", "wb") as fh:
+        scipy.io.mmwrite(fh, sp.coo_matrix(M.T), field="integer")
+    feats = pd.DataFrame({"id": ids, "name": names, "type": types})
+    with gzip.open(path / "features.tsv.gz", "wt") as fh:
+        feats.to_csv(fh, sep="\t", header=False, index=False)
+    with gzip.open(path / "barcodes.tsv.gz", "wt") as fh:
+        fh.write("\n".join(barcodes) + "\n")
