@@ -1,0 +1,105 @@
+"""The cohort: one summary row per patient (TSV) and an HTML index linking every report."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+from urllib.parse import quote
+
+from .._logging import logger
+from .._version import __version__
+from . import _render
+from ._files import write_text
+
+COLUMNS = [
+    "patient",
+    "status",
+    "mechanism",
+    "confidence",
+    "reason",
+    "baseline_malignant_cells",
+    "relapse_malignant_cells",
+    "baseline_negative_fraction",
+    "baseline_ci_low",
+    "baseline_ci_high",
+    "baseline_zero_count_fraction",
+    "relapse_negative_fraction",
+    "relapse_ci_low",
+    "relapse_ci_high",
+    "relapse_zero_count_fraction",
+]
+_TP = {
+    "malignant_cells": "malignant_cells",
+    "negative_fraction": "antigen_negative_fraction",
+    "ci_low": "ci_low",
+    "ci_high": "ci_high",
+    "zero_count_fraction": "zero_count_fraction",
+}
+
+
+def write_cohort(outdir: Path, patients: Sequence[str]) -> list[dict[str, Any]]:
+    """Summarise the patients' ``result.json`` files into ``cohort_summary.tsv`` and ``cohort.html``.
+
+    Parameters
+    ----------
+    outdir
+        The run's output folder, holding ``<patient>/result.json``.
+    patients
+        Patients to list, in this order. One without a result is listed with status ``missing``
+        (``unreadable`` when its result.json cannot be parsed).
+
+    Returns
+    -------
+    The rows written (dicts with the TSV columns).
+    """
+    outdir = Path(outdir)
+    rows = [_row(outdir, str(p)) for p in dict.fromkeys(patients)]
+    lines = ["\t".join(COLUMNS)]
+    lines += ["\t".join(_cell(r[c]) for c in COLUMNS) for r in rows]
+    write_text(outdir / "cohort_summary.tsv", "\n".join(lines) + "\n")
+    html = _render.render("cohort.html.j2", rows=rows, columns=COLUMNS, version=__version__)
+    write_text(outdir / "cohort.html", html)
+    logger.info(
+        "cohort: %d patient(s), %d with a result -> %s",
+        len(rows),
+        sum(r["status"] == "ok" for r in rows),
+        outdir / "cohort_summary.tsv",
+    )
+    return rows
+
+
+def _row(outdir: Path, patient: str) -> dict[str, Any]:
+    row: dict[str, Any] = dict.fromkeys(COLUMNS)
+    row["patient"] = patient
+    path = outdir / patient / "result.json"
+    row["href"] = None
+    if not path.is_file():
+        row["status"] = "missing"
+        return row
+    try:
+        result = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as exc:
+        logger.warning("cohort: cannot read %s: %s", path, exc)
+        row["status"] = "unreadable"
+        return row
+    row["status"] = "ok"
+    for key in ("mechanism", "confidence", "reason"):
+        row[key] = result.get(key)
+    tps = result.get("timepoints") or {}
+    for tp in ("baseline", "relapse"):
+        entry = tps.get(tp) or {}
+        for col, key in _TP.items():
+            row[f"{tp}_{col}"] = entry.get(key)
+    if (outdir / patient / "report.html").is_file():
+        row["href"] = f"{quote(patient, safe='')}/report.html"
+    return row
+
+
+def _cell(value: Any) -> str:
+    if value is None:
+        return ""
+    if isinstance(value, float):
+        return repr(round(value, 6))
+    return " ".join(str(value).split())  # no tabs or newlines inside a field

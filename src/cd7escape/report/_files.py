@@ -1,0 +1,38 @@
+"""Atomic writes with ordinary permissions (mkstemp alone would leave files readable by the owner only)."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from ..pipeline._cache import atomic_write
+
+
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
+def write_bytes(path: Path, data: bytes) -> None:
+    mode = 0o666 & ~_umask()
+
+    def write(tmp: Path) -> None:
+        tmp.write_bytes(data)
+        os.chmod(tmp, mode)
+
+    atomic_write(Path(path), write)
+
+
+def write_text(path: Path, text: str) -> None:
+    write_bytes(path, text.encode("utf-8"))
+
+
+def write_h5ad(adata, path: Path) -> None:
+    mode = 0o666 & ~_umask()
+
+    def write(tmp: Path) -> None:
+        adata.write_h5ad(tmp, compression="gzip")
+        os.chmod(tmp, mode)
+
+    atomic_write(Path(path), write)

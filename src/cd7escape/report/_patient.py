@@ -1,0 +1,233 @@
+"""One patient's outputs: result.json, cells.h5ad, figures/*.png and a self-contained report.html."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from .._logging import logger, timed
+from . import _narrative, _render
+from ._files import write_bytes, write_h5ad, write_text
+from ._result import build_result, dumps
+
+_QC_COLUMNS = [
+    "sample",
+    "timepoint",
+    "cells_before",
+    "cells_after",
+    "median_counts",
+    "median_genes",
+    "median_pct_mt",
+    "doublets",
+    "status",
+    "reason",
+]
+_GROUP_COLUMNS = [
+    "group",
+    "sample",
+    "timepoint",
+    "subclone",
+    "n_cells",
+    "pi",
+    "ci_low",
+    "ci_high",
+    "upper_bound",
+    "zero_fraction",
+    "mu",
+    "dim_fold",
+    "lrt_p",
+    "state",
+    "detection_limit",
+]
+_EVIDENCE_COLUMNS = None  # every key the classification recorded
+
+
+def write_patient(adata, pdir: Path, *, config) -> dict[str, Any]:
+    """Write every per-patient output of DESIGN §4 into ``pdir``.
+
+    Writes ``result.json`` (deterministic: sorted keys, rounded floats, no timestamps), ``cells.h5ad``
+    (all cells with every annotation), ``figures/*.png`` and ``report.html`` (self-contained: figures
+    embedded as data URIs, CSS inline, no scripts or external resources). Every file is written to a
+    temporary name and moved into place. Results a step did not produce are named in the report and in
+    ``result['missing']``; nothing is invented.
+
+    Parameters
+    ----------
+    adata
+        The patient's cells after the ``tl`` steps (``uns['cd7escape']`` holds their results).
+    pdir
+        Output folder of the patient (created).
+    config
+        The resolved :class:`~cd7escape._config.Config`; stored whole under ``parameters``.
+
+    Returns
+    -------
+    The result dictionary, as written to ``result.json``.
+    """
+    pdir = Path(pdir)
+    patient = _patient_id(adata, pdir)
+    with timed(f"report for patient {patient}"):
+        result = build_result(adata, config=config, patient=patient)
+        write_text(pdir / "result.json", dumps(result))
+        result = json.loads(dumps(result))  # what the file holds is what the report shows
+        sections = _figure_sections(adata, result, pdir / "figures")
+        html = _render.render(
+            "patient.html.j2",
+            r=result,
+            mechanism_label=_narrative.label(result["mechanism"]),
+            paragraph=_narrative.paragraph(result),
+            caveats=_narrative.caveats(result),
+            sections=sections,
+            qc_columns=_QC_COLUMNS,
+            evidence_columns=_EVIDENCE_COLUMNS,
+            parameters_json=json.dumps(result["parameters"], indent=2, sort_keys=True),
+            steps_json=json.dumps(result["step_parameters"], indent=2, sort_keys=True),
+        )
+        write_text(pdir / "report.html", html)
+        write_h5ad(adata, pdir / "cells.h5ad")
+    logger.info("    wrote %s/{result.json, report.html, cells.h5ad, figures/}", pdir)
+    return result
+
+
+def _patient_id(adata, pdir: Path) -> str:
+    if "patient" in adata.obs:
+        ids = adata.obs["patient"].astype(str).unique()
+        if len(ids) == 1:
+            return str(ids[0])
+    classify = adata.uns.get("cd7escape", {}).get("classify", {})
+    if isinstance(classify, dict) and classify.get("patient"):
+        return str(classify["patient"])
+    return pdir.name
+
+
+def _figure_sections(adata, result: dict[str, Any], figdir: Path) -> list[dict[str, Any]]:
+    from .. import pl
+
+    antigen = result["antigen"]
+    obs = adata.obs
+    sections: list[dict[str, Any]] = []
+
+    umap_cols = [c for c in ("timepoint", "cell_class", "antigen_cell_state") if c in obs]
+    sec = _section(
+        "cells",
+        "Cells on the embedding",
+        f"UMAP of all cells passing QC, from features that exclude {antigen}, coloured by timepoint, cell class and per-cell {antigen} state.",
+    )
+    if "X_umap" not in adata.obsm:
+        sec["notes"].append("No UMAP (pp.embed was not run with umap=True).")
+    elif umap_cols:
+        _add(
+            sec,
+            figdir,
+            "umap",
+            lambda: pl.umap(adata, umap_cols, show=False, return_fig=True),
+            f"UMAP coloured by {', '.join(umap_cols)}.",
+        )
+    for c in ("timepoint", "cell_class", "antigen_cell_state"):
+        if c not in obs:
+            sec["notes"].append(f"obs['{c}'] is absent; that panel is not shown.")
+    sections.append(sec)
+
+    sec = _section(
+        "antigen",
+        f"{antigen} per subclone and timepoint",
+        f"Malignant cells only. Left: {antigen} counts per cell. Right: the model's {antigen}-negative fraction with its 95% CI (filled) next to the naive share of cells with zero counts (open).",
+    )
+    if "malignant" not in obs:
+        sec["notes"].append("obs['malignant'] is absent (tl.call_malignant was not run).")
+    else:
+        _add(
+            sec,
+            figdir,
+            "antigen_distribution",
+            lambda: pl.antigen_distribution(adata, antigen=antigen, show=False, return_fig=True),
+            f"{antigen} counts and negative fractions per timepoint and subclone.",
+        )
+    if result.get("antigen_groups"):
+        sec["rows"], sec["columns"] = result["antigen_groups"], _GROUP_COLUMNS
+    sections.append(sec)
+
+    sec = _section(
+        "subclones",
+        "Subclone composition, baseline vs relapse",
+        "Share of malignant cells in each baseline subclone; relapse cells are placed on the baseline subclones they map to.",
+    )
+    if "subclone" not in obs:
+        sec["notes"].append("obs['subclone'] is absent (tl.subclones was not run).")
+    else:
+        _add(
+            sec,
+            figdir,
+            "subclone_composition",
+            lambda: pl.subclone_composition(adata, show=False, return_fig=True),
+            "Subclone composition per timepoint.",
+        )
+    if result.get("subclones"):
+        sec["rows"], sec["columns"] = result["subclones"], None
+    sections.append(sec)
+
+    sec = _section(
+        "cnv",
+        "Copy-number profile",
+        "Inferred copy-number changes (infercnvpy) per cell along the genome, cells grouped by class and subclone.",
+    )
+    if "X_cnv" not in adata.obsm:
+        sec["notes"].append(
+            "No copy-number profile (obsm['X_cnv'] is absent: CNV inference was off or did not run)."
+        )
+    else:
+        _add(
+            sec,
+            figdir,
+            "cnv_heatmap",
+            lambda: pl.cnv_heatmap(adata, show=False, return_fig=True),
+            "Copy-number heatmap.",
+        )
+    sections.append(sec)
+
+    sec = _section(
+        "clonotypes",
+        "Clonotype sharing",
+        "The most frequent TCR clonotypes and their share of cells at each timepoint; a leukemic clonotype present at both timepoints links relapse to baseline.",
+    )
+    if "clone_id" not in obs or obs["clone_id"].isna().all():
+        sec["notes"].append("No TCR clonotypes (no VDJ data, or obs['clone_id'] is empty).")
+    else:
+        _add(
+            sec,
+            figdir,
+            "clonotype_sharing",
+            lambda: pl.clonotype_sharing(adata, show=False, return_fig=True),
+            "Top clonotypes per timepoint.",
+        )
+    sections.append(sec)
+    return sections
+
+
+def _section(id_: str, title: str, text: str) -> dict[str, Any]:
+    return {
+        "id": id_,
+        "title": title,
+        "text": text,
+        "figures": [],
+        "notes": [],
+        "rows": None,
+        "columns": None,
+    }
+
+
+def _add(
+    sec: dict[str, Any], figdir: Path, name: str, draw: Callable[[], Any], caption: str
+) -> None:
+    """Draw a figure, write figures/<name>.png and embed it; a failure becomes a note, not a crash."""
+    try:
+        fig = draw()
+        data = _render.png_bytes(fig)
+    except Exception as exc:  # a broken plot must not lose the report
+        logger.warning("figure %s could not be drawn: %s", name, exc)
+        sec["notes"].append(f"Figure '{name}' could not be drawn: {type(exc).__name__}: {exc}")
+        return
+    write_bytes(figdir / f"{name}.png", data)
+    sec["figures"].append({**_render.embed_png(data), "alt": name, "caption": caption})

@@ -1,0 +1,252 @@
+"""The machine-readable result of one patient (DESIGN §4), read defensively from what the steps wrote."""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Mapping
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from .._uns import NS
+from .._version import __version__
+
+MECHANISMS = (
+    "preexisting_negative_clone",
+    "antigen_downregulation",
+    "antigen_retained",
+    "mixed",
+    "lineage_switch",
+    "indeterminate",
+)
+TIMEPOINT_FIELDS = (
+    "malignant_cells",
+    "antigen_negative_fraction",
+    "ci_low",
+    "ci_high",
+    "zero_count_fraction",
+)
+#: Digits kept for floats in result.json (enough for any reported number, stable across platforms).
+DIGITS = 6
+_PACKAGES = ("numpy", "scipy", "pandas", "anndata", "scanpy", "infercnvpy", "matplotlib", "jinja2")
+
+
+def build_result(adata, *, config, patient: str) -> dict[str, Any]:
+    """The result dictionary of ``patient``; absent inputs are named under ``missing``, never invented."""
+    ns = _ns(adata)
+    missing: list[str] = []
+    from ..pl._utils import classify_entry, decode
+
+    classify = classify_entry(adata)
+    if classify is None:
+        missing.append(
+            "uns['cd7escape']['classify'] is absent (tl.classify_relapse was not run): no mechanism call"
+        )
+        classify = {}
+    mechanism = classify.get("mechanism")
+    if mechanism is None and classify:
+        missing.append("the classification has no 'mechanism'")
+    confidence = _num(classify.get("confidence"))
+    reason = classify.get("reason")
+    if reason is None:
+        reason = (
+            "No relapse-mechanism call was made: the classification step did not run."
+            if not classify
+            else "The classification gave no reason."
+        )
+
+    timepoints = {}
+    given = _mapping(classify.get("timepoints")) or {}
+    for tp in ("baseline", "relapse"):
+        entry = dict(_mapping(given.get(tp)) or {})
+        derived = _derived_timepoint(adata, tp, config)
+        for key in TIMEPOINT_FIELDS:
+            if entry.get(key) is None and derived.get(key) is not None:
+                entry[key] = derived[key]
+            if entry.get(key) is None:
+                entry[key] = None
+                missing.append(f"timepoints.{tp}.{key} is not available")
+        timepoints[tp] = entry
+
+    subclones = classify.get("subclones")
+    if subclones is None:
+        sub = _mapping(ns.get("subclones"))
+        subclones = None if sub is None else decode(sub.get("table"))
+    if subclones is None:
+        missing.append("no subclone table (tl.subclones / tl.classify_relapse)")
+    evidence = classify.get("evidence")
+    if evidence is None:
+        missing.append("no evidence list (tl.classify_relapse)")
+
+    antigen_entry = _mapping(ns.get("antigen"))
+    groups = None if antigen_entry is None else decode(antigen_entry.get("groups"))
+    if groups is None:
+        missing.append("no per-group antigen table (tl.antigen_state)")
+
+    qc_entry = _mapping(ns.get("qc"))
+    qc = None if qc_entry is None else decode(qc_entry.get("samples"))
+    if qc is None:
+        missing.append("no per-sample QC table (pp.qc)")
+
+    steps = {
+        name: entry.get("params")
+        for name, entry in sorted(ns.items())
+        if isinstance(entry, Mapping) and "params" in entry
+    }
+    result = {
+        "patient": patient,
+        "antigen": config.antigen,
+        "mechanism": mechanism if mechanism is not None else "indeterminate",
+        "mechanism_called": mechanism is not None,
+        "confidence": confidence,
+        "reason": reason,
+        "timepoints": timepoints,
+        "subclones": _records(subclones),
+        "evidence": _records(evidence),
+        "antigen_groups": _records(groups),
+        "qc": _records(qc),
+        "cells": _cell_counts(adata),
+        "version": __version__,
+        "versions": _versions(),
+        "parameters": json.loads(config.model_dump_json()),
+        "step_parameters": steps,
+        "missing": missing,
+    }
+    return plain(result)
+
+
+def dumps(result: Mapping[str, Any]) -> str:
+    """Deterministic JSON: sorted keys, rounded floats, no NaN, trailing newline."""
+    return (
+        json.dumps(plain(result), sort_keys=True, indent=2, ensure_ascii=False, allow_nan=False)
+        + "\n"
+    )
+
+
+def plain(value: Any) -> Any:
+    """JSON-ready: numpy scalars/arrays and pandas objects converted, floats rounded, NaN → None."""
+    if isinstance(value, Mapping):
+        return {str(k): plain(v) for k, v in value.items()}
+    if isinstance(value, pd.DataFrame):
+        return _records(value)
+    if isinstance(value, pd.Series):
+        return plain(value.to_dict())
+    if isinstance(value, np.ndarray):
+        return [plain(v) for v in value.tolist()]
+    if isinstance(value, (list, tuple, set)) and not isinstance(value, str):
+        items = sorted(value, key=str) if isinstance(value, set) else value
+        return [plain(v) for v in items]
+    if isinstance(value, (bool, np.bool_)):
+        return bool(value)
+    if isinstance(value, (int, np.integer)):
+        return int(value)
+    if isinstance(value, (float, np.floating)):
+        f = float(value)
+        if not math.isfinite(f):
+            return None
+        r = round(f, DIGITS)
+        return 0.0 if r == 0 else r
+    if value is None or (isinstance(value, str) and value == "None"):
+        return None  # _uns.record stores None as the string 'None'
+    if value is pd.NA or value is pd.NaT:
+        return None
+    if hasattr(value, "to_dict") and callable(value.to_dict):  # e.g. a RelapseCall
+        return plain(value.to_dict())
+    if isinstance(value, str):
+        return value
+    return str(value)
+
+
+def _records(value: Any) -> list[Any] | None:
+    if value is None:
+        return None
+    if isinstance(value, pd.DataFrame):
+        df = value
+        if not isinstance(df.index, pd.RangeIndex):
+            name = df.index.name or ("group" if "group" not in df.columns else "index")
+            df = df.reset_index(drop=name in df.columns, names=name)
+        return [
+            plain(dict(zip(df.columns, row, strict=True))) for row in df.itertuples(index=False)
+        ]
+    if isinstance(value, Mapping):
+        # a table stored column-wise ({column: [values]}) or one record
+        cols = {k: v for k, v in value.items() if isinstance(v, (list, tuple, np.ndarray))}
+        if cols and len(cols) == len(value) and len({len(v) for v in cols.values()}) == 1:
+            return _records(pd.DataFrame({k: list(v) for k, v in cols.items()}))
+        return [plain(value)]
+    if isinstance(value, (list, tuple, np.ndarray)):
+        return [plain(v) for v in value]
+    return [plain(value)]
+
+
+def _ns(adata) -> Mapping[str, Any]:
+    ns = adata.uns.get(NS, {})
+    return ns if isinstance(ns, Mapping) else {}
+
+
+def _mapping(value: Any) -> Mapping[str, Any] | None:
+    if value is None:
+        return None
+    if isinstance(value, Mapping):
+        return value
+    if hasattr(value, "to_dict"):
+        d = value.to_dict()
+        return d if isinstance(d, Mapping) else None
+    return None
+
+
+def _num(value: Any) -> float | None:
+    try:
+        f = float(value)
+    except (TypeError, ValueError):
+        return None
+    return f if math.isfinite(f) else None
+
+
+def _derived_timepoint(adata, tp: str, config) -> dict[str, Any]:
+    """What can be read straight from the cells when the classification did not report it."""
+    obs = adata.obs
+    if "timepoint" not in obs or "malignant" not in obs:
+        return {}
+    mal = obs["malignant"].fillna(False).to_numpy(dtype=bool)
+    at = (obs["timepoint"].astype(str) == tp).to_numpy()
+    sel = mal & at
+    out: dict[str, Any] = {"malignant_cells": int(sel.sum())}
+    antigen = config.antigen
+    if sel.any() and antigen in adata.var_names:
+        from ..pl._utils import antigen_counts
+
+        y = antigen_counts(adata, antigen)
+        out["zero_count_fraction"] = float(np.mean(y[sel] == 0))
+    return out
+
+
+def _cell_counts(adata) -> dict[str, Any]:
+    obs = adata.obs
+    out: dict[str, Any] = {"total": int(adata.n_obs)}
+    if "timepoint" in obs:
+        out["by_timepoint"] = {
+            str(k): int(v)
+            for k, v in obs["timepoint"].astype(str).value_counts().sort_index().items()
+        }
+    if "cell_class" in obs:
+        out["by_cell_class"] = {
+            str(k): int(v)
+            for k, v in obs["cell_class"].astype(str).value_counts().sort_index().items()
+        }
+    return out
+
+
+def _versions() -> dict[str, str]:
+    import sys
+    from importlib.metadata import PackageNotFoundError, version
+
+    out = {"cd7escape": __version__, "python": sys.version.split()[0]}
+    for pkg in _PACKAGES:
+        try:
+            out[pkg] = version(pkg)
+        except PackageNotFoundError:
+            out[pkg] = "not installed"
+    return out
