@@ -58,6 +58,7 @@ COMPOSITION = {
 NORMAL_T_NEGATIVE = {"baseline": 0.08, "relapse": 0.30}
 BASE_TYPE = {"malignant": "T", "normal_T": "T", "car_T": "T", "NK": "NK", "B": "B", "myeloid": "myeloid",
              "erythroid": "erythroid"}  # fmt: skip
+N_PROGRAM = 80  # genes of each subclone's own expression program
 LIB_REL = {"malignant": 1.2}  # blasts are larger cells than resting T cells
 ADT = ("CD3", "CD19", "CD33")
 
@@ -291,8 +292,8 @@ class _Simulator:
         n = p["n_subclones"]
         self.events = self.cnv_events()
         special = set(P.index([*BLAST_UP, *MATURE_DOWN, *T_PROGRAM, *MYELOID_UP, p["antigen"]]))
-        moderate = np.flatnonzero((self.prof["T"] > 2e-5) & (self.prof["T"] < 2e-3))
-        moderate = np.array([g for g in moderate if g not in special])
+        visible = np.flatnonzero((self.prof["T"] > 1e-4) & (self.prof["T"] < 3e-3))
+        visible = np.array([g for g in visible if g not in special])
         self.programs = {}
         self.sub_prof = {}
         for k in range(n):
@@ -301,12 +302,14 @@ class _Simulator:
                 if e["owner"] in ("trunk", f"S{k}"):
                     dose[e["_idx"]] *= e["dosage"]
             prog = np.zeros(self.G)
-            if n > 1:
-                genes = rng.choice(moderate, size=80, replace=False)
-                prog[genes] = np.clip(rng.normal(0, 1.0, size=80), -2.5, 2.5)
+            if n > 1:  # each subclone: N_PROGRAM genes up or down 2-4 fold
+                genes = rng.choice(visible, size=N_PROGRAM, replace=False)
+                prog[genes] = rng.choice([-1.0, 1.0], size=N_PROGRAM) * rng.uniform(
+                    1.0, 2.0, size=N_PROGRAM
+                )
                 self.programs[f"S{k}"] = [str(P.genes[g]) for g in genes]
             self.sub_prof[f"S{k}"] = (dose, prog)
-        shift_genes = rng.choice(moderate, size=150, replace=False)
+        shift_genes = rng.choice(visible, size=150, replace=False)
         self.shift = np.zeros(self.G)
         self.shift[shift_genes] = p["relapse_shift"] * rng.normal(0, 1, size=150)
 
