@@ -120,9 +120,8 @@ def _inspect_h5(path: str, header: Header) -> None:
             header.problems += count_problems(sample_values(data), file=path, full=False)
             n_nan, minimum = scan_nan_negative(data)
             _nan_negative(header, n_nan, minimum, path, "the matrix")
-        elif data.dtype.kind == "i":
-            n_nan, minimum = scan_nan_negative(data)
-            _nan_negative(header, 0, minimum, path, "the matrix")
+        else:  # Cell Ranger's int32 counts: a sample suffices (reading a read_10x_h5 checks all)
+            header.problems += count_problems(sample_values(data), file=path, full=False)
     _set_genes(header, names, ids, types, path)
 
 
@@ -162,20 +161,17 @@ def _inspect_h5ad(path: str, header: Header) -> None:
         if matrix is None:
             header.problems.append(Problem("h5ad has no X and no layers['counts']", file=path))
         else:
-            if isinstance(matrix, h5py.Group):
-                data = matrix["data"]
-            else:  # dense: check the first rows fully, scan everything for NaN / negative
-                data = matrix
-            if data.dtype.kind in "fc" or data.dtype.kind == "i":
+            # sparse: sample the stored values; dense: the first rows
+            data = matrix["data"] if isinstance(matrix, h5py.Group) else matrix
+            if data.dtype.kind in "fciu":
                 if isinstance(matrix, h5py.Group):
                     values = sample_values(data)
                 else:
                     values = np.asarray(data[: min(data.shape[0], 2000)]).ravel()
                     values = values[values != 0]
                 header.problems += count_problems(values, file=path, where=where, full=False)
-                if isinstance(matrix, h5py.Group):
-                    n_nan, minimum = scan_nan_negative(data)
-                    _nan_negative(header, n_nan, minimum, path, where)
+                n_nan, minimum = scan_nan_negative(data)
+                _nan_negative(header, n_nan, minimum, path, where)
             else:
                 header.problems.append(
                     Problem(f"{where} has non-numeric dtype {data.dtype}", file=path)

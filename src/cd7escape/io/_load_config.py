@@ -91,6 +91,7 @@ def _load(path: Path) -> tuple[Config | None, list[SampleSpec], list[Problem]]:
             Problem("must be a sample sheet path or a list of samples", field="samples", file=file)
         )
     specs: list[SampleSpec] = []
+    sheet_file = row_file if rows else file
     for i, row in enumerate(rows):
         if not isinstance(row, dict):
             problems.append(
@@ -139,7 +140,7 @@ def _load(path: Path) -> tuple[Config | None, list[SampleSpec], list[Problem]]:
                     f"sample id used {n} times; sample ids must be unique",
                     field="sample",
                     sample=sample,
-                    file=file,
+                    file=sheet_file,
                 )
             )
     if config is not None:

@@ -32,7 +32,9 @@ def read_patient(
     -------
     One AnnData: genes shared by all samples (inner join; a warning when fewer than 90 % of the union),
     raw counts in ``X`` and ``layers['counts']``, ``obs_names`` ``'<sample>_<barcode>'``, the obs columns
-    of :func:`read_sample` (categoricals), ``obsm['protein']`` when any sample has ADTs (NaN for samples
+    of :func:`read_sample` (categoricals; cells of a sample without VDJ get NaN ``clone_id`` and
+    ``tcr_chains``; ``user_malignant`` is a nullable boolean, NA for samples without labels, when only some
+    samples have labels), ``obsm['protein']`` when any sample has ADTs (NaN for samples
     without them), ``uns['cd7escape']['ambient']`` per sample, and ``uns['cd7escape']['ingest']`` with a
     per-sample table ``samples`` and the non-fatal ``warnings``.
 
@@ -83,14 +85,16 @@ def read_patient(
         car = sorted({g for a in adatas for g in a.uns[NS]["ingest"]["car_features"]})
         for a in adatas:
             a.uns = {}
+        _align_obs_columns(adatas)
         adata = ad.concat(adatas, join="inner", merge="same", index_unique=None)
-        for key in ("patient", "sample", "timepoint", "tissue", "tcr_chains", "donor"):
+        categorical = ("patient", "sample", "timepoint", "tissue", "donor")
+        categorical += ("clone_id", "tcr_chains", "trb_cdr3", "tra_cdr3")
+        for key in categorical:
             if key in adata.obs:
-                adata.obs[key] = (
-                    adata.obs[key].astype(str).replace("nan", np.nan).astype("category")
-                )
-        if "user_malignant" in adata.obs:
-            adata.obs["user_malignant"] = adata.obs["user_malignant"].fillna(False).astype(bool)
+                adata.obs[key] = adata.obs[key].astype(object).astype("category")
+        if "user_malignant" in adata.obs:  # nullable boolean when some samples had no labels
+            labels = adata.obs["user_malignant"].astype("boolean")
+            adata.obs["user_malignant"] = labels.astype(bool) if labels.notna().all() else labels
         if any(p is not None for p in proteins):
             frames = [
                 p if p is not None else pd.DataFrame(index=a.obs_names)
@@ -124,3 +128,21 @@ def read_patient(
         NS,
     )
     return adata
+
+
+def _align_obs_columns(adatas) -> None:
+    """Give every sample the obs columns of the others (missing: NA), so concat keeps them all."""
+    columns: dict[str, pd.Series] = {}
+    for a in adatas:
+        for key in a.obs.columns:
+            columns.setdefault(key, a.obs[key])
+    for a in adatas:
+        for key, example in columns.items():
+            if key in a.obs:
+                continue
+            if pd.api.types.is_bool_dtype(example):
+                a.obs[key] = pd.array([pd.NA] * a.n_obs, dtype="boolean")
+            elif pd.api.types.is_numeric_dtype(example):
+                a.obs[key] = np.nan
+            else:
+                a.obs[key] = pd.Categorical([np.nan] * a.n_obs)

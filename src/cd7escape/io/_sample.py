@@ -181,12 +181,13 @@ def _attach_vdj(adata, spec: SampleSpec, barcodes: pd.Index, warnings: list[Prob
         for p in err.problems:
             p.sample = spec.sample
         raise
+    n_vdj = len(vdj)
     target, n_match = match_barcodes(barcodes, pd.Index(vdj.index.astype(str)))
     vdj = vdj.set_axis(target)
     vdj = vdj[vdj.index.notna() & ~vdj.index.duplicated()]
     table = vdj.reindex(barcodes)
     if n_match == 0:
-        msg = f"none of the {len(vdj)} VDJ barcodes matches a cell of the sample"
+        msg = f"none of the {n_vdj} VDJ barcodes matches a cell of the sample"
         logger.warning("sample %s: %s", spec.sample, msg)
         warnings.append(Problem(msg, field="vdj", file=spec.vdj, sample=spec.sample))
     for column in VDJ_COLUMNS:
@@ -194,8 +195,8 @@ def _attach_vdj(adata, spec: SampleSpec, barcodes: pd.Index, warnings: list[Prob
         if column == "tcr_chains":
             values = np.where(pd.isna(values), "none", values)
             adata.obs[column] = pd.Categorical(values, categories=["TRA+TRB", "TRA", "TRB", "none"])
-        else:
-            adata.obs[column] = values
+        else:  # categorical: compact, NaN-capable and writable to h5ad even when all NaN
+            adata.obs[column] = pd.Categorical(values)
     logger.info(
         "    sample %s: clonotype for %d of %d cells",
         spec.sample,

@@ -277,13 +277,18 @@ def sample_values(dataset, n: int = 200_000, *, seed: int = 0) -> np.ndarray:
 
 
 def scan_nan_negative(dataset, *, chunk: int = 20_000_000) -> tuple[int, float]:
-    """(number of NaNs, minimum) of a 1-d HDF5 dataset, streamed in chunks."""
+    """(number of NaNs, minimum) of an HDF5 dataset (1-d, or 2-d by rows), streamed in chunks."""
     n_nan = 0
     minimum = np.inf
     size = dataset.shape[0]
-    for start in range(0, size, chunk):
-        part = np.asarray(dataset[start : start + chunk])
-        if part.dtype.kind == "f":
+    step = (
+        chunk
+        if len(dataset.shape) == 1
+        else max(1, chunk // max(1, int(np.prod(dataset.shape[1:]))))
+    )
+    for start in range(0, size, step):
+        part = np.asarray(dataset[start : start + step]).ravel()
+        if part.dtype.kind in "fc":
             isnan = np.isnan(part)
             n_nan += int(isnan.sum())
             part = part[~isnan]
