@@ -12,7 +12,7 @@ from scipy import sparse, stats
 from .._errors import InputError
 from .._logging import logger, timed
 from .._uns import NS, record
-from ._antigen_model import AntigenFit, estimate_ambient_rate, estimate_theta, fit_antigen_mixture
+from ._antigen_model import AntigenFit, estimate_ambient_rate, fit_antigen_mixture, theta_interval
 
 #: lineages (``obs['cell_class']``) that never express the antigen: the ambient reference
 NON_EXPRESSING_LINEAGES: dict[str, tuple[str, ...]] = {
@@ -145,7 +145,12 @@ def antigen_state(
         labels = _labels(adata.obs, keys)
         idx = np.flatnonzero(sel)
         if theta is None:
-            theta = estimate_theta(y_all[idx], s_all[idx], groups=labels[idx], ambient_rate=a)
+            theta, th_lo, th_hi = theta_interval(
+                y_all[idx], s_all[idx], groups=labels[idx], ambient_rate=a, alpha=alpha
+            )
+            theta_ci = (th_lo, th_hi)
+        else:
+            theta_ci = None
         logger.info("    NB size theta of expressing cells: %.3g", theta)
 
         p_neg = np.full(adata.n_obs, np.nan)
@@ -162,7 +167,12 @@ def antigen_state(
                 rows.append(row)
                 continue
             fit = fit_antigen_mixture(
-                y_all[cells], s_all[cells], ambient_rate=a, theta=theta, alpha=alpha
+                y_all[cells],
+                s_all[cells],
+                ambient_rate=a,
+                theta=theta,
+                alpha=alpha,
+                theta_ci=theta_ci,
             )
             fits[g] = fit
             p_neg[cells] = fit.p_negative
@@ -190,7 +200,19 @@ def antigen_state(
 
         table = pd.DataFrame(rows)
         _add_reference(
-            table, fits, adata.obs, labels, idx, y_all, s_all, keys, reference, a, theta, alpha
+            table,
+            fits,
+            adata.obs,
+            labels,
+            idx,
+            y_all,
+            s_all,
+            keys,
+            reference,
+            a,
+            theta,
+            alpha,
+            theta_ci,
         )
         table["state"] = [_group_state(r, dim_fold) for r in table.itertuples()]
         table = table.set_index("group", drop=True)
@@ -408,7 +430,9 @@ def _reference_cells(obs, labels, idx, keys, reference, g: str) -> tuple[np.ndar
     return (idx[is_ref], reference) if is_ref.any() else None
 
 
-def _add_reference(table, fits, obs, labels, idx, y, s, keys, reference, a, theta, alpha) -> None:
+def _add_reference(
+    table, fits, obs, labels, idx, y, s, keys, reference, a, theta, alpha, theta_ci=None
+) -> None:
     n = len(table)
     table["reference"] = [""] * n
     for col in ("fold_vs_reference", "fold_ci_low", "fold_ci_high"):
@@ -438,7 +462,7 @@ def _add_reference(table, fits, obs, labels, idx, y, s, keys, reference, a, thet
                 fits[name]
                 if name in fits
                 else fit_antigen_mixture(
-                    y[cells], s[cells], ambient_rate=a, theta=theta, alpha=alpha
+                    y[cells], s[cells], ambient_rate=a, theta=theta, alpha=alpha, theta_ci=theta_ci
                 )
             )
         ref, fit = cache[name], fits[g]
