@@ -291,3 +291,33 @@ def test_carpall_config(tmp_path, carpall, carpall_meta):
     one(problems, "VDJ file is empty")
     assert elapsed < 60
     shutil.rmtree(tmp_path / "data", ignore_errors=True)
+
+
+def test_antigen_protein(tmp_path):
+    data = tmp_path / "data"
+    data.mkdir()
+    names = [*GENES, "CD7_TotalSeqC"]
+    types = ["Gene Expression"] * len(GENES) + ["Antibody Capture"]
+    write_h5_v3(data / "base.h5", counts(20, len(names)), barcodes(20), names, types=types)
+    write_h5_v3(data / "rel.h5", counts(20, len(names)), barcodes(20), names, types=types)
+    rows = [
+        {"patient": "P1", "sample": "base", "timepoint": "baseline", "path": "data/base.h5"},
+        {"patient": "P1", "sample": "rel", "timepoint": "relapse", "path": "data/rel.h5"},
+    ]
+    config, problems = validate_config(
+        write_config(tmp_path, rows, extra="antigen_protein: CD7_TotalSeqC\n")
+    )
+    assert problems == []
+    assert config.antigen_protein == "CD7_TotalSeqC"
+    _, problems = validate_config(write_config(tmp_path, rows, extra="antigen_protein: CD7_ADT\n"))
+    assert one(problems, "not among the ADT features").field == "antigen_protein"
+
+
+def test_corrupt_hdf5_is_a_problem(tmp_path):
+    import h5py
+
+    (tmp_path / "data").mkdir()
+    with h5py.File(tmp_path / "data" / "c.h5", "w") as f:
+        f.create_group("matrix")["barcodes"] = np.array([b"A-1"])
+    p = one(problems_for(tmp_path, rel={"path": "data/c.h5"}), "unreadable")
+    assert p.sample == "rel"

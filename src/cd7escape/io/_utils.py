@@ -110,9 +110,11 @@ def as_bool(values: pd.Series) -> pd.Series:
 
 
 def decode(arr) -> np.ndarray:
-    """Bytes arrays from HDF5 to str arrays."""
+    """Bytes arrays from HDF5 to str (object) arrays."""
     arr = np.asarray(arr)
-    if arr.dtype.kind == "S" or arr.dtype == object:
+    if arr.dtype.kind == "S":
+        return np.char.decode(arr, "utf-8").astype(object)
+    if arr.dtype == object:
         return np.array([a.decode() if isinstance(a, bytes) else str(a) for a in arr], dtype=object)
     return arr.astype(str).astype(object)
 
@@ -180,9 +182,12 @@ def check_not_mouse(names, *, file: str | None = None, sample: str | None = None
 
 def make_unique(names) -> pd.Index:
     """Scanpy-style unique names: later duplicates get '-1', '-2', …"""
+    index = pd.Index(np.asarray(names, dtype=object).astype(str))
+    if index.is_unique:
+        return index
     from anndata.utils import make_index_unique
 
-    return make_index_unique(pd.Index([str(n) for n in names]))
+    return make_index_unique(index)
 
 
 # --- counts -------------------------------------------------------------------------------------

@@ -130,6 +130,15 @@ def _matches(genes: pd.Index, car_feature: str) -> bool:
 
 
 def _check_sample(spec: SampleSpec, *, antigen: str):
+    try:
+        return _check_sample_files(spec, antigen=antigen)
+    except Exception as err:  # a strange file must become a Problem, not a traceback
+        logger.debug("validation of sample %s failed", spec.sample, exc_info=True)
+        message = f"could not be checked ({type(err).__name__}: {err})"
+        return [Problem(message, sample=spec.sample, field="path", file=spec.path)], None
+
+
+def _check_sample_files(spec: SampleSpec, *, antigen: str):
     from ._inspect import inspect_counts
     from ._sample import match_barcodes, read_donor_table, read_label_barcodes
 
