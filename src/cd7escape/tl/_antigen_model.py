@@ -315,7 +315,7 @@ def _fit(
     mu0 = cache[0.0][0]
     # moment start for pi: excess zeros over what mu0 predicts
     res = optimize.minimize_scalar(
-        lambda p: -prof(p), bounds=(0.0, 1.0), method="bounded", options={"xatol": 1e-6}
+        lambda p: -prof(p), bounds=(0.0, 1.0), method="bounded", options={"xatol": 1e-4}
     )
     pi_hat, ll_hat = float(res.x), -float(res.fun)
     if ll0 >= ll_hat:
@@ -344,7 +344,7 @@ def _fit(
             if f_end >= 0:
                 return hi if hi != pi_hat else lo
             last_mu[0] = mu_hat
-            return float(optimize.brentq(lambda p: prof(p) - (ll_hat - cut), lo, hi, xtol=1e-5))
+            return float(optimize.brentq(lambda p: prof(p) - (ll_hat - cut), lo, hi, xtol=1e-4))
 
         ci_low = 0.0 if pi_hat <= 0 else crossing(q2, 0.0, pi_hat)
         ci_high = 1.0 if pi_hat >= 1 else crossing(q2, pi_hat, 1.0)
