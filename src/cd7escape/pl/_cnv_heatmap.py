@@ -55,7 +55,10 @@ def cnv_heatmap(
     cols = [groupby] if isinstance(groupby, str) else [g for g in groupby if g in adata.obs]
     cols = [c for c in cols if c in adata.obs]
     labels = (
-        adata.obs[cols].astype(str).agg(" · ".join, axis=1).to_numpy()
+        adata.obs[cols]
+        .astype(object)
+        .apply(lambda r: " · ".join(str(v) for v in r if not pd.isna(v)) or "n/a", axis=1)
+        .to_numpy(dtype=str)
         if cols
         else np.array(["all"] * adata.n_obs)
     )

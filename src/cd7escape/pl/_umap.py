@@ -102,10 +102,10 @@ def _panel(ax, xy, values: pd.Series, key: str, size: float) -> None:
         )
         ax.figure.colorbar(sc, ax=ax, shrink=0.7)
     else:
-        labels = values.astype(object).where(values.notna(), "nan").astype(str).to_numpy()
+        labels = values.astype(object).where(values.notna(), "n/a").astype(str).to_numpy()
         cats = _utils.ordered_categories(values)
-        if (labels == "nan").any() and "nan" not in cats:
-            cats.append("nan")
+        if (labels == "n/a").any() and "n/a" not in cats:
+            cats.append("n/a")
         cmap = _utils.categorical_colors(key, cats)
         # largest categories first so that small ones stay visible
         counts = {c: int((labels == c).sum()) for c in cats}

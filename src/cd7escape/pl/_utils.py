@@ -143,7 +143,7 @@ def categorical_colors(key: str, categories: Sequence[str]) -> dict[str, str]:
     for cat in categories:
         if cat in fixed:
             out[cat] = fixed[cat]
-        elif cat in ("unmapped", "nan", "None", ""):
+        elif cat in ("unmapped", "nan", "n/a", "None", ""):
             out[cat] = NA_COLOR
         else:
             out[cat] = matplotlib.colors.to_hex(cmap(free % cmap.N))

@@ -165,7 +165,7 @@ def _figure_sections(adata, result: dict[str, Any], figdir: Path) -> list[dict[s
             "Subclone composition per timepoint.",
         )
     if result.get("subclones"):
-        sec["rows"], sec["columns"] = result["subclones"], None
+        sec["rows"], sec["columns"] = _subclone_rows(result["subclones"]), None
     sections.append(sec)
 
     sec = _section(
@@ -204,6 +204,63 @@ def _figure_sections(adata, result: dict[str, Any], figdir: Path) -> list[dict[s
         )
     sections.append(sec)
     return sections
+
+
+def _subclone_rows(records: list[Any]) -> list[dict[str, Any]]:
+    """The subclone table as people read it: fraction with CI in one cell, long sequences shortened."""
+    out = []
+    for r in records:
+        if not isinstance(r, dict):
+            out.append({"subclone": r})
+            continue
+        row: dict[str, Any] = {"subclone": r.get("subclone")}
+        for tp in ("baseline", "relapse"):
+            if f"n_{tp}" in r:
+                row[f"cells {tp}"] = r[f"n_{tp}"]
+            if r.get(f"freq_{tp}") is not None:
+                row[f"share {tp}"] = _render.pct(r[f"freq_{tp}"])
+        if "expansion_fold" in r:
+            row["expansion fold (95% CI)"] = _with_ci(
+                r.get("expansion_fold"), r.get("fold_ci_low"), r.get("fold_ci_high"), pct=False
+            )
+        for tp in ("baseline", "relapse"):
+            if f"pi_{tp}" in r:
+                row[f"negative {tp} (95% CI)"] = _with_ci(
+                    r.get(f"pi_{tp}"), r.get(f"ci_low_{tp}"), r.get(f"ci_high_{tp}")
+                )
+            if f"state_{tp}" in r:
+                row[f"state {tp}"] = r[f"state_{tp}"]
+        for key in ("cnv_subclone", "clone_id", "markers"):
+            v = r.get(key)
+            if v not in (None, "None", ""):
+                row[key] = v if len(str(v)) <= 40 else str(v)[:37] + "…"
+        known = {
+            "subclone",
+            "expansion_fold",
+            "fold_ci_low",
+            "fold_ci_high",
+            "cnv_subclone",
+            "clone_id",
+            "markers",
+        }
+        known |= {
+            f"{k}_{tp}"
+            for tp in ("baseline", "relapse")
+            for k in ("n", "freq", "pi", "ci_low", "ci_high", "state")
+        }
+        if not any(k in r for k in known - {"subclone"}):
+            row.update(r)  # an unfamiliar table: show it as it is
+        out.append(row)
+    return out
+
+
+def _with_ci(value: Any, lo: Any, hi: Any, *, pct: bool = True) -> str:
+    if value is None:
+        return "n/a"
+    f = _render.pct if pct else (lambda x: f"{x:.2f}")
+    if lo is None or hi is None:
+        return f(value)
+    return f"{f(value)} ({f(lo)}–{f(hi)})"
 
 
 def _section(id_: str, title: str, text: str) -> dict[str, Any]:

@@ -62,6 +62,10 @@ def build_result(adata, *, config, patient: str) -> dict[str, Any]:
     for tp in ("baseline", "relapse"):
         entry = dict(_mapping(given.get(tp)) or {})
         derived = _derived_timepoint(adata, tp, config)
+        if entry:  # the classification reported this timepoint: its model numbers stand as they are
+            derived = {
+                k: v for k, v in derived.items() if k in ("malignant_cells", "zero_count_fraction")
+            }
         for key in TIMEPOINT_FIELDS:
             if entry.get(key) is None and derived.get(key) is not None:
                 entry[key] = derived[key]
@@ -90,6 +94,12 @@ def build_result(adata, *, config, patient: str) -> dict[str, Any]:
     if qc is None:
         missing.append("no per-sample QC table (pp.qc)")
 
+    qc = _records(qc)
+    if qc and "timepoint" in adata.obs and "sample" in adata.obs:
+        tps = adata.obs.groupby("sample", observed=True)["timepoint"].first().astype(str).to_dict()
+        for row in qc:
+            if isinstance(row, dict) and "timepoint" not in row and row.get("sample") in tps:
+                row["timepoint"] = tps[row["sample"]]
     steps = {
         name: entry.get("params")
         for name, entry in sorted(ns.items())
@@ -106,7 +116,7 @@ def build_result(adata, *, config, patient: str) -> dict[str, Any]:
         "subclones": _records(subclones),
         "evidence": _records(evidence),
         "antigen_groups": _records(groups),
-        "qc": _records(qc),
+        "qc": qc,
         "cells": _cell_counts(adata),
         "version": __version__,
         "versions": _versions(),
@@ -164,6 +174,9 @@ def _records(value: Any) -> list[Any] | None:
         return None
     if isinstance(value, pd.DataFrame):
         df = value
+        trivial = [str(i) for i in range(len(df))]
+        if [str(i) for i in df.index] == trivial:  # a RangeIndex, also after an h5ad round trip
+            df = df.reset_index(drop=True)
         if not isinstance(df.index, pd.RangeIndex):
             name = df.index.name or ("group" if "group" not in df.columns else "index")
             df = df.reset_index(drop=name in df.columns, names=name)
@@ -220,6 +233,15 @@ def _derived_timepoint(adata, tp: str, config) -> dict[str, Any]:
 
         y = antigen_counts(adata, antigen)
         out["zero_count_fraction"] = float(np.mean(y[sel] == 0))
+    from ..pl._utils import model_fraction
+
+    model = model_fraction(
+        adata, tp
+    )  # the antigen model's own fit of the timepoint, if unambiguous
+    if model is not None:
+        out["antigen_negative_fraction"] = model["pi"]
+        out["ci_low"] = model["ci_low"]
+        out["ci_high"] = model["ci_high"]
     return out
 
 

@@ -1,0 +1,144 @@
+"""Plot functions: images compared with baselines, the scanpy-style return contract, clear errors.
+
+Regenerate the baselines after an intended change of a plot (and look at them before committing)::
+
+    CD7ESCAPE_UPDATE_BASELINES=1 pytest tests/pl/test_plots.py
+
+A failing comparison leaves the new image and a diff image in pytest's tmp folder (path in the message).
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import matplotlib
+import matplotlib.pyplot as plt
+import numpy as np
+import pytest
+from matplotlib.figure import Figure
+from matplotlib.testing.compare import compare_images
+
+import cd7escape as ce
+from cd7escape._errors import InputError
+
+BASELINE = Path(__file__).parent / "baseline"
+#: RMS difference (0-255 scale) tolerated: font hinting and antialiasing, not a changed plot.
+TOL = 2.0
+UPDATE = os.environ.get("CD7ESCAPE_UPDATE_BASELINES") == "1"
+
+PLOTS = {
+    "umap": lambda a: ce.pl.umap(a, ["timepoint", "cell_class", "antigen_cell_state"], return_fig=True),
+    "antigen_distribution": lambda a: ce.pl.antigen_distribution(a, return_fig=True),
+    "subclone_composition": lambda a: ce.pl.subclone_composition(a, return_fig=True),
+    "cnv_heatmap": lambda a: ce.pl.cnv_heatmap(a, return_fig=True),
+    "clonotype_sharing": lambda a: ce.pl.clonotype_sharing(a, return_fig=True),
+}
+
+
+@pytest.fixture(autouse=True)
+def _style():
+    # the same rc settings wherever the test runs
+    with matplotlib.style.context("default"), matplotlib.rc_context({"font.family": "DejaVu Sans"}):
+        yield
+
+
+@pytest.mark.parametrize("name", sorted(PLOTS))
+def test_matches_baseline(name, toy_adata, tmp_path):
+    fig = PLOTS[name](toy_adata)
+    assert isinstance(fig, Figure)
+    actual = tmp_path / f"{name}.png"
+    fig.savefig(actual, dpi=80, metadata={"Software": None})
+    expected = BASELINE / f"{name}.png"
+    if UPDATE:
+        expected.write_bytes(actual.read_bytes())
+        pytest.skip(f"baseline {expected.name} written")
+    assert expected.exists(), f"no baseline {expected}; run with CD7ESCAPE_UPDATE_BASELINES=1"
+    result = compare_images(str(expected), str(actual), tol=TOL, in_decorator=True)
+    assert result is None, f"{name} differs from its baseline: {result}"
+
+
+def test_comparison_catches_a_changed_plot(toy_adata, tmp_path):
+    """The tolerance is tight enough that a real change (a different colour) fails."""
+    base = tmp_path / "a.png"
+    changed = tmp_path / "b.png"
+    ce.pl.subclone_composition(toy_adata, return_fig=True).savefig(base, dpi=80)
+    a = toy_adata.copy()
+    a.obs["subclone"] = a.obs["subclone"].cat.rename_categories({"S1": "S9"})
+    ce.pl.subclone_composition(a, return_fig=True).savefig(changed, dpi=80)
+    assert compare_images(str(base), str(changed), tol=TOL, in_decorator=True) is not None
+
+
+def test_same_input_same_pixels(toy_adata, tmp_path):
+    for i in range(2):
+        ce.pl.antigen_distribution(toy_adata, return_fig=True).savefig(tmp_path / f"{i}.png")
+    assert (tmp_path / "0.png").read_bytes() == (tmp_path / "1.png").read_bytes()
+
+
+@pytest.mark.parametrize("name", sorted(PLOTS))
+def test_return_contract(name, toy_adata, tmp_path):
+    fn = getattr(ce.pl, name)
+    kwargs = {"color": "timepoint"} if name == "umap" else {}
+    # an axes given: drawn into it, the axes come back when not shown
+    fig, ax = plt.subplots()
+    try:
+        out = fn(toy_adata, ax=ax, show=False, **kwargs)
+        assert out is ax
+    finally:
+        plt.close(fig)
+    # save writes a file and, with show unset on a non-interactive backend, shows nothing
+    path = tmp_path / "sub" / f"{name}.png"
+    fn(toy_adata, save=path, **kwargs)
+    assert path.stat().st_size > 1000
+    # show=False without ax: the axes of a new figure
+    out = fn(toy_adata, show=False, **kwargs)
+    axes = out if isinstance(out, list) else [out]
+    assert all(isinstance(a, matplotlib.axes.Axes) for a in axes)
+
+
+def test_plots_do_not_leak_pyplot_figures(toy_adata):
+    before = plt.get_fignums()
+    for draw in PLOTS.values():
+        draw(toy_adata)
+    assert plt.get_fignums() == before
+
+
+def test_missing_results_say_what_to_run(toy_adata):
+    a = toy_adata.copy()
+    del a.obs["subclone"]
+    with pytest.raises(InputError, match=r"tl\.subclones"):
+        ce.pl.subclone_composition(a)
+    del a.obsm["X_cnv"]
+    with pytest.raises(InputError, match="call_malignant"):
+        ce.pl.cnv_heatmap(a)
+    del a.obsm["X_umap"]
+    with pytest.raises(InputError, match=r"pp\.embed"):
+        ce.pl.umap(a, "timepoint")
+    with pytest.raises(InputError, match="antigen"):
+        ce.pl.antigen_distribution(a, antigen="NOT_A_GENE")
+
+
+def test_antigen_distribution_without_model_draws_naive_share_only(toy_adata):
+    a = toy_adata.copy()
+    a.uns["cd7escape"] = {}
+    fig = ce.pl.antigen_distribution(a, return_fig=True)
+    frac_ax = fig.axes[1]
+    # the naive shares are drawn (one open marker per group), no model intervals
+    markers = [line for line in frac_ax.lines if line.get_marker() == "o"]
+    assert markers
+    assert all(line.get_markerfacecolor() == "none" for line in markers)
+
+
+def test_model_fraction_sources(toy_adata):
+    from cd7escape.pl._utils import model_fraction
+
+    assert model_fraction(toy_adata, "relapse")["source"] == "classify"
+    assert model_fraction(toy_adata, "relapse", "S1") == {
+        "pi": 0.94, "ci_low": 0.88, "ci_high": 0.98, "source": "subclones",
+    }  # fmt: skip
+    a = toy_adata.copy()
+    del a.uns["cd7escape"]["classify"]
+    r = model_fraction(a, "relapse")
+    assert r["source"] == "antigen"
+    assert np.isclose(r["pi"], 0.71)
+    assert model_fraction(a, "other") is None

@@ -1,0 +1,127 @@
+from __future__ import annotations
+
+import base64
+import io
+import re
+import shutil
+import subprocess
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "pl"))
+
+from synthetic import make_patient
+
+CHROMIUM = Path("/usr/bin/chromium")
+FLAGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
+
+
+@pytest.fixture(scope="session")
+def toy_adata():
+    return make_patient()
+
+
+@pytest.fixture(scope="session")
+def config():
+    from cd7escape._config import Config
+
+    return Config(samples=[], seed=0)
+
+
+@dataclass
+class Rendered:
+    dom: str
+    log: str
+    screenshot: Path
+
+
+def _run(args: list[str], profile: Path) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [str(CHROMIUM), *FLAGS, f"--user-data-dir={profile}", *args],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+
+
+@pytest.fixture(scope="session")
+def browser(tmp_path_factory):
+    """``render(html) -> Rendered``: the page opened by Debian's headless chromium (skips without it)."""
+    if not CHROMIUM.exists() or shutil.which(str(CHROMIUM)) is None:
+        pytest.skip("/usr/bin/chromium is absent (apt-get install chromium)")
+
+    def render(html: Path) -> Rendered:
+        base = tmp_path_factory.mktemp("chromium")
+        url = Path(html).resolve().as_uri()
+        shot = base / "screenshot.png"
+        r1 = _run(
+            [
+                "--enable-logging=stderr",
+                "--v=0",
+                f"--screenshot={shot}",
+                "--window-size=1280,2000",
+                url,
+            ],
+            base / "profile1",
+        )
+        r2 = _run(["--dump-dom", "--virtual-time-budget=2000", url], base / "profile2")
+        assert r2.returncode == 0, r2.stderr[-2000:]
+        assert shot.exists(), r1.stderr[-2000:]
+        return Rendered(dom=r2.stdout, log=r1.stderr + r2.stderr, screenshot=shot)
+
+    return render
+
+
+def console_errors(log: str) -> list[str]:
+    """Messages from the page (console, failed loads), not chromium's own environment noise (dbus …)."""
+    out = []
+    for line in log.splitlines():
+        if (
+            "CONSOLE" in line
+            or "Uncaught" in line
+            or "net::ERR" in line
+            or "Failed to load resource" in line
+            or re.search(r"INFO:CONSOLE|:ERROR:.*(render|blink|v8)", line)
+        ):
+            out.append(line)
+    return out
+
+
+def decoded_images(dom: str):
+    """Every <img> of the DOM as (src, PIL image or the reason it failed)."""
+    from PIL import Image
+
+    out = []
+    for src in re.findall(r"<img\b[^>]*\bsrc=\"([^\"]*)\"", dom):
+        if not src.startswith("data:image/png;base64,"):
+            out.append((src[:60], "not an embedded PNG"))
+            continue
+        try:
+            img = Image.open(io.BytesIO(base64.b64decode(src.split(",", 1)[1], validate=True)))
+            img.load()
+            out.append((src[:40], img))
+        except Exception as exc:
+            out.append((src[:40], f"does not decode: {exc}"))
+    return out
+
+
+def screenshot_stats(path: Path) -> tuple[float, float]:
+    """(pixel standard deviation, share of non-white pixels) of a screenshot."""
+    import numpy as np
+    from PIL import Image
+
+    a = np.asarray(Image.open(path).convert("L"), dtype=float)
+    return float(a.std()), float((a < 245).mean())

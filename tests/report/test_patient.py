@@ -1,0 +1,168 @@
+"""write_patient: the result.json contract, determinism, defensive reading, self-contained HTML."""
+
+from __future__ import annotations
+
+import json
+import re
+
+import anndata as ad
+import numpy as np
+import pytest
+
+from cd7escape.report import write_patient
+from cd7escape.report._result import MECHANISMS, TIMEPOINT_FIELDS
+from conftest import decoded_images
+
+
+@pytest.fixture(scope="module")
+def written(toy_adata, config, tmp_path_factory):
+    pdir = tmp_path_factory.mktemp("out") / "P01"
+    result = write_patient(toy_adata.copy(), pdir, config=config)
+    return pdir, result
+
+
+def test_outputs_exist(written):
+    pdir, _ = written
+    for name in ("result.json", "report.html", "cells.h5ad"):
+        assert (pdir / name).stat().st_size > 0
+    figs = sorted(p.name for p in (pdir / "figures").glob("*.png"))
+    assert figs == [
+        "antigen_distribution.png", "clonotype_sharing.png", "cnv_heatmap.png",
+        "subclone_composition.png", "umap.png",
+    ]  # fmt: skip
+    assert not list(pdir.rglob(".*.tmp")), "temporary files left behind"
+
+
+def test_result_contract(written, config):
+    pdir, result = written
+    on_disk = json.loads((pdir / "result.json").read_text())
+    assert on_disk == result
+    for key in ("patient", "antigen", "mechanism", "confidence", "reason", "timepoints", "subclones",
+                "evidence", "version", "parameters", "qc"):  # fmt: skip
+        assert key in result, key
+    assert result["patient"] == "P01"
+    assert result["mechanism"] in MECHANISMS
+    assert 0 <= result["confidence"] <= 1
+    for tp in ("baseline", "relapse"):
+        assert set(TIMEPOINT_FIELDS) <= set(result["timepoints"][tp])
+    assert result["timepoints"]["relapse"]["antigen_negative_fraction"] == 0.71
+    assert result["timepoints"]["relapse"]["zero_count_fraction"] == 0.83
+    assert result["parameters"] == json.loads(config.model_dump_json())
+    assert {s["subclone"] for s in result["subclones"]} == {"S0", "S1", "unmapped"}
+    assert len(result["evidence"]) == 3
+    assert result["missing"] == []
+
+
+def test_failed_sample_is_reported(written):
+    _, result = written
+    failed = [q for q in result["qc"] if q["status"] == "failed"]
+    assert [q["sample"] for q in failed] == ["P01_REL2"]
+    assert "only 0 of 40 cells" in failed[0]["reason"]
+    assert {q["timepoint"] for q in result["qc"] if q["status"] == "passed"} == {
+        "baseline",
+        "relapse",
+    }
+
+
+def test_result_json_is_byte_identical_across_runs(toy_adata, config, tmp_path):
+    write_patient(toy_adata.copy(), tmp_path / "a", config=config)
+    write_patient(toy_adata.copy(), tmp_path / "b", config=config)
+    a = (tmp_path / "a" / "result.json").read_bytes()
+    assert a == (tmp_path / "b" / "result.json").read_bytes()
+    text = a.decode()
+    assert text == json.dumps(json.loads(text), sort_keys=True, indent=2, ensure_ascii=False) + "\n"
+    # floats rounded, no NaN
+    assert not re.search(r"\d\.\d{7,}", text)
+    assert "NaN" not in text
+    for name in ("umap.png", "antigen_distribution.png"):
+        assert (tmp_path / "a" / "figures" / name).read_bytes() == (
+            tmp_path / "b" / "figures" / name
+        ).read_bytes()
+
+
+def test_same_result_after_h5ad_round_trip(toy_adata, config, tmp_path):
+    """The pipeline reports from a cached h5ad: storage must not change the numbers."""
+    toy_adata.write_h5ad(tmp_path / "x.h5ad")
+    back = ad.read_h5ad(tmp_path / "x.h5ad")
+    write_patient(toy_adata.copy(), tmp_path / "a", config=config)
+    write_patient(back, tmp_path / "b", config=config)
+    assert (tmp_path / "a" / "result.json").read_text() == (
+        tmp_path / "b" / "result.json"
+    ).read_text()
+
+
+def test_cells_h5ad_keeps_every_annotation(written, toy_adata):
+    pdir, _ = written
+    back = ad.read_h5ad(pdir / "cells.h5ad")
+    assert back.n_obs == toy_adata.n_obs
+    assert set(toy_adata.obs.columns) <= set(back.obs.columns)
+    assert {"X_umap", "X_cnv"} <= set(back.obsm)
+    assert "classify" in back.uns["cd7escape"]
+
+
+def test_without_classification_nothing_is_invented(toy_adata, config, tmp_path):
+    a = toy_adata.copy()
+    del a.uns["cd7escape"]["classify"]
+    result = write_patient(a, tmp_path / "P", config=config)
+    assert result["mechanism"] == "indeterminate"
+    assert result["mechanism_called"] is False
+    assert result["confidence"] is None
+    assert any("classify" in m for m in result["missing"])
+    rel = result["timepoints"]["relapse"]
+    # read from the cells and from tl.antigen_state, not made up
+    assert rel["malignant_cells"] == int(
+        (a.obs["malignant"] & (a.obs["timepoint"] == "relapse")).sum()
+    )
+    assert rel["antigen_negative_fraction"] == 0.71
+    assert rel["ci_low"] == 0.63
+    html = (tmp_path / "P" / "report.html").read_text()
+    assert "Missing inputs" in html
+    assert "classification step did not run" in html
+
+
+def test_bare_anndata_gives_a_report_that_says_what_is_missing(config, tmp_path):
+    a = ad.AnnData(np.ones((5, 3), dtype=np.float32))
+    a.var_names = ["CD7", "A", "B"]
+    result = write_patient(a, tmp_path / "bare", config=config)
+    assert result["patient"] == "bare"
+    assert result["timepoints"]["relapse"]["malignant_cells"] is None
+    html = (tmp_path / "bare" / "report.html").read_text()
+    for text in ("pp.qc was not run", "tl.call_malignant was not run", "tl.subclones was not run"):
+        assert text in html
+    assert not list((tmp_path / "bare").glob("figures/*.png"))
+
+
+def test_html_is_self_contained(written):
+    pdir, _ = written
+    html = (pdir / "report.html").read_text()
+    assert "<script" not in html.lower()
+    assert not re.search(r"""(src|href)\s*=\s*["']?(https?:|//)""", html)
+    assert "@import" not in html
+    assert "url(" not in html
+    images = decoded_images(html)
+    assert len(images) == 5
+    for src, img in images:
+        assert not isinstance(img, str), f"{src}: {img}"
+        assert img.size[0] > 100
+        assert img.size[1] > 100
+    for text in ("Pre-existing antigen-negative clone expanded", "confidence 92%", "Caveats",
+                 "P01_REL2", "Evidence", "Parameters and versions", "71.0%", "83.0%"):  # fmt: skip
+        assert text in html, text
+
+
+def test_user_strings_are_escaped(toy_adata, config, tmp_path):
+    evil = "<script>alert(1)</script>"
+    a = toy_adata.copy()
+    a.obs["patient"] = evil
+    a.obs["sample"] = a.obs["sample"].cat.rename_categories(
+        lambda s: f'{s}"><img src=x onerror=alert(2)>'
+    )
+    a.uns["cd7escape"]["classify"]["reason"] = "<b>bold</b> & <i>reason</i>"
+    result = write_patient(a, tmp_path / "evil", config=config)
+    assert result["patient"] == evil
+    html = (tmp_path / "evil" / "report.html").read_text()
+    assert "<script" not in html
+    assert "&lt;script&gt;alert(1)&lt;/script&gt;" in html
+    assert "<b>bold</b>" not in html
+    assert "&lt;b&gt;bold&lt;/b&gt; &amp;" in html
+    assert "onerror=alert(2)>" not in html
