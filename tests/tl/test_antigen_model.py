@@ -124,3 +124,18 @@ def test_bad_input():
     empty = fit_antigen_mixture([], [], ambient_rate=A, theta=THETA)
     assert empty.n_cells == 0
     assert not empty.identifiable
+
+
+def test_large_groups_compressed_equal_exact(monkeypatch):
+    import cd7escape.tl._antigen_model as m
+
+    rng = np.random.default_rng(5)
+    y, s, _ = simulate(rng, 6000, 0.2, 8e-4)
+    s = np.round(s)
+    fast = fit_antigen_mixture(y, s, ambient_rate=A, theta=THETA)
+    monkeypatch.setattr(m, "COMPRESS_ABOVE", 10**9)
+    exact = fit_antigen_mixture(y, s, ambient_rate=A, theta=THETA)
+    assert fast.pi == pytest.approx(exact.pi, abs=1e-4)
+    assert fast.ci_high == pytest.approx(exact.ci_high, abs=1e-4)
+    assert fast.mu == pytest.approx(exact.mu, rel=1e-4)
+    np.testing.assert_allclose(fast.p_negative, exact.p_negative, atol=1e-4)
