@@ -107,6 +107,9 @@ class CloneParams(_Section):
     min_mapping_confidence: float = Field(
         0.5, description="Relapse cells below this mapping confidence are 'unmapped'."
     )
+    n_pcs: int = Field(
+        10, description="Principal components of the baseline malignant-only space (Pearson residuals)."
+    )
 
 
 class ClassifyParams(_Section):
@@ -137,6 +140,22 @@ class ClassifyParams(_Section):
         2.0, description="Smallest relapse/baseline frequency ratio called an expansion."
     )
     n_bootstrap: int = Field(50, description="Bootstrap replicates over cells for the confidence.")
+    min_call_share: float = Field(
+        0.5,
+        description="A mechanism is called when it explains at least this share of relapse antigen-negative cells.",
+    )
+    dim_max_ratio: float = Field(
+        0.7,
+        description="Relapse expression level below this fraction of the baseline level (significantly) is 'dim'.",
+    )
+    max_uncertain_negative: float = Field(
+        0.5,
+        description="A relapse whose negative fraction may exceed this (upper bound) is not called 'antigen_retained'.",
+    )
+    lineage_max_ratio: float = Field(
+        0.3,
+        description="Relapse blasts whose T-lineage program is below this fraction of baseline blasts' are 'lineage_switch'.",
+    )
 
 
 class SampleSpec(_Section):

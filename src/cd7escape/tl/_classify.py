@@ -1,0 +1,547 @@
+"""The relapse-mechanism decision (DESIGN §7) and its bootstrap confidence."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from .._config import AntigenParams, ClassifyParams
+from .._errors import InputError
+from .._logging import logger, timed
+from .._uns import NS, _plain, record
+from .._version import __version__
+from ._subclones import (
+    UNMAPPED,
+    antigen_counts,
+    counts_matrix,
+    group_antigen,
+    malignant_mask,
+    nuisance,
+    reference_level,
+    timepoint_masks,
+)
+
+_CP = ClassifyParams()
+_AP = AntigenParams()
+
+MECHANISMS = (
+    "preexisting_negative_clone",
+    "antigen_downregulation",
+    "antigen_retained",
+    "mixed",
+    "lineage_switch",
+    "indeterminate",
+)
+
+#: T-lineage program of T-ALL blasts (the antigen itself is left out when it is one of them).
+T_LINEAGE = [
+    "CD3E", "CD3D", "CD3G", "CD247", "CD2", "CD5", "LCK", "ZAP70", "LAT", "ITK",
+    "BCL11B", "TCF7", "GATA3", "CD1A", "TRBC1", "TRBC2",
+]  # fmt: skip
+
+
+@dataclass(frozen=True)
+class RelapseCall:
+    """The answer: mechanism, how sure, why, and the numbers behind it.
+
+    Attributes
+    ----------
+    mechanism
+        One of ``preexisting_negative_clone``, ``antigen_downregulation``, ``antigen_retained``, ``mixed``,
+        ``lineage_switch``, ``indeterminate``.
+    confidence
+        Share of bootstrap replicates (cells resampled within each timepoint, antigen model refitted) that
+        give the same call.
+    reason
+        One sentence.
+    evidence
+        Short statements supporting (or qualifying) the call, most important first.
+    numbers
+        ``timepoints`` (baseline, relapse: malignant_cells, antigen_negative_fraction, ci_low, ci_high,
+        zero_count_fraction, …), ``subclones`` (one record per subclone), ``shares`` (of relapse
+        antigen-negative cells explained by each route), ``bootstrap`` (calls of the replicates), ….
+    params
+        Every threshold used (the :class:`~cd7escape._config.ClassifyParams` fields, antigen, seed).
+    """
+
+    mechanism: str
+    confidence: float
+    reason: str
+    evidence: list[str] = field(default_factory=list)
+    numbers: dict[str, Any] = field(default_factory=dict)
+    params: dict[str, Any] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready dict: mechanism, confidence, reason, evidence, timepoints, subclones, numbers, params, version."""
+        d = _jsonable(asdict(self))
+        d["timepoints"] = d["numbers"].get("timepoints", {})
+        d["subclones"] = d["numbers"].get("subclones", [])
+        d["version"] = __version__
+        return d
+
+
+def _jsonable(v: Any) -> Any:
+    if isinstance(v, dict):
+        return {str(k): _jsonable(x) for k, x in v.items()}
+    if isinstance(v, (list, tuple)):
+        return [_jsonable(x) for x in v]
+    if isinstance(v, pd.DataFrame):
+        return _jsonable(v.reset_index().to_dict(orient="records"))
+    if isinstance(v, np.ndarray):
+        return _jsonable(v.tolist())
+    if isinstance(v, (np.bool_,)):
+        return bool(v)
+    if isinstance(v, (np.integer,)):
+        return int(v)
+    if isinstance(v, (float, np.floating)):
+        return None if not np.isfinite(v) else float(v)
+    return v
+
+
+# --------------------------------------------------------------------------- data of one decision
+
+
+@dataclass
+class _Data:
+    """Everything the decision needs, per cell (so that it can be resampled)."""
+
+    y: np.ndarray
+    s: np.ndarray
+    tp: np.ndarray  # 0 baseline, 1 relapse
+    sub: np.ndarray  # subclone label (str) or 'unmapped'
+    tprog: np.ndarray  # T-lineage program share per cell
+    ambient: float
+    theta: float
+    mu_ref: float
+
+
+def _t_program(adata, antigen: str, cells: np.ndarray) -> tuple[np.ndarray, list[str]]:
+    genes = [g for g in T_LINEAGE if g in adata.var_names and g != antigen]
+    if not genes:
+        return np.full(cells.size, np.nan), []
+    x = counts_matrix(adata)
+    idx = [adata.var_names.get_loc(g) for g in genes]
+    sub = x[cells][:, idx]
+    num = np.asarray(sub.sum(axis=1)).ravel().astype(float)
+    tot = np.asarray(x[cells].sum(axis=1)).ravel().astype(float)
+    return num / np.maximum(tot, 1), genes
+
+
+def _decide(d: _Data, P: dict[str, Any], *, interval: bool = True) -> dict[str, Any]:
+    """Apply DESIGN §7 to one data set (the original or a bootstrap replicate)."""
+    alpha = _AP.alpha
+    b, r = d.tp == 0, d.tp == 1
+    nb, nr = int(b.sum()), int(r.sum())
+    out: dict[str, Any] = {"n_baseline": nb, "n_relapse": nr}
+    if nb < P["min_baseline_cells"] or nr < P["min_relapse_cells"]:
+        what = "baseline" if nb < P["min_baseline_cells"] else "relapse"
+        n_have, n_need = (
+            (nb, P["min_baseline_cells"]) if what == "baseline" else (nr, P["min_relapse_cells"])
+        )
+        out.update(
+            mechanism="indeterminate",
+            reason=f"only {n_have} malignant {what} cells (at least {n_need} needed)",
+        )
+        out["rule"] = f"too_few_{what}"
+        return out
+    kw = {"mu_ref": d.mu_ref, "ambient": d.ambient, "theta": d.theta, "interval": interval}
+    gb = group_antigen(d.y[b], d.s[b], **kw)
+    gr = group_antigen(d.y[r], d.s[r], **kw)
+    out["baseline"], out["relapse"] = gb, gr
+    # lineage: clone-linked relapse blasts without a T-lineage program
+    tb, tr = float(np.nanmean(d.tprog[b])), float(np.nanmean(d.tprog[r]))
+    t_ratio = tr / tb if tb > 0 else np.nan
+    out["t_program_ratio"] = t_ratio
+    if np.isfinite(t_ratio) and t_ratio < P["lineage_max_ratio"]:
+        out.update(
+            mechanism="lineage_switch",
+            rule="t_program_lost",
+            reason=(
+                f"relapse malignant cells keep the leukemic clone but their T-lineage program is at "
+                f"{100 * t_ratio:.0f} % of baseline blasts'"
+            ),
+        )
+        return out
+    # dim: relapse expressing level significantly below the baseline level
+    dim = bool(
+        gr["mu_ci_high"] < d.mu_ref and gr["mu_ratio"] < P["dim_max_ratio"] and gr["pi_free"] < 0.5
+    )
+    out["dim"] = dim
+    neg_r = gr["pi"]
+    if not dim and neg_r < P["retained_max_negative"]:
+        hi = gr["ci_high"] if interval else neg_r
+        if hi < P["max_uncertain_negative"]:
+            out.update(
+                mechanism="antigen_retained",
+                rule="relapse_positive",
+                reason=(
+                    f"relapse blasts express {_aname(P)}: {100 * neg_r:.1f} % negative "
+                    f"(95 % CI {100 * gr['ci_low']:.1f}–{100 * hi:.1f} %), expression at "
+                    f"{100 * gr['mu_ratio']:.0f} % of baseline"
+                ),
+            )
+        else:
+            out.update(
+                mechanism="indeterminate",
+                rule="relapse_state_unresolved",
+                reason=(
+                    f"the relapse negative fraction cannot be bounded at this depth ({100 * neg_r:.1f} %, upper "
+                    f"95 % bound {100 * hi:.1f} %; expressing cells drop out {100 * gr['dropout']:.0f} % of the time)"
+                ),
+            )
+        return out
+    # relapse negative or dim: where do the negative relapse cells come from?
+    subs = [c for c in np.unique(d.sub[b | r]) if c != UNMAPPED]
+    mass: dict[str, float] = {}
+    rows = {}
+    for c in [*subs, UNMAPPED]:
+        cb, cr = b & (d.sub == c), r & (d.sub == c)
+        nbc, nrc = int(cb.sum()), int(cr.sum())
+        if nrc == 0 and nbc == 0:
+            continue
+        g_b = group_antigen(d.y[cb], d.s[cb], **kw) if nbc else {"n": 0, "state": "absent"}
+        g_r = group_antigen(d.y[cr], d.s[cr], **kw) if nrc else {"n": 0, "state": "absent"}
+        frac_r = (
+            1.0
+            if dim
+            else (
+                g_r.get("pi", neg_r) if g_r["state"] not in ("too_few_cells", "absent") else neg_r
+            )
+        )
+        if g_r.get("state") == "dim":
+            frac_r = 1.0
+        mass[c] = nrc * frac_r
+        fb, frr = nbc / nb, nrc / nr
+        fold = (frr / fb) if fb > 0 else np.inf
+        from ._subclones import fold_ci
+
+        f, lo, hi = fold_ci(nrc, nr, nbc, nb) if c != UNMAPPED else (np.nan, np.nan, np.nan)
+        if c == UNMAPPED:
+            route = "unmapped"
+        elif nbc < _AP.min_cells or "pi" not in g_b:
+            route = "unresolved"
+        else:
+            neg_b = g_b["lrt_pvalue"] < alpha and g_b["pi"] >= P["preexisting_min_negative"]
+            pos_b = (g_b["ci_high"] if interval else g_b["pi"]) < P["downregulation_max_negative"]
+            expanded = f >= P["min_expansion_fold"] and (lo > 1 if interval else True)
+            if neg_b:
+                route = "preexisting" if expanded else "persisting"
+            elif pos_b:
+                route = "downregulation"
+            else:
+                route = "unresolved"
+        rows[c] = {
+            "route": route,
+            "n_baseline": nbc,
+            "n_relapse": nrc,
+            "fold": float(fold),
+            "fold_ci_low": lo,
+            "pi_baseline": g_b.get("pi", np.nan),
+            "ci_high_baseline": g_b.get("ci_high", np.nan),
+            "negative_relapse_cells": float(mass[c]),
+        }
+    total = sum(mass.values())
+    shares = dict.fromkeys(
+        ("preexisting", "downregulation", "persisting", "unresolved", "unmapped"), 0.0
+    )
+    for c, m in mass.items():
+        shares[rows[c]["route"]] += m / total if total > 0 else 0.0
+    out["routes"], out["shares"] = rows, shares
+    pre, down = shares["preexisting"], shares["downregulation"]
+    def top(route):
+        return sorted(
+            (c for c in rows if rows[c]["route"] == route), key=lambda c: -mass[c]
+        )
+    if pre >= P["mixed_min_share"] and down >= P["mixed_min_share"]:
+        out.update(
+            mechanism="mixed",
+            rule="both_routes",
+            reason=(
+                f"{100 * pre:.0f} % of antigen-negative relapse cells descend from baseline-negative subclone(s) "
+                f"{', '.join(top('preexisting'))} that expanded, {100 * down:.0f} % from baseline-positive "
+                f"subclone(s) {', '.join(top('downregulation'))} that lost {_aname(P)}"
+            ),
+        )
+    elif pre >= P["min_call_share"]:
+        c = top("preexisting")[0]
+        out.update(
+            mechanism="preexisting_negative_clone",
+            rule="negative_subclone_expanded",
+            reason=(
+                f"{100 * pre:.0f} % of antigen-negative relapse cells map to baseline subclone {c}, already "
+                f"{100 * rows[c]['pi_baseline']:.0f} % {_aname(P)}-negative at baseline, which expanded "
+                f"{rows[c]['fold']:.1f}-fold"
+            ),
+        )
+    elif down >= P["min_call_share"]:
+        c = top("downregulation")[0]
+        out.update(
+            mechanism="antigen_downregulation",
+            rule="positive_subclone_lost_antigen",
+            reason=(
+                f"{100 * down:.0f} % of antigen-negative relapse cells map to baseline subclone(s) "
+                f"{', '.join(top('downregulation'))}, {_aname(P)}-positive at baseline (negative ≤ "
+                f"{100 * rows[c]['ci_high_baseline']:.0f} %), {'dim' if dim else 'negative'} at relapse"
+            ),
+        )
+    else:
+        worst = max(("unmapped", "unresolved", "persisting"), key=lambda k: shares[k])
+        why = {
+            "unmapped": "map to no baseline subclone (a state the baseline does not show)",
+            "unresolved": "map to baseline subclone(s) whose antigen state cannot be resolved",
+            "persisting": "belong to baseline-negative subclone(s) that did not expand",
+        }[worst]
+        out.update(
+            mechanism="indeterminate",
+            rule=f"no_route_{worst}",
+            reason=(
+                f"no mechanism explains ≥ {100 * P['min_call_share']:.0f} % of antigen-negative relapse cells: "
+                f"{100 * shares[worst]:.0f} % {why}"
+            ),
+        )
+    return out
+
+
+def _aname(P: dict[str, Any]) -> str:
+    return str(P.get("antigen", "antigen"))
+
+
+# --------------------------------------------------------------------------- public
+
+
+def classify_relapse(
+    adata,
+    *,
+    antigen: str = "CD7",
+    min_relapse_cells: int = _CP.min_relapse_cells,
+    min_baseline_cells: int = _CP.min_baseline_cells,
+    retained_max_negative: float = _CP.retained_max_negative,
+    preexisting_min_negative: float = _CP.preexisting_min_negative,
+    downregulation_max_negative: float = _CP.downregulation_max_negative,
+    mixed_min_share: float = _CP.mixed_min_share,
+    min_expansion_fold: float = _CP.min_expansion_fold,
+    n_bootstrap: int = _CP.n_bootstrap,
+    min_call_share: float = _CP.min_call_share,
+    dim_max_ratio: float = _CP.dim_max_ratio,
+    max_uncertain_negative: float = _CP.max_uncertain_negative,
+    lineage_max_ratio: float = _CP.lineage_max_ratio,
+    seed: int = 0,
+) -> RelapseCall:
+    """Call the relapse mechanism (DESIGN §7) from malignant cells, their subclones and the antigen model.
+
+    Rules, in order (thresholds are the keyword arguments, defaults in ``ClassifyParams``):
+
+    1. fewer than ``min_baseline_cells`` / ``min_relapse_cells`` malignant cells → ``indeterminate``;
+    2. relapse blasts whose T-lineage program is below ``lineage_max_ratio`` of baseline blasts' →
+       ``lineage_switch`` (they are clone-linked: called malignant from CNV/TCR evidence, never the antigen);
+    3. relapse negative fraction below ``retained_max_negative`` and expression not dim (level not
+       significantly below ``dim_max_ratio`` of baseline) → ``antigen_retained`` (``indeterminate`` when the
+       upper bound still exceeds ``max_uncertain_negative``: low depth);
+    4. otherwise the antigen-negative relapse cells are attributed through their mapped baseline subclone:
+       *preexisting* (subclone ≥ ``preexisting_min_negative`` negative at baseline, significantly, and
+       expanded ≥ ``min_expansion_fold`` with CI above 1), *downregulation* (subclone's baseline upper bound
+       below ``downregulation_max_negative``), *persisting* (negative at baseline, not expanded), *unresolved*,
+       *unmapped*. Both preexisting and downregulation ≥ ``mixed_min_share`` → ``mixed``; one ≥
+       ``min_call_share`` → that mechanism; else ``indeterminate`` naming the largest unexplained share.
+
+    Negative fractions are those of the antigen mixture with the expressing level anchored at the baseline
+    blasts' level (see :func:`cd7escape.tl._subclones.anchored_fit`), so dropout zeros are not negatives.
+    Confidence: share of ``n_bootstrap`` replicates (cells resampled with replacement within each
+    timepoint, mixture refitted, subclone labels kept) giving the same mechanism.
+
+    Needs ``obs['malignant']``, ``obs['timepoint']`` and :func:`cd7escape.tl.subclones` (run here with its
+    defaults when ``obs['subclone']`` is missing).
+
+    Returns
+    -------
+    :class:`RelapseCall`, also stored in ``uns['cd7escape']['classify']``.
+    """
+    P = {
+        "antigen": antigen,
+        "min_relapse_cells": int(min_relapse_cells),
+        "min_baseline_cells": int(min_baseline_cells),
+        "retained_max_negative": float(retained_max_negative),
+        "preexisting_min_negative": float(preexisting_min_negative),
+        "downregulation_max_negative": float(downregulation_max_negative),
+        "mixed_min_share": float(mixed_min_share),
+        "min_expansion_fold": float(min_expansion_fold),
+        "n_bootstrap": int(n_bootstrap),
+        "min_call_share": float(min_call_share),
+        "dim_max_ratio": float(dim_max_ratio),
+        "max_uncertain_negative": float(max_uncertain_negative),
+        "lineage_max_ratio": float(lineage_max_ratio),
+        "seed": int(seed),
+        "alpha": _AP.alpha,
+    }
+    for k in ("retained_max_negative", "preexisting_min_negative", "downregulation_max_negative",
+              "mixed_min_share", "min_call_share", "dim_max_ratio", "max_uncertain_negative"):  # fmt: skip
+        if not 0 <= P[k] <= 1:
+            raise InputError.single(f"{k} must be within [0, 1]", field=k)
+    if n_bootstrap < 0:
+        raise InputError.single("n_bootstrap must be ≥ 0", field="n_bootstrap")
+    mal = malignant_mask(adata)
+    bt, rt = timepoint_masks(adata)
+    y_all, s_all = antigen_counts(adata, antigen)
+    evidence: list[str] = []
+    cells = np.flatnonzero(mal & (bt | rt))
+    enough = (mal & bt).sum() >= P["min_baseline_cells"] and (mal & rt).sum() >= P[
+        "min_relapse_cells"
+    ]
+    if enough and "subclone" not in adata.obs:
+        from ._subclones import subclones
+
+        subclones(adata, antigen=antigen, seed=seed)
+    sub = (
+        adata.obs["subclone"].astype(object).to_numpy()[cells] if "subclone" in adata.obs else None
+    )
+    if sub is None:
+        sub = np.full(cells.size, "all", dtype=object)
+    sub = np.where(pd.isna(sub), UNMAPPED, sub).astype(str)
+    ambient, theta, amb_source = nuisance(adata, antigen, y_all, s_all, mal)
+    mu_ref, mu_src = reference_level(adata, y_all, s_all, mal, bt, ambient=ambient, theta=theta)
+    tprog, tgenes = _t_program(adata, antigen, cells)
+    d = _Data(
+        y=y_all[cells], s=s_all[cells], tp=rt[cells].astype(int), sub=sub, tprog=tprog,
+        ambient=ambient, theta=theta, mu_ref=mu_ref,
+    )  # fmt: skip
+
+    with timed("classify_relapse: decision"):
+        res = _decide(d, P, interval=True)
+    mech = res["mechanism"]
+    # bootstrap over cells (within timepoint), refitting the antigen model each time
+    boot: list[str] = []
+    if n_bootstrap and res.get("rule", "").startswith("too_few") is False:
+        rng = np.random.default_rng(seed)
+        b_idx, r_idx = np.flatnonzero(d.tp == 0), np.flatnonzero(d.tp == 1)
+        with timed(f"classify_relapse: {n_bootstrap} bootstrap replicates"):
+            for _ in range(n_bootstrap):
+                pick = np.concatenate(
+                    [rng.choice(b_idx, b_idx.size), rng.choice(r_idx, r_idx.size)]
+                )
+                db = _Data(
+                    d.y[pick],
+                    d.s[pick],
+                    d.tp[pick],
+                    d.sub[pick],
+                    d.tprog[pick],
+                    ambient,
+                    theta,
+                    mu_ref,
+                )
+                boot.append(_decide(db, P, interval=True)["mechanism"])
+        confidence = float(np.mean([m == mech for m in boot]))
+    else:
+        confidence = 1.0  # a count threshold: no resampling can change it
+    # numbers
+    tps = {}
+    for name, key, m in (("baseline", "baseline", mal & bt), ("relapse", "relapse", mal & rt)):
+        g = res.get(key)
+        n = int(m.sum())
+        zero = float(np.mean(y_all[m] == 0)) if n else None
+        if g is None and n >= _AP.min_cells:
+            g = group_antigen(y_all[m], s_all[m], mu_ref=mu_ref, ambient=ambient, theta=theta)
+        g = g or {}
+        tps[name] = {
+            "malignant_cells": n,
+            "antigen_negative_fraction": g.get("pi"),
+            "ci_low": g.get("ci_low"),
+            "ci_high": g.get("ci_high"),
+            "zero_count_fraction": zero,
+            "lrt_pvalue": g.get("lrt_pvalue"),
+            "expression_ratio": g.get("mu_ratio"),
+            "state": g.get("state"),
+            "detection_limit": _detection(g, n),
+        }
+    table = (
+        adata.uns.get(NS, {}).get("subclones", {}).get("table") if "subclone" in adata.obs else None
+    )
+    sub_records = _jsonable(table) if isinstance(table, pd.DataFrame) else []
+    numbers = {
+        "timepoints": tps,
+        "subclones": sub_records,
+        "shares": res.get("shares", {}),
+        "routes": res.get("routes", {}),
+        "rule": res.get("rule"),
+        "dim": res.get("dim"),
+        "t_program_ratio": res.get("t_program_ratio"),
+        "t_program_genes": tgenes,
+        "ambient_rate": ambient,
+        "ambient_source": amb_source,
+        "theta": theta,
+        "reference_level": mu_ref,
+        "reference_level_source": mu_src,
+        "bootstrap": {m: int(sum(x == m for x in boot)) for m in sorted(set(boot))},
+        "n_unmapped_relapse": int(((d.tp == 1) & (d.sub == UNMAPPED)).sum()),
+    }
+    evidence += _evidence(res, tps, numbers, P, adata)
+    call = RelapseCall(
+        mechanism=mech, confidence=confidence, reason=res["reason"], evidence=evidence,
+        numbers=_jsonable(numbers), params=_jsonable(P),
+    )  # fmt: skip
+    record(
+        adata,
+        "classify",
+        P,
+        results={k: _plain_json(v) for k, v in call.to_dict().items() if k != "params"},
+    )
+    logger.info("classify_relapse: %s (confidence %.2f) — %s", mech, confidence, res["reason"])
+    return call
+
+
+def _plain_json(v: Any) -> Any:
+    """h5ad-storable form of a JSON value (None → 'None', nested lists of dicts → JSON text)."""
+    import json
+
+    if (
+        isinstance(v, (list, dict))
+        and v
+        and any(isinstance(x, (dict, list)) for x in (v.values() if isinstance(v, dict) else v))
+    ):
+        return json.dumps(v)
+    return _plain(v)
+
+
+def _detection(g: dict[str, Any], n: int) -> str | None:
+    if "pi" not in g:
+        return f"{n} malignant cells: too few for an estimate" if n else None
+    if g["lrt_pvalue"] >= _AP.alpha:
+        return f"none detected in {n} cells; 95 % upper bound {100 * g['ci_high']:.1f} %"
+    return f"{100 * g['pi']:.1f} % of {n} cells (95 % CI {100 * g['ci_low']:.1f}–{100 * g['ci_high']:.1f} %)"
+
+
+def _evidence(res, tps, numbers, P, adata) -> list[str]:
+    ev = []
+    a = P["antigen"]
+    for t in ("baseline", "relapse"):
+        x = tps[t]
+        if x["antigen_negative_fraction"] is not None:
+            ev.append(
+                f"{t}: {x['malignant_cells']} malignant cells, {a}-negative {100 * x['antigen_negative_fraction']:.1f} % "
+                f"(95 % CI {100 * (x['ci_low'] or 0):.1f}–{100 * (x['ci_high'] or 0):.1f} %); naive zero-count "
+                f"fraction {100 * (x['zero_count_fraction'] or 0):.1f} %"
+            )
+        else:
+            ev.append(f"{t}: {x['malignant_cells']} malignant cells")
+    for c, r in (res.get("routes") or {}).items():
+        if r["negative_relapse_cells"] >= 1:
+            ev.append(
+                f"subclone {c}: {r['n_baseline']} baseline / {r['n_relapse']} relapse cells, fold "
+                f"{r['fold']:.2f}, baseline negative {100 * r['pi_baseline']:.0f} % → route {r['route']}"
+                if np.isfinite(r["pi_baseline"])
+                else f"subclone {c}: {r['n_relapse']} relapse cells → route {r['route']}"
+            )
+    if numbers["n_unmapped_relapse"]:
+        ev.append(
+            f"{numbers['n_unmapped_relapse']} relapse malignant cells map to no baseline subclone"
+        )
+    sc = adata.uns.get(NS, {}).get("subclones", {})
+    if "detection_limit_text" in sc:
+        ev.append(str(sc["detection_limit_text"]))
+    if res.get("dim"):
+        ev.append(
+            f"relapse expression at {100 * res['relapse']['mu_ratio']:.0f} % of baseline (dim)"
+        )
+    return ev

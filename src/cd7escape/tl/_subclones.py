@@ -1,0 +1,592 @@
+"""Baseline subclones and the mapping of relapse malignant cells onto them (DESIGN §5 'clones')."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import scipy.sparse as sp
+
+from .._config import AntigenParams, CloneParams, EmbedParams
+from .._errors import InputError
+from .._logging import logger, timed
+from .._uns import NS, record
+from ._map_relapse import _lognorm, fit_reference, knn_transfer
+
+_CP = CloneParams()
+_AP = AntigenParams()
+_EP = EmbedParams()
+
+UNMAPPED = "unmapped"
+NON_EXPRESSING = ("B", "myeloid", "erythroid")
+
+
+# --------------------------------------------------------------------------- shared inputs
+
+
+def counts_matrix(adata):
+    """Raw counts: ``layers['counts']`` when present, else ``X``."""
+    return adata.layers.get("counts", adata.X)
+
+
+def antigen_counts(adata, antigen: str) -> tuple[np.ndarray, np.ndarray]:
+    """Antigen UMI counts and size factors (total UMIs) per cell."""
+    if antigen not in adata.var_names:
+        raise InputError.single(
+            f"antigen gene {antigen!r} is not among the genes of the data", field="antigen"
+        )
+    x = counts_matrix(adata)
+    j = adata.var_names.get_loc(antigen)
+    y = x[:, j]
+    y = np.asarray(y.todense()).ravel() if sp.issparse(y) else np.asarray(y).ravel()
+    s = np.asarray(x.sum(axis=1)).ravel().astype(float)
+    return y.astype(float), s
+
+
+def malignant_mask(adata) -> np.ndarray:
+    """Boolean malignant calls (``obs['malignant']``, written by :func:`cd7escape.tl.call_malignant`)."""
+    if "malignant" not in adata.obs:
+        raise InputError.single(
+            "obs['malignant'] is missing: run ce.tl.call_malignant first (or provide malignant labels)",
+            field="malignant",
+        )
+    return adata.obs["malignant"].fillna(False).astype(bool).to_numpy()
+
+
+def timepoint_masks(adata) -> tuple[np.ndarray, np.ndarray]:
+    if "timepoint" not in adata.obs:
+        raise InputError.single("obs['timepoint'] is missing (baseline/relapse)", field="timepoint")
+    tp = adata.obs["timepoint"].astype(str).to_numpy()
+    return tp == "baseline", tp == "relapse"
+
+
+def nuisance(
+    adata, antigen: str, y: np.ndarray, s: np.ndarray, mal: np.ndarray
+) -> tuple[float, float, str]:
+    """Patient-level ambient rate and NB size of the antigen, with where the ambient rate came from."""
+    from ._antigen_model import estimate_ambient_rate, estimate_theta
+
+    ambient, source = None, ""
+    entry = adata.uns.get(NS, {}).get("antigen", {})
+    for key in ("ambient_rate",):
+        v = entry.get(key) if hasattr(entry, "get") else None
+        if v is None and hasattr(entry, "get") and hasattr(entry.get("params", None), "get"):
+            v = entry["params"].get(key)
+        if isinstance(v, (int, float)) and np.isfinite(v) and v > 0:
+            ambient, source = float(v), "uns['cd7escape']['antigen']"
+    if ambient is None and "cell_class" in adata.obs:
+        ref = adata.obs["cell_class"].astype(str).isin(NON_EXPRESSING).to_numpy() & ~mal
+        if ref.sum() >= 20:
+            ambient, source = (
+                estimate_ambient_rate(y[ref], s[ref]),
+                f"{int(ref.sum())} B/myeloid/erythroid cells",
+            )
+    if ambient is None:
+        # no antigen-free lineage: the lowest-expressing decile of non-malignant cells bounds the ambient
+        other = ~mal
+        rate = y[other] / np.maximum(s[other], 1) if other.sum() >= 20 else y / np.maximum(s, 1)
+        ambient = float(max(np.quantile(rate, 0.1), 1e-7))
+        source = "lowest decile of non-malignant cells (no antigen-free lineage found)"
+    bt, _ = timepoint_masks(adata)
+    pool = mal & bt if (mal & bt).sum() >= 30 else mal
+    theta = estimate_theta(y[pool], s[pool])
+    return float(ambient), float(theta), source
+
+
+def anchored_fit(
+    y: np.ndarray,
+    s: np.ndarray,
+    *,
+    mu_ref: float,
+    ambient: float,
+    theta: float,
+    alpha: float,
+    interval: bool = True,
+) -> dict[str, float]:
+    """Negative fraction of a group with the expressing level fixed at the patient's reference level.
+
+    The free mixture (:func:`fit_antigen_mixture`) cannot tell a wholly negative group from one that expresses
+    at the ambient level; anchoring the expressing component at the baseline malignant level ``mu_ref``
+    (same kernel likelihood, one free parameter) answers "which share of these cells does not express the
+    antigen at the level this leukemia had?". Profile-likelihood interval and boundary-corrected LRT.
+    """
+    from scipy import optimize, stats
+
+    from ._antigen_model import _Group
+
+    n = int(y.size)
+    if n == 0:
+        return {"pi": np.nan, "ci_low": np.nan, "ci_high": np.nan, "pval": np.nan, "n": 0}
+    grp = _Group(np.asarray(y, float), np.asarray(s, float), ambient, theta)
+    l0, l1 = grp.l0, grp.l1(max(mu_ref, grp.mu_floor))[0]
+
+    def ll(p: float) -> float:
+        p = min(max(p, 0.0), 1.0)
+        with np.errstate(divide="ignore"):
+            return float(np.logaddexp(np.log(p) + l0, np.log1p(-p) + l1).sum())
+
+    res = optimize.minimize_scalar(
+        lambda p: -ll(p), bounds=(0.0, 1.0), method="bounded", options={"xatol": 1e-5}
+    )
+    cands = [(float(res.x), -float(res.fun)), (0.0, ll(0.0)), (1.0, ll(1.0))]
+    pi, lmax = max(cands, key=lambda c: c[1])
+    lrt = max(2 * (lmax - cands[1][1]), 0.0)
+    pval = float(0.5 * stats.chi2.sf(lrt, 1)) if lrt > 0 else 1.0
+    lo = hi = np.nan
+    if interval:
+        cut = lmax - float(stats.chi2.ppf(1 - alpha, 1)) / 2
+        f = lambda p: ll(p) - cut  # noqa: E731
+        lo = 0.0 if pi <= 0 or f(0.0) >= 0 else float(optimize.brentq(f, 0.0, pi, xtol=1e-5))
+        hi = 1.0 if pi >= 1 or f(1.0) >= 0 else float(optimize.brentq(f, pi, 1.0, xtol=1e-5))
+    return {"pi": float(pi), "ci_low": lo, "ci_high": hi, "pval": pval, "n": n}
+
+
+def group_antigen(
+    y: np.ndarray,
+    s: np.ndarray,
+    *,
+    mu_ref: float,
+    ambient: float,
+    theta: float,
+    alpha: float = _AP.alpha,
+    dim_fold: float = _AP.dim_fold,
+    interval: bool = True,
+) -> dict[str, Any]:
+    """Antigen numbers of one group: anchored negative fraction, free-fit level, naive zeros and a state."""
+    from ._antigen_model import fit_antigen_mixture
+
+    n = int(y.size)
+    if n < _AP.min_cells:
+        return {
+            "n": n,
+            "state": "too_few_cells" if n else "absent",
+            "zero_fraction": float(np.mean(y == 0)) if n else np.nan,
+        }
+    an = anchored_fit(
+        y, s, mu_ref=mu_ref, ambient=ambient, theta=theta, alpha=alpha, interval=interval
+    )
+    free = fit_antigen_mixture(y, s, ambient_rate=ambient, theta=theta, alpha=alpha, interval=False)
+    mu_hi = float(free.mu_ci[1]) if np.isfinite(free.mu_ci[1]) else float(free.mu)
+    if an["pval"] < alpha and an["pi"] >= 0.5:
+        state = "negative"
+    elif free.pi < 0.5 and mu_hi < dim_fold * mu_ref:
+        state = "dim"
+    elif an["pval"] < alpha and an["ci_low"] > 0.05:
+        state = "partly_negative"
+    elif an["ci_high"] < 0.2:
+        state = "positive"
+    else:
+        state = "uncertain"
+    return {
+        "n": n,
+        "pi": an["pi"],
+        "ci_low": an["ci_low"],
+        "ci_high": an["ci_high"],
+        "lrt_pvalue": an["pval"],
+        "mu": float(free.mu),
+        "mu_ci_low": float(free.mu_ci[0]),
+        "mu_ci_high": mu_hi,
+        "mu_ratio": float(free.mu / mu_ref),
+        "pi_free": float(free.pi),
+        "zero_fraction": float(free.zero_fraction),
+        "dropout": float(free.dropout),
+        "state": state,
+    }
+
+
+def reference_level(adata, y, s, mal, bt, *, ambient: float, theta: float) -> tuple[float, str]:
+    """Expression rate of expressing baseline malignant cells (falls back on normal T cells)."""
+    from ._antigen_model import fit_antigen_mixture
+
+    for mask, what in (
+        (mal & bt, "baseline malignant cells"),
+        (_normal_t(adata) & ~mal, "normal T cells"),
+    ):
+        if mask.sum() >= _AP.min_cells:
+            f = fit_antigen_mixture(
+                y[mask], s[mask], ambient_rate=ambient, theta=theta, interval=False
+            )
+            if np.isfinite(f.mu) and f.mu > 5 * ambient and f.pi < 0.95:
+                return float(f.mu), what
+    return float(
+        max(10 * ambient, y[mal].sum() / max(s[mal].sum(), 1))
+    ), "mean rate of malignant cells"
+
+
+def _normal_t(adata) -> np.ndarray:
+    if "cell_class" in adata.obs:
+        return (adata.obs["cell_class"].astype(str) == "normal_T").to_numpy()
+    return np.zeros(adata.n_obs, dtype=bool)
+
+
+def fold_ci(nr: int, NR: int, nb: int, NB: int, alpha: float = 0.05) -> tuple[float, float, float]:
+    """Relapse/baseline frequency ratio with a Katz log interval (0.5 added to empty cells)."""
+    from scipy import stats
+
+    if NR == 0 or NB == 0:
+        return float("nan"), float("nan"), float("nan")
+    a, b = nr + 0.5 * (nr == 0 or nb == 0), nb + 0.5 * (nr == 0 or nb == 0)
+    A, B = NR + 0.5 * (nr == 0 or nb == 0), NB + 0.5 * (nr == 0 or nb == 0)
+    fold = (a / A) / (b / B)
+    se = np.sqrt(max(1 / a - 1 / A + 1 / b - 1 / B, 0))
+    z = stats.norm.ppf(1 - alpha / 2)
+    return float(fold), float(fold * np.exp(-z * se)), float(fold * np.exp(z * se))
+
+
+# --------------------------------------------------------------------------- clustering and reconciliation
+
+
+def _leiden(coords: np.ndarray, *, n_neighbors: int, resolution: float, seed: int) -> np.ndarray:
+    import anndata as ad
+    import scanpy as sc
+
+    tmp = ad.AnnData(np.zeros((coords.shape[0], 1), dtype=np.float32))
+    tmp.obsm["X_ref"] = coords.astype(np.float32)
+    sc.pp.neighbors(
+        tmp,
+        use_rep="X_ref",
+        n_neighbors=int(min(n_neighbors, coords.shape[0] - 1)),
+        random_state=seed,
+    )
+    sc.tl.leiden(
+        tmp,
+        resolution=resolution,
+        flavor="igraph",
+        n_iterations=2,
+        directed=False,
+        random_state=seed,
+    )
+    return tmp.obs["leiden"].astype(int).to_numpy()
+
+
+def _merge_small(labels: np.ndarray, coords: np.ndarray, min_cells: int) -> np.ndarray:
+    labels = labels.copy()
+    while True:
+        ids, n = np.unique(labels, return_counts=True)
+        if ids.size <= 1 or n.min() >= min_cells:
+            return labels
+        small = ids[np.argmin(n)]
+        cent = {i: coords[labels == i].mean(0) for i in ids}
+        others = [i for i in ids if i != small]
+        target = min(others, key=lambda i: np.linalg.norm(cent[i] - cent[small]))
+        labels[labels == small] = target
+
+
+def _chains(clonotype: str) -> set[str]:
+    """Chains of a clonotype string ``TRB:…;TRA:…`` (a cell may miss one chain: dropout of VDJ capture)."""
+    return {c for c in str(clonotype).split(";") if c}
+
+
+def _split_by(
+    labels: np.ndarray, group: np.ndarray, min_cells: int, *, tcr: bool = False
+) -> tuple[np.ndarray, int]:
+    """Split clusters along a clone-identity label (CNV subclone, TCR clonotype) when a part is big enough.
+
+    Cells without the label (NaN) stay with the cluster's majority part. For clonotypes, a part sharing a
+    chain with the majority clonotype is the same clone seen with a chain missing, never split off.
+    """
+    out = labels.astype(object).copy()
+    n_split = 0
+    for c in np.unique(labels):
+        m = labels == c
+        g = group[m]
+        known = pd.notna(g)
+        if known.sum() == 0:
+            continue
+        vals, cnt = np.unique(g[known].astype(str), return_counts=True)
+        if vals.size < 2:
+            continue
+        major = vals[np.argmax(cnt)]
+        for v, k in zip(vals, cnt, strict=False):
+            if tcr and _chains(v) & _chains(major):
+                continue
+            if v != major and k >= min_cells:
+                idx = np.flatnonzero(m)[known & (g.astype(str) == v)]
+                out[idx] = f"{c}|{v}"
+                n_split += 1
+    return out, n_split
+
+
+def _clone_label(adata, key: str, cells: np.ndarray) -> np.ndarray | None:
+    if key not in adata.obs:
+        return None
+    v = adata.obs[key].to_numpy()[cells].astype(object)
+    v = np.where(
+        pd.isna(v) | np.isin(v.astype(str), ["", "nan", "None", "normal", "none"]), np.nan, v
+    )
+    return v if pd.notna(v).any() else None
+
+
+def _dominant(values: np.ndarray | None) -> tuple[Any, float]:
+    if values is None:
+        return None, float("nan")
+    known = values[pd.notna(values)].astype(str)
+    if known.size == 0:
+        return None, float("nan")
+    vals, cnt = np.unique(known, return_counts=True)
+    return vals[np.argmax(cnt)], float(cnt.max() / cnt.sum())
+
+
+def _markers(xlog, labels: np.ndarray, var_names: np.ndarray, n: int = 5) -> dict[str, list[str]]:
+    out = {}
+    for c in np.unique(labels):
+        m = labels == c
+        if m.all():
+            out[c] = []
+            continue
+        a = np.asarray(xlog[m].mean(0)).ravel()
+        b = np.asarray(xlog[~m].mean(0)).ravel()
+        out[c] = list(var_names[np.argsort(-(a - b))[:n]])
+    return out
+
+
+# --------------------------------------------------------------------------- public
+
+
+def subclones(
+    adata,
+    *,
+    antigen: str = "CD7",
+    resolution: float = _CP.resolution,
+    min_subclone_cells: int = _CP.min_subclone_cells,
+    n_neighbors: int = _CP.n_neighbors,
+    min_mapping_confidence: float = _CP.min_mapping_confidence,
+    n_pcs: int = _CP.n_pcs,
+    use_rep: str | None = None,
+    seed: int = 0,
+    key_added: str = "subclone",
+) -> None:
+    """Baseline malignant subclones, relapse cells mapped onto them, frequencies and antigen state.
+
+    Baseline malignant cells get a malignant-only embedding whose features exclude the antigen and the genes
+    correlated with it (those listed in ``uns['cd7escape']['embed']['excluded_genes']`` and any found again
+    among these cells), then Leiden subclusters. A subcluster is split along CNV subclones
+    (``obs['cnv_subclone']``) and TCR clonotypes (``obs['clone_id']``) when a differing part has at least
+    ``min_subclone_cells`` cells; parts smaller than that are merged into the nearest subcluster.
+    Relapse malignant cells are labelled by their nearest baseline cells (kNN label transfer, restricted to
+    subclones of the same CNV subclone / clonotype when the cell has one seen at baseline); the mapping
+    confidence is the distance-weighted share of neighbours agreeing, and 0 for cells farther from the
+    baseline than baseline cells ever are from each other. Cells below ``min_mapping_confidence`` are
+    ``'unmapped'`` (a state the baseline does not contain).
+
+    Parameters
+    ----------
+    adata
+        Patient AnnData with raw counts (``layers['counts']`` or ``X``), ``obs['timepoint']`` and
+        ``obs['malignant']``.
+    antigen
+        Gene symbol of the CAR target; kept out of the features.
+    resolution
+        Leiden resolution on the baseline malignant-only graph.
+    min_subclone_cells
+        Smallest subclone; smaller subclusters are merged into their nearest neighbour.
+    n_neighbors
+        Neighbours of the graph and of the label transfer.
+    min_mapping_confidence
+        Relapse cells below this mapping confidence are ``'unmapped'``.
+    n_pcs
+        Principal components of the baseline malignant-only space (few: subclone programs are low-dimensional).
+    use_rep
+        Embedding in ``obsm`` to cluster and map in (e.g. ``'X_scvi'``, an integrated space). None: ``X_scvi``
+        when present, else the baseline malignant-only PCA with relapse cells projected into it.
+    seed
+        Random seed (PCA, Leiden).
+    key_added
+        ``obs`` key of the labels; the confidence goes to ``obs[key_added + '_confidence']``.
+
+    Returns
+    -------
+    None. Writes ``obs[key_added]`` (baseline subclone, the mapped subclone for relapse cells, ``'unmapped'``,
+    NaN for non-malignant and other timepoints), ``obs[key_added + '_confidence']`` and
+    ``uns['cd7escape']['subclones']`` with ``table`` (one row per subclone: cells and frequency per timepoint,
+    expansion fold and CI, antigen-negative fraction and state per timepoint, CNV subclone, clonotype,
+    markers).
+    """
+    if not (0 <= min_mapping_confidence <= 1):
+        raise InputError.single(
+            "min_mapping_confidence must be within [0, 1]", field="min_mapping_confidence"
+        )
+    if min_subclone_cells < 1 or n_neighbors < 1 or resolution <= 0:
+        raise InputError.single(
+            "min_subclone_cells and n_neighbors must be >= 1 and resolution > 0", field="clones"
+        )
+    mal = malignant_mask(adata)
+    bt, rt = timepoint_masks(adata)
+    b_idx, r_idx = np.flatnonzero(mal & bt), np.flatnonzero(mal & rt)
+    if b_idx.size < max(min_subclone_cells, 3):
+        raise InputError.single(
+            f"only {b_idx.size} baseline malignant cells: too few to define subclones",
+            field="timepoint",
+        )
+    x = counts_matrix(adata)
+    x = sp.csr_matrix(x) if sp.issparse(x) else np.asarray(x)
+    var_names = np.asarray(adata.var_names)
+    embed_entry = adata.uns.get(NS, {}).get("embed", {})
+    excluded = list(
+        np.asarray(
+            embed_entry.get("excluded_genes", []) if hasattr(embed_entry, "get") else [], dtype=str
+        )
+    )
+
+    with timed("subclones: baseline malignant-only embedding"):
+        if use_rep is None and "X_scvi" in adata.obsm:
+            use_rep = "X_scvi"
+        if use_rep is not None:
+            if use_rep not in adata.obsm:
+                raise InputError.single(f"obsm[{use_rep!r}] is missing", field="use_rep")
+            rep = np.asarray(adata.obsm[use_rep])
+            zb, zr = rep[b_idx], rep[r_idx]
+            space_excluded = [*excluded, antigen]
+            space = f"obsm['{use_rep}']"
+        else:
+            ref, zb = fit_reference(
+                x[b_idx], var_names, antigen=antigen, excluded_genes=excluded,
+                n_top_genes=_EP.n_top_genes, n_pcs=n_pcs, antigen_corr_max=_EP.antigen_corr_max, seed=seed,
+            )  # fmt: skip
+            zr = ref.project(x[r_idx]) if r_idx.size else np.zeros((0, zb.shape[1]))
+            space_excluded = ref.excluded
+            space = "baseline malignant-only PCA (relapse projected)"
+        leiden = _leiden(zb, n_neighbors=n_neighbors, resolution=resolution, seed=seed)
+        labels = leiden.astype(object)
+        cnv_b = _clone_label(adata, "cnv_subclone", b_idx)
+        tcr_b = _clone_label(adata, "clone_id", b_idx)
+        n_cnv_split = n_tcr_split = 0
+        if cnv_b is not None:
+            labels, n_cnv_split = _split_by(labels, cnv_b, min_subclone_cells)
+        if tcr_b is not None:
+            labels, n_tcr_split = _split_by(labels, tcr_b, min_subclone_cells, tcr=True)
+        codes = np.unique(labels.astype(str), return_inverse=True)[1].ravel()
+        codes = _merge_small(codes, zb, min_subclone_cells)
+        # name subclones by decreasing baseline size: S0 is the largest
+        ids, n = np.unique(codes, return_counts=True)
+        rename = {i: f"S{r}" for r, i in enumerate(ids[np.argsort(-n, kind="stable")])}
+        lab_b = np.array([rename[c] for c in codes], dtype=object)
+
+    names = sorted(set(lab_b), key=lambda v: int(v[1:]))
+    dom_cnv = {c: _dominant(cnv_b[lab_b == c] if cnv_b is not None else None) for c in names}
+    dom_tcr = {c: _dominant(tcr_b[lab_b == c] if tcr_b is not None else None) for c in names}
+
+    with timed("subclones: mapping relapse cells"):
+        if r_idx.size:
+            allowed = np.ones((r_idx.size, len(names)), dtype=bool)
+            for key, dom, base in (("cnv_subclone", dom_cnv, cnv_b), ("clone_id", dom_tcr, tcr_b)):
+                vals = _clone_label(adata, key, r_idx)
+                if vals is None or base is None:
+                    continue
+                seen = set(base[pd.notna(base)].astype(str))
+                if key == "clone_id":
+                    # clonotypes: constrain only with a clonotype seen at baseline, compatible when sharing a chain
+                    known = pd.notna(vals) & np.isin(vals.astype(str), list(seen))
+                    for j, c in enumerate(names):
+                        d = dom[c][0]
+                        if d is not None:
+                            same = np.array(
+                                [bool(_chains(v) & _chains(d)) for v in vals.astype(str)]
+                            )
+                            allowed[known & ~same, j] = False
+                else:
+                    # CNV subclones: a relapse cell whose CNV subclone is no baseline subclone's is a new state
+                    known = pd.notna(vals)
+                    for j, c in enumerate(names):
+                        d = dom[c][0]
+                        if d is not None:
+                            allowed[known & (vals.astype(str) != str(d)), j] = False
+            lab_r, conf_r, _rel = knn_transfer(
+                zb, lab_b, zr, n_neighbors=n_neighbors, allowed=allowed
+            )
+            lab_r = np.where(conf_r >= min_mapping_confidence, lab_r, UNMAPPED).astype(object)
+        else:
+            lab_r, conf_r, _rel_r = np.array([], dtype=object), np.array([]), np.array([])
+
+    obs_lab = np.full(adata.n_obs, np.nan, dtype=object)
+    obs_conf = np.full(adata.n_obs, np.nan)
+    obs_lab[b_idx] = lab_b
+    obs_conf[b_idx] = 1.0
+    obs_lab[r_idx] = lab_r
+    obs_conf[r_idx] = conf_r
+    cats = names + ([UNMAPPED] if (lab_r == UNMAPPED).any() else [])
+    adata.obs[key_added] = pd.Categorical(obs_lab, categories=cats)
+    adata.obs[f"{key_added}_confidence"] = obs_conf
+
+    with timed("subclones: antigen state per subclone and timepoint"):
+        y, s = antigen_counts(adata, antigen)
+        ambient, theta, amb_source = nuisance(adata, antigen, y, s, mal)
+        mu_ref, mu_ref_source = reference_level(adata, y, s, mal, bt, ambient=ambient, theta=theta)
+        xlog_b = _lognorm(x[b_idx])
+        markers = _markers(xlog_b, lab_b, np.array(var_names), n=5)
+        rows = []
+        for c in cats:
+            nb_c = int((lab_b == c).sum())
+            nr_c = int((lab_r == c).sum())
+            fold, lo, hi = (
+                fold_ci(nr_c, r_idx.size, nb_c, b_idx.size)
+                if c != UNMAPPED
+                else (np.nan, np.nan, np.nan)
+            )
+            row: dict[str, Any] = {
+                "subclone": c,
+                "n_baseline": nb_c,
+                "n_relapse": nr_c,
+                "freq_baseline": nb_c / b_idx.size,
+                "freq_relapse": nr_c / r_idx.size if r_idx.size else np.nan,
+                "expansion_fold": fold,
+                "fold_ci_low": lo,
+                "fold_ci_high": hi,
+            }
+            for tp, idx, lab in (("baseline", b_idx, lab_b), ("relapse", r_idx, lab_r)):
+                cells = idx[lab == c]
+                r = group_antigen(y[cells], s[cells], mu_ref=mu_ref, ambient=ambient, theta=theta)
+                for k in ("pi", "ci_low", "ci_high", "lrt_pvalue", "mu_ratio", "zero_fraction"):
+                    row[f"{k}_{tp}"] = r.get(k, np.nan)
+                row[f"state_{tp}"] = r["state"]
+            row["cnv_subclone"] = str(dom_cnv.get(c, (None,))[0]) if c in dom_cnv else "None"
+            row["cnv_purity"] = dom_cnv[c][1] if c in dom_cnv else np.nan
+            row["clone_id"] = str(dom_tcr.get(c, (None,))[0]) if c in dom_tcr else "None"
+            row["tcr_purity"] = dom_tcr[c][1] if c in dom_tcr else np.nan
+            row["markers"] = ",".join(markers.get(c, []))
+            rows.append(row)
+        table = pd.DataFrame(rows).set_index("subclone")
+
+    n_unmapped = int((lab_r == UNMAPPED).sum())
+    detection = min_subclone_cells / b_idx.size
+    logger.info(
+        "subclones: %d baseline subclones from %d baseline malignant cells; %d/%d relapse cells unmapped",
+        len(names), b_idx.size, n_unmapped, r_idx.size,
+    )  # fmt: skip
+    record(
+        adata,
+        "subclones",
+        {
+            "antigen": antigen,
+            "resolution": resolution,
+            "min_subclone_cells": min_subclone_cells,
+            "n_neighbors": n_neighbors,
+            "min_mapping_confidence": min_mapping_confidence,
+            "n_pcs": n_pcs,
+            "use_rep": use_rep,
+            "seed": seed,
+            "key_added": key_added,
+        },
+        obs=[key_added, f"{key_added}_confidence"],
+        results={
+            "table": table,
+            "space": space,
+            "excluded_genes": list(space_excluded),
+            "n_baseline_cells": int(b_idx.size),
+            "n_relapse_cells": int(r_idx.size),
+            "n_unmapped": n_unmapped,
+            "n_cnv_splits": int(n_cnv_split),
+            "n_tcr_splits": int(n_tcr_split),
+            "ambient_rate": ambient,
+            "theta": theta,
+            "ambient_source": amb_source,
+            "mu_ref": mu_ref,
+            "mu_ref_source": mu_ref_source,
+            "detection_limit": float(detection),
+            "detection_limit_text": (
+                f"a subclone below {min_subclone_cells} of {b_idx.size} baseline malignant cells "
+                f"({100 * detection:.1f} %) cannot be resolved"
+            ),
+        },
+    )
