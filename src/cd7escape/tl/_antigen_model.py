@@ -463,7 +463,7 @@ def estimate_theta(
     min_positive: int = 30,
     default: float = 5.0,
     prior: tuple[float, float] | None = THETA_PRIOR,
-    max_cells: int = 20000,
+    max_cells: int = 10000,
     seed: int = 0,
 ) -> float:
     """Negative-binomial size of expressing cells, shared across the patient's groups.
@@ -600,7 +600,7 @@ def theta_interval(
     alpha: float = 0.05,
     bounds: tuple[float, float] = (0.05, 1000.0),
     prior: tuple[float, float] | None = THETA_PRIOR,
-    max_cells: int = 20000,
+    max_cells: int = 10000,
     seed: int = 0,
 ) -> tuple[float, float, float]:
     """``(theta, low, high)``: the estimate of :func:`estimate_theta` (mixture profile) and its ``1 - alpha``
