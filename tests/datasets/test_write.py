@@ -1,0 +1,179 @@
+from __future__ import annotations
+
+import gzip
+import json
+from pathlib import Path
+
+import anndata as ad
+import h5py
+import numpy as np
+import pandas as pd
+import pytest
+import scipy.io
+import scipy.sparse as sp
+
+from cd7escape._errors import InputError
+from cd7escape.datasets import simulate_patient, write_simulated
+from cd7escape.datasets._tcr import CONTIG_COLUMNS
+
+
+@pytest.fixture(scope="module")
+def patient():
+    return simulate_patient(
+        "preexisting_negative_clone",
+        seed=7,
+        n_cells=300,
+        negative_fraction=0.2,
+        protein=True,
+        empty_droplets=True,
+    )
+
+
+def _sample(adata, sample):
+    sel = (adata.obs["sample"].astype(str) == sample).to_numpy()
+    return adata[sel]
+
+
+def _read_h5(path: Path):
+    with h5py.File(path, "r") as f:
+        m = f["matrix"]
+        shape = tuple(m["shape"][:])
+        X = sp.csc_matrix((m["data"][:], m["indices"][:], m["indptr"][:]), shape=shape).T.tocsr()
+        names = m["features/name"][:].astype(str)
+        types = m["features/feature_type"][:].astype(str)
+        barcodes = m["barcodes"][:].astype(str)
+    return X, names, types, barcodes
+
+
+def test_h5_roundtrip(patient, tmp_path):
+    sheet = write_simulated(patient, tmp_path, fmt="h5")
+    s = pd.read_csv(sheet)
+    assert list(s.columns) == [
+        "patient",
+        "sample",
+        "timepoint",
+        "path",
+        "vdj",
+        "tissue",
+        "raw_path",
+    ]
+    assert set(s["timepoint"]) == {"baseline", "relapse"}
+    for row in s.itertuples():
+        assert (sheet.parent / row.path).is_file()
+        assert (sheet.parent / row.vdj).is_file()
+        X, names, types, barcodes = _read_h5(sheet.parent / row.path)
+        sub = _sample(patient, row.sample)
+        G = patient.n_vars
+        assert (X[:, :G] != sub.layers["counts"]).nnz == 0
+        assert list(names[:G]) == list(patient.var_names)
+        assert list(barcodes) == list(sub.obs["barcode"])
+        assert (types[G:] == "Antibody Capture").all()
+        assert list(names[G:]) == list(patient.obsm["protein"].columns)
+        assert np.array_equal(X[:, G:].toarray(), sub.obsm["protein"].to_numpy())
+        # raw matrix: the cells plus empty droplets
+        Xr, _, _, braw = _read_h5(sheet.parent / row.raw_path)
+        assert len(braw) == len(barcodes) + 2 * 300
+        assert set(barcodes) <= set(braw)
+        assert (Xr[: len(barcodes)] != X).nnz == 0
+
+
+def test_h5_readable_by_anndata_readers(patient, tmp_path):
+    sc = pytest.importorskip("scanpy")
+    sheet = write_simulated(patient, tmp_path, fmt="h5")
+    path = sheet.parent / pd.read_csv(sheet)["path"][0]
+    a = sc.read_10x_h5(path)
+    sub = _sample(patient, "P1_baseline")
+    assert a.shape == sub.shape
+    assert np.array_equal(np.asarray(a.X.sum(1)).ravel(), np.asarray(sub.X.sum(1)).ravel())
+
+
+def test_h5ad_and_mtx_roundtrip(patient, tmp_path):
+    s = pd.read_csv(write_simulated(patient, tmp_path / "a", fmt="h5ad"))
+    sub = _sample(patient, "P1_relapse")
+    a = ad.read_h5ad(tmp_path / "a" / s["path"][1])
+    assert (sp.csr_matrix(a.X) != sub.layers["counts"]).nnz == 0
+    assert list(a.obs_names) == list(sub.obs["barcode"])
+    assert not any(c.startswith("truth") for c in a.obs.columns)
+    assert np.array_equal(a.obsm["protein"].to_numpy(), sub.obsm["protein"].to_numpy())
+
+    s = pd.read_csv(write_simulated(patient, tmp_path / "m", fmt="mtx"))
+    d = tmp_path / "m" / s["path"][1]
+    with gzip.open(d / "matrix.mtx.gz") as fh:
+        M = sp.csr_matrix(scipy.io.mmread(fh)).T.tocsr()
+    feats = pd.read_csv(d / "features.tsv.gz", sep="\t", header=None)
+    bcs = pd.read_csv(d / "barcodes.tsv.gz", header=None)[0]
+    G = patient.n_vars
+    assert (M[:, :G] != sub.layers["counts"]).nnz == 0
+    assert list(feats[1][:G]) == list(patient.var_names)
+    assert set(feats[2]) == {
+        "Gene Expression",
+        "Antibody Capture",
+    }
+    assert list(bcs) == list(sub.obs["barcode"])
+
+
+def test_vdj_csv(patient, tmp_path):
+    s = pd.read_csv(write_simulated(patient, tmp_path, fmt="h5"))
+    for row in s.itertuples():
+        c = pd.read_csv(tmp_path / row.vdj)
+        assert list(c.columns) == CONTIG_COLUMNS
+        assert (~c["productive"]).any()  # some non-productive contigs
+        sub = _sample(patient, row.sample)
+        assert set(c["barcode"]) <= set(sub.obs["barcode"])
+        blasts = set(sub.obs.loc[sub.obs["truth_malignant"], "barcode"])
+        prod = c[c["productive"] & c["barcode"].isin(blasts)]
+        assert prod["barcode"].nunique() > 0.8 * len(blasts)
+        assert prod.loc[prod["chain"] == "TRB", "cdr3_nt"].nunique() == 1
+        assert c.loc[c["productive"], "cdr3_nt"].str.len().mod(3).eq(0).all()
+        # the clone_id in obs is what the CSV gives
+        trb = prod[prod["chain"] == "TRB"].set_index("barcode")["cdr3_nt"]
+        ids = sub.obs.set_index("barcode").loc[trb.index, "clone_id"]
+        assert all(i.startswith(f"TRB:{nt}") for i, nt in zip(ids, trb, strict=True))
+
+
+def test_truth_files(patient, tmp_path):
+    write_simulated(patient, tmp_path, fmt="h5")
+    t = pd.read_csv(tmp_path / "truth" / "P1_cells.csv.gz")
+    assert len(t) == patient.n_obs
+    assert t["truth_malignant"].sum() == patient.obs["truth_malignant"].sum()
+    j = json.loads((tmp_path / "truth" / "P1.json").read_text())
+    assert j["mechanism"] == "preexisting_negative_clone"
+
+
+def test_bad_format(patient, tmp_path):
+    with pytest.raises(InputError, match="fmt"):
+        write_simulated(patient, tmp_path, fmt="loom")
+
+
+def test_fixtures(repo):
+    root = repo / "data" / "test_h5ad"
+    size = sum(f.stat().st_size for f in root.rglob("*") if f.is_file())
+    assert size <= 8e6
+    sheet = pd.read_csv(root / "samples.csv")
+    assert sheet["patient"].nunique() == 4
+    for col in ("path", "vdj", "raw_path"):
+        for p in sheet[col].dropna():
+            assert (root / p).exists(), p
+    expected = {
+        "P1": "preexisting_negative_clone",
+        "P2": "antigen_downregulation",
+        "P3": "antigen_retained",
+        "P4": "mixed",
+    }
+    for pid, mech in expected.items():
+        truth = json.loads((root / pid / "truth" / f"{pid}.json").read_text())
+        assert truth["mechanism"] == mech
+        cells = pd.read_csv(root / pid / "truth" / f"{pid}_cells.csv.gz")
+        mal = cells[cells["truth_malignant"]]
+        neg = mal.groupby(mal["sample"].str.split("_").str[1])["truth_antigen_negative"].mean()
+        if mech == "antigen_retained":
+            assert neg.max() == 0
+        elif mech == "antigen_downregulation":
+            assert neg["baseline"] == 0
+            assert neg["relapse"] > 0.8
+        else:
+            assert neg["baseline"] >= 0.15
+            assert neg["relapse"] > 0.8
+    cfg = (repo / "configs" / "example.yaml").read_text()
+    assert "samples: ../data/test_h5ad/samples.csv" in cfg
+    assert "car_feature: CAR_CD7" in cfg
