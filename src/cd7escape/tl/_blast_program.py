@@ -37,7 +37,7 @@ BLAST_SUPPORTING: tuple[str, ...] = (
     "TAL1",
 )
 # Blast score at which the evidence saturates / starts (calibrated on real mature T cells, carpall).
-BLAST_LOW, BLAST_HIGH = 0.08, 0.30
+BLAST_LOW, BLAST_HIGH = 0.05, 0.15
 
 
 def blast_score(logx, var_names: pd.Index, antigen: str) -> np.ndarray:

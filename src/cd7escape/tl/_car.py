@@ -14,8 +14,10 @@ from scipy import stats
 
 from .._errors import InputError
 
-# Per-cell probability, under ambient contamination alone, below which a CAR count is called real.
+# Per-cell probability, under ambient contamination alone, below which a CAR count is called real
+# (strong: vetoes malignancy) or suggestive (weak: makes a non-malignant T cell a CAR-T cell).
 _AMBIENT_P = 1e-3
+_AMBIENT_P_WEAK = 0.05
 
 
 def find_car_feature(var_names: pd.Index, car_feature: str | None) -> str | None:
@@ -51,18 +53,21 @@ def detect_car(
     background: np.ndarray,
     *,
     car_min_counts: int | None = None,
-) -> tuple[np.ndarray, dict]:
-    """Call CAR-positive cells.
+) -> tuple[np.ndarray, np.ndarray, dict]:
+    """Call CAR-positive cells: (strong, weak, info).
 
     With ``car_min_counts`` a cell is CAR-positive when it has at least that many CAR UMIs. Otherwise the
     threshold comes from the data: the ambient CAR rate per UMI is estimated on ``background`` cells (lineages
     that cannot carry the transgene: B, myeloid, erythroid) and a cell is CAR-positive when its count is
-    improbable under ambient contamination alone (Poisson tail < 1e-3 given its library size), and ≥ 1.
+    improbable under ambient contamination alone (Poisson tail < 1e-3 given its library size), and ≥ 1;
+    ``weak`` cells have a count with a tail < 0.05 (often a single UMI): CAR-T cells when nothing else
+    says otherwise, but not enough to veto other evidence of malignancy.
     """
     car_counts = np.asarray(car_counts, dtype=float)
     total_counts = np.asarray(total_counts, dtype=float)
     if car_min_counts is not None:
-        return car_counts >= car_min_counts, {"method": "fixed", "min_counts": int(car_min_counts)}
+        called = car_counts >= car_min_counts
+        return called, called, {"method": "fixed", "min_counts": int(car_min_counts)}
     n_bg = int(background.sum())
     if n_bg >= 20 and total_counts[background].sum() > 0:
         rate = car_counts[background].sum() / total_counts[background].sum()
@@ -72,6 +77,7 @@ def detect_car(
     # P(Y >= y) under ambient only; sf(y - 1) = P(Y >= y)
     p = stats.poisson.sf(car_counts - 1, np.maximum(lam, 1e-12))
     called = (car_counts >= 1) & (p < _AMBIENT_P)
+    weak = (car_counts >= 1) & (p < _AMBIENT_P_WEAK)
     info = {
         "method": "ambient_poisson",
         "ambient_rate_per_umi": float(rate),
@@ -81,4 +87,4 @@ def detect_car(
             np.median(stats.poisson.isf(_AMBIENT_P, np.maximum(lam, 1e-12)) + 1)
         ),
     }
-    return called, info
+    return called, weak, info

@@ -123,6 +123,7 @@ def infer_cnv(
     var: pd.DataFrame,
     table: pd.DataFrame,
     reference_labels: np.ndarray,
+    lineage: np.ndarray,
     smooth,
     *,
     antigen: str,
@@ -130,12 +131,19 @@ def infer_cnv(
 ) -> dict | None:
     """Run infercnvpy and score every cell against held-out reference cells.
 
+    Each cell is compared with normal cells of its own lineage when there are enough of them (T-lineage
+    cells with polyclonal normal T cells, category ``'normal_T'``; myeloid with myeloid …), so that lineage
+    genes do not read as copy-number changes; other cells with all normal categories at once (infercnvpy's
+    bounded difference across categories).
+
     Parameters
     ----------
     counts
         Raw counts (cells × all genes).
     reference_labels
         Per cell the reference category (e.g. ``'B'``, ``'myeloid'``, ``'normal_T'``) or ``''`` for none.
+    lineage
+        Lineage per cell (``'T'``, ``'NK'``, ``'B'``, ``'myeloid'``, ``'erythroid'``, ``'other'``).
     smooth
         Maps a cells × k array to its neighbourhood average over the expression kNN graph.
 
@@ -148,9 +156,10 @@ def infer_cnv(
     import infercnvpy
 
     rng = np.random.default_rng(seed)
-    ref_rows, held_out = [], np.zeros(counts.shape[0], dtype=bool)
-    ref_cells = np.zeros(counts.shape[0], dtype=bool)
-    categories = {}
+    n = counts.shape[0]
+    held_out = np.zeros(n, dtype=bool)
+    ref_cells = np.zeros(n, dtype=bool)
+    ref_rows: dict[str, np.ndarray] = {}
     for cat in sorted(set(reference_labels) - {""}):
         cells = np.flatnonzero(reference_labels == cat)
         if cells.size < MIN_REF_CELLS:
@@ -159,8 +168,7 @@ def infer_cnv(
         half = min(cells.size // 2, MAX_REF_CELLS)
         ref_cells[cells[:half]] = True
         held_out[cells[half : 2 * half]] = True
-        ref_rows.append(cells[:half])
-        categories[cat] = int(half)
+        ref_rows[cat] = cells[:half]
     if not ref_rows:
         return None
 
@@ -175,34 +183,67 @@ def infer_cnv(
         return None
     x = counts[:, genes].astype(np.float32).tocsr()
     x = sp.diags((1e4 / np.maximum(total, 1)).astype(np.float32)) @ x
+    x = x.tocsr()
     x.data = np.log1p(x.data)
-    reference = np.vstack([np.asarray(x[rows].mean(axis=0)).ravel() for rows in ref_rows])
     gvar = pos.iloc[genes].copy()
     gvar["start"] = gvar["start"].astype(np.int64)
     gvar["end"] = gvar["end"].astype(np.int64)
     gvar["chromosome"] = gvar["chromosome"].astype(str)
-    tmp = ad.AnnData(X=x, var=gvar.set_axis(var.index[genes]))
-    chr_pos, res, _ = infercnvpy.tl.infercnv(
-        tmp,
-        reference=reference,
-        window_size=WINDOW_SIZE,
-        step=STEP,
-        dynamic_threshold=None,
-        exclude_chromosomes=None,
-        n_jobs=1,
-        chunksize=5000,
-        inplace=False,
-    )
-    raw = res.toarray() if sp.issparse(res) else np.asarray(res)
+    gvar = gvar.set_axis(var.index[genes])
+
+    # which reference each cell is compared with: its own lineage's normal cells when there are enough,
+    # otherwise all normal non-T categories (bounded difference)
+    groups = []
+    assigned = np.zeros(n, dtype=bool)
+    for cat in ref_rows:
+        cells = lineage == ("T" if cat == "normal_T" else cat)
+        groups.append((cells, [cat]))
+        assigned |= cells
+    non_t_cats = [c for c in ref_rows if c != "normal_T"]
+    if (~assigned).any():
+        groups.append((~assigned, non_t_cats or list(ref_rows)))
+    raw = None
+    chr_pos = None
+    group_of = np.full(n, -1)
+    used = {}
+    for gi, (cells, cats) in enumerate(groups):
+        rows = np.flatnonzero(cells)
+        if rows.size == 0:
+            continue
+        reference = np.vstack([np.asarray(x[ref_rows[c]].mean(axis=0)).ravel() for c in cats])
+        chr_pos, res, _ = infercnvpy.tl.infercnv(
+            ad.AnnData(X=x[rows], var=gvar),
+            reference=reference,
+            window_size=WINDOW_SIZE,
+            step=STEP,
+            dynamic_threshold=None,
+            exclude_chromosomes=None,
+            n_jobs=1,
+            chunksize=5000,
+            inplace=False,
+        )
+        res = res.toarray() if sp.issparse(res) else np.asarray(res)
+        if raw is None:
+            raw = np.zeros((n, res.shape[1]), dtype=np.float32)
+        raw[rows] = res
+        group_of[rows] = gi
+        used["+".join(cats)] = int(rows.size)
     profile = smooth(raw)
 
-    # Amplitude against the held-out null; then projection onto the consensus altered profile.
-    null = held_out
-    null_mean = profile[null].mean(axis=0)
-    centred = profile - null_mean
-    amp = np.sqrt((centred**2).mean(axis=1))
-    z_amp = _robust_z(amp, amp[null])
-    candidates = (z_amp > Z_HIGH) & ~ref_cells & ~null
+    # Per group: amplitude against its held-out null; then projection onto the consensus altered profile.
+    centred = np.zeros_like(profile)
+    z_amp = np.zeros(n)
+    nulls = {}
+    for gi in range(len(groups)):
+        cells = group_of == gi
+        null = cells & held_out
+        if null.sum() < 5:
+            continue
+        centred[cells] = profile[cells] - profile[null].mean(axis=0)
+        amp = np.sqrt((centred[cells] ** 2).mean(axis=1))
+        z_amp[cells] = _robust_z(amp, np.sqrt((centred[null] ** 2).mean(axis=1)))
+        nulls[gi] = null
+    candidates = (z_amp > Z_HIGH) & ~ref_cells & ~held_out
     score = z_amp
     method = "amplitude"
     if candidates.sum() >= 20:
@@ -210,7 +251,10 @@ def infer_cnv(
         norm = np.linalg.norm(direction)
         if norm > 0:
             proj = centred @ (direction / norm)
-            score = _robust_z(proj, proj[null])
+            score = np.zeros(n)
+            for gi, null in nulls.items():
+                cells = group_of == gi
+                score[cells] = _robust_z(proj[cells], proj[null])
             method = "consensus_projection"
     evidence = np.clip((score - Z_LOW) / (Z_HIGH - Z_LOW), 0.0, 1.0)
     return {
@@ -218,9 +262,10 @@ def infer_cnv(
         "evidence": evidence,
         "profile": centred,
         "chr_pos": chr_pos,
-        "null": null,
+        "null": held_out,
         "reference": ref_cells,
-        "categories": categories,
+        "categories": {c: int(r.size) for c, r in ref_rows.items()},
+        "compared": used,
         "n_genes": int(genes.size),
         "method": method,
     }

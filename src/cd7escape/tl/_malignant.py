@@ -220,7 +220,7 @@ def _call(
     # lineage and blast program (the antigen is asserted absent from both gene sets)
     scores = lineage_scores(logx, var_names, antigen)
     lineage = assign_lineage(scores, smooth)
-    t_like = np.isin(lineage, ["T", "other"])
+    t_like = lineage == "T"
     blast = blast_score(logx, var_names, antigen)
     blast_ev = blast_evidence(_cluster_mean(smooth(blast), clusters) * 0.5 + smooth(blast) * 0.5)
     blast_ev = np.where(t_like, blast_ev, 0.0)
@@ -230,10 +230,13 @@ def _call(
     if car_name is not None:
         car_counts = counts[:, var_names.get_loc(car_name)].toarray().ravel()
         background = np.isin(lineage, ["B", "myeloid", "erythroid"])
-        car, car_info = detect_car(car_counts, total, background, car_min_counts=car_min_counts)
+        car, car_weak, car_info = detect_car(
+            car_counts, total, background, car_min_counts=car_min_counts
+        )
         car_info["feature"] = car_name
     else:
         car, car_info = np.zeros(n, dtype=bool), {"method": "none"}
+        car_weak = car
 
     # TCR
     has_clone = "clone_id" in adata.obs
@@ -249,9 +252,20 @@ def _call(
     cnv_res = None
     if cnv:
         ref = np.full(n, "", dtype=object)
+        # Reference: normal non-T lineages without a productive TCR (a non-T cell carrying a TCR may be a
+        # lineage-switched blast), taken from baseline samples when there are enough there (lineage-switched
+        # relapse blasts look myeloid), and polyclonal T cells (productive TCR carried by 1-2 cells).
         calm = (blast_ev < 0.05) & ~car
+        tp = (
+            adata.obs["timepoint"].astype(str).to_numpy()
+            if "timepoint" in adata.obs
+            else np.full(n, "")
+        )
         for lin in NON_T:
-            ref[(lineage == lin) & calm] = lin
+            cand = (lineage == lin) & calm & (sizes == 0)
+            if (cand & (tp == "baseline")).sum() >= 40:
+                cand &= tp == "baseline"
+            ref[cand] = lin
         ref[(lineage == "T") & calm & (sizes >= 1) & (sizes <= 2)] = "normal_T"
         table = gene_positions_frame(gene_positions)
         with timed("inferring copy-number changes (infercnvpy)"):
@@ -260,6 +274,7 @@ def _call(
                 adata.var.set_axis(var_names),
                 table,
                 ref,
+                lineage,
                 smooth,
                 antigen=antigen,
                 seed=seed,
@@ -280,6 +295,7 @@ def _call(
                 "reference_cells": cnv_res["categories"],
                 "n_genes": cnv_res["n_genes"],
                 "score": cnv_res["method"],
+                "compared_with": cnv_res["compared"],
             }
 
     # TCR evidence needs the other evidence to recognise the leukemic clonotype
@@ -315,6 +331,8 @@ def _call(
         }
     malignant = score >= min_score
 
+    # a weak CAR signal (often one UMI) makes a non-malignant T cell a CAR-T cell
+    car = car | (car_weak & ~malignant & (lineage == "T"))
     cell_class = np.where(lineage == "T", "normal_T", lineage).astype(object)
     cell_class[car] = "car_T"
     cell_class[malignant] = "malignant"
