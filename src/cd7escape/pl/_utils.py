@@ -98,17 +98,26 @@ def _interactive() -> bool:
 
 
 def _display(fig) -> None:
-    try:  # in a notebook, display the figure object itself
-        from IPython.display import display
+    """Show ``fig``: as an image in a notebook, in a window on an interactive desktop backend."""
+    try:
+        from IPython import get_ipython
+    except ImportError:  # pragma: no cover
+        get_ipython = None  # type: ignore[assignment]
+    if get_ipython is not None and get_ipython() is not None:
+        import io
 
-        display(fig)
-    except ImportError:  # pragma: no cover - plain interactive python
-        import matplotlib.pyplot as plt
+        from IPython.display import Image, display
 
-        manager = plt.figure().canvas.manager
-        manager.canvas.figure = fig
-        fig.set_canvas(manager.canvas)
-        plt.show()
+        buf = io.BytesIO()
+        fig.savefig(buf, format="png", dpi=100, bbox_inches="tight")
+        display(Image(data=buf.getvalue(), format="png"))
+        return
+    import matplotlib.pyplot as plt  # pragma: no cover - desktop sessions
+
+    manager = plt.figure().canvas.manager
+    manager.canvas.figure = fig
+    fig.set_canvas(manager.canvas)
+    plt.show()
 
 
 def step(adata, name: str) -> Mapping[str, Any] | None:
