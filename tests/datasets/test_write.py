@@ -22,11 +22,18 @@ def patient():
     return simulate_patient(
         "preexisting_negative_clone",
         seed=7,
-        n_cells=300,
+        n_cells=200,
         negative_fraction=0.2,
         protein=True,
         empty_droplets=True,
     )
+
+
+@pytest.fixture(scope="module")
+def written(patient, tmp_path_factory) -> dict[str, Path]:
+    """The patient written once in each format: {fmt: samples.csv path}."""
+    root = tmp_path_factory.mktemp("written")
+    return {fmt: write_simulated(patient, root / fmt, fmt=fmt) for fmt in ("h5", "h5ad", "mtx")}
 
 
 def _sample(adata, sample):
@@ -45,8 +52,8 @@ def _read_h5(path: Path):
     return X, names, types, barcodes
 
 
-def test_h5_roundtrip(patient, tmp_path):
-    sheet = write_simulated(patient, tmp_path, fmt="h5")
+def test_h5_roundtrip(patient, written):
+    sheet = written["h5"]
     s = pd.read_csv(sheet)
     assert list(s.columns) == [
         "patient",
@@ -72,32 +79,41 @@ def test_h5_roundtrip(patient, tmp_path):
         assert np.array_equal(X[:, G:].toarray(), sub.obsm["protein"].to_numpy())
         # raw matrix: the cells plus empty droplets
         Xr, _, _, braw = _read_h5(sheet.parent / row.raw_path)
-        assert len(braw) == len(barcodes) + 2 * 300
+        assert len(braw) == len(barcodes) + 2 * 200
         assert set(barcodes) <= set(braw)
         assert (Xr[: len(barcodes)] != X).nnz == 0
 
 
-def test_h5_readable_by_anndata_readers(patient, tmp_path):
-    sc = pytest.importorskip("scanpy")
-    sheet = write_simulated(patient, tmp_path, fmt="h5")
-    path = sheet.parent / pd.read_csv(sheet)["path"][0]
-    a = sc.read_10x_h5(path)
+def test_project_readers_read_what_is_written(patient, written):
+    """The package's own readers (ce.io) take every format the writer produces."""
+    from cd7escape import io
+
     sub = _sample(patient, "P1_baseline")
-    assert a.shape == sub.shape
-    assert np.array_equal(np.asarray(a.X.sum(1)).ravel(), np.asarray(sub.X.sum(1)).ravel())
+    for fmt, reader in (("h5", io.read_10x_h5), ("mtx", io.read_10x_mtx), ("h5ad", io.read_h5ad)):
+        sheet = written[fmt]
+        row = pd.read_csv(sheet).iloc[0]
+        a = reader(sheet.parent / row["path"])
+        assert a.n_obs == sub.n_obs
+        genes = list(patient.var_names)
+        counts = sp.csr_matrix(a[:, genes].layers["counts"])
+        assert (counts != sub.layers["counts"]).nnz == 0
+    vdj = io.read_vdj(sheet.parent / row["vdj"])
+    bc = sub.obs.set_index("barcode")
+    assert (vdj["clone_id"].dropna() == bc.loc[vdj["clone_id"].dropna().index, "clone_id"]).all()
+    assert (vdj["tcr_chains"] == bc.loc[vdj.index, "tcr_chains"].astype(str)).all()
 
 
-def test_h5ad_and_mtx_roundtrip(patient, tmp_path):
-    s = pd.read_csv(write_simulated(patient, tmp_path / "a", fmt="h5ad"))
+def test_h5ad_and_mtx_roundtrip(patient, written):
+    s = pd.read_csv(written["h5ad"])
     sub = _sample(patient, "P1_relapse")
-    a = ad.read_h5ad(tmp_path / "a" / s["path"][1])
+    a = ad.read_h5ad(written["h5ad"].parent / s["path"][1])
     assert (sp.csr_matrix(a.X) != sub.layers["counts"]).nnz == 0
     assert list(a.obs_names) == list(sub.obs["barcode"])
     assert not any(c.startswith("truth") for c in a.obs.columns)
     assert np.array_equal(a.obsm["protein"].to_numpy(), sub.obsm["protein"].to_numpy())
 
-    s = pd.read_csv(write_simulated(patient, tmp_path / "m", fmt="mtx"))
-    d = tmp_path / "m" / s["path"][1]
+    s = pd.read_csv(written["mtx"])
+    d = written["mtx"].parent / s["path"][1]
     with gzip.open(d / "matrix.mtx.gz") as fh:
         M = sp.csr_matrix(scipy.io.mmread(fh)).T.tocsr()
     feats = pd.read_csv(d / "features.tsv.gz", sep="\t", header=None)
@@ -112,10 +128,10 @@ def test_h5ad_and_mtx_roundtrip(patient, tmp_path):
     assert list(bcs) == list(sub.obs["barcode"])
 
 
-def test_vdj_csv(patient, tmp_path):
-    s = pd.read_csv(write_simulated(patient, tmp_path, fmt="h5"))
+def test_vdj_csv(patient, written):
+    s = pd.read_csv(written["h5"])
     for row in s.itertuples():
-        c = pd.read_csv(tmp_path / row.vdj)
+        c = pd.read_csv(written["h5"].parent / row.vdj)
         assert list(c.columns) == CONTIG_COLUMNS
         assert (~c["productive"]).any()  # some non-productive contigs
         sub = _sample(patient, row.sample)
@@ -131,12 +147,12 @@ def test_vdj_csv(patient, tmp_path):
         assert all(i.startswith(f"TRB:{nt}") for i, nt in zip(ids, trb, strict=True))
 
 
-def test_truth_files(patient, tmp_path):
-    write_simulated(patient, tmp_path, fmt="h5")
-    t = pd.read_csv(tmp_path / "truth" / "P1_cells.csv.gz")
+def test_truth_files(patient, written):
+    root = written["h5"].parent
+    t = pd.read_csv(root / "truth" / "P1_cells.csv.gz")
     assert len(t) == patient.n_obs
     assert t["truth_malignant"].sum() == patient.obs["truth_malignant"].sum()
-    j = json.loads((tmp_path / "truth" / "P1.json").read_text())
+    j = json.loads((root / "truth" / "P1.json").read_text())
     assert j["mechanism"] == "preexisting_negative_clone"
 
 

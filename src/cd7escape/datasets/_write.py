@@ -11,7 +11,6 @@ import anndata as ad
 import h5py
 import numpy as np
 import pandas as pd
-import scipy.io
 import scipy.sparse as sp
 
 from .._errors import InputError
@@ -247,8 +246,17 @@ def _write_mtx(
     path.mkdir(parents=True, exist_ok=True)
     M = _with_protein(X, prot).astype(np.int32)
     ids, names, types = _features(var, prot)
-    with gzip.open(path / "matrix.mtx.gz", "wb") as fh:
-        scipy.io.mmwrite(fh, sp.coo_matrix(M.T), field="integer")
+    csc = M.T.tocsc()  # features × cells, entries ordered by cell as Cell Ranger writes them
+    csc.sort_indices()
+    coo = csc.tocoo()
+    entries = pd.DataFrame({"i": coo.row + 1, "j": coo.col + 1, "v": coo.data})
+    with gzip.open(path / "matrix.mtx.gz", "wt", compresslevel=6) as fh:
+        fh.write("%%MatrixMarket matrix coordinate integer general\n")
+        fh.write(
+            '%metadata_json: {"software_version": "cd7escape-simulator", "format_version": 2}\n'
+        )
+        fh.write(f"{M.shape[1]} {M.shape[0]} {coo.nnz}\n")
+        entries.to_csv(fh, sep=" ", header=False, index=False)
     feats = pd.DataFrame({"id": ids, "name": names, "type": types})
     with gzip.open(path / "features.tsv.gz", "wt") as fh:
         feats.to_csv(fh, sep="\t", header=False, index=False)
