@@ -7,7 +7,7 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from synthetic import make_patient  # noqa: E402
+from synthetic import make_patient
 
 
 @pytest.fixture(scope="session")

@@ -79,6 +79,23 @@ def make_patient(patient: str = "P01", *, n_cells: int = 600, seed: int = 0) -> 
     a.uns["cnv"] = {"chr_pos": {f"chr{c}": int(i * 10) for i, c in enumerate(range(1, 13))}}
 
     ns = a.uns.setdefault("cd7escape", {})
+    ns["ingest"] = {
+        "params": {"antigen": "CD7"},
+        "samples": pd.DataFrame(
+            {
+                "sample": [f"{patient}_BL", f"{patient}_REL", f"{patient}_REL2"],
+                "timepoint": ["baseline", "relapse", "relapse"],
+                "format": ["10x_h5"] * 3,
+                "path": [
+                    f"/data/{patient}/<BL>&.h5",
+                    f"/data/{patient}/REL.h5",
+                    f"/data/{patient}/REL2.h5",
+                ],
+                "n_cells": [n // 2 + 20, n // 2 + 15, 40],
+            }
+        ).set_index("sample"),
+        "warnings": [f"[sample={patient}_REL] car_feature 'CAR_CD7' matches no gene"],
+    }
     ns["qc"] = {
         "params": {"min_cells": 50},
         "samples": pd.DataFrame(

@@ -28,7 +28,9 @@ TOL = 2.0
 UPDATE = os.environ.get("CD7ESCAPE_UPDATE_BASELINES") == "1"
 
 PLOTS = {
-    "umap": lambda a: ce.pl.umap(a, ["timepoint", "cell_class", "antigen_cell_state"], return_fig=True),
+    "umap": lambda a: ce.pl.umap(
+        a, ["timepoint", "cell_class", "antigen_cell_state"], return_fig=True
+    ),
     "antigen_distribution": lambda a: ce.pl.antigen_distribution(a, return_fig=True),
     "subclone_composition": lambda a: ce.pl.subclone_composition(a, return_fig=True),
     "cnv_heatmap": lambda a: ce.pl.cnv_heatmap(a, return_fig=True),

@@ -58,10 +58,16 @@ def test_failed_sample_is_reported(written):
     failed = [q for q in result["qc"] if q["status"] == "failed"]
     assert [q["sample"] for q in failed] == ["P01_REL2"]
     assert "only 0 of 40 cells" in failed[0]["reason"]
-    assert {q["timepoint"] for q in result["qc"] if q["status"] == "passed"} == {
-        "baseline",
-        "relapse",
-    }
+    assert [q["timepoint"] for q in result["qc"]] == ["baseline", "relapse", "relapse"]
+
+
+def test_inputs_and_reader_warnings(written):
+    pdir, result = written
+    assert [i["sample"] for i in result["inputs"]] == ["P01_BL", "P01_REL", "P01_REL2"]
+    assert result["warnings"] == ["[sample=P01_REL] car_feature 'CAR_CD7' matches no gene"]
+    html = (pdir / "report.html").read_text()
+    assert "/data/P01/&lt;BL&gt;&amp;.h5" in html  # paths are user strings: escaped
+    assert "matches no gene" in html
 
 
 def test_result_json_is_byte_identical_across_runs(toy_adata, config, tmp_path):

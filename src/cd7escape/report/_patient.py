@@ -41,6 +41,17 @@ _GROUP_COLUMNS = [
     "state",
     "detection_limit",
 ]
+_INPUT_COLUMNS = [
+    "sample",
+    "timepoint",
+    "tissue",
+    "format",
+    "path",
+    "n_cells",
+    "n_genes",
+    "median_umis",
+    "cells_with_clone",
+]
 _EVIDENCE_COLUMNS = None  # every key the classification recorded
 
 
@@ -81,6 +92,7 @@ def write_patient(adata, pdir: Path, *, config) -> dict[str, Any]:
             caveats=_narrative.caveats(result),
             sections=sections,
             qc_columns=_QC_COLUMNS,
+            input_columns=_INPUT_COLUMNS,
             evidence_columns=_EVIDENCE_COLUMNS,
             parameters_json=json.dumps(result["parameters"], indent=2, sort_keys=True),
             steps_json=json.dumps(result["step_parameters"], indent=2, sort_keys=True),

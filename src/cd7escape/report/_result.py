@@ -94,9 +94,19 @@ def build_result(adata, *, config, patient: str) -> dict[str, Any]:
     if qc is None:
         missing.append("no per-sample QC table (pp.qc)")
 
+    ingest = _mapping(ns.get("ingest")) or {}
+    inputs = _records(decode(ingest.get("samples")))
+    warnings = decode(ingest.get("warnings"))
+    tps: dict[str, str] = {}
+    for row in inputs or []:
+        if isinstance(row, dict) and row.get("sample") is not None and row.get("timepoint"):
+            tps[str(row["sample"])] = str(row["timepoint"])
+    if "timepoint" in adata.obs and "sample" in adata.obs:
+        tps.update(
+            adata.obs.groupby("sample", observed=True)["timepoint"].first().astype(str).to_dict()
+        )
     qc = _records(qc)
-    if qc and "timepoint" in adata.obs and "sample" in adata.obs:
-        tps = adata.obs.groupby("sample", observed=True)["timepoint"].first().astype(str).to_dict()
+    if qc:
         for row in qc:
             if isinstance(row, dict) and "timepoint" not in row and row.get("sample") in tps:
                 row["timepoint"] = tps[row["sample"]]
@@ -117,6 +127,8 @@ def build_result(adata, *, config, patient: str) -> dict[str, Any]:
         "evidence": _records(evidence),
         "antigen_groups": _records(groups),
         "qc": qc,
+        "inputs": inputs,
+        "warnings": [str(w) for w in warnings] if isinstance(warnings, list) else warnings,
         "cells": _cell_counts(adata),
         "version": __version__,
         "versions": _versions(),
