@@ -466,6 +466,9 @@ def _add_reference(
                 )
             )
         ref, fit = cache[name], fits[g]
+        table.loc[i, "reference"] = name
+        if not (np.isfinite(fit.mu) and np.isfinite(ref.mu)):  # no expressing cells on one side
+            continue
         se = np.hypot(_se_log(fit.mu_ci, z), _se_log(ref.mu_ci, z))
         fold = fit.mu / ref.mu
         table.loc[i, "reference"] = name

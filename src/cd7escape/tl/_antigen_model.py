@@ -56,7 +56,8 @@ class AntigenFit:
     ci_low, ci_high
         ``1 - alpha`` profile-likelihood interval of ``pi``.
     mu
-        Expression rate per UMI of expressing cells (their mean count is ``size_factor * mu``).
+        Expression rate per UMI of expressing cells (their mean count is ``size_factor * mu``); NaN when
+        ``pi == 1`` (no expressing cells).
     mu_ci
         ``1 - alpha`` Wald interval of ``mu`` on the log scale.
     theta
@@ -76,7 +77,7 @@ class AntigenFit:
     p_negative
         Per-cell posterior ``P(negative | y_i)`` at the MLE.
     dropout
-        Mean probability that an expressing cell of the group shows a zero count.
+        Mean probability that an expressing cell of the group shows a zero count (NaN when ``pi == 1``).
     loglik
         Maximised log-likelihood.
     """
@@ -304,7 +305,12 @@ def fit_antigen_mixture(
         ci_high=ci_high,
         upper_bound=max(f.upper_bound for f in every),
         lrt_pvalue=max(f.lrt_pvalue for f in every),
-        mu_ci=(min(f.mu_ci[0] for f in every), max(f.mu_ci[1] for f in every)),
+        mu_ci=fit.mu_ci
+        if np.isnan(fit.mu)
+        else (
+            float(np.nanmin([f.mu_ci[0] for f in every])),
+            float(np.nanmax([f.mu_ci[1] for f in every])),
+        ),
         identifiable=bool(dropout_ok and ci_high - ci_low <= MAX_CI_WIDTH),
     )
 
@@ -350,12 +356,13 @@ def _fit(
     last_mu[0] = cache.get(pi_hat, (mu0, 0))[0] if pi_hat in cache else last_mu[0]
     if pi_hat not in cache:
         prof(pi_hat)
-    mu_hat = cache[pi_hat][0] if pi_hat < 1.0 else mu0
+    # with every cell negative the expressing component has no cells: its rate is undefined
+    mu_hat = cache[pi_hat][0] if pi_hat < 1.0 else float("nan")
 
     lrt = max(2 * (ll_hat - ll0), 0.0)
     pval = float(0.5 * stats.chi2.sf(lrt, 1)) if lrt > 0 else 1.0
 
-    dropout = expected_dropout(s, mu_hat, theta)
+    dropout = expected_dropout(s, mu_hat, theta) if pi_hat < 1.0 else float("nan")
 
     if interval:
         q2 = float(stats.chi2.ppf(1 - alpha, 1)) / 2
@@ -366,7 +373,7 @@ def _fit(
             f_end = prof(hi if hi != pi_hat else lo) - (ll_hat - cut)
             if f_end >= 0:
                 return hi if hi != pi_hat else lo
-            last_mu[0] = mu_hat
+            last_mu[0] = mu_hat if np.isfinite(mu_hat) else mu0
             return float(optimize.brentq(lambda p: prof(p) - (ll_hat - cut), lo, hi, xtol=1e-4))
 
         ci_low = 0.0 if pi_hat <= 0 else crossing(q2, 0.0, pi_hat)
@@ -383,13 +390,16 @@ def _fit(
         (dropout <= MAX_DROPOUT or ci_low >= 0.5) and (not interval or width <= MAX_CI_WIDTH)
     )
 
-    if grp.w is not None:
-        grp = _Group(y, s, a, theta)  # per-cell posterior at full resolution
-    l1 = grp.l1(mu_hat)[0]
-    lp, lq = _logs(pi_hat)
-    lmix = np.logaddexp(lp + grp.l0, lq + l1)
-    with np.errstate(invalid="ignore"):
-        p_neg = np.exp(lp + grp.l0 - lmix) if pi_hat > 0 else np.zeros(n)
+    if pi_hat >= 1.0:
+        p_neg = np.ones(n)
+    elif pi_hat <= 0.0:
+        p_neg = np.zeros(n)
+    else:
+        if grp.w is not None:
+            grp = _Group(y, s, a, theta)  # per-cell posterior at full resolution
+        l1 = grp.l1(mu_hat)[0]
+        lp, lq = _logs(pi_hat)
+        p_neg = np.exp(lp + grp.l0 - np.logaddexp(lp + grp.l0, lq + l1))
     return AntigenFit(
         n_cells=n,
         pi=pi_hat,
@@ -412,7 +422,7 @@ def _fit(
 def _mu_wald(grp: _Group, pi: float, mu: float, alpha: float) -> tuple[float, float]:
     """Wald interval of mu on the log scale from the observed information of (pi, log mu)."""
     if pi >= 1.0:
-        return (0.0, float("inf"))
+        return (float("nan"), float("nan"))
     z = float(stats.norm.ppf(1 - alpha / 2))
     l1, g, h = grp.l1(mu)
     lp, lq = _logs(pi)
