@@ -174,7 +174,12 @@ def _write_truth(adata: ad.AnnData, outdir: Path) -> None:
     tdir.mkdir(exist_ok=True)
     patient = str(adata.obs["patient"].iloc[0])
     cols = ["barcode", "sample", *[c for c in TRUTH_COLUMNS if c in adata.obs]]
-    adata.obs[cols].to_csv(tdir / f"{patient}_cells.csv.gz", index=False, float_format="%.4g")
+    adata.obs[cols].to_csv(
+        tdir / f"{patient}_cells.csv.gz",
+        index=False,
+        float_format="%.4g",
+        compression={"method": "gzip", "mtime": 0},
+    )
     if "truth" in adata.uns:
         (tdir / f"{patient}.json").write_text(json.dumps(_jsonable(adata.uns["truth"]), indent=1))
 
@@ -250,7 +255,7 @@ def _write_mtx(
     csc.sort_indices()
     coo = csc.tocoo()
     entries = pd.DataFrame({"i": coo.row + 1, "j": coo.col + 1, "v": coo.data})
-    with gzip.open(path / "matrix.mtx.gz", "wt", compresslevel=6) as fh:
+    with _gz(path / "matrix.mtx.gz") as fh:
         fh.write("%%MatrixMarket matrix coordinate integer general\n")
         fh.write(
             '%metadata_json: {"software_version": "cd7escape-simulator", "format_version": 2}\n'
@@ -258,7 +263,14 @@ def _write_mtx(
         fh.write(f"{M.shape[1]} {M.shape[0]} {coo.nnz}\n")
         entries.to_csv(fh, sep=" ", header=False, index=False)
     feats = pd.DataFrame({"id": ids, "name": names, "type": types})
-    with gzip.open(path / "features.tsv.gz", "wt") as fh:
+    with _gz(path / "features.tsv.gz") as fh:
         feats.to_csv(fh, sep="\t", header=False, index=False)
-    with gzip.open(path / "barcodes.tsv.gz", "wt") as fh:
+    with _gz(path / "barcodes.tsv.gz") as fh:
         fh.write("\n".join(barcodes) + "\n")
+
+
+def _gz(path: Path):
+    """A text handle writing gzip with a fixed header time, so identical data give identical files."""
+    import io
+
+    return io.TextIOWrapper(gzip.GzipFile(path, "wb", compresslevel=9, mtime=0), encoding="utf-8")
