@@ -172,3 +172,13 @@ def test_user_strings_are_escaped(toy_adata, config, tmp_path):
     assert "<b>bold</b>" not in html
     assert "&lt;b&gt;bold&lt;/b&gt; &amp;" in html
     assert "onerror=alert(2)>" not in html
+
+
+def test_rerun_removes_figures_it_cannot_draw(toy_adata, config, tmp_path):
+    write_patient(toy_adata.copy(), tmp_path / "P", config=config)
+    assert (tmp_path / "P" / "figures" / "cnv_heatmap.png").exists()
+    a = toy_adata.copy()
+    del a.obsm["X_cnv"]
+    write_patient(a, tmp_path / "P", config=config)
+    assert not (tmp_path / "P" / "figures" / "cnv_heatmap.png").exists()
+    assert "obsm[&#39;X_cnv&#39;] is absent" in (tmp_path / "P" / "report.html").read_text()

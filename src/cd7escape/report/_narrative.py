@@ -98,6 +98,11 @@ def caveats(result: Mapping[str, Any]) -> list[str]:
             out.append(
                 f"Sample {row.get('sample')} failed QC and was left out: {row.get('reason') or 'no reason given'}."
             )
+    if result.get("mechanism") == "indeterminate" and result.get("mechanism_called", True):
+        out.append(
+            "What would help: more malignant cells at each timepoint, a clone-identity link between baseline "
+            "and relapse (VDJ, copy-number changes), or antigen protein (CITE-seq)."
+        )
     if result.get("missing"):
         out.append("Some results were not available (listed under 'Missing inputs').")
     out.append(
@@ -111,7 +116,13 @@ def paragraph(result: Mapping[str, Any]) -> str:
     antigen = result.get("antigen") or "the antigen"
     mech = result.get("mechanism")
     sentences = []
-    if result.get("mechanism_called", True):
+    if result.get("mechanism_called", True) and mech == "indeterminate":
+        conf = result.get("confidence")
+        conf_txt = f" ({_pct(conf)} of bootstrap replicates agree)" if conf is not None else ""
+        sentences.append(
+            f"The data could not decide which mechanism explains this relapse{conf_txt}."
+        )
+    elif result.get("mechanism_called", True):
         conf = result.get("confidence")
         conf_txt = (
             f" with a confidence of {_pct(conf)} (share of bootstrap replicates giving the same call)"
@@ -122,6 +133,7 @@ def paragraph(result: Mapping[str, Any]) -> str:
         sentences.append(_MEANING.get(mech, "").format(antigen=antigen))
     if result.get("reason"):
         r = str(result["reason"]).strip()
+        r = r[:1].upper() + r[1:]
         sentences.append(r if r.endswith(".") else r + ".")
     tps = result.get("timepoints") or {}
     for name in ("baseline", "relapse"):

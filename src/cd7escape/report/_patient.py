@@ -41,6 +41,10 @@ _GROUP_COLUMNS = [
     "state",
     "detection_limit",
 ]
+#: The figures a report can hold (figures/<name>.png).
+FIGURES = frozenset(
+    {"umap", "antigen_distribution", "subclone_composition", "cnv_heatmap", "clonotype_sharing"}
+)
 _INPUT_COLUMNS = [
     "sample",
     "timepoint",
@@ -84,6 +88,9 @@ def write_patient(adata, pdir: Path, *, config) -> dict[str, Any]:
         write_text(pdir / "result.json", dumps(result))
         result = json.loads(dumps(result))  # what the file holds is what the report shows
         sections = _figure_sections(adata, result, pdir / "figures")
+        drawn = {f["alt"] for sec in sections for f in sec["figures"]}
+        for name in FIGURES - drawn:  # a figure of an earlier run that this run could not draw
+            (pdir / "figures" / f"{name}.png").unlink(missing_ok=True)
         html = _render.render(
             "patient.html.j2",
             r=result,

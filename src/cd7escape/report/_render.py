@@ -67,7 +67,12 @@ def table(
     if not columns:
         columns = list(dict.fromkeys(k for r in rows for k in r))
     columns = [c for c in columns if any(c in r for r in rows)]
-    out = ["<table>", "<tr>", *(f"<th>{escape(c)}</th>" for c in columns), "</tr>"]
+    out = [
+        '<div class="scroll"><table>',
+        "<tr>",
+        *(f"<th>{escape(c)}</th>" for c in columns),
+        "</tr>",
+    ]
     for r in rows:
         cls = ""
         if row_class and str(r.get(row_class, "")).lower() == "failed":
@@ -79,7 +84,7 @@ def table(
             td = '<td class="num">' if num else "<td>"
             out.append(f"{td}{escape(fmt(v))}</td>")
         out.append("</tr>")
-    out.append("</table>")
+    out.append("</table></div>")
     return Markup("".join(out))
 
 
