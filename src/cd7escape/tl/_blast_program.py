@@ -10,7 +10,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from ._cell_types import check_antigen_free, set_score
+from ._cell_types import check_antigen_free, set_score, without_antigen
 
 # Specific: essentially absent from mature blood/marrow T and NK cells.
 BLAST_SPECIFIC: tuple[str, ...] = (
@@ -42,9 +42,11 @@ BLAST_LOW, BLAST_HIGH = 0.05, 0.15
 
 def blast_score(logx, var_names: pd.Index, antigen: str) -> np.ndarray:
     """Per-cell blast/ETP program score in [0, 1] (specific genes weigh twice the supporting ones)."""
-    check_antigen_free((*BLAST_SPECIFIC, *BLAST_SUPPORTING), antigen)
-    spec = set_score(logx, var_names, BLAST_SPECIFIC)
-    supp = set_score(logx, var_names, BLAST_SUPPORTING)
+    specific = without_antigen(BLAST_SPECIFIC, antigen)
+    supporting = without_antigen(BLAST_SUPPORTING, antigen)
+    check_antigen_free((*specific, *supporting), antigen)
+    spec = set_score(logx, var_names, specific)
+    supp = set_score(logx, var_names, supporting)
     return (2.0 * spec + supp) / 3.0
 
 

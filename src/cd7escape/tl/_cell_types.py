@@ -27,12 +27,11 @@ _CAP = 2.5
 def check_antigen_free(
     gene_sets: dict[str, tuple[str, ...]] | tuple[str, ...], antigen: str
 ) -> None:
-    """Raise if the antigen is in any gene set used as evidence (it must never be)."""
+    """Raise ``AssertionError`` if the antigen is in any gene set used as evidence (it must never be)."""
     sets = gene_sets.values() if isinstance(gene_sets, dict) else [gene_sets]
     for genes in sets:
-        assert antigen.upper() not in {g.upper() for g in genes}, (
-            f"antigen {antigen} used as evidence"
-        )
+        if antigen.upper() in {g.upper() for g in genes}:
+            raise AssertionError(f"antigen {antigen} would be used as evidence")
 
 
 def set_score(logx, var_names: pd.Index, genes: tuple[str, ...]) -> np.ndarray:
@@ -46,10 +45,16 @@ def set_score(logx, var_names: pd.Index, genes: tuple[str, ...]) -> np.ndarray:
     return np.minimum(sub, _CAP).mean(axis=1) / _CAP
 
 
+def without_antigen(genes: tuple[str, ...], antigen: str) -> tuple[str, ...]:
+    """The gene set minus the antigen (e.g. CD5 for a CD5 CAR: a T marker that must not be evidence)."""
+    return tuple(g for g in genes if g.upper() != antigen.upper())
+
+
 def lineage_scores(logx, var_names: pd.Index, antigen: str) -> pd.DataFrame:
-    """Per-cell marker score of each lineage (columns T, NK, B, myeloid, erythroid)."""
-    check_antigen_free(LINEAGE_MARKERS, antigen)
-    return pd.DataFrame({k: set_score(logx, var_names, v) for k, v in LINEAGE_MARKERS.items()})
+    """Per-cell marker score of each lineage (columns T, NK, B, myeloid, erythroid); never the antigen."""
+    markers = {k: without_antigen(v, antigen) for k, v in LINEAGE_MARKERS.items()}
+    check_antigen_free(markers, antigen)
+    return pd.DataFrame({k: set_score(logx, var_names, v) for k, v in markers.items()})
 
 
 def assign_lineage(scores: pd.DataFrame, smooth, *, min_score: float = 0.05) -> np.ndarray:

@@ -126,6 +126,7 @@ def infer_cnv(
     lineage: np.ndarray,
     smooth,
     *,
+    total: np.ndarray,
     antigen: str,
     seed: int = 0,
 ) -> dict | None:
@@ -146,6 +147,8 @@ def infer_cnv(
         Lineage per cell (``'T'``, ``'NK'``, ``'B'``, ``'myeloid'``, ``'erythroid'``, ``'other'``).
     smooth
         Maps a cells × k array to its neighbourhood average over the expression kNN graph.
+    total
+        Library size per cell (without the antigen) for depth normalisation.
 
     Returns
     -------
@@ -172,7 +175,6 @@ def infer_cnv(
     if not ref_rows:
         return None
 
-    total = np.asarray(counts.sum(axis=1)).ravel()
     mean_counts = np.asarray(counts.mean(axis=0)).ravel()
     pos = positions_for(var, table)
     genes = select_genes(var, pos, mean_counts, antigen)

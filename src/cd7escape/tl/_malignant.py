@@ -205,7 +205,13 @@ def _call(
 ) -> dict:
     counts = _counts(adata)
     var_names = pd.Index(adata.var_names.astype(str))
-    total = np.asarray(counts.sum(axis=1)).ravel()
+    # Size factors leave out the antigen (and the CAR feature) so that its counts cannot move any call.
+    car_name = find_car_feature(var_names, car_feature)
+    keep = np.ones(len(var_names), dtype=bool)
+    keep[var_names.str.upper() == antigen.upper()] = False
+    if car_name is not None:
+        keep[var_names.get_loc(car_name)] = False
+    total = np.asarray(counts[:, np.flatnonzero(keep)].sum(axis=1)).ravel()
     logx = sp.diags((1e4 / np.maximum(total, 1)).astype(np.float32)) @ counts.astype(np.float32)
     logx = logx.tocsr()
     logx.data = np.log1p(logx.data)
@@ -226,7 +232,6 @@ def _call(
     blast_ev = np.where(t_like, blast_ev, 0.0)
 
     # CAR transgene
-    car_name = find_car_feature(var_names, car_feature)
     if car_name is not None:
         car_counts = counts[:, var_names.get_loc(car_name)].toarray().ravel()
         background = np.isin(lineage, ["B", "myeloid", "erythroid"])
@@ -276,6 +281,7 @@ def _call(
                 ref,
                 lineage,
                 smooth,
+                total=total,
                 antigen=antigen,
                 seed=seed,
             )

@@ -1,0 +1,128 @@
+"""The evidence helpers of call_malignant: CAR threshold, TCR clonotypes, gene sets, gene positions, CNV subclones."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+from scipy import stats
+
+from cd7escape._errors import InputError
+from cd7escape.tl._blast_program import BLAST_SPECIFIC, BLAST_SUPPORTING
+from cd7escape.tl._car import detect_car, find_car_feature
+from cd7escape.tl._cell_types import (
+    LINEAGE_MARKERS,
+    check_antigen_free,
+    lineage_scores,
+    without_antigen,
+)
+from cd7escape.tl._cnv import cnv_subclones, gene_positions_frame, positions_for
+from cd7escape.tl._tcr_evidence import clone_sizes, tcr_evidence
+
+
+def test_car_threshold_follows_ambient_poisson_tail():
+    rng = np.random.default_rng(0)
+    total = rng.integers(1000, 8000, 2000).astype(float)
+    rate = 2e-4
+    bg = np.zeros(2000, dtype=bool)
+    bg[:1000] = True
+    y = rng.poisson(rate * total)
+    y[1500:] += 10  # CAR-T cells
+    strong, weak, info = detect_car(y, total, bg)
+    assert info["ambient_rate_per_umi"] == pytest.approx(y[:1000].sum() / total[:1000].sum())
+    expected = (y >= 1) & (stats.poisson.sf(y - 1, info["ambient_rate_per_umi"] * total) < 1e-3)
+    np.testing.assert_array_equal(strong, expected)
+    assert strong[1500:].mean() > 0.95
+    assert strong[:1500].mean() < 0.01
+    assert (weak >= strong).all()
+    fixed, _, info = detect_car(y, total, bg, car_min_counts=3)
+    np.testing.assert_array_equal(fixed, y >= 3)
+
+
+def test_find_car_feature():
+    names = pd.Index(["CD3E", "CAT_scFv", "CD7"])
+    assert find_car_feature(names, "CAT_scFv") == "CAT_scFv"
+    assert find_car_feature(names, r".*scFv") == "CAT_scFv"
+    assert find_car_feature(names, None) is None
+    with pytest.raises(InputError):
+        find_car_feature(names, "CAR_CD7")
+    with pytest.raises(InputError):
+        find_car_feature(names, "CD")
+
+
+def test_antigen_is_in_no_gene_set_used():
+    for antigen in ("CD7", "CD19", "CD22", "CD5", "CD1A"):
+        markers = {k: without_antigen(v, antigen) for k, v in LINEAGE_MARKERS.items()}
+        check_antigen_free(markers, antigen)
+        check_antigen_free(without_antigen((*BLAST_SPECIFIC, *BLAST_SUPPORTING), antigen), antigen)
+    check_antigen_free(LINEAGE_MARKERS, "CD7")
+    check_antigen_free((*BLAST_SPECIFIC, *BLAST_SUPPORTING), "CD7")
+    with pytest.raises(AssertionError):
+        check_antigen_free(LINEAGE_MARKERS, "CD5")
+
+
+def test_antigen_dropped_from_markers_when_it_is_one():
+    # a CD5 CAR: CD5 is a T marker and must not count
+    from scipy import sparse
+
+    names = pd.Index(["CD5", "CD3E"])
+    x = sparse.csr_matrix(np.array([[3.0, 0.0], [0.0, 0.0]]))
+    scores = lineage_scores(x, names, "CD5")
+    np.testing.assert_array_equal(scores["T"].to_numpy(), [0.0, 0.0])
+
+
+def test_tcr_leukemic_clonotype_needs_other_evidence():
+    clone = pd.Series(["L"] * 10 + ["V"] * 6 + ["a", "b", "c"] + [np.nan] * 5)
+    other = np.r_[np.full(10, 0.9), np.full(6, 0.0), np.zeros(3), np.full(5, 0.9)]
+    np.testing.assert_array_equal(clone_sizes(clone)[[0, 10, 16, 20]], [10, 6, 1, 0])
+    ev, expanded, table = tcr_evidence(clone, other)
+    assert (ev[:10] == 1).all()  # leukemic
+    assert (
+        ev[10:19] == -1
+    ).all()  # expanded but not leukemic (e.g. virus-specific), and polyclonal
+    assert (ev[19:] == 0).all()  # no productive TCR is no evidence
+    assert expanded[:16].all()
+    assert not expanded[16:].any()
+    assert list(table["clone_id"]) == ["L"]
+
+
+def test_gene_positions_from_tsv_and_by_ensembl(tmp_path):
+    tsv = tmp_path / "pos.tsv"
+    tsv.write_text(
+        "gene_symbol\tensembl_id\tchromosome\tstart\tend\nAAA\tENSG1;ENSG9\tchr1\t100\t200\nBBB\tENSG2\t2\t5\t9\n"
+    )
+    table = gene_positions_frame(str(tsv))
+    assert list(table.index) == ["AAA", "BBB"]
+    assert table.loc["BBB", "chromosome"] == "chr2"
+    var = pd.DataFrame({"gene_ids": ["ENSG9.3", "ENSG7", "ENSG2"]}, index=["renamed", "AAA", "ZZZ"])
+    pos = positions_for(var, table)
+    assert pos.loc["renamed", "chromosome"] == "chr1"  # found by Ensembl id
+    assert pos.loc["AAA", "start"] == 100  # found by symbol
+    assert pos.loc["ZZZ", "chromosome"] == "chr2"
+    with pytest.raises(InputError):
+        gene_positions_frame(str(tmp_path / "missing.tsv"))
+
+
+def test_shipped_gene_table_is_the_default():
+    table = gene_positions_frame(None)
+    assert {"chromosome", "start", "end"} <= set(table.columns)
+    assert "CD3E" in table.index
+
+
+def test_cnv_subclones_groups_clusters_by_profile():
+    rng = np.random.default_rng(0)
+    a, b = np.r_[np.ones(10), np.zeros(10)], np.r_[np.zeros(10), -np.ones(10)]
+    prof = np.vstack(
+        [
+            a + rng.normal(0, 0.1, (40, 20)),
+            a + rng.normal(0, 0.1, (40, 20)),
+            b + rng.normal(0, 0.1, (40, 20)),
+        ]
+    )
+    prof = np.vstack([prof, rng.normal(0, 0.1, (40, 20))])
+    clusters = np.repeat(["0", "1", "2", "3"], 40)
+    altered = clusters != "3"
+    lab = cnv_subclones(prof, altered, clusters)
+    assert lab[0] == lab[40] != lab[80]
+    assert (lab[120:] == "none").all()
+    assert lab[0] == "cnv0"  # the largest subclone first
