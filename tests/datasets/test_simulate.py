@@ -344,3 +344,26 @@ def test_params_shipped():
         assert P.mu[ct].sum() == pytest.approx(1, abs=1e-4)
     real = P.info["cd7_real_T"]["2000-3000"]["cd7_zero_fraction"]
     assert 0.3 < real < 0.7
+
+
+def test_relapse_shift():
+    a = simulate_patient("antigen_retained", seed=8, n_cells=N, relapse_shift=1.5)
+    genes = a.uns["truth"]["relapse_shift_genes"]
+    assert len(genes) == 150
+    mal = a.obs["truth_malignant"].to_numpy()
+    lib = np.asarray(a.X.sum(1)).ravel()
+
+    def mean(sel, g):
+        return np.asarray(a[:, g].X[sel].sum(0)).ravel() / lib[sel].sum()
+
+    b, r = mal & _mask(a, timepoint="baseline"), mal & _mask(a, timepoint="relapse")
+    others = [g for g in a.var_names[:2000] if g not in set(genes)]
+    lfc_shift = np.abs(np.log2((mean(r, genes) + 1e-6) / (mean(b, genes) + 1e-6)))
+    lfc_other = np.abs(np.log2((mean(r, others) + 1e-6) / (mean(b, others) + 1e-6)))
+    assert np.median(lfc_shift) > 2 * np.median(lfc_other)
+    assert (
+        simulate_patient("antigen_retained", seed=8, n_cells=100).uns["truth"][
+            "relapse_shift_genes"
+        ]
+        == []
+    )

@@ -193,3 +193,12 @@ def test_fixtures(repo):
     cfg = (repo / "configs" / "example.yaml").read_text()
     assert "samples: ../data/test_h5ad/samples.csv" in cfg
     assert "car_feature: CAR_CD7" in cfg
+
+
+def test_simulated_anndata_writes_as_h5ad(patient, tmp_path):
+    patient.write_h5ad(tmp_path / "p.h5ad")
+    b = ad.read_h5ad(tmp_path / "p.h5ad")
+    assert (sp.csr_matrix(b.layers["counts"]) != patient.layers["counts"]).nnz == 0
+    assert b.uns["truth"]["mechanism"] == "preexisting_negative_clone"
+    assert len(b.uns["vdj_contigs"]) == len(patient.uns["vdj_contigs"])
+    pd.testing.assert_frame_equal(b.obsm["protein"], patient.obsm["protein"])

@@ -312,6 +312,7 @@ class _Simulator:
         shift_genes = rng.choice(visible, size=150, replace=False)
         self.shift = np.zeros(self.G)
         self.shift[shift_genes] = p["relapse_shift"] * rng.normal(0, 1, size=150)
+        self.shift_genes = [str(P.genes[g]) for g in shift_genes] if p["relapse_shift"] else []
 
     def blast_profile(self, sub: str, timepoint: str, level: float, switched: bool) -> np.ndarray:
         dose, prog = self.sub_prof[sub]
@@ -660,6 +661,7 @@ class _Simulator:
                 )
             },
             "subclone_program_genes": self.programs,
+            "relapse_shift_genes": self.shift_genes,
             "blast_tcr": "none" if not p["tcr"] else "clonotype1",
             "normal_T_negative_fraction": dict(NORMAL_T_NEGATIVE),
             "simulator_params": "carpall_params.npz (fitted to CARPALL 10x data)",
