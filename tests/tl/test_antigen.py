@@ -158,3 +158,57 @@ def test_bad_input():
         antigen_state(adata, "NOPE")
     with pytest.raises(InputError, match="restrict_to"):
         antigen_state(adata, restrict_to="absent")
+
+
+def test_empty_droplet_ambient_and_given_theta():
+    adata = _patient()
+    adata.uns["cd7escape"] = {
+        "ambient": {
+            "base": {
+                "n_droplets": 500,
+                "n_umis": 20000,
+                "genes": np.array(["CD7", "G1"]),
+                "fraction": np.array([6e-4, 0.9994]),
+            },
+            "rel": {
+                "n_droplets": 500,
+                "n_umis": 20000,
+                "genes": np.array(["G1"]),
+                "fraction": np.array([1.0]),
+            },
+        }
+    }
+    antigen_state(adata, ambient="empty_droplets", theta=THETA, ambient_contamination=0.05)
+    entry = adata.uns["cd7escape"]["antigen"]
+    assert entry["ambient_source"].startswith("empty droplets")
+    # (0.0006 * 20000 + 0.5) / 40000 * 0.05
+    assert entry["ambient_rate"] == pytest.approx(0.05 * (12 + 0.5) / 40000)
+    assert entry["theta"] == THETA
+    assert entry["params"]["theta"] == THETA
+
+
+def test_protein_rna_present_protein_absent():
+    adata = _patient(2)
+    rng = np.random.default_rng(0)
+    n = adata.n_obs
+    bg = rng.poisson(rng.gamma(2.0, 4.0, n))
+    fg = rng.poisson(rng.gamma(4.0, 150 / 4, n))
+    masked = (adata.obs["sample"] == "dimrel").to_numpy()  # RNA kept, protein masked
+    lineage = ~adata.obs["malignant"].to_numpy()
+    adt = np.where(masked | lineage | adata.obs["truth_neg"].to_numpy(), bg, bg + fg)
+    adata.obsm["protein"] = pd.DataFrame(
+        {"CD7_TotalSeqC": adt, "CD3_TotalSeqC": bg}, index=adata.obs_names
+    )
+    antigen_state(adata, antigen_protein="CD7")
+    entry = adata.uns["cd7escape"]["antigen"]
+    g = entry["groups"]
+    assert entry["protein_background"]["mean"] == pytest.approx(8.0, rel=0.2)
+    assert g.loc["base", "protein_state"] == "positive"
+    assert g.loc["rel", "protein_ci_low"] <= 0.3 <= g.loc["rel", "protein_ci_high"]
+    assert g.loc["dimrel", "protein_state"] == "negative"
+    assert g["rna_present_protein_absent"].tolist() == [False, False, True, False]
+    assert "antigen_rna_protein" in adata.obs
+    base = adata.obs[(adata.obs["sample"] == "base") & adata.obs["malignant"]]
+    assert (base["antigen_rna_protein"] == "RNA+ protein+").mean() > 0.5
+    with pytest.raises(InputError, match="antigen_protein"):
+        antigen_state(adata, antigen_protein="CD99")

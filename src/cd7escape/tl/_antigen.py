@@ -45,6 +45,7 @@ def antigen_state(
     dim_fold: float = 0.5,
     min_cells: int = 10,
     theta: float | None = None,
+    antigen_protein: str | None = None,
     key_added: str = "antigen",
     copy: bool = False,
 ):
@@ -94,7 +95,16 @@ def antigen_state(
     min_cells
         Groups with fewer cells get no estimate (state 'uncertain').
     theta
-        Negative-binomial size of expressing cells; estimated from the data when None.
+        Negative-binomial size of expressing cells; estimated from the data when None (with its
+        profile interval, over which every group's intervals are widened).
+    antigen_protein
+        Column of ``obsm['protein']`` with the antigen's ADT counts (CITE-seq). When given, a
+        background/foreground mixture of the ADT counts (background fitted on the antigen-negative lineages
+        of ``obs['cell_class']``, else the lowest-ADT ``leiden`` cluster; :mod:`cd7escape.tl._protein`) gives
+        per group ``protein_pi`` with its interval and ``protein_state``, per cell
+        ``obs['{key_added}_protein_p_negative']`` and ``obs['{key_added}_rna_protein']`` ('RNA+ protein+',
+        'RNA+ protein-', …), and the finding ``rna_present_protein_absent`` (RNA mostly expressed: interval
+        of pi below 0.5; protein mostly absent: interval of protein_pi at or above 0.5).
     key_added
         Results go to ``uns['cd7escape'][key_added]``; per-cell columns are ``obs['{key_added}_p_negative']``
         and ``obs['{key_added}_cell_state']``.
@@ -122,6 +132,7 @@ def antigen_state(
         "dim_fold": dim_fold,
         "min_cells": min_cells,
         "theta": theta,
+        "antigen_protein": antigen_protein,
     }
     _validate(adata, params)
     if copy:
@@ -229,18 +240,48 @@ def antigen_state(
     obs_p, obs_s = f"{key_added}_p_negative", f"{key_added}_cell_state"
     adata.obs[obs_p] = p_neg
     adata.obs[obs_s] = pd.Categorical(state, categories=["positive", "uncertain", "negative"])
-    record(
-        adata,
-        key_added,
-        {**params, "theta": theta if params["theta"] is None else params["theta"]},
-        obs=[obs_p, obs_s],
-        results={
-            "groups": table,
-            "theta": float(theta),
-            "ambient_rate": float(a),
-            "ambient_source": source,
-        },
-    )
+    results = {
+        "groups": table,
+        "theta": float(theta),
+        "ambient_rate": float(a),
+        "ambient_source": source,
+    }
+    obs_keys = [obs_p, obs_s]
+    if antigen_protein is not None:
+        from ._protein import combined_cell_state
+
+        with timed(f"protein model of {antigen_protein}"):
+            p_prot, prot_cols, bg = _protein_groups(
+                adata, antigen, antigen_protein, labels, idx, table.index, alpha, min_cells
+            )
+        for col, values in prot_cols.items():
+            table[col] = values
+        table["rna_present_protein_absent"] = (table["ci_high"] < 0.5) & (
+            table["protein_ci_low"] >= 0.5
+        )
+        obs_pp, obs_rp = f"{key_added}_protein_p_negative", f"{key_added}_rna_protein"
+        adata.obs[obs_pp] = p_prot
+        both = combined_cell_state(p_neg, p_prot, posterior_threshold)
+        both[~sel] = None
+        adata.obs[obs_rp] = pd.Categorical(
+            both,
+            categories=[
+                "RNA+ protein+",
+                "RNA+ protein-",
+                "RNA- protein+",
+                "RNA- protein-",
+                "uncertain",
+            ],
+        )
+        obs_keys += [obs_pp, obs_rp]
+        results["protein_background"] = {"mean": bg[0], "theta": bg[1], "source": bg[2]}
+        for g in table.index[table["rna_present_protein_absent"]]:
+            logger.warning(
+                "    %s: antigen RNA present but protein absent (post-transcriptional loss, masking "
+                "or a PEBL-like product)",
+                g,
+            )
+    record(adata, key_added, params, obs=obs_keys, results=results)
     for g, r in table.iterrows():
         logger.info(
             "    %s: %s — pi %.3f [%.3f, %.3f], naive zero fraction %.3f",
@@ -288,6 +329,12 @@ def _validate(adata, params: dict[str, Any]) -> None:
         problems.append("alpha must lie in (0, 0.5)")
     if not 0.5 <= params["posterior_threshold"] < 1:
         problems.append("posterior_threshold must lie in [0.5, 1)")
+    ap = params.get("antigen_protein")
+    if ap is not None:
+        if "protein" not in adata.obsm:
+            problems.append("antigen_protein given but there is no obsm['protein'] (ADT counts)")
+        elif _protein_column(adata.obsm["protein"], ap) is None:
+            problems.append(f"antigen_protein '{ap}' is not a column of obsm['protein']")
     if problems:
         from .._errors import Problem
 
@@ -503,3 +550,69 @@ def _group_state(r, dim_fold: float) -> str:
     if r.identifiable and r.ci_high < 0.5:
         return "positive"
     return "uncertain"
+
+
+def _protein_column(prot, name: str) -> str | None:
+    cols = [str(c) for c in getattr(prot, "columns", [])]
+    if name in cols:
+        return name
+    hits = [c for c in cols if c.lower().startswith(name.lower() + "_")]
+    return hits[0] if len(hits) == 1 else None
+
+
+def _protein_groups(adata, antigen, name, labels, idx, groups, alpha, min_cells):
+    """Per-group protein mixture fits; returns per-cell posteriors, table columns and the background."""
+    from ._protein import fit_protein_mixture, protein_background
+
+    prot = adata.obsm["protein"]
+    col = _protein_column(prot, name)
+    x = np.asarray(prot[col], dtype=float)
+    bg_cells, source = None, ""
+    if "cell_class" in adata.obs:
+        lineages = NON_EXPRESSING_LINEAGES.get(antigen.upper(), _DEFAULT_LINEAGES)
+        ref = adata.obs["cell_class"].astype(str).isin(lineages).to_numpy()
+        if ref.sum() >= 20:
+            bg_cells, source = ref, f"{int(ref.sum())} cells of lineages {', '.join(lineages)}"
+    if bg_cells is None and "leiden" in adata.obs:
+        cl = adata.obs["leiden"].astype(str).to_numpy()
+        means = {c: x[cl == c].mean() for c in np.unique(cl) if (cl == c).sum() >= 30}
+        if means:
+            low = min(means, key=means.get)
+            bg_cells, source = cl == low, f"lowest-ADT leiden cluster {low}"
+            logger.warning("ADT background from the lowest-ADT cluster (leiden %s)", low)
+    if bg_cells is None:
+        raise InputError.single(
+            "no antigen-negative cells for the ADT background (obs['cell_class'] or obs['leiden'])",
+            field="antigen_protein",
+        )
+    m0, t0 = protein_background(x[bg_cells])
+    logger.info("    ADT background of %s: mean %.3g, theta %.3g (%s)", col, m0, t0, source)
+    p = np.full(adata.n_obs, np.nan)
+    cols = {
+        k: np.full(len(groups), np.nan)
+        for k in (
+            "protein_pi",
+            "protein_ci_low",
+            "protein_ci_high",
+            "protein_lrt_pvalue",
+            "protein_mu",
+        )
+    }
+    states = []
+    for k, g in enumerate(groups):
+        cells = idx[labels[idx] == g]
+        if cells.size < min_cells:
+            states.append("uncertain")
+            continue
+        f = fit_protein_mixture(x[cells], background=(m0, t0), alpha=alpha)
+        p[cells] = f.p_negative
+        cols["protein_pi"][k] = f.pi
+        cols["protein_ci_low"][k] = f.ci_low
+        cols["protein_ci_high"][k] = f.ci_high
+        cols["protein_lrt_pvalue"][k] = f.lrt_pvalue
+        cols["protein_mu"][k] = f.mu
+        states.append(
+            "negative" if f.ci_low >= 0.5 else "positive" if f.ci_high < 0.5 else "uncertain"
+        )
+    cols["protein_state"] = states
+    return p, cols, (float(m0), float(t0), source)

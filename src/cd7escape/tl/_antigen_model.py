@@ -133,10 +133,26 @@ class _Group:
     """Precomputed per-cell terms of one group for fast repeated likelihood evaluation."""
 
     def __init__(
-        self, y: np.ndarray, s: np.ndarray, a: float, theta: float, w: np.ndarray | None = None
+        self,
+        y: np.ndarray,
+        s: np.ndarray,
+        a: float,
+        theta: float,
+        w: np.ndarray | None = None,
+        null_theta: float | None = None,
     ) -> None:
         self.y, self.s, self.a, self.theta, self.w = y, s, max(a, _MIN_RATE), theta, w
-        self.l0 = _log_poisson(y, s, self.a)
+        self.null_theta = null_theta
+        if null_theta is None:
+            self.l0 = _log_poisson(y, s, self.a)
+        else:  # negative-binomial null (ADT background)
+            m0, t0 = s * self.a, null_theta
+            self.l0 = (
+                special.gammaln(y + t0)
+                - special.gammaln(t0)
+                + t0 * (np.log(t0) - np.log(t0 + m0))
+                + y * (np.log(m0) - np.log(t0 + m0))
+            )
         self.c1 = special.gammaln(y + theta) - special.gammaln(theta) + theta * np.log(theta)
         self.ypt = y + theta
         self.mu_floor = self.a * _MU_FLOOR_FACTOR
@@ -154,7 +170,15 @@ class _Group:
         return float(x.sum()) if self.w is None else float(self.w @ x)
 
     @classmethod
-    def compressed(cls, y: np.ndarray, s: np.ndarray, a: float, theta: float, width: float = 0.005):
+    def compressed(
+        cls,
+        y: np.ndarray,
+        s: np.ndarray,
+        a: float,
+        theta: float,
+        null_theta=None,
+        width: float = 0.005,
+    ):
         """Cells pooled by (count, size factor within ``width`` on the log scale), with weights.
 
         The size factor of a pool is its cells' mean; the relative error of ``s * mu`` is below
@@ -168,7 +192,7 @@ class _Group:
         w = cnt.astype(float)
         yy = np.bincount(inv, weights=y) / w
         ss = np.bincount(inv, weights=s) / w
-        return cls(yy, ss, a, theta, w)
+        return cls(yy, ss, a, theta, w, null_theta)
 
     def loglik(self, pi: float, mu: float) -> float:
         l1 = self.l1(mu)[0]
@@ -316,7 +340,13 @@ def fit_antigen_mixture(
 
 
 def _fit(
-    y: np.ndarray, s: np.ndarray, a: float, theta: float, alpha: float, interval: bool
+    y: np.ndarray,
+    s: np.ndarray,
+    a: float,
+    theta: float,
+    alpha: float,
+    interval: bool,
+    null_theta: float | None = None,
 ) -> AntigenFit:
     n = int(y.size)
     if n == 0:
@@ -325,7 +355,11 @@ def _fit(
             0, nan, nan, nan, nan, (nan, nan), theta, a, nan, nan, nan, False, np.empty(0)
         )
     zero_fraction = float(np.mean(y == 0))
-    grp = _Group.compressed(y, s, a, theta) if n > COMPRESS_ABOVE else _Group(y, s, a, theta)
+    grp = (
+        _Group.compressed(y, s, a, theta, null_theta)
+        if n > COMPRESS_ABOVE
+        else _Group(y, s, a, theta, null_theta=null_theta)
+    )
     mu_start = max(float(y.sum() / s.sum()), grp.mu_floor)
 
     cache: dict[float, tuple[float, float]] = {}
@@ -396,7 +430,9 @@ def _fit(
         p_neg = np.zeros(n)
     else:
         if grp.w is not None:
-            grp = _Group(y, s, a, theta)  # per-cell posterior at full resolution
+            grp = _Group(
+                y, s, a, theta, null_theta=null_theta
+            )  # per-cell posterior, full resolution
         l1 = grp.l1(mu_hat)[0]
         lp, lq = _logs(pi_hat)
         p_neg = np.exp(lp + grp.l0 - np.logaddexp(lp + grp.l0, lq + l1))
