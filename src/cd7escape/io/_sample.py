@@ -87,6 +87,7 @@ def read_sample(spec: SampleSpec, *, antigen: str | None = "CD7", car_feature: s
     ):
         obs[key] = pd.Categorical([value] * adata.n_obs)
     adata.obs_names = prefix + barcodes
+    adata.obs_names.name = None  # an index named like a column cannot be written to h5ad
     added = ["barcode", "patient", "sample", "timepoint", "tissue"]
 
     if spec.vdj:
