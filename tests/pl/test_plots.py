@@ -144,3 +144,16 @@ def test_model_fraction_sources(toy_adata):
     assert r["source"] == "antigen"
     assert np.isclose(r["pi"], 0.71)
     assert model_fraction(a, "other") is None
+
+
+def test_importing_pl_and_report_is_light():
+    import subprocess
+    import sys
+
+    code = (
+        "import sys, cd7escape.pl, cd7escape.report; "
+        "print(','.join(m for m in ('scanpy', 'infercnvpy', 'torch', 'numba', 'matplotlib.pyplot') "
+        "if m in sys.modules))"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == ""

@@ -126,6 +126,8 @@ def step(adata, name: str) -> Mapping[str, Any] | None:
         value = adata.uns[NS][name]
     except (KeyError, TypeError):
         return None
+    if not isinstance(value, Mapping) and callable(getattr(value, "to_dict", None)):
+        value = value.to_dict()  # e.g. a RelapseCall stored by hand
     return value if isinstance(value, Mapping) else None
 
 
