@@ -1,0 +1,48 @@
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from scipy import sparse
+
+import cd7escape as ce
+
+
+@pytest.fixture(scope="module")
+def embedded():
+    adata = ce.datasets.simulate_patient("antigen_downregulation", seed=5, n_cells=400, depth=2500)
+    # a gene that tracks the antigen (its clusters would proxy CD7)
+    cd7 = adata.layers["counts"][:, adata.var_names.get_loc("CD7")]
+    twin = sparse.csr_matrix(cd7.toarray() * 3)
+    import anndata as ad
+
+    extra = ad.AnnData(twin, obs=adata.obs[[]])
+    extra.var_names = ["CD7_TWIN"]
+    extra.layers["counts"] = twin
+    adata = ad.concat([adata, extra], axis=1, merge="first")
+    ce.pp.embed(adata, antigen="CD7", n_top_genes=500, exclude=("CAR_CD7",), umap=False)
+    return adata
+
+
+def test_antigen_and_correlated_genes_never_features(embedded):
+    excluded = embedded.uns["cd7escape"]["embed"]["excluded_genes"]
+    assert {"CD7", "CD7_TWIN", "CAR_CD7"} <= set(excluded)
+    hvg = embedded.var["highly_variable"]
+    assert not hvg[["CD7", "CD7_TWIN", "CAR_CD7"]].any()
+    assert hvg.sum() == 500
+
+
+def test_embed_writes_graph_and_clusters(embedded):
+    assert embedded.obsm["X_pca"].shape == (embedded.n_obs, 30)
+    assert "connectivities" in embedded.obsp
+    assert embedded.obs["leiden"].nunique() > 1
+    assert embedded.uns["cd7escape"]["embed"]["params"]["antigen"] == "CD7"
+
+
+def test_normalize_log_matches_scanpy(embedded):
+    import scanpy as sc
+
+    ref = embedded.copy()
+    ref.X = ref.layers["counts"].copy()
+    sc.pp.normalize_total(ref, target_sum=1e4)
+    sc.pp.log1p(ref)
+    np.testing.assert_allclose(embedded.X.toarray(), ref.X.toarray(), rtol=1e-5, atol=1e-6)

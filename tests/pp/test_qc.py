@@ -1,0 +1,70 @@
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from scipy import sparse
+
+import cd7escape as ce
+
+
+@pytest.fixture(scope="module")
+def patient():
+    return ce.datasets.simulate_patient("antigen_retained", seed=3, n_cells=400, depth=2500)
+
+
+def test_qc_keeps_good_cells_and_records_thresholds(patient):
+    adata = patient.copy()
+    ce.pp.qc(adata, doublets=False)
+    table = adata.uns["cd7escape"]["qc"]["samples"]
+    assert set(table["status"]) == {"passed"}
+    assert adata.n_obs > 0.9 * patient.n_obs
+    assert adata.uns["cd7escape"]["qc"]["params"]["n_mads_counts"] == 5.0
+    assert {"total_counts", "pct_counts_mt", "qc_pass"} <= set(adata.obs.columns)
+
+
+def test_qc_removes_damaged_cells(patient):
+    adata = patient.copy()
+    counts = adata.layers["counts"].tolil()
+    damaged = np.arange(0, 40)
+    for i in damaged:  # near-empty droplets: keep a handful of UMIs
+        row = counts.rows[i][:20]
+        counts.rows[i], counts.data[i] = row, [1] * len(row)
+    adata.layers["counts"] = sparse.csr_matrix(counts)
+    names = adata.obs_names[damaged]
+    ce.pp.qc(adata, doublets=False)
+    assert not adata.obs_names.isin(names).any()
+
+
+def test_failed_sample_is_reported_and_dropped(patient):
+    adata = patient.copy()
+    rng = np.random.default_rng(0)
+    relapse = (adata.obs["timepoint"] == "relapse").to_numpy()
+    counts = adata.layers["counts"].tocsr().astype(np.float32)
+    # a failed library: thin the relapse sample to ~0.1 % of its UMIs (a median of a couple of UMIs)
+    rows = sparse.diags(relapse.astype(np.float32)) @ counts
+    thinned = rows.copy()
+    thinned.data = rng.binomial(thinned.data.astype(np.int64), 0.001).astype(np.float32)
+    adata.layers["counts"] = sparse.csr_matrix(counts - rows + thinned)
+    ce.pp.qc(adata, doublets=False)
+    table = adata.uns["cd7escape"]["qc"]["samples"].set_index("sample")
+    failed = table.index[table["status"] == "failed"].tolist()
+    assert failed == [s for s in table.index if s.endswith("relapse")]
+    assert "cells pass QC" in table.loc[failed[0], "reason"]
+    assert set(adata.obs["timepoint"]) == {"baseline"}
+
+
+def test_real_failed_library_is_dropped(shared_data):
+    from cd7escape._config import SampleSpec
+
+    gex = shared_data / "carpall" / "gex"
+    specs = [
+        SampleSpec(patient="P06", sample=s, timepoint=t, path=str(gex / f"{s}.h5"))
+        for s, t in (("CAR-T10593347", "baseline"), ("CAR-T10593344", "relapse"))
+    ]
+    adata = ce.io.read_patient(specs)
+    ce.pp.qc(adata, doublets=False)
+    table = adata.uns["cd7escape"]["qc"]["samples"].set_index("sample")
+    assert table.loc["CAR-T10593347", "status"] == "failed"
+    assert table.loc["CAR-T10593347", "cells_before"] == 5055
+    assert table.loc["CAR-T10593344", "status"] == "passed"
+    assert set(adata.obs["sample"]) == {"CAR-T10593344"}
