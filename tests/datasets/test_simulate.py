@@ -367,3 +367,27 @@ def test_relapse_shift():
         ]
         == []
     )
+
+
+def test_cd7_dropout_calibrated_to_real_t_cells():
+    """CD7-expressing simulated T cells show the real T cells' zero fraction at the same depth."""
+    P = load_params()
+    real = P.info["cd7_real_T"]
+    a = simulate_patient(
+        "antigen_retained",
+        seed=9,
+        n_cells=1500,
+        depth=2500,
+        blast_fraction_baseline=0.1,
+        blast_fraction_relapse=0.1,
+    )
+    # the real bins count UMIs over all genes; simulated UMIs cover the shipped genes only
+    tot = np.asarray(a.X.sum(1)).ravel() / P.info["coverage_T"]
+    t = _mask(a, truth_cell_type="normal_T") & ~a.obs["truth_antigen_negative"].to_numpy()
+    y = _counts(a, "CD7")
+    for lo, hi in [(1000, 2000), (2000, 3000), (3000, 4000), (4000, 6000)]:
+        sel = t & (tot >= lo) & (tot < hi)
+        assert sel.sum() > 40
+        assert np.mean(y[sel] == 0) == pytest.approx(
+            real[f"{lo}-{hi}"]["cd7_zero_fraction"], abs=0.12
+        )

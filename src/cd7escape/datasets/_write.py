@@ -107,7 +107,7 @@ def write_simulated(
             path = sdir / f"{sample}.h5ad"
             sub = ad.AnnData(
                 X=X.copy(),
-                obs=pd.DataFrame(index=pd.Index(barcodes, name="barcode")),
+                obs=pd.DataFrame(index=pd.Index(barcodes)),
                 var=adata.var[["gene_ids", "feature_types"]].copy(),
             )
             if prot is not None:
