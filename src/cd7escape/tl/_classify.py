@@ -251,10 +251,10 @@ def _decide(d: _Data, P: dict[str, Any], *, interval: bool = True) -> dict[str, 
         shares[rows[c]["route"]] += m / total if total > 0 else 0.0
     out["routes"], out["shares"] = rows, shares
     pre, down = shares["preexisting"], shares["downregulation"]
+
     def top(route):
-        return sorted(
-            (c for c in rows if rows[c]["route"] == route), key=lambda c: -mass[c]
-        )
+        return sorted((c for c in rows if rows[c]["route"] == route), key=lambda c: -mass[c])
+
     if pre >= P["mixed_min_share"] and down >= P["mixed_min_share"]:
         out.update(
             mechanism="mixed",
@@ -411,6 +411,12 @@ def classify_relapse(
     with timed("classify_relapse: decision"):
         res = _decide(d, P, interval=True)
     mech = res["mechanism"]
+    sc_entry = adata.uns.get(NS, {}).get("subclones", {})
+    if res.get("rule") == "no_route_unmapped" and "detection_limit" in sc_entry:
+        res["reason"] += (
+            f"; pre-existence cannot be assessed: a subclone below {100 * float(sc_entry['detection_limit']):.1f} % "
+            f"of {int(sc_entry['n_baseline_cells'])} baseline malignant cells is not resolved"
+        )
     # bootstrap over cells (within timepoint), refitting the antigen model each time
     boot: list[str] = []
     if n_bootstrap and res.get("rule", "").startswith("too_few") is False:

@@ -184,3 +184,87 @@ def knn_transfer(
     rel = dist / cut
     conf = np.where(rel > 1, 0.0, conf)
     return labels[best], conf, rel
+
+
+def genomic_windows(adata, cells: np.ndarray, *, antigen: str, window: int = 50, step: int = 25):
+    """Per-cell mean log expression over windows of consecutive genes along the genome.
+
+    A coarse copy-number read-out (gene dosage shifts expression of every gene in a segment), used only to
+    check that relapse cells carry the copy-number state of the baseline subclone they map to. Positions
+    from ``var['chromosome','start']`` or the package's gene table; None when too few genes are placed.
+    """
+    import pandas as pd
+
+    var = adata.var
+    if {"chromosome", "start"} <= set(var.columns):
+        chrom = var["chromosome"].astype(str).to_numpy()
+        start = pd.to_numeric(var["start"], errors="coerce").to_numpy()
+    else:
+        try:
+            from ._cnv import gene_positions_frame
+
+            table = gene_positions_frame(None)
+        except Exception:  # no table shipped: no check
+            return None
+        table = table[~table.index.duplicated()]
+        pos = table.reindex(adata.var_names)
+        chrom = pos["chromosome"].astype(str).to_numpy()
+        start = pd.to_numeric(pos["start"], errors="coerce").to_numpy()
+    x = adata.layers.get("counts", adata.X)[cells]
+    det = np.asarray((x > 0).mean(axis=0)).ravel() >= 0.05
+    ok = (
+        det
+        & np.isfinite(start)
+        & ~np.isin(chrom, ["nan", "None", "chrX", "chrY", "chrM", "X", "Y", "MT"])
+    )
+    ok &= np.asarray(adata.var_names) != antigen
+    if ok.sum() < 2 * window:
+        return None
+    genes = np.flatnonzero(ok)
+    order = np.lexsort((start[genes], chrom[genes]))
+    genes = genes[order]
+    xl = _lognorm(x)[:, genes]
+    xl = np.asarray(xl.todense()) if sp.issparse(xl) else np.asarray(xl)
+    xl = xl - xl.mean(0)
+    cols, names = [], []
+    ch = chrom[genes]
+    for c in pd.unique(ch):
+        idx = np.flatnonzero(ch == c)
+        if idx.size < window:
+            continue
+        for s0 in range(0, idx.size - window + 1, step):
+            cols.append(xl[:, idx[s0 : s0 + window]].mean(1))
+            names.append(f"{c}:{s0}")
+    if not cols:
+        return None
+    return np.column_stack(cols), names
+
+
+def cnv_state_change(
+    w_base: np.ndarray,
+    w_rel: np.ndarray,
+    *,
+    min_shift: float = 0.1,
+    z: float = 6.0,
+    quantile: float = 0.95,
+) -> tuple[np.ndarray, list[int]]:
+    """Relapse cells whose genomic-window profile shows a state their baseline subclone lacks.
+
+    Windows where the relapse cells' mean departs from the baseline cells' mean by at least ``min_shift``
+    (log units; a single-copy change of a segment shifts it by ~0.2-0.4) with a z above ``z`` are flagged;
+    a relapse cell carries the new state when its mean departure over those windows (signed) exceeds the
+    ``quantile`` of the baseline cells' own departures. Returns the per-relapse-cell flag and the windows.
+    """
+    if w_base.shape[0] < 5 or w_rel.shape[0] < 5:
+        return np.zeros(w_rel.shape[0], dtype=bool), []
+    mb, mr = w_base.mean(0), w_rel.mean(0)
+    se = np.sqrt(w_base.var(0) / w_base.shape[0] + w_rel.var(0) / w_rel.shape[0]) + 1e-12
+    diff = mr - mb
+    flag = np.flatnonzero((np.abs(diff) >= min_shift) & (np.abs(diff) / se >= z))
+    if flag.size == 0:
+        return np.zeros(w_rel.shape[0], dtype=bool), []
+    sign = np.sign(diff[flag])
+    score_b = ((w_base[:, flag] - mb[flag]) * sign).mean(1)
+    score_r = ((w_rel[:, flag] - mb[flag]) * sign).mean(1)
+    cut = np.quantile(score_b, quantile)
+    return score_r > max(cut, 0.5 * np.abs(diff[flag]).mean()), [int(i) for i in flag]

@@ -12,7 +12,7 @@ from .._config import AntigenParams, CloneParams, EmbedParams
 from .._errors import InputError
 from .._logging import logger, timed
 from .._uns import NS, record
-from ._map_relapse import _lognorm, fit_reference, knn_transfer
+from ._map_relapse import _lognorm, cnv_state_change, fit_reference, genomic_windows, knn_transfer
 
 _CP = CloneParams()
 _AP = AntigenParams()
@@ -341,6 +341,42 @@ def _markers(xlog, labels: np.ndarray, var_names: np.ndarray, n: int = 5) -> dic
     return out
 
 
+def _relapse_states_without_baseline(
+    xb,
+    xr,
+    var_names,
+    *,
+    antigen,
+    excluded,
+    n_pcs,
+    n_neighbors,
+    resolution,
+    min_cells,
+    min_confidence,
+    seed,
+) -> np.ndarray:
+    """Relapse cells in relapse clusters that fewer than ``min_cells`` baseline cells map back to.
+
+    The forward mapping works in the baseline's space, which cannot show a state that (nearly) does not
+    exist at baseline: a clone of 3 baseline cells contributes no feature or component, and its relapse
+    cells then land on the dominant baseline subclone. So the relapse gets a space of its own (features
+    chosen by variance *within* the relapse, so that a therapy-induced program shared by all relapse
+    blasts is not a feature), its own Leiden clusters, and baseline cells are mapped onto them; a relapse
+    cluster that no ``min_cells`` baseline cells map to is a new state.
+    """
+    ref_r, zr = fit_reference(
+        xr, var_names, antigen=antigen, excluded_genes=list(excluded), n_pcs=n_pcs, seed=seed
+    )
+    zb = ref_r.project(xb)
+    lab = _merge_small(
+        _leiden(zr, n_neighbors=n_neighbors, resolution=resolution, seed=seed), zr, min_cells
+    )
+    lab_b, conf_b, _ = knn_transfer(zr, lab, zb, n_neighbors=n_neighbors)
+    support = {c: int(((lab_b == c) & (conf_b >= min_confidence)).sum()) for c in np.unique(lab)}
+    new_clusters = [c for c, k in support.items() if k < min_cells]
+    return np.isin(lab, new_clusters)
+
+
 # --------------------------------------------------------------------------- public
 
 
@@ -496,8 +532,40 @@ def subclones(
                 zb, lab_b, zr, n_neighbors=n_neighbors, allowed=allowed
             )
             lab_r = np.where(conf_r >= min_mapping_confidence, lab_r, UNMAPPED).astype(object)
+            n_new_state = n_cnv_new = 0
+            cnv_windows: dict[str, list[str]] = {}
+            if use_rep is None and r_idx.size >= 2 * min_subclone_cells:
+                # reverse check: relapse states with too few baseline cells are new states
+                new = _relapse_states_without_baseline(
+                    x[b_idx], x[r_idx], var_names, antigen=antigen, excluded=space_excluded,
+                    n_pcs=n_pcs, n_neighbors=n_neighbors, resolution=resolution,
+                    min_cells=min_subclone_cells, min_confidence=min_mapping_confidence, seed=seed,
+                )  # fmt: skip
+                n_new_state = int(new.sum())
+                lab_r = np.where(new, UNMAPPED, lab_r).astype(object)
+                conf_r = np.where(new, 0.0, conf_r)
+            # copy-number consistency: relapse cells carrying a genomic-window state their subclone lacks
+            win = genomic_windows(adata, np.concatenate([b_idx, r_idx]), antigen=antigen)
+            if win is not None:
+                wb, wr = win[0][: b_idx.size], win[0][b_idx.size :]
+                for c in names:
+                    mr = lab_r == c
+                    if mr.sum() < min_subclone_cells:
+                        continue
+                    flag, windows = cnv_state_change(wb[lab_b == c], wr[mr])
+                    if flag.sum() >= min_subclone_cells:
+                        # a sizeable share carrying it: the group mixes in a clone the baseline subclone lacks;
+                        # per-cell calls are too noisy to separate them, so none of the group is linked
+                        whole = flag.sum() >= 0.2 * mr.sum()
+                        idx = np.flatnonzero(mr) if whole else np.flatnonzero(mr)[flag]
+                        lab_r[idx] = UNMAPPED
+                        conf_r[idx] = 0.0
+                        n_cnv_new += int(idx.size)
+                        cnv_windows[c] = [win[1][i] for i in windows]
         else:
-            lab_r, conf_r, _rel_r = np.array([], dtype=object), np.array([]), np.array([])
+            lab_r, conf_r = np.array([], dtype=object), np.array([])
+            n_new_state = n_cnv_new = 0
+            cnv_windows = {}
 
     obs_lab = np.full(adata.n_obs, np.nan, dtype=object)
     obs_conf = np.full(adata.n_obs, np.nan)
@@ -576,6 +644,9 @@ def subclones(
             "n_baseline_cells": int(b_idx.size),
             "n_relapse_cells": int(r_idx.size),
             "n_unmapped": n_unmapped,
+            "n_new_state": n_new_state,
+            "n_new_cnv_state": n_cnv_new,
+            "new_cnv_windows": {k: list(v) for k, v in cnv_windows.items()},
             "n_cnv_splits": int(n_cnv_split),
             "n_tcr_splits": int(n_tcr_split),
             "ambient_rate": ambient,
