@@ -99,6 +99,10 @@ def embed(
         )
         hvg = adata.var["highly_variable"].to_numpy().copy()
         hvg[adata.var_names.isin(excluded)] = False
+        if hvg.sum() > n_top_genes:  # the excluded genes were not all among the top: keep the best n
+            score = np.nan_to_num(adata.var["dispersions_norm"].to_numpy(), nan=-np.inf)
+            ranked = np.flatnonzero(hvg)[np.argsort(-score[hvg], kind="stable")]
+            hvg[ranked[n_top_genes:]] = False
         adata.var["highly_variable"] = hvg
 
     if integration == "pca":
