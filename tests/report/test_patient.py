@@ -23,7 +23,7 @@ def written(toy_adata, config, tmp_path_factory):
 
 def test_outputs_exist(written):
     pdir, _ = written
-    for name in ("result.json", "report.html", "cells.h5ad"):
+    for name in ("result.json", "report.html", "report.pdf", "cells.h5ad"):
         assert (pdir / name).stat().st_size > 0
     figs = sorted(p.name for p in (pdir / "figures").glob("*.png"))
     assert figs == [
@@ -182,3 +182,13 @@ def test_rerun_removes_figures_it_cannot_draw(toy_adata, config, tmp_path):
     write_patient(a, tmp_path / "P", config=config)
     assert not (tmp_path / "P" / "figures" / "cnv_heatmap.png").exists()
     assert "obsm[&#39;X_cnv&#39;] is absent" in (tmp_path / "P" / "report.html").read_text()
+
+
+def test_pdf_export(written):
+    pdir, _ = written
+    data = (pdir / "report.pdf").read_bytes()
+    assert data.startswith(b"%PDF")
+    assert (
+        data.count(b"/Type /Page\n") + data.count(b"/Type /Page ") + data.count(b"/Type/Page") >= 1
+    )
+    assert b"CreationDate" not in data

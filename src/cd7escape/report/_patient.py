@@ -10,6 +10,7 @@ from typing import Any
 from .._logging import logger, timed
 from . import _narrative, _render
 from ._files import write_bytes, write_h5ad, write_text
+from ._pdf import write_pdf
 from ._result import build_result, dumps
 
 _QC_COLUMNS = [
@@ -63,7 +64,8 @@ def write_patient(adata, pdir: Path, *, config) -> dict[str, Any]:
     """Write every per-patient output of DESIGN §4 into ``pdir``.
 
     Writes ``result.json`` (deterministic: sorted keys, rounded floats, no timestamps), ``cells.h5ad``
-    (all cells with every annotation), ``figures/*.png`` and ``report.html`` (self-contained: figures
+    (all cells with every annotation), ``figures/*.png``, ``report.pdf`` (printable: verdict, numbers
+    and evidence on page one, one figure per page) and ``report.html`` (self-contained: figures
     embedded as data URIs, CSS inline, no scripts or external resources). Every file is written to a
     temporary name and moved into place. Results a step did not produce are named in the report and in
     ``result['missing']``; nothing is invented.
@@ -105,8 +107,13 @@ def write_patient(adata, pdir: Path, *, config) -> dict[str, Any]:
             steps_json=json.dumps(result["step_parameters"], indent=2, sort_keys=True),
         )
         write_text(pdir / "report.html", html)
+        write_pdf(
+            pdir / "report.pdf",
+            result,
+            [(f["caption"], f["png"]) for sec in sections for f in sec["figures"]],
+        )
         write_h5ad(adata, pdir / "cells.h5ad")
-    logger.info("    wrote %s/{result.json, report.html, cells.h5ad, figures/}", pdir)
+    logger.info("    wrote %s/{result.json, report.html, report.pdf, cells.h5ad, figures/}", pdir)
     return result
 
 
@@ -306,4 +313,4 @@ def _add(
         sec["notes"].append(f"Figure '{name}' could not be drawn: {type(exc).__name__}: {exc}")
         return
     write_bytes(figdir / f"{name}.png", data)
-    sec["figures"].append({**_render.embed_png(data), "alt": name, "caption": caption})
+    sec["figures"].append({**_render.embed_png(data), "alt": name, "caption": caption, "png": data})
