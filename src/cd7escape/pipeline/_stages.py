@@ -66,7 +66,11 @@ def _antigen(adata, config: Config) -> None:
     from .. import tl
 
     tl.antigen_state(
-        adata, antigen=config.antigen, groupby="sample", **config.antigen_model.model_dump()
+        adata,
+        antigen=config.antigen,
+        groupby="sample",
+        antigen_protein=config.antigen_protein,
+        **config.antigen_model.model_dump(),
     )
 
 
