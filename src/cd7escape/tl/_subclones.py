@@ -552,12 +552,12 @@ def subclones(
                     mr = lab_r == c
                     if mr.sum() < min_subclone_cells:
                         continue
-                    flag, windows = cnv_state_change(wb[lab_b == c], wr[mr])
-                    if flag.sum() >= min_subclone_cells:
-                        # a sizeable share carrying it: the group mixes in a clone the baseline subclone lacks;
-                        # per-cell calls are too noisy to separate them, so none of the group is linked
-                        whole = flag.sum() >= 0.2 * mr.sum()
-                        idx = np.flatnonzero(mr) if whole else np.flatnonzero(mr)[flag]
+                    _flag, windows = cnv_state_change(wb[lab_b == c], wr[mr])
+                    if windows:
+                        # the windows' mean moved by >= 0.1 log units: a sizeable share of the group carries a
+                        # copy-number state its baseline subclone lacks. Per-cell calls are too noisy to
+                        # separate the carriers, so none of the group is linked to the subclone.
+                        idx = np.flatnonzero(mr)
                         lab_r[idx] = UNMAPPED
                         conf_r[idx] = 0.0
                         n_cnv_new += int(idx.size)
