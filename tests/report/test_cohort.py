@@ -51,7 +51,11 @@ def test_summary_rows_and_missing(tmp_path):
     assert table[1]["status"] == "missing"
     assert table[1]["mechanism"] == ""
     html = (tmp_path / "cohort.html").read_text()
-    assert re.findall(r'href="([^"]+)"', html) == ["P1/report.html", "P3/report.html"]
+    assert re.findall(r'href="([^"]+)"', html) == [
+        "P1/report.html", "P1/result.json", "P3/report.html", "P3/result.json",
+    ]  # fmt: skip
+    assert 'Antigen downregulation in the dominant clone</td><td class="num">2' in html
+    assert 'No result (not run or failed)</td><td class="num">1' in html
     assert "<script" not in html
 
 
@@ -65,7 +69,7 @@ def test_user_strings_escaped_and_links_quoted(tmp_path):
     assert "<img" not in html
     assert "<b>x</b>" not in html
     assert "&lt;b&gt;x&lt;/b&gt;" in html
-    (href,) = re.findall(r'href="([^"]+)"', html)
+    href = re.findall(r'href="([^"]+)"', html)[0]
     assert href.endswith("/report.html")
     assert "<" not in href
     assert '"' not in href

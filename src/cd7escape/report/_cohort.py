@@ -10,7 +10,7 @@ from urllib.parse import quote
 
 from .._logging import logger
 from .._version import __version__
-from . import _render
+from . import _narrative, _render
 from ._files import write_text
 
 COLUMNS = [
@@ -59,7 +59,18 @@ def write_cohort(outdir: Path, patients: Sequence[str]) -> list[dict[str, Any]]:
     lines = ["\t".join(COLUMNS)]
     lines += ["\t".join(_cell(r[c]) for c in COLUMNS) for r in rows]
     write_text(outdir / "cohort_summary.tsv", "\n".join(lines) + "\n")
-    html = _render.render("cohort.html.j2", rows=rows, columns=COLUMNS, version=__version__)
+    counts: dict[str, int] = {}
+    for r in rows:
+        key = r["mechanism"] if r["status"] == "ok" else r["status"]
+        counts[str(key)] = counts.get(str(key), 0) + 1
+    html = _render.render(
+        "cohort.html.j2",
+        rows=rows,
+        columns=COLUMNS,
+        version=__version__,
+        counts=sorted(counts.items(), key=lambda kv: (-kv[1], kv[0])),
+        label=_narrative.label,
+    )
     write_text(outdir / "cohort.html", html)
     logger.info(
         "cohort: %d patient(s), %d with a result -> %s",
@@ -75,6 +86,7 @@ def _row(outdir: Path, patient: str) -> dict[str, Any]:
     row["patient"] = patient
     path = outdir / patient / "result.json"
     row["href"] = None
+    row["links"] = []
     if not path.is_file():
         row["status"] = "missing"
         return row
@@ -92,8 +104,13 @@ def _row(outdir: Path, patient: str) -> dict[str, Any]:
         entry = tps.get(tp) or {}
         for col, key in _TP.items():
             row[f"{tp}_{col}"] = entry.get(key)
+    base = quote(patient, safe="")
     if (outdir / patient / "report.html").is_file():
-        row["href"] = f"{quote(patient, safe='')}/report.html"
+        row["href"] = f"{base}/report.html"
+    row["links"] = [
+        (name, f"{base}/{name}") for name in ("report.pdf", "result.json")
+        if (outdir / patient / name).is_file()
+    ]  # fmt: skip
     return row
 
 

@@ -12,6 +12,8 @@ LABELS = {
     "mixed": "Mixed: pre-existing negative clone and downregulation",
     "lineage_switch": "Lineage switch",
     "indeterminate": "Indeterminate",
+    "missing": "No result (not run or failed)",
+    "unreadable": "result.json unreadable",
 }
 
 _MEANING = {
