@@ -1,0 +1,139 @@
+"""classify_relapse: each mechanism of small seeded patients, the decoy, too few cells, the result contract."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+import cd7escape as ce
+from cd7escape._config import ClassifyParams
+from cd7escape.tl import RelapseCall
+
+N_CELLS = 700
+BOOT = 10
+
+
+def _patient(mechanism: str, seed: int = 3, **kw):
+    adata = ce.datasets.simulate_patient(mechanism, seed=seed, n_cells=N_CELLS, **kw)
+    # the malignant calls are tl.call_malignant's job (tested there); here the truth stands in for them
+    adata.obs["malignant"] = adata.obs["truth_malignant"].to_numpy()
+    adata.obs["cell_class"] = adata.obs["truth_cell_type"].astype(str).replace({"": "other"})
+    return adata
+
+
+CASES = {
+    "preexisting_negative_clone": ("preexisting_negative_clone", {"negative_fraction": 0.15}),
+    "antigen_downregulation": ("antigen_downregulation", {"fold": np.inf}),
+    "antigen_retained": ("antigen_retained", {}),
+    "mixed": ("mixed", {"negative_fraction": 0.15}),
+    "lineage_switch": ("lineage_switch", {}),
+    "decoy": (
+        "antigen_downregulation",
+        {"fold": np.inf, "decoy_negative_minor": True, "negative_fraction": 0.05},
+    ),
+}
+
+
+@pytest.fixture(scope="session")
+def calls() -> dict[str, tuple]:
+    out = {}
+    for name, (mech, kw) in CASES.items():
+        adata = _patient(mech, **kw)
+        call = ce.tl.classify_relapse(adata, n_bootstrap=BOOT)
+        out[name] = (adata, call)
+    return out
+
+
+@pytest.mark.parametrize("name", list(CASES))
+def test_true_call(calls, name):
+    _adata, call = calls[name]
+    expected = CASES[name][0]
+    assert call.mechanism == expected, call.reason
+    assert 0.0 <= call.confidence <= 1.0
+    assert call.confidence >= 0.7
+    assert call.reason
+
+
+def test_decoy_minor_negative_subclone_is_not_expansion(calls):
+    _, call = calls["decoy"]
+    assert call.mechanism == "antigen_downregulation"
+    shares = call.numbers["shares"]
+    assert shares["preexisting"] < ClassifyParams().mixed_min_share
+
+
+def test_tiny_relapse_is_indeterminate_with_reason():
+    adata = _patient("antigen_downregulation", seed=5)
+    rel = np.flatnonzero(
+        (adata.obs["timepoint"] == "relapse").to_numpy() & adata.obs["malignant"].to_numpy()
+    )
+    adata.obs.loc[adata.obs_names[rel[10:]], "malignant"] = False  # 10 relapse blasts left
+    call = ce.tl.classify_relapse(adata, n_bootstrap=BOOT)
+    assert call.mechanism == "indeterminate"
+    assert "10 malignant relapse cells" in call.reason
+    assert call.numbers["timepoints"]["relapse"]["malignant_cells"] == 10
+
+
+def test_to_dict_contract(calls):
+    adata, call = calls["antigen_downregulation"]
+    assert isinstance(call, RelapseCall)
+    d = call.to_dict()
+    json.dumps(d)  # JSON-ready
+    for key in (
+        "mechanism",
+        "confidence",
+        "reason",
+        "evidence",
+        "timepoints",
+        "subclones",
+        "params",
+        "version",
+    ):
+        assert key in d
+    for tp in ("baseline", "relapse"):
+        for key in (
+            "malignant_cells",
+            "antigen_negative_fraction",
+            "ci_low",
+            "ci_high",
+            "zero_count_fraction",
+        ):
+            assert key in d["timepoints"][tp]
+    sub = d["subclones"][0]
+    for key in (
+        "subclone",
+        "n_baseline",
+        "n_relapse",
+        "expansion_fold",
+        "state_baseline",
+        "state_relapse",
+    ):
+        assert key in sub
+    for key in ClassifyParams.model_fields:
+        assert key in d["params"]
+    stored = adata.uns["cd7escape"]["classify"]
+    assert stored["mechanism"] == call.mechanism
+    assert stored["params"]["min_relapse_cells"] == ClassifyParams().min_relapse_cells
+
+
+def test_dropout_is_not_negativity(calls):
+    """Retained relapse: the model's negative fraction is small although many cells have zero counts."""
+    _, call = calls["antigen_retained"]
+    tp = call.numbers["timepoints"]["relapse"]
+    assert tp["antigen_negative_fraction"] < 0.2
+    assert tp["zero_count_fraction"] > tp["antigen_negative_fraction"] + 0.1
+
+
+def test_defaults_match_config():
+    import inspect
+
+    sig = inspect.signature(ce.tl.classify_relapse)
+    for key, field in ClassifyParams.model_fields.items():
+        assert sig.parameters[key].default == field.default
+
+
+def test_bad_threshold_is_input_error(calls):
+    adata, _ = calls["antigen_retained"]
+    with pytest.raises(ce._errors.InputError):
+        ce.tl.classify_relapse(adata, mixed_min_share=2.0)

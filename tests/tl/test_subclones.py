@@ -1,0 +1,96 @@
+"""subclones: baseline subclones, relapse mapping, new states, the table."""
+
+from __future__ import annotations
+
+import inspect
+
+import numpy as np
+import pandas as pd
+import pytest
+
+import cd7escape as ce
+from cd7escape._config import CloneParams
+from cd7escape.tl._subclones import fold_ci
+
+
+def _patient(mechanism: str, seed: int = 3, **kw):
+    adata = ce.datasets.simulate_patient(mechanism, seed=seed, n_cells=700, **kw)
+    adata.obs["malignant"] = adata.obs["truth_malignant"].to_numpy()
+    return adata
+
+
+@pytest.fixture(scope="session")
+def pre():
+    adata = _patient("preexisting_negative_clone", negative_fraction=0.15)
+    ce.tl.subclones(adata)
+    return adata
+
+
+def test_writes_contract(pre):
+    obs = pre.obs
+    assert {"subclone", "subclone_confidence"} <= set(obs.columns)
+    mal = obs["malignant"].to_numpy()
+    assert obs.loc[~mal, "subclone"].isna().all()
+    assert obs.loc[mal, "subclone"].notna().all()
+    entry = pre.uns["cd7escape"]["subclones"]
+    table = entry["table"]
+    for col in ("n_baseline", "n_relapse", "expansion_fold", "fold_ci_low", "fold_ci_high", "pi_baseline",
+                "state_baseline", "state_relapse", "markers"):  # fmt: skip
+        assert col in table.columns
+    assert entry["params"]["resolution"] == CloneParams().resolution
+    assert "CD7" in entry["excluded_genes"]
+
+
+def test_negative_subclone_found_and_expanded(pre):
+    """The baseline antigen-negative subclone is one subclone, negative, and expands at relapse."""
+    obs = pre.obs[pre.obs["malignant"].to_numpy()]
+    base = obs[obs["timepoint"] == "baseline"]
+    ct = pd.crosstab(base["truth_subclone"].astype(str), base["subclone"].astype(str))
+    neg_true = "S2"
+    best = ct.loc[neg_true].idxmax()
+    assert (
+        ct.loc[neg_true, best] / ct.loc[neg_true].sum() > 0.8
+    )  # the negative subclone is recovered
+    row = pre.uns["cd7escape"]["subclones"]["table"].loc[best]
+    assert row["state_baseline"] == "negative"
+    assert row["expansion_fold"] > 2
+    assert row["fold_ci_low"] > 1
+    rel = obs[obs["timepoint"] == "relapse"]
+    mapped = rel.loc[rel["truth_subclone"] == neg_true, "subclone"].astype(str)
+    assert (mapped == best).mean() > 0.7
+
+
+def test_relapse_only_clone_is_unmapped():
+    """A relapse clone with (almost) no baseline cells is a new state, not the dominant baseline subclone."""
+    adata = _patient("preexisting_negative_clone", negative_fraction=0.004)
+    ce.tl.subclones(adata)
+    rel = adata.obs[
+        (adata.obs["timepoint"] == "relapse").to_numpy() & adata.obs["malignant"].to_numpy()
+    ]
+    new = rel.loc[rel["truth_subclone"] == "S2", "subclone"].astype(str)
+    assert (new == "unmapped").mean() > 0.5
+
+
+def test_defaults_match_config():
+    sig = inspect.signature(ce.tl.subclones)
+    for key, field in CloneParams.model_fields.items():
+        assert sig.parameters[key].default == field.default
+
+
+def test_fold_ci_brackets():
+    fold, lo, hi = fold_ci(80, 100, 10, 100)
+    assert lo < fold < hi
+    assert fold == pytest.approx(8.0)
+    fold, lo, hi = fold_ci(0, 100, 10, 100)
+    assert fold < 0.1
+    assert hi < 1
+
+
+def test_missing_malignant_is_input_error():
+    adata = _patient("antigen_retained")
+    del adata.obs["malignant"]
+    with pytest.raises(ce._errors.InputError):
+        ce.tl.subclones(adata)
+    adata.obs["malignant"] = np.zeros(adata.n_obs, dtype=bool)
+    with pytest.raises(ce._errors.InputError):
+        ce.tl.subclones(adata)
