@@ -135,11 +135,13 @@ def _figure_sections(adata, result: dict[str, Any], figdir: Path) -> list[dict[s
     obs = adata.obs
     sections: list[dict[str, Any]] = []
 
-    umap_cols = [c for c in ("timepoint", "cell_class", "antigen_cell_state") if c in obs]
+    umap_cols = [
+        c for c in ("timepoint", "cell_class", "antigen_cell_state", "subclone") if c in obs
+    ]
     sec = _section(
         "cells",
         "Cells on the embedding",
-        f"UMAP of all cells passing QC, from features that exclude {antigen}, coloured by timepoint, cell class and per-cell {antigen} state.",
+        f"UMAP of all cells passing QC, from features that exclude {antigen}, coloured by timepoint, cell class, per-cell {antigen} state and subclone (malignant cells).",
     )
     if "X_umap" not in adata.obsm:
         sec["notes"].append("No UMAP (pp.embed was not run with umap=True).")
@@ -228,8 +230,31 @@ def _figure_sections(adata, result: dict[str, Any], figdir: Path) -> list[dict[s
             lambda: pl.clonotype_sharing(adata, show=False, return_fig=True),
             "Top clonotypes per timepoint.",
         )
+        sec["rows"] = _clonotype_rows(adata)
     sections.append(sec)
     return sections
+
+
+def _clonotype_rows(adata) -> list[dict[str, Any]] | None:
+    """The clonotypes of the figure (C1, C2 …) with their sequences and counts."""
+    try:
+        from ..pl._clonotype_sharing import top_clonotypes
+
+        top = top_clonotypes(adata)
+    except Exception as exc:  # a convenience table: the figure carries any message
+        logger.warning("clonotype table could not be built: %s", exc)
+        return None
+    rows = []
+    for name, rec in json.loads(top.to_json(orient="index")).items():
+        row: dict[str, Any] = {"clonotype": name}
+        for k, v in rec.items():
+            if k == "clone_id":
+                continue
+            pretty = k.replace("_", " ")
+            row[pretty] = _render.pct(v) if k.startswith("share_") or k == "malignant_share" else v
+        row["clone_id"] = rec["clone_id"]
+        rows.append(row)
+    return rows
 
 
 def _subclone_rows(records: list[Any]) -> list[dict[str, Any]]:

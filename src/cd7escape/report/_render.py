@@ -63,7 +63,7 @@ def table(
     rows: Sequence[Any], columns: Sequence[str] | None = None, *, row_class: str | None = None
 ) -> Markup:
     """An escaped HTML table of records (dicts); plain strings become a one-column table."""
-    rows = [r if isinstance(r, Mapping) else {"item": r} for r in rows]
+    rows = [r if isinstance(r, Mapping) else {"statement": r} for r in rows]
     if not columns:
         columns = list(dict.fromkeys(k for r in rows for k in r))
     columns = [c for c in columns if any(c in r for r in rows)]
