@@ -32,6 +32,8 @@ MAX_REF_CELLS = 300  # per reference category, for the reference mean; as many a
 MIN_REF_CELLS = 20
 # Robust z of the CNV score at which evidence starts / saturates.
 Z_LOW, Z_HIGH = 3.0, 8.0
+# CNV subclones closer than this × the median profile norm are merged.
+MERGE = 0.3
 
 
 def gene_positions_frame(gene_positions: str | Path | pd.DataFrame | None) -> pd.DataFrame:
@@ -282,16 +284,26 @@ def _robust_z(x: np.ndarray, null: np.ndarray) -> np.ndarray:
 
 
 def cnv_subclones(
-    profile: np.ndarray, altered: np.ndarray, clusters: np.ndarray, *, min_cells: int = 10
+    profile: np.ndarray,
+    altered: np.ndarray,
+    clusters: np.ndarray,
+    *,
+    assign: np.ndarray | None = None,
+    min_cells: int = 10,
+    merge: float = MERGE,
 ) -> np.ndarray:
     """CNV subclone per cell: Leiden clusters of altered cells grouped by their mean CNV profile.
 
-    Clusters whose mean profiles lie closer than half the smaller profile's norm are merged (average
-    linkage). Cells without CNV evidence get ``'none'``.
+    Subclones are defined on ``altered`` cells (clear CNV evidence): their Leiden clusters' mean profiles
+    are merged by average linkage when closer than ``merge`` × the median profile norm. Every cell of
+    ``assign`` (default: the altered cells) then gets the subclone whose mean profile is nearest, or
+    ``'none'`` when its profile is nearer to no change at all. Labels ``cnv0``, ``cnv1`` … by size.
     """
     from scipy.cluster.hierarchy import fcluster, linkage
 
-    labels = np.full(profile.shape[0], "none", dtype=object)
+    n = profile.shape[0]
+    assign = altered if assign is None else assign
+    labels = np.full(n, "none", dtype=object)
     keys, means = [], []
     for c in pd.unique(clusters[altered]):
         cells = altered & (clusters == c)
@@ -300,26 +312,29 @@ def cnv_subclones(
             means.append(profile[cells].mean(axis=0))
     if not keys:
         if altered.any():
-            labels[altered] = "cnv0"
-        return labels
+            keys, means = ["all"], [profile[altered].mean(axis=0)]
+        else:
+            return labels
     means = np.vstack(means)
     if len(keys) == 1:
         groups = np.array([1])
     else:
-        scale = 0.5 * np.median(np.linalg.norm(means, axis=1))
+        scale = merge * np.median(np.linalg.norm(means, axis=1))
         groups = fcluster(
             linkage(means, method="average"), t=max(scale, 1e-9), criterion="distance"
         )
+    group_means = np.vstack([means[groups == g].mean(axis=0) for g in np.unique(groups)])
+    rows = np.flatnonzero(assign)
+    if rows.size == 0:
+        return labels
+    d = ((profile[rows][:, None, :] - group_means[None, :, :]) ** 2).sum(axis=2)
+    nearest = d.argmin(axis=1)
+    to_zero = (profile[rows] ** 2).sum(axis=1)
+    has = d[np.arange(rows.size), nearest] < to_zero
     # order subclones by size (cnv0 the largest)
-    sizes = {}
-    for k, g in zip(keys, groups, strict=True):
-        sizes[g] = sizes.get(g, 0) + int((altered & (clusters == k)).sum())
-    order = {g: i for i, g in enumerate(sorted(sizes, key=lambda g: -sizes[g]))}
-    for k, g in zip(keys, groups, strict=True):
-        labels[altered & (clusters == k)] = f"cnv{order[g]}"
-    # altered cells in small clusters: nearest subclone mean
-    rest = altered & (labels == "none")
-    if rest.any():
-        d = ((profile[rest][:, None, :] - means[None, :, :]) ** 2).sum(axis=2)
-        labels[rest] = [f"cnv{order[groups[i]]}" for i in d.argmin(axis=1)]
+    sizes = np.bincount(nearest[has], minlength=group_means.shape[0])
+    order = np.argsort(-sizes, kind="stable")
+    rank = np.empty_like(order)
+    rank[order] = np.arange(order.size)
+    labels[rows[has]] = [f"cnv{rank[k]}" for k in nearest[has]]
     return labels

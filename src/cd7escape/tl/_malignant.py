@@ -12,7 +12,7 @@ from .._config import MalignantParams
 from .._errors import InputError
 from .._logging import logger, timed
 from .._uns import record
-from ._blast_program import blast_evidence, blast_score
+from ._blast_program import blast_evidence, blast_score, program_llr
 from ._car import detect_car, find_car_feature
 from ._cell_types import NON_T, assign_lineage, lineage_scores
 from ._cnv import cnv_subclones, gene_positions_frame, infer_cnv
@@ -27,8 +27,13 @@ W_BLAST = 8.0  # blast/ETP program, counted for T-lineage (or unassigned) cells 
 W_CNV = 8.0  # copy-number alteration against the normal reference
 W_TCR_LEUKEMIC = 4.0  # carries the leukemic clonotype
 W_TCR_OTHER = -4.0  # carries another productive clonotype (polyclonal/normal)
+W_TCR_LEUKEMIC_OWN, W_TCR_OTHER_OWN = 4.0, -6.0  # the same, added again to the cell after smoothing
 LOGIT_CLIP = 8.0
 CELL_WEIGHT = 0.5  # share of the cell's own log-odds; the rest is its Leiden cluster's mean
+CONTEXT_CLIP = 6.0  # T cells: the neighbourhood log-odds are bounded by this ...
+LLR_CLIP = (
+    12.0  # ... and the cell's own blast-vs-normal-T likelihood ratio is added (bounded by this)
+)
 
 
 def call_malignant(
@@ -137,7 +142,7 @@ def call_malignant(
         "blast_score",
         "cnv_score",
     ]
-    obs_keys += ["cnv_subclone", "clone_expanded", "tcr_evidence", "car_detected"]
+    obs_keys += ["cnv_subclone", "clone_expanded", "tcr_evidence", "car_detected", "program_llr"]
     if "donor" in adata.obs:
         obs_keys.append("donor")
     record(adata, key_added, params, obs=obs_keys, results=results)
@@ -313,9 +318,21 @@ def _call(
     logit = logit + np.where(tcr > 0, W_TCR_LEUKEMIC, 0.0) + np.where(tcr < 0, W_TCR_OTHER, 0.0)
     logit = np.clip(logit, -LOGIT_CLIP, LOGIT_CLIP)
     smoothed = CELL_WEIGHT * logit + (1 - CELL_WEIGHT) * _cluster_mean(logit, clusters)
-    # a cell's own decisive evidence is not averaged away
-    smoothed = np.where(tcr < 0, np.minimum(smoothed, logit), smoothed)
-    smoothed = np.where(tcr > 0, np.maximum(smoothed, logit), smoothed)
+    # A cell's own expression of the blast/mature-T programs, weighed by its depth (likelihood ratio learnt
+    # from the clearly malignant and clearly normal T cells), corrects the neighbourhood for T cells that
+    # the clustering placed among blasts (and the reverse).
+    is_t = lineage == "T"
+    prob = 1.0 / (1.0 + np.exp(-smoothed))
+    llr = program_llr(
+        counts, total, var_names, is_t & (prob > 0.9), is_t & (prob < 0.1) & ~car, antigen
+    )
+    if llr is not None:
+        own = np.clip(llr, -LLR_CLIP, LLR_CLIP)
+        smoothed = np.where(is_t, np.clip(smoothed, -CONTEXT_CLIP, CONTEXT_CLIP) + own, smoothed)
+    # A cell's own TCR is its own: it counts again after smoothing (a T cell with a productive clonotype
+    # other than the leukemic one is normal even when its neighbours are blasts).
+    smoothed = np.where(tcr < 0, np.minimum(smoothed, logit) + W_TCR_OTHER_OWN, smoothed)
+    smoothed = np.where(tcr > 0, np.maximum(smoothed, logit) + W_TCR_LEUKEMIC_OWN, smoothed)
     score = 1.0 / (1.0 + np.exp(-smoothed))
 
     # vetoes and overrides
@@ -346,7 +363,10 @@ def _call(
     if cnv_res is not None:
         altered = malignant & (cnv_res["evidence"] > 0.5)
         subclone = cnv_subclones(
-            cnv_res["profile"], altered, clusters if clusters is not None else np.zeros(n)
+            cnv_res["profile"],
+            altered,
+            clusters if clusters is not None else np.zeros(n),
+            assign=malignant,
         )
 
     obs = adata.obs
@@ -363,6 +383,7 @@ def _call(
         categories=["leukemic", "other_clonotype", "none"],
     )
     obs["car_detected"] = car
+    obs["program_llr"] = (llr if llr is not None else np.full(n, np.nan)).astype(np.float32)
 
     n_mal = int(malignant.sum())
     logger.info(
@@ -385,7 +406,12 @@ def _call(
             "cnv": W_CNV,
             "tcr_leukemic": W_TCR_LEUKEMIC,
             "tcr_other": W_TCR_OTHER,
+            "tcr_leukemic_own": W_TCR_LEUKEMIC_OWN,
+            "tcr_other_own": W_TCR_OTHER_OWN,
             "cell_weight": CELL_WEIGHT,
+            "context_clip": CONTEXT_CLIP,
+            "llr_clip": LLR_CLIP,
+            "program_llr": llr is not None,
         },
     }
     if donor_info:
