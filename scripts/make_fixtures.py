@@ -10,13 +10,14 @@ P3   antigen_retained             h5ad   AnnData files
 P4   mixed                        mtx    10x matrix folders
 ===  ===========================  =====  ============================================
 
-Each sample has 600 cells at ~2k UMIs; the genes are trimmed to ~1,500 (every program/marker
-gene, the most expressed genes, and a floor per chromosome for CNV windows) to keep the folder small.
+Each sample has 600 cells at ~2k UMIs; the genes are trimmed to ~1,300 (every program/marker
+gene, the most expressed genes, and a floor per chromosome for CNV windows) plus the genes of the
+patient's subclone expression programs, to keep the folder small.
 The truth of each patient is in ``data/test_h5ad/<patient>/truth/``.
 
 Usage::
 
-    python scripts/make_fixtures.py [--out data/test_h5ad] [--n-cells 600] [--n-genes 1500]
+    python scripts/make_fixtures.py [--out data/test_h5ad] [--n-cells 600] [--n-genes 1300]
 """
 
 from __future__ import annotations
@@ -71,7 +72,7 @@ def main() -> None:
     )
     ap.add_argument("--out", type=Path, default=REPO / "data" / "test_h5ad")
     ap.add_argument("--n-cells", type=int, default=600)
-    ap.add_argument("--n-genes", type=int, default=1500)
+    ap.add_argument("--n-genes", type=int, default=1300)
     ap.add_argument(
         "--depth", type=float, default=2000, help="median UMIs per cell after gene trimming"
     )
@@ -95,10 +96,13 @@ def main() -> None:
             car_feature=car,
             **extra,
         )
-        keep = np.append(P.genes[genes], car)
-        adata = adata[:, keep].copy()
+        # the genes carrying each subclone's expression program stay (real data would have them all)
+        program = P.index(
+            [g for gs in adata.uns["truth"]["subclone_program_genes"].values() for g in gs]
+        )
+        cols = np.append(np.union1d(genes, program), len(P.genes))
+        adata = adata[:, cols].copy()
         if "empty_droplets" in adata.uns:  # trim the empty droplets' genes alike
-            cols = np.append(genes, len(P.genes))
             for e in adata.uns["empty_droplets"].values():
                 e["counts"] = e["counts"][:, cols]
         sheet = write_simulated(adata, args.out / patient, fmt=fmt)
