@@ -8,9 +8,9 @@ from __future__ import annotations
 import json
 
 import pytest
+from browser_checks import console_errors, decoded_images, screenshot_stats
 
 from cd7escape.report import write_cohort, write_patient
-from conftest import console_errors, decoded_images, screenshot_stats
 
 
 @pytest.fixture(scope="module")

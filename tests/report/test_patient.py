@@ -8,10 +8,10 @@ import re
 import anndata as ad
 import numpy as np
 import pytest
+from browser_checks import decoded_images
 
 from cd7escape.report import write_patient
 from cd7escape.report._result import MECHANISMS, TIMEPOINT_FIELDS
-from conftest import decoded_images
 
 
 @pytest.fixture(scope="module")

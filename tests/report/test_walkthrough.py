@@ -12,8 +12,9 @@ import time
 from pathlib import Path
 
 import pytest
+from browser_checks import console_errors, decoded_images, screenshot_stats
 
-from conftest import console_errors, decoded_images, screenshot_stats
+pytestmark = pytest.mark.slow
 
 NOTEBOOK = Path(__file__).resolve().parents[2] / "notebooks" / "walkthrough.ipynb"
 NEEDED = {
