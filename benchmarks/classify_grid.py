@@ -1,0 +1,329 @@
+"""classify_relapse on a grid of simulated patients, with the naive approach side by side (issue 5).
+
+Grid (102 patients): pre-existing negative subclone at {0.2, 0.5, 1, 3, 10} % of baseline blasts × depth
+{1k, 3k, 8k} × TCR yes/no; downregulation fold {2, 4, 10, complete} × depth × TCR; decoys: a negative minor
+subclone (3 or 10 %) that does not expand while the main clone loses the antigen, antigen-retained relapses at
+low depth (500, 1,000 UMIs), therapy-shifted relapse blasts (shift 1 and 2 log2 s.d.; downregulation,
+pre-existing 10 %, retained); mixed; lineage switch. ``--cells`` cells per sample (default 1,000).
+
+The malignant calls are the simulator's truth (``truth_malignant``; ``cell_class`` from ``truth_cell_type``)
+so the benchmark measures subclones + classify_relapse, not call_malignant.
+
+Identifiable (issue 5): pre-existing/mixed with ≥ 20 baseline cells of the negative subclone; downregulation
+with fold ≥ 4 (fold 2 with ≥ 20 … is counted as not identifiable); retained, lineage switch, decoys with
+complete loss: identifiable. Metrics: accuracy where identifiable, confident wrong calls (confidence ≥ 0.8)
+over the whole grid, indeterminate share and reasons; the naive approach has no confidence, so all its wrong
+calls are confident.
+
+    nice python benchmarks/classify_grid.py [--cells 1000] [--boot 50] [--out benchmarks/out/classify_grid.csv]
+    [--limit N] [--summary-only]
+
+Rows are appended as they finish; a rerun skips patients already in ``--out``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+import warnings
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+sys.path.insert(0, str(Path(__file__).parent))
+
+
+def grid() -> list[dict]:
+    rows = []
+    depths = (1000, 3000, 8000)
+    for nf in (0.002, 0.005, 0.01, 0.03, 0.10):
+        for d in depths:
+            for tcr in (True, False):
+                rows.append(
+                    dict(
+                        group="preexisting",
+                        mechanism="preexisting_negative_clone",
+                        negative_fraction=nf,
+                        depth=d,
+                        tcr=tcr,
+                    )
+                )
+    for fold in (2.0, 4.0, 10.0, np.inf):
+        for d in depths:
+            for tcr in (True, False):
+                rows.append(
+                    dict(
+                        group="downregulation",
+                        mechanism="antigen_downregulation",
+                        fold=fold,
+                        depth=d,
+                        tcr=tcr,
+                    )
+                )
+    for nf in (0.03, 0.10):
+        for d in depths:
+            for tcr in (True, False):
+                rows.append(
+                    dict(
+                        group="decoy_minor_negative",
+                        mechanism="antigen_downregulation",
+                        fold=np.inf,
+                        decoy_negative_minor=True,
+                        negative_fraction=nf,
+                        depth=d,
+                        tcr=tcr,
+                    )
+                )
+    for d in (500, 1000, 3000, 8000):
+        for tcr in (True, False):
+            rows.append(
+                dict(
+                    group="decoy_retained_low_depth" if d <= 1000 else "retained",
+                    mechanism="antigen_retained",
+                    depth=d,
+                    tcr=tcr,
+                )
+            )
+    for shift in (1.0, 2.0):
+        for mech, kw in (
+            ("antigen_downregulation", {"fold": np.inf}),
+            ("antigen_downregulation", {"fold": 4.0}),
+            ("preexisting_negative_clone", {"negative_fraction": 0.10}),
+            ("antigen_retained", {}),
+        ):
+            for tcr in (True, False):
+                rows.append(
+                    dict(
+                        group="decoy_therapy_shift",
+                        mechanism=mech,
+                        relapse_shift=shift,
+                        depth=3000,
+                        tcr=tcr,
+                        **kw,
+                    )
+                )
+    for d in depths:
+        for tcr in (True, False):
+            rows.append(
+                dict(group="mixed", mechanism="mixed", negative_fraction=0.10, depth=d, tcr=tcr)
+            )
+    for d in depths:
+        for tcr in (True, False):
+            rows.append(dict(group="lineage_switch", mechanism="lineage_switch", depth=d, tcr=tcr))
+    for i, r in enumerate(rows):
+        r["id"] = i
+        r["seed"] = 1000 + i
+    return rows
+
+
+def identifiable(row: dict, n_neg_baseline: int) -> bool:
+    m = row["mechanism"]
+    if m in ("preexisting_negative_clone", "mixed"):
+        return n_neg_baseline >= 20
+    if m == "antigen_downregulation":
+        return float(row.get("fold", np.inf)) >= 4
+    return True
+
+
+def run_one(row: dict, *, cells: int, boot: int) -> dict:
+    from naive_baseline import naive_call
+
+    import cd7escape as ce
+
+    kw = {
+        k: row[k]
+        for k in (
+            "negative_fraction",
+            "fold",
+            "depth",
+            "tcr",
+            "decoy_negative_minor",
+            "relapse_shift",
+        )
+        if k in row
+    }
+    t0 = time.perf_counter()
+    adata = ce.datasets.simulate_patient(row["mechanism"], seed=row["seed"], n_cells=cells, **kw)
+    adata.obs["malignant"] = adata.obs["truth_malignant"].to_numpy()
+    adata.obs["cell_class"] = adata.obs["truth_cell_type"].astype(str).to_numpy()
+    t1 = time.perf_counter()
+    call = ce.tl.classify_relapse(adata, n_bootstrap=boot, seed=0)
+    t2 = time.perf_counter()
+    nv = naive_call(adata)
+    obs = adata.obs
+    negsub = adata.uns["truth"]["subclones"]["subclone"][-1]
+    n_neg_b = int(
+        (
+            (obs["timepoint"] == "baseline")
+            & obs["truth_malignant"]
+            & (obs["truth_subclone"] == negsub)
+        ).sum()
+    )
+    if row["mechanism"] not in ("preexisting_negative_clone", "mixed") and not row.get(
+        "decoy_negative_minor"
+    ):
+        n_neg_b = 0
+    tp = call.numbers["timepoints"]
+    return {
+        **{
+            k: row.get(k)
+            for k in (
+                "id",
+                "group",
+                "mechanism",
+                "negative_fraction",
+                "fold",
+                "depth",
+                "tcr",
+                "relapse_shift",
+                "seed",
+            )
+        },
+        "decoy_negative_minor": bool(row.get("decoy_negative_minor", False)),
+        "n_neg_baseline": n_neg_b,
+        "identifiable": identifiable(row, n_neg_b),
+        "call": call.mechanism,
+        "confidence": call.confidence,
+        "rule": call.numbers.get("rule"),
+        "reason": call.reason,
+        "pi_baseline": tp["baseline"]["antigen_negative_fraction"],
+        "pi_relapse": tp["relapse"]["antigen_negative_fraction"],
+        "zero_baseline": tp["baseline"]["zero_count_fraction"],
+        "zero_relapse": tp["relapse"]["zero_count_fraction"],
+        **nv,
+        "seconds_classify": round(t2 - t1, 1),
+        "seconds_total": round(time.perf_counter() - t0, 1),
+    }
+
+
+def summarize(df: pd.DataFrame, label: str = "grid") -> str:
+    lines = [f"== {label}: {len(df)} patients"]
+    df = df.copy()
+    df["correct"] = df["call"] == df["mechanism"]
+    df["naive_correct"] = df["naive_call"] == df["mechanism"]
+    df["confident_wrong"] = (
+        (~df["correct"]) & (df["call"] != "indeterminate") & (df["confidence"] >= 0.8)
+    )
+    df["wrong_not_indet"] = (~df["correct"]) & (df["call"] != "indeterminate")
+    ident = df[df["identifiable"]]
+    lines.append(
+        f"classify_relapse: accuracy where identifiable {ident['correct'].mean():.3f} ({ident['correct'].sum()}/{len(ident)}); "
+        f"confident wrong (conf ≥ 0.8) {df['confident_wrong'].mean():.3f} ({df['confident_wrong'].sum()}/{len(df)}); "
+        f"any wrong (not indeterminate) {df['wrong_not_indet'].sum()}/{len(df)}; indeterminate {(df['call'] == 'indeterminate').sum()}/{len(df)} "
+        f"(of them identifiable: {((df['call'] == 'indeterminate') & df['identifiable']).sum()})"
+    )
+    lines.append(
+        f"naive:            accuracy where identifiable {ident['naive_correct'].mean():.3f} ({ident['naive_correct'].sum()}/{len(ident)}); "
+        f"confident wrong {(~df['naive_correct']).mean():.3f} ({(~df['naive_correct']).sum()}/{len(df)})"
+    )
+    g = df.groupby("group").agg(
+        n=("id", "size"),
+        identifiable=("identifiable", "sum"),
+        correct=("correct", "sum"),
+        indeterminate=("call", lambda s: int((s == "indeterminate").sum())),
+        confident_wrong=("confident_wrong", "sum"),
+        naive_correct=("naive_correct", "sum"),
+    )
+    lines.append(g.to_string())
+    sub = df[df["group"] == "preexisting"]
+    if len(sub):
+        t = sub.groupby("negative_fraction").agg(
+            n=("id", "size"),
+            n_neg_baseline=("n_neg_baseline", "median"),
+            correct=("correct", "sum"),
+            indeterminate=("call", lambda s: int((s == "indeterminate").sum())),
+            naive_correct=("naive_correct", "sum"),
+        )
+        lines.append("pre-existing by share of baseline blasts:\n" + t.to_string())
+    sub = df[df["group"] == "downregulation"]
+    if len(sub):
+        t = sub.groupby("fold").agg(
+            n=("id", "size"),
+            correct=("correct", "sum"),
+            indeterminate=("call", lambda s: int((s == "indeterminate").sum())),
+            naive_correct=("naive_correct", "sum"),
+        )
+        lines.append("downregulation by fold:\n" + t.to_string())
+    t = df.groupby("depth").agg(
+        n=("id", "size"), correct=("correct", "sum"), naive_correct=("naive_correct", "sum")
+    )
+    lines.append("by depth:\n" + t.to_string())
+    cm = pd.crosstab(df["mechanism"], df["call"])
+    lines.append("truth × call (classify_relapse):\n" + cm.to_string())
+    cm = pd.crosstab(df["mechanism"], df["naive_call"])
+    lines.append("truth × call (naive):\n" + cm.to_string())
+    wrong = df[df["wrong_not_indet"]]
+    if len(wrong):
+        lines.append(
+            "wrong calls:\n"
+            + wrong[
+                [
+                    "id",
+                    "group",
+                    "mechanism",
+                    "negative_fraction",
+                    "fold",
+                    "depth",
+                    "tcr",
+                    "call",
+                    "confidence",
+                    "reason",
+                ]
+            ].to_string()
+        )
+    ind = df[df["call"] == "indeterminate"]
+    if len(ind):
+        lines.append(
+            "indeterminate reasons (rule counts): "
+            + ind["rule"].value_counts().to_dict().__repr__()
+        )
+    return "\n".join(lines)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    ap.add_argument("--cells", type=int, default=1000)
+    ap.add_argument("--boot", type=int, default=50)
+    ap.add_argument("--out", default=str(Path(__file__).parent / "out" / "classify_grid.csv"))
+    ap.add_argument(
+        "--limit", type=int, default=None, help="run only the first N patients not yet done"
+    )
+    ap.add_argument("--only", default=None, help="comma-separated ids to run")
+    ap.add_argument("--summary-only", action="store_true")
+    args = ap.parse_args()
+    warnings.filterwarnings("ignore")
+    import logging
+
+    logging.getLogger("cd7escape").setLevel(logging.WARNING)
+    out = Path(args.out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    done = pd.read_csv(out) if out.exists() else pd.DataFrame()
+    todo = [r for r in grid() if done.empty or r["id"] not in set(done["id"])]
+    if args.only:
+        ids = {int(i) for i in args.only.split(",")}
+        todo = [r for r in todo if r["id"] in ids]
+    if args.limit is not None:
+        todo = todo[: args.limit]
+    if not args.summary_only:
+        for k, row in enumerate(todo):
+            res = run_one(row, cells=args.cells, boot=args.boot)
+            pd.DataFrame([res]).to_csv(out, mode="a", header=not out.exists(), index=False)
+            print(
+                f"[{k + 1}/{len(todo)}] id={row['id']} {row['group']:24s} {row['mechanism']:27s} → {res['call']:27s} "
+                f"conf={res['confidence']:.2f} naive={res['naive_call']} ({res['seconds_total']} s)",
+                flush=True,
+            )
+    df = pd.read_csv(out)
+    print(
+        summarize(
+            df, f"simulated grid ({args.cells} cells per sample, {args.boot} bootstrap replicates)"
+        )
+    )
+
+
+if __name__ == "__main__":
+    main()
