@@ -251,7 +251,7 @@ def test_car_t(sims):
     assert (car[is_car] > 0).mean() > 0.35  # real: 69 % at ~3.2k UMIs
     assert (car[~is_car] > 0).mean() < 0.05
     assert a.obs.loc[is_car, "truth_antigen_negative"].all()  # knockout product
-    assert (a.obs.loc[is_car, "tcr_chains"].astype(str) != "none").mean() > 0.7
+    assert (a.obs.loc[is_car, "tcr_chains"].astype(str) != "none").mean() > 0.45
     b = simulate_patient(
         "antigen_downregulation", seed=1, n_cells=N, car_product="pebl", car_feature="CAR"
     )
@@ -264,7 +264,7 @@ def test_tcr(sims):
     a = sims["antigen_downregulation"]
     mal = a.obs["truth_malignant"].to_numpy()
     clones = a.obs.loc[mal, "clone_id"]
-    assert clones.notna().mean() > 0.8
+    assert 0.5 < clones.notna().mean() < 0.85  # VDJ capture as in real sorted T cells
     trb = clones.dropna().str.extract(r"TRB:([ACGT]+)")[0].dropna()
     assert trb.nunique() == 1  # monoclonal
     normal = _mask(a, truth_cell_type="normal_T")

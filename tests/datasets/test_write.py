@@ -138,7 +138,7 @@ def test_vdj_csv(patient, written):
         assert set(c["barcode"]) <= set(sub.obs["barcode"])
         blasts = set(sub.obs.loc[sub.obs["truth_malignant"], "barcode"])
         prod = c[c["productive"] & c["barcode"].isin(blasts)]
-        assert prod["barcode"].nunique() > 0.8 * len(blasts)
+        assert prod["barcode"].nunique() > 0.5 * len(blasts)
         assert prod.loc[prod["chain"] == "TRB", "cdr3_nt"].nunique() == 1
         assert c.loc[c["productive"], "cdr3_nt"].str.len().mod(3).eq(0).all()
         # the clone_id in obs is what the CSV gives

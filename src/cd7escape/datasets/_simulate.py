@@ -58,6 +58,8 @@ COMPOSITION = {
 NORMAL_T_NEGATIVE = {"baseline": 0.08, "relapse": 0.30}
 BASE_TYPE = {"malignant": "T", "normal_T": "T", "car_T": "T", "NK": "NK", "B": "B", "myeloid": "myeloid",
              "erythroid": "erythroid"}  # fmt: skip
+# share of T cells with a VDJ library (CARPALL sorted T cells: median 53 %, range 8-87 % per sample)
+TCR_CAPTURE = 0.7
 N_PROGRAM = 80  # genes of each subclone's own expression program
 LIB_REL = {"malignant": 1.2}  # blasts are larger cells than resting T cells
 ADT = ("CD3", "CD19", "CD33")
@@ -493,12 +495,14 @@ class _Simulator:
                 index=[f"{sample}_{b}" for b in barcodes],
             )
             # TCR of T-lineage cells
+            switched_sample = t == "relapse" and p["mechanism"] == "lineage_switch"
             clone_rows = []
             for b, ct in zip(barcodes, ctype, strict=True):
                 clone, has, cid = None, (False, False), ""
                 if ct == "malignant" and blast_clone is not None:
                     clone, cid = blast_clone, "clonotype1"
-                    has = (rng.random() < 0.85, rng.random() < 0.75)
+                    # lineage-switched blasts keep the rearrangement but transcribe little TCR
+                    has = _tcr_capture(rng, 0.35 if switched_sample else TCR_CAPTURE, 0.55)
                 elif ct in ("normal_T", "car_T"):
                     pool = expanded_T if ct == "normal_T" else expanded_car
                     frac = 0.12 if ct == "normal_T" else 0.3
@@ -507,7 +511,7 @@ class _Simulator:
                         clone, cid = pool[j], f"clonotype{(2 if ct == 'normal_T' else 10) + j}"
                     else:
                         clone, cid = random_chains(rng), f"clonotype_{b[:8]}"
-                    has = (rng.random() < 0.85, rng.random() < 0.8)
+                    has = _tcr_capture(rng, TCR_CAPTURE, 0.65)
                 elif (
                     ct == "malignant" and rng.random() < 0.3
                 ):  # no productive TCR: non-productive only
@@ -664,8 +668,17 @@ class _Simulator:
             "relapse_shift_genes": self.shift_genes,
             "blast_tcr": "none" if not p["tcr"] else "clonotype1",
             "normal_T_negative_fraction": dict(NORMAL_T_NEGATIVE),
+            "tcr_capture": TCR_CAPTURE,
             "simulator_params": "carpall_params.npz (fitted to CARPALL 10x data)",
         }
+
+
+def _tcr_capture(rng: np.random.Generator, capture: float, p_tra: float) -> tuple[bool, bool]:
+    """(TRB, TRA) productive chains recovered in one cell: the cell's VDJ library is captured at all
+    with ``capture``; then TRB with 0.95, TRA with ``p_tra`` (as in CARPALL: TRA mostly with TRB)."""
+    if rng.random() >= capture:
+        return False, False
+    return bool(rng.random() < 0.95), bool(rng.random() < p_tra)
 
 
 def _adt_names(p: dict) -> list[str]:
