@@ -80,3 +80,30 @@ def browser(tmp_path_factory):
         return Rendered(dom=r2.stdout, log=r1.stderr + r2.stderr, screenshot=shot)
 
     return render
+
+
+@pytest.fixture(scope="session")
+def written(toy_adata, config, tmp_path_factory):
+    """``(pdir, result)`` of the toy patient written once for the whole session (do not modify)."""
+    from cd7escape.report import write_patient
+
+    pdir = tmp_path_factory.mktemp("written") / "P01"
+    return pdir, write_patient(toy_adata.copy(), pdir, config=config)
+
+
+EVIL = "<script>alert(1)</script>"
+
+
+@pytest.fixture(scope="session")
+def evil_written(toy_adata, config, tmp_path_factory):
+    """A patient whose ids, paths and reason carry HTML: ``(pdir, result)``."""
+    from cd7escape.report import write_patient
+
+    a = toy_adata.copy()
+    a.obs["patient"] = EVIL
+    a.obs["sample"] = a.obs["sample"].cat.rename_categories(
+        lambda s: f'{s}"><img src=x onerror=alert(2)>'
+    )
+    a.uns["cd7escape"]["classify"]["reason"] = "<b>bold</b> & <i>reason</i>"
+    pdir = tmp_path_factory.mktemp("evil") / "evil"
+    return pdir, write_patient(a, pdir, config=config)

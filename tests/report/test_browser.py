@@ -6,20 +6,19 @@ Skipped when /usr/bin/chromium is absent (``apt-get install -y chromium``).
 from __future__ import annotations
 
 import json
+import shutil
 
 import pytest
 from browser_checks import console_errors, decoded_images, screenshot_stats
 
-from cd7escape.report import write_cohort, write_patient
+from cd7escape.report import write_cohort
 
 
 @pytest.fixture(scope="module")
-def outdir(toy_adata, config, tmp_path_factory):
+def outdir(written, evil_written, tmp_path_factory):
     out = tmp_path_factory.mktemp("browser")
-    write_patient(toy_adata.copy(), out / "P01", config=config)
-    a = toy_adata.copy()
-    a.obs["patient"] = "<script>alert(1)</script>"
-    write_patient(a, out / "evil", config=config)
+    shutil.copytree(written[0], out / "P01")
+    shutil.copytree(evil_written[0], out / "evil")
     write_cohort(out, ["P01", "evil", "P_missing"])
     return out
 

@@ -7,18 +7,10 @@ import re
 
 import anndata as ad
 import numpy as np
-import pytest
 from browser_checks import decoded_images
 
 from cd7escape.report import write_patient
 from cd7escape.report._result import MECHANISMS, TIMEPOINT_FIELDS
-
-
-@pytest.fixture(scope="module")
-def written(toy_adata, config, tmp_path_factory):
-    pdir = tmp_path_factory.mktemp("out") / "P01"
-    result = write_patient(toy_adata.copy(), pdir, config=config)
-    return pdir, result
 
 
 def test_outputs_exist(written):
@@ -70,31 +62,28 @@ def test_inputs_and_reader_warnings(written):
     assert "matches no gene" in html
 
 
-def test_result_json_is_byte_identical_across_runs(toy_adata, config, tmp_path):
-    write_patient(toy_adata.copy(), tmp_path / "a", config=config)
+def test_result_json_is_byte_identical_across_runs(written, toy_adata, config, tmp_path):
+    pdir, _ = written
     write_patient(toy_adata.copy(), tmp_path / "b", config=config)
-    a = (tmp_path / "a" / "result.json").read_bytes()
+    a = (pdir / "result.json").read_bytes()
     assert a == (tmp_path / "b" / "result.json").read_bytes()
     text = a.decode()
     assert text == json.dumps(json.loads(text), sort_keys=True, indent=2, ensure_ascii=False) + "\n"
     # floats rounded, no NaN
     assert not re.search(r"\d\.\d{7,}", text)
     assert "NaN" not in text
-    for name in ("umap.png", "antigen_distribution.png"):
-        assert (tmp_path / "a" / "figures" / name).read_bytes() == (
+    for name in ("umap.png", "antigen_distribution.png", "../report.pdf"):
+        assert (pdir / "figures" / name).read_bytes() == (
             tmp_path / "b" / "figures" / name
         ).read_bytes()
 
 
-def test_same_result_after_h5ad_round_trip(toy_adata, config, tmp_path):
+def test_same_result_after_h5ad_round_trip(written, config, tmp_path):
     """The pipeline reports from a cached h5ad: storage must not change the numbers."""
-    toy_adata.write_h5ad(tmp_path / "x.h5ad")
-    back = ad.read_h5ad(tmp_path / "x.h5ad")
-    write_patient(toy_adata.copy(), tmp_path / "a", config=config)
+    pdir, _ = written
+    back = ad.read_h5ad(pdir / "cells.h5ad")
     write_patient(back, tmp_path / "b", config=config)
-    assert (tmp_path / "a" / "result.json").read_text() == (
-        tmp_path / "b" / "result.json"
-    ).read_text()
+    assert (pdir / "result.json").read_text() == (tmp_path / "b" / "result.json").read_text()
 
 
 def test_cells_h5ad_keeps_every_annotation(written, toy_adata):
@@ -156,17 +145,10 @@ def test_html_is_self_contained(written):
         assert text in html, text
 
 
-def test_user_strings_are_escaped(toy_adata, config, tmp_path):
-    evil = "<script>alert(1)</script>"
-    a = toy_adata.copy()
-    a.obs["patient"] = evil
-    a.obs["sample"] = a.obs["sample"].cat.rename_categories(
-        lambda s: f'{s}"><img src=x onerror=alert(2)>'
-    )
-    a.uns["cd7escape"]["classify"]["reason"] = "<b>bold</b> & <i>reason</i>"
-    result = write_patient(a, tmp_path / "evil", config=config)
-    assert result["patient"] == evil
-    html = (tmp_path / "evil" / "report.html").read_text()
+def test_user_strings_are_escaped(evil_written):
+    pdir, result = evil_written
+    assert result["patient"] == "<script>alert(1)</script>"
+    html = (pdir / "report.html").read_text()
     assert "<script" not in html
     assert "&lt;script&gt;alert(1)&lt;/script&gt;" in html
     assert "<b>bold</b>" not in html
@@ -174,14 +156,17 @@ def test_user_strings_are_escaped(toy_adata, config, tmp_path):
     assert "onerror=alert(2)>" not in html
 
 
-def test_rerun_removes_figures_it_cannot_draw(toy_adata, config, tmp_path):
-    write_patient(toy_adata.copy(), tmp_path / "P", config=config)
-    assert (tmp_path / "P" / "figures" / "cnv_heatmap.png").exists()
+def test_rerun_removes_figures_it_cannot_draw(written, toy_adata, config, tmp_path):
+    import shutil
+
+    pdir = tmp_path / "P"
+    shutil.copytree(written[0], pdir)
+    assert (pdir / "figures" / "cnv_heatmap.png").exists()
     a = toy_adata.copy()
     del a.obsm["X_cnv"]
-    write_patient(a, tmp_path / "P", config=config)
-    assert not (tmp_path / "P" / "figures" / "cnv_heatmap.png").exists()
-    assert "obsm[&#39;X_cnv&#39;] is absent" in (tmp_path / "P" / "report.html").read_text()
+    write_patient(a, pdir, config=config)
+    assert not (pdir / "figures" / "cnv_heatmap.png").exists()
+    assert "obsm[&#39;X_cnv&#39;] is absent" in (pdir / "report.html").read_text()
 
 
 def test_pdf_export(written):
