@@ -9,7 +9,6 @@ import time
 from pathlib import Path
 
 import pandas as pd
-import pytest
 
 CLI = [sys.executable, "-m", "cd7escape.cli"]
 
@@ -18,12 +17,7 @@ def _cli(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess:
     return subprocess.run([*CLI, *args], capture_output=True, text=True, cwd=cwd)
 
 
-@pytest.fixture(scope="session")
-def example_run(repo: Path, tmp_path_factory) -> Path:
-    out = tmp_path_factory.mktemp("example")
-    proc = _cli("run", str(repo / "configs" / "example.yaml"), "--outdir", str(out))
-    assert proc.returncode == 0, proc.stderr[-3000:]
-    return out
+# example_run: the session fixture of tests/conftest.py (one example run shared with other modules)
 
 
 def _truth(repo: Path) -> dict[str, str]:

@@ -24,11 +24,12 @@ EXIT_INPUT = 2
 EXIT_INTERNAL = 1
 
 
-def _console_logging(verbose: bool) -> None:
+def _console_logging(verbose: bool, *, quiet: bool = False) -> None:
     handler = logging.StreamHandler(sys.stderr)
     handler.setFormatter(logging.Formatter("%(message)s"))
     # on a terminal the progress bar tells the story; in batch jobs the log lines do
-    handler.setLevel(logging.INFO if verbose or not sys.stderr.isatty() else logging.WARNING)
+    chatty = verbose or (not quiet and not sys.stderr.isatty())
+    handler.setLevel(logging.INFO if chatty else logging.WARNING)
     logger.addHandler(handler)
     logger.setLevel(logging.INFO)
 
@@ -75,8 +76,12 @@ def run(
 @app.command()
 def validate(
     config: Annotated[Path, typer.Argument(help="YAML configuration to check.")],
+    verbose: Annotated[
+        bool, typer.Option("--verbose", "-v", help="Log every step to the terminal.")
+    ] = False,
 ) -> None:
-    """Check a configuration and its input files; list every problem at once."""
+    """Check a configuration and its input files; list every problem at once (warnings too)."""
+    _console_logging(verbose, quiet=True)
     from .io import validate_config
 
     cfg, problems = validate_config(config)

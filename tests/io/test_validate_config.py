@@ -267,7 +267,7 @@ def test_many_problems_at_once(tmp_path):
 
 @pytest.mark.shared
 def test_carpall_config(tmp_path, carpall, carpall_meta):
-    """The real 27 samples validate quickly; the failed library's empty VDJ file is reported."""
+    """The real 27 samples validate quickly; the failed library's empty VDJ file is only a warning."""
     import time
 
     rows = [
@@ -288,7 +288,8 @@ def test_carpall_config(tmp_path, carpall, carpall_meta):
     assert all("CAR-T10593347" in m or "no baseline" in m or "no relapse" in m for m in messages), (
         messages
     )
-    one(problems, "VDJ file is empty")
+    # the failed library's 0-byte VDJ file is a warning (its GEX is usable), not a problem
+    assert not any("VDJ file is empty" in m for m in messages)
     assert elapsed < 60
     shutil.rmtree(tmp_path / "data", ignore_errors=True)
 

@@ -41,11 +41,30 @@ def _load() -> pd.DataFrame:
     return table.set_index("symbol")
 
 
+#: mitochondrial protein-coding genes, absent from the positional table (chrM) but needed for QC's
+#: mitochondrial fraction when a matrix names genes by Ensembl id (ids as in Cell Ranger's GRCh38 reference)
+MT_GENES = {
+    "ENSG00000198888": "MT-ND1",
+    "ENSG00000198763": "MT-ND2",
+    "ENSG00000198804": "MT-CO1",
+    "ENSG00000198712": "MT-CO2",
+    "ENSG00000228253": "MT-ATP8",
+    "ENSG00000198899": "MT-ATP6",
+    "ENSG00000198938": "MT-CO3",
+    "ENSG00000198840": "MT-ND3",
+    "ENSG00000212907": "MT-ND4L",
+    "ENSG00000198886": "MT-ND4",
+    "ENSG00000198786": "MT-ND5",
+    "ENSG00000198695": "MT-ND6",
+    "ENSG00000198727": "MT-CYB",
+}
+
+
 @lru_cache(maxsize=1)
 def ensembl_to_symbol() -> dict[str, str]:
-    """Ensembl gene id (without version) → symbol, from the shipped table."""
+    """Ensembl gene id (without version) → symbol, from the shipped table (plus the chrM genes)."""
     table = _load()
-    mapping: dict[str, str] = {}
+    mapping: dict[str, str] = dict(MT_GENES)
     for symbol, ids in zip(table.index, table["ensembl_id"], strict=True):
         if not ids:
             continue

@@ -172,6 +172,8 @@ def _inspect_h5ad(path: str, header: Header) -> None:
                 header.problems += count_problems(values, file=path, where=where, full=False)
                 n_nan, minimum = scan_nan_negative(data)
                 _nan_negative(header, n_nan, minimum, path, where)
+                if not header.problems:
+                    header.problems += _normalized_rows(matrix, path, where)
             else:
                 header.problems.append(
                     Problem(f"{where} has non-numeric dtype {data.dtype}", file=path)
@@ -190,6 +192,24 @@ def _inspect_h5ad(path: str, header: Header) -> None:
         else np.full(len(names), GEX, dtype=object)
     )
     _set_genes(header, names, ids, types, path)
+
+
+def _normalized_rows(matrix, path: str, where: str, n_rows: int = 5000) -> list[Problem]:
+    """Integer values whose first cells all have the same total: normalize_total output, not counts."""
+    import h5py
+
+    from ._h5ad import _normalized_totals
+
+    if isinstance(matrix, h5py.Group):
+        if matrix.attrs.get("encoding-type", "csr_matrix") != "csr_matrix":
+            return []
+        indptr = np.asarray(matrix["indptr"][: n_rows + 1], dtype=np.int64)
+        data = np.asarray(matrix["data"][: indptr[-1]], dtype=np.float64)
+        cumulative = np.concatenate([[0.0], np.cumsum(data)])
+        totals = cumulative[indptr[1:] - indptr[0]] - cumulative[indptr[:-1] - indptr[0]]
+    else:
+        totals = np.asarray(matrix[:n_rows], dtype=np.float64).sum(axis=1)
+    return _normalized_totals(totals[:, None], file=path, where=where)
 
 
 def _inspect_mtx(path: str, header: Header) -> None:

@@ -183,6 +183,10 @@ def _bad_id(value: str) -> str | None:
         return "contains a path separator or '..' (ids become folder names)"
     if value.startswith("."):
         return "starts with '.' (ids become folder names)"
+    if any(ord(c) < 32 or ord(c) == 127 for c in value):
+        return "contains a control character (ids become folder names)"
+    if len(value.encode("utf-8")) > 200:
+        return "is longer than 200 bytes (ids become folder names)"
     return None
 
 

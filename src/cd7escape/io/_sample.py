@@ -70,9 +70,9 @@ def read_sample(spec: SampleSpec, *, antigen: str | None = "CD7", car_feature: s
             f"{len(dup)} duplicate barcodes (e.g. {', '.join(dup[:3])})", **where
         )
     if antigen is not None and antigen not in adata.var_names:
-        raise InputError.single(
-            f"antigen gene '{antigen}' is not among the {adata.n_vars} genes", **where
-        )
+        from ._utils import antigen_missing_message
+
+        raise InputError.single(antigen_missing_message(antigen, adata.var_names), **where)
     warnings: list[Problem] = []
     prefix = f"{spec.sample}_"
     if (barcodes.str.startswith(prefix)).all():
@@ -187,7 +187,11 @@ def _attach_vdj(adata, spec: SampleSpec, barcodes: pd.Index, warnings: list[Prob
     vdj = vdj.set_axis(target)
     vdj = vdj[vdj.index.notna() & ~vdj.index.duplicated()]
     table = vdj.reindex(barcodes)
-    if n_match == 0:
+    if n_vdj == 0:
+        msg = "VDJ file is empty: no clonotypes for this sample"
+        logger.warning("sample %s: %s", spec.sample, msg)
+        warnings.append(Problem(msg, field="vdj", file=spec.vdj, sample=spec.sample))
+    elif n_match == 0:
         msg = f"none of the {n_vdj} VDJ barcodes matches a cell of the sample"
         logger.warning("sample %s: %s", spec.sample, msg)
         warnings.append(Problem(msg, field="vdj", file=spec.vdj, sample=spec.sample))

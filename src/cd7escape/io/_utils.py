@@ -155,14 +155,31 @@ def harmonize_names(
             [mapping.get(s, n) for s, n in zip(stripped, names, strict=True)], dtype=object
         )
         n_mapped = int(sum(s in mapping for s in stripped))
-        logger.info(
-            "    mapped %d of %d Ensembl ids to gene symbols (shipped hg38 table)",
+        logger.warning(
+            "%s: genes are Ensembl ids; mapped %d of %d Ensembl ids to gene symbols (shipped hg38 "
+            "table)%s",
+            file or "matrix",
             n_mapped,
             len(names),
+            "" if n_mapped == len(names) else "; the others keep their ids",
         )
         names = symbols
     check_not_mouse(names, file=file, sample=sample)
     return names, ids
+
+
+def antigen_missing_message(antigen: str, genes) -> str:
+    """Why ``antigen`` is not among ``genes``, with a hint when the genes are unmapped Ensembl ids."""
+    genes = [str(g) for g in genes]
+    message = f"antigen gene '{antigen}' is not among the {len(genes)} genes"
+    ens = [g for g in genes if _ENSEMBL.match(g)]
+    if genes and len(ens) > 0.5 * len(genes):
+        message += (
+            f"; {len(ens)} of them are Ensembl ids that the shipped hg38 table could not map to "
+            f"symbols (e.g. {ens[0]}): give gene symbols (a features.tsv name column or "
+            "var['gene_symbols'])"
+        )
+    return message
 
 
 def check_not_mouse(names, *, file: str | None = None, sample: str | None = None) -> None:

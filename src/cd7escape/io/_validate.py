@@ -163,9 +163,11 @@ def _check_sample_files(spec: SampleSpec, *, antigen: str):
                 )
             )
         if len(header.genes) and antigen not in header.genes:
+            from ._utils import antigen_missing_message
+
             problems.append(
                 Problem(
-                    f"antigen gene '{antigen}' is not among the {len(header.genes)} genes",
+                    antigen_missing_message(antigen, header.genes),
                     sample=sample,
                     field="antigen",
                     file=spec.path,
@@ -188,9 +190,16 @@ def _check_sample_files(spec: SampleSpec, *, antigen: str):
 
             try:
                 vdj = read_vdj(spec.vdj)
-                if vdj.empty:
-                    problems.append(
-                        Problem("VDJ file is empty", sample=sample, field="vdj", file=spec.vdj)
+                if vdj.empty:  # a failed VDJ library: the sample still has its expression data
+                    logger.warning(
+                        "warning: %s",
+                        Problem(
+                            "VDJ file is empty: no clonotypes for this sample (a warning; the "
+                            "expression data are used)",
+                            sample=sample,
+                            field="vdj",
+                            file=spec.vdj,
+                        ),
                     )
                 elif no_match(pd.Index(vdj.index.astype(str))):
                     problems.append(

@@ -33,7 +33,7 @@ def read_vdj(path: str | Path) -> pd.DataFrame:
     DataFrame indexed by ``barcode`` (every barcode in the file) with ``clone_id``
     (``'TRB:<cdr3 nt>;TRA:<cdr3 nt>'``, ``'TRB:<nt>'`` or ``'TRA:<nt>'``; NaN when the cell has no
     productive chain), ``tcr_chains`` (``'TRA+TRB'``, ``'TRA'``, ``'TRB'``, ``'none'``), ``trb_cdr3`` and
-    ``tra_cdr3`` (amino acids, NaN when absent). An empty (0-byte) file gives an empty frame and a warning.
+    ``tra_cdr3`` (amino acids, NaN when absent). An empty (0-byte) file gives an empty frame (callers warn: a failed VDJ library).
 
     Raises
     ------
@@ -44,7 +44,7 @@ def read_vdj(path: str | Path) -> pd.DataFrame:
     file = str(path)
     text = open_text(path, field="vdj")
     if not text.getvalue().strip():
-        logger.warning("VDJ file %s is empty: no clonotypes", file)
+        logger.info("    VDJ file %s is empty: no clonotypes", file)
         return _empty()
     try:
         table = pd.read_csv(text, dtype=str, keep_default_na=False)

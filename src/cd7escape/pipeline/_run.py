@@ -77,7 +77,14 @@ def run_config(
     if config.malignant.gene_positions and not Path(config.malignant.gene_positions).is_absolute():
         config.malignant.gene_positions = str(base / config.malignant.gene_positions)
 
-    out.mkdir(parents=True, exist_ok=True)
+    if out.exists() and not out.is_dir():
+        raise InputError.single("outdir exists and is not a folder", field="outdir", file=str(out))
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as err:
+        raise InputError.single(
+            f"cannot create the output folder ({err.strerror})", field="outdir", file=str(out)
+        ) from None
     handler = _attach_log(out / "run.log")
     started = time.time()
     outcomes: list[PatientOutcome] = []
@@ -130,6 +137,10 @@ def _run_patient(
             pdir / "stages" / f"{i:02d}-{n}-{k}.h5ad"
             for i, (n, k) in enumerate(zip(names, keys, strict=True))
         ]
+        _remove_temporary(pdir)
+        if force:  # a --force run killed midway must not resume onto the caches it replaces
+            for old in (pdir / "stages").glob("*.h5ad"):
+                old.unlink()
         start, adata = 0, None
         if not force and paths[0].exists():
             last = max(i for i, p in enumerate(paths) if p.exists())
@@ -138,6 +149,12 @@ def _run_patient(
             logger.info("[%s] resuming after stage '%s' (%s)", pid, names[last], paths[last].name)
             bar.advance(start, f"{pid}: resumed")
         for i in range(start, len(names)):
+            lost = _lost_timepoint(adata) if i >= 2 else None  # after qc
+            if lost:
+                logger.warning("[%s] indeterminate: %s", pid, lost)
+                _record_indeterminate(adata, config, lost)
+                bar.advance(len(names) - i)
+                break
             bar.describe(f"{pid}: {names[i]}")
             t = time.time()
             if i == 0:
@@ -145,7 +162,18 @@ def _run_patient(
 
                 adata = read_patient(specs, antigen=config.antigen, car_feature=config.car_feature)
             else:
-                STAGES[i - 1].run(adata, config)
+                try:
+                    STAGES[i - 1].run(adata, config)
+                except InputError as err:  # the data cannot support this step (validated config)
+                    why = "; ".join(p.message for p in err.problems)
+                    if names[i] != "clones":
+                        lost = f"the {names[i]} step cannot run on these data: {why}"
+                        logger.warning("[%s] indeterminate: %s", pid, lost)
+                        _record_indeterminate(adata, config, lost)
+                        bar.advance(len(names) - i)
+                        break
+                    # no subclones (e.g. no baseline malignant cells): classify says why
+                    logger.warning("[%s] no subclones: %s", pid, why)
             timings[names[i]] = round(time.time() - t, 2)
             _remove_stale(pdir / "stages", names[i:], paths[i:])
             (save_counts if i == 0 else save_annotations)(adata, paths[i])
@@ -166,6 +194,52 @@ def _run_patient(
         return PatientOutcome(
             pid, "failed", round(time.time() - t0, 2), timings, error=f"{type(exc).__name__}: {exc}"
         )
+
+
+def _remove_temporary(pdir: Path) -> None:
+    """Temporary files a killed run left behind (atomic writes that never reached their rename)."""
+    for folder in (pdir, pdir / "stages", pdir / "figures"):
+        if folder.is_dir():
+            for tmp in folder.glob(".*.tmp"):
+                tmp.unlink(missing_ok=True)
+
+
+def _lost_timepoint(adata) -> str | None:
+    """Why the patient cannot be classified after QC: no cell of its baseline or relapse passed."""
+    tps = adata.obs["timepoint"].astype(str) if "timepoint" in adata.obs else None
+    missing = [tp for tp in ("baseline", "relapse") if tps is None or not (tps == tp).any()]
+    if not missing:
+        return None
+    failed = []
+    table = adata.uns.get("cd7escape", {}).get("qc", {}).get("samples")
+    if table is not None and hasattr(table, "to_dict"):
+        for row in table.to_dict("records"):
+            if str(row.get("status", "")) != "passed":
+                failed.append(f"{row.get('sample')}: {row.get('reason') or row.get('status')}")
+    return (
+        f"no {' and no '.join(missing)} cells passed QC, so the relapse cannot be compared with "
+        "the baseline"
+        + (f" (failed QC: {'; '.join(failed)})" if failed else "")
+        + f"; a usable {' and a usable '.join(missing)} sample is needed"
+    )
+
+
+def _record_indeterminate(adata, config: Config, reason: str) -> None:
+    """The call when QC left a timepoint without cells: 'indeterminate', with the reason."""
+    from .._uns import record
+
+    record(
+        adata,
+        "classify",
+        config.classify.model_dump(),
+        results={
+            "mechanism": "indeterminate",
+            "confidence": 1.0,
+            "reason": reason[0].upper() + reason[1:] + ".",
+            "evidence": [reason],
+            "numbers": {"rule": "timepoint_failed_qc"},
+        },
+    )
 
 
 def _remove_stale(folder: Path, names: list[str], keep: list[Path]) -> None:

@@ -1,0 +1,626 @@
+"""A corpus of malformed or surprising inputs, generated on demand (no binaries in the repository).
+
+Each case is a small folder holding a config (``config.yaml``), its sample sheet and data files, made by
+one ``_case_*`` function; :func:`build` writes them all under a folder and returns :class:`Case`
+records saying what the command line must do with them (exit code, words the message must contain).
+The failed real library (CAR-T10593347) lives in ``tests/test_robustness.py`` because it needs
+``../shared/data``.
+"""
+
+from __future__ import annotations
+
+import gzip
+import os
+import shutil
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import scipy.sparse as sp
+
+GENES = ["CD7", "CD3E", "CD5", "CD1A", "DNTT", "MS4A1", "LYZ", "HBB", "MT-CO1", "ACTB", "GAPDH"]
+MOUSE = [
+    "Cd7",
+    "Cd3e",
+    "Cd5",
+    "Cd1d1",
+    "Dntt",
+    "Ms4a1",
+    "Lyz2",
+    "Hbb-bs",
+    "mt-Co1",
+    "Actb",
+    "Gapdh",
+]
+#: real Ensembl ids of GENES (as in Cell Ranger's GRCh38 reference)
+ENSEMBL = {
+    "CD7": "ENSG00000173762",
+    "CD3E": "ENSG00000198851",
+    "CD5": "ENSG00000110448",
+    "CD1A": "ENSG00000158477",
+    "DNTT": "ENSG00000107447",
+    "MS4A1": "ENSG00000156738",
+    "LYZ": "ENSG00000090382",
+    "HBB": "ENSG00000244734",
+    "MT-CO1": "ENSG00000198804",
+    "ACTB": "ENSG00000075624",
+    "GAPDH": "ENSG00000111640",
+}
+PNG = (
+    b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR\x00\x00\x00\x01\x00\x00\x00\x01\x08\x06\x00\x00\x00\x1f"
+    b"\x15\xc4\x89\x00\x00\x00\rIDATx\x9cc\xf8\x0f\x00\x00\x01\x01\x00\x05\x18\xd8N\x00\x00\x00\x00"
+    b"IEND\xaeB`\x82"
+)
+VDJ_HEADER = (
+    "barcode,is_cell,contig_id,high_confidence,length,chain,v_gene,d_gene,j_gene,c_gene,full_length,"
+    "productive,cdr3,cdr3_nt,reads,umis,raw_clonotype_id,raw_consensus_id"
+)
+
+
+@dataclass
+class Case:
+    """One input and what ``cd7escape validate`` / ``run`` must make of it."""
+
+    name: str
+    folder: Path
+    #: exit code of ``validate`` (and of ``run`` unless ``run_code`` says otherwise)
+    code: int = 2
+    #: every one of these must appear in the output (the file and the problem)
+    needles: tuple[str, ...] = ()
+    #: what ``validate`` must say when it differs from ``needles`` (options only ``run`` has)
+    validate_needles: tuple[str, ...] | None = None
+    #: ``run`` is tried only when it cannot start a real analysis (expected exit 2)
+    run_code: int | None = 2
+    extra_run_args: tuple[str, ...] = ()
+    #: a reason to skip the case on this machine (e.g. chmod 000 does not block root)
+    skip: str | None = None
+    note: str = ""
+    config_name: str = "config.yaml"
+
+    @property
+    def config(self) -> Path:
+        return self.folder / self.config_name
+
+    @property
+    def outdir(self) -> Path:
+        return self.folder / "out"
+
+
+# --- writers ---------------------------------------------------------------------------------------
+
+
+def barcodes(n: int, seed: int = 0) -> list[str]:
+    rng = np.random.default_rng(seed)
+    out: dict[str, None] = {}
+    while len(out) < n:
+        out["".join(rng.choice(list("ACGT"), 16)) + "-1"] = None
+    return list(out)
+
+
+def counts(n_cells: int = 40, n_genes: int = len(GENES), seed: int = 0) -> np.ndarray:
+    return np.random.default_rng(seed).poisson(3.0, size=(n_cells, n_genes)).astype(np.int32)
+
+
+def write_h5(
+    path: Path,
+    matrix=None,
+    cells: list[str] | None = None,
+    names: list[str] | None = None,
+    *,
+    ids: list[str] | None = None,
+    dtype=np.int32,
+    seed: int = 0,
+) -> Path:
+    """A Cell Ranger v3 HDF5 (features × cells CSC)."""
+    import h5py
+
+    matrix = counts(seed=seed) if matrix is None else matrix
+    names = names or GENES
+    cells = cells if cells is not None else barcodes(matrix.shape[0], seed)
+    ids = ids or [ENSEMBL.get(n, f"ENSG{90000000000 + i:011d}") for i, n in enumerate(names)]
+    csc = sp.csc_matrix(sp.csr_matrix(np.asarray(matrix)).T)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with h5py.File(path, "w") as f:
+        g = f.create_group("matrix")
+        g["barcodes"] = np.array(cells, dtype="S")
+        g["data"] = csc.data.astype(dtype)
+        g["indices"] = csc.indices.astype(np.int64)
+        g["indptr"] = csc.indptr.astype(np.int64)
+        g["shape"] = np.array(csc.shape, dtype=np.int32)
+        ft = g.create_group("features")
+        ft["name"] = np.array(names, dtype="S")
+        ft["id"] = np.array(ids, dtype="S")
+        ft["feature_type"] = np.array(["Gene Expression"] * len(names), dtype="S")
+        ft["genome"] = np.array(["GRCh38"] * len(names), dtype="S")
+    return path
+
+
+def write_h5ad(path: Path, X, *, names: list[str] | None = None, seed: int = 0) -> Path:
+    import anndata as ad
+    import pandas as pd
+
+    adata = ad.AnnData(
+        X=X,
+        obs=pd.DataFrame(index=pd.Index(barcodes(X.shape[0], seed))),
+        var=pd.DataFrame(index=pd.Index(names or GENES)),
+    )
+    path.parent.mkdir(parents=True, exist_ok=True)
+    adata.write_h5ad(path)
+    return path
+
+
+def vdj_rows(cells: list[str]) -> str:
+    rows = [
+        f"{b},true,{b}_contig_1,true,500,TRB,TRBV1,,TRBJ1,TRBC1,true,true,CASSF,TGTGCCAGC,500,5,"
+        "clonotype1,clonotype1_consensus_1"
+        for b in cells
+    ]
+    return VDJ_HEADER + "\n" + "\n".join(rows) + "\n"
+
+
+def sheet_text(rows: list[dict[str, str]]) -> str:
+    columns = list(dict.fromkeys(k for r in rows for k in r))
+    lines = [",".join(columns)] + [",".join(r.get(c, "") for c in columns) for r in rows]
+    return "\n".join(lines) + "\n"
+
+
+def standard(
+    folder: Path,
+    *,
+    base: dict[str, str] | None = None,
+    rel: dict[str, str] | None = None,
+    extra_rows: list[dict[str, str]] = (),
+    extra: str = "",
+    drop: tuple[str, ...] = (),
+) -> Path:
+    """Two good samples (baseline, relapse) of patient P1 plus changes; returns the config path."""
+    data = folder / "data"
+    write_h5(data / "base.h5", seed=1)
+    write_h5(data / "rel.h5", seed=2)
+    rows = [
+        {"patient": "P1", "sample": "base", "timepoint": "baseline", "path": "data/base.h5"},
+        {"patient": "P1", "sample": "rel", "timepoint": "relapse", "path": "data/rel.h5"},
+    ]
+    rows[0].update(base or {})
+    rows[1].update(rel or {})
+    rows += list(extra_rows)
+    rows = [{k: v for k, v in r.items() if k not in drop} for r in rows]
+    (folder / "samples.csv").write_text(sheet_text(rows), encoding="utf-8")
+    config = folder / "config.yaml"
+    config.write_text(f"antigen: CD7\nsamples: samples.csv\noutdir: out\n{extra}", encoding="utf-8")
+    return config
+
+
+def _rel_path(folder: Path, name: str) -> dict[str, str]:
+    return {"path": f"data/{name}"}
+
+
+# --- the cases -------------------------------------------------------------------------------------
+
+CASES: dict[str, Callable[[Path], Case]] = {}
+
+
+def case(fn: Callable[[Path], Case]) -> Callable[[Path], Case]:
+    CASES[fn.__name__.removeprefix("_case_")] = fn
+    return fn
+
+
+@case
+def _case_truncated_h5(f: Path) -> Case:
+    standard(f, rel=_rel_path(f, "truncated.h5"))
+    good = write_h5(f / "data" / "full.h5", counts(400, seed=3))
+    data = good.read_bytes()
+    (f / "data" / "truncated.h5").write_bytes(data[: len(data) // 2])
+    good.unlink()
+    return Case("truncated_h5", f, needles=("truncated.h5", "rel"))
+
+
+@case
+def _case_corrupt_h5(f: Path) -> Case:
+    standard(f, rel=_rel_path(f, "corrupt.h5"))
+    rng = np.random.default_rng(0)
+    (f / "data" / "corrupt.h5").write_bytes(b"\x89HDF\r\n\x1a\n" + rng.bytes(4000))
+    return Case("corrupt_h5", f, needles=("corrupt.h5",))
+
+
+@case
+def _case_png_as_h5(f: Path) -> Case:
+    standard(f, rel=_rel_path(f, "picture.h5"))
+    (f / "data" / "picture.h5").write_bytes(PNG)
+    return Case("png_as_h5", f, needles=("picture.h5", "unrecognised format"))
+
+
+@case
+def _case_csv_as_path(f: Path) -> Case:
+    standard(f, rel=_rel_path(f, "counts.csv"))
+    (f / "data" / "counts.csv").write_text("gene,AAAC-1\nCD7,3\n")
+    return Case("csv_as_path", f, needles=("counts.csv", "unrecognised format"))
+
+
+@case
+def _case_h5_without_matrix(f: Path) -> Case:
+    import h5py
+
+    standard(f, rel=_rel_path(f, "other.h5"))
+    with h5py.File(f / "data" / "other.h5", "w") as h:
+        h["weights"] = np.arange(10)
+    return Case("h5_without_matrix", f, needles=("other.h5", "unrecognised format"))
+
+
+@case
+def _case_normalized_counts(f: Path) -> Case:
+    X = counts(60, seed=4).astype(np.float32)
+    X = X / X.sum(axis=1, keepdims=True) * 1e4
+    standard(f, rel=_rel_path(f, "normalized.h5ad"))
+    write_h5ad(f / "data" / "normalized.h5ad", X)
+    return Case("normalized_counts", f, needles=("normalized.h5ad", "raw UMI counts"))
+
+
+@case
+def _case_normalized_integer_counts(f: Path) -> Case:
+    """Every cell scaled to the same total, then rounded: integers, but not counts."""
+    X = counts(60, seed=4).astype(np.float64)
+    X = np.round(X / X.sum(axis=1, keepdims=True) * 10_000)
+    X[:, 0] += 10_000 - X.sum(axis=1)
+    standard(f, rel=_rel_path(f, "normalized_int.h5ad"))
+    write_h5ad(f / "data" / "normalized_int.h5ad", X.astype(np.float32))
+    return Case("normalized_integer_counts", f, needles=("normalized_int.h5ad", "normalized"))
+
+
+@case
+def _case_log_counts(f: Path) -> Case:
+    X = np.log1p(counts(60, seed=5).astype(np.float32))
+    standard(f, rel=_rel_path(f, "log.h5ad"))
+    write_h5ad(f / "data" / "log.h5ad", X)
+    return Case("log_counts", f, needles=("log.h5ad", "log-transformed"))
+
+
+@case
+def _case_float_counts_h5(f: Path) -> Case:
+    standard(f, rel=_rel_path(f, "float.h5"))
+    write_h5(f / "data" / "float.h5", counts(seed=6) * 0.5 + 0.25, dtype=np.float32)
+    return Case("float_counts_h5", f, needles=("float.h5", "non-integer"))
+
+
+@case
+def _case_negative_values(f: Path) -> Case:
+    X = counts(60, seed=7).astype(np.float32)
+    X = (X - X.mean(axis=0)) / (X.std(axis=0) + 1)
+    standard(f, rel=_rel_path(f, "scaled.h5ad"))
+    write_h5ad(f / "data" / "scaled.h5ad", X)
+    return Case("negative_values", f, needles=("scaled.h5ad", "negative"))
+
+
+@case
+def _case_nan_values(f: Path) -> Case:
+    X = counts(60, seed=8).astype(np.float32)
+    X[3, 2] = np.nan
+    standard(f, rel=_rel_path(f, "nan.h5ad"))
+    write_h5ad(f / "data" / "nan.h5ad", X)
+    return Case("nan_values", f, needles=("nan.h5ad", "NaN"))
+
+
+@case
+def _case_missing_antigen(f: Path) -> Case:
+    standard(f, rel=_rel_path(f, "no_cd7.h5"))
+    write_h5(f / "data" / "no_cd7.h5", counts(n_genes=len(GENES) - 1), names=GENES[1:])
+    return Case("missing_antigen", f, needles=("no_cd7.h5", "antigen gene 'CD7'"))
+
+
+@case
+def _case_ensembl_ids(f: Path) -> Case:
+    """Ensembl ids in place of symbols: mapped with the shipped table, a log line says so."""
+    standard(f, rel=_rel_path(f, "ensembl.h5"))
+    ids = [ENSEMBL[g] + ".5" for g in GENES]
+    write_h5(f / "data" / "ensembl.h5", names=ids, ids=ids, seed=9)
+    return Case("ensembl_ids", f, code=0, run_code=None, needles=("ensembl.h5", "mapped 11 of 11 Ensembl ids"))
+
+
+@case
+def _case_ensembl_unmappable(f: Path) -> Case:
+    standard(f, rel=_rel_path(f, "unknown_ensembl.h5"))
+    ids = [f"ENSG{99000000000 + i:011d}" for i in range(len(GENES))]
+    write_h5(f / "data" / "unknown_ensembl.h5", names=ids, ids=ids, seed=9)
+    return Case("ensembl_unmappable", f, needles=("unknown_ensembl.h5", "Ensembl ids"))
+
+
+@case
+def _case_mouse_genes(f: Path) -> Case:
+    standard(f, rel=_rel_path(f, "mouse.h5"))
+    write_h5(f / "data" / "mouse.h5", names=MOUSE, ids=[f"ENSMUSG{i:011d}" for i in range(11)])
+    return Case("mouse_genes", f, needles=("mouse.h5", "mouse"))
+
+
+@case
+def _case_duplicate_barcodes(f: Path) -> Case:
+    standard(f, rel=_rel_path(f, "dup.h5"))
+    cells = barcodes(40, 5)
+    cells[7] = cells[3]
+    write_h5(f / "data" / "dup.h5", cells=cells)
+    return Case("duplicate_barcodes", f, needles=("dup.h5", "duplicate barcodes"))
+
+
+@case
+def _case_duplicate_sample_ids(f: Path) -> Case:
+    standard(
+        f,
+        extra_rows=[
+            {"patient": "P1", "sample": "rel", "timepoint": "relapse", "path": "data/base.h5"}
+        ],
+    )
+    return Case("duplicate_sample_ids", f, needles=("samples.csv", "rel", "unique"))
+
+
+@case
+def _case_empty_sample(f: Path) -> Case:
+    standard(f, rel=_rel_path(f, "empty.h5"))
+    write_h5(f / "data" / "empty.h5", np.zeros((0, len(GENES)), dtype=np.int32), cells=[])
+    return Case("empty_sample", f, needles=("empty.h5", "no cells"))
+
+
+@case
+def _case_no_relapse_sample(f: Path) -> Case:
+    standard(f, rel={"timepoint": "other"})
+    return Case("no_relapse_sample", f, needles=("config.yaml", "no relapse sample"))
+
+
+@case
+def _case_vdj_matches_no_cell(f: Path) -> Case:
+    standard(f, rel={"vdj": "data/contigs.csv"})
+    (f / "data" / "contigs.csv").write_text(vdj_rows(barcodes(10, seed=99)))
+    return Case("vdj_matches_no_cell", f, needles=("contigs.csv", "matches a cell"))
+
+
+@case
+def _case_vdj_malformed(f: Path) -> Case:
+    standard(f, rel={"vdj": "data/contigs.csv"})
+    (f / "data" / "contigs.csv").write_text("barcode;chain\nAAAC-1;TRB\n")
+    return Case("vdj_malformed", f, needles=("contigs.csv", "missing column"))
+
+
+@case
+def _case_vdj_binary(f: Path) -> Case:
+    standard(f, rel={"vdj": "data/contigs.csv"})
+    payload = gzip.compress(np.random.default_rng(0).bytes(5000))
+    (f / "data" / "contigs.csv").write_bytes(payload[: len(payload) // 2])  # truncated gzip
+    return Case("vdj_binary", f, needles=("contigs.csv", "gzip"))
+
+
+@case
+def _case_vdj_empty_file(f: Path) -> Case:
+    """A failed VDJ library gives a 0-byte contig file: a warning when the GEX is usable."""
+    standard(f, rel={"vdj": "data/contigs.csv"})
+    (f / "data" / "contigs.csv").write_bytes(b"")
+    return Case(
+        "vdj_empty_file", f, code=0, run_code=None, needles=("contigs.csv", "VDJ file is empty")
+    )
+
+
+@case
+def _case_non_utf8_sheet(f: Path) -> Case:
+    standard(f)
+    text = (
+        (f / "samples.csv").read_text().replace("P1,base", "Pé1,base").replace("P1,rel", "Pé1,rel")
+    )
+    (f / "samples.csv").write_bytes(text.encode("latin-1"))
+    return Case("non_utf8_sheet", f, needles=("samples.csv", "not UTF-8"))
+
+
+@case
+def _case_non_utf8_vdj(f: Path) -> Case:
+    standard(f, rel={"vdj": "data/contigs.csv"})
+    (f / "data" / "contigs.csv").write_bytes(
+        vdj_rows(barcodes(5, 2)).replace("CASSF", "CASSÉ").encode("latin-1")
+    )
+    return Case("non_utf8_vdj", f, needles=("contigs.csv", "not UTF-8"))
+
+
+@case
+def _case_unknown_config_key(f: Path) -> Case:
+    standard(f, extra="antigne: CD5\nqc:\n  min_cels: 10\n")
+    return Case("unknown_config_key", f, needles=("config.yaml", "antigne", "min_cels"))
+
+
+@case
+def _case_wrong_timepoint(f: Path) -> Case:
+    standard(f, rel={"timepoint": "relapsed"})
+    return Case("wrong_timepoint", f, needles=("samples.csv", "relapsed", "timepoint"))
+
+
+@case
+def _case_wrong_types(f: Path) -> Case:
+    standard(f, extra="seed: forty-two\nqc: 5\nintegration: tsne\n")
+    return Case("wrong_types", f, needles=("config.yaml", "seed", "qc", "integration"))
+
+
+@case
+def _case_unreadable_path(f: Path) -> Case:
+    standard(f, rel=_rel_path(f, "locked.h5"))
+    locked = write_h5(f / "data" / "locked.h5", seed=2)
+    os.chmod(locked, 0)
+    try:
+        with open(locked, "rb"):
+            readable = True
+    except OSError:
+        readable = False
+    skip = (
+        "chmod 000 does not block reads for this user (root): the unreadable-file path cannot be "
+        "exercised here"
+        if readable
+        else None
+    )
+    return Case("unreadable_path", f, needles=("locked.h5",), skip=skip)
+
+
+@case
+def _case_directory_for_file(f: Path) -> Case:
+    standard(f, rel={"path": "data/folder", "vdj": "data/vdj_folder"})
+    (f / "data" / "folder").mkdir()
+    (f / "data" / "folder" / "notes.txt").write_text("hello")
+    (f / "data" / "vdj_folder").mkdir()
+    return Case("directory_for_file", f, needles=("folder", "vdj_folder"))
+
+
+@case
+def _case_mtx_folder_incomplete(f: Path) -> Case:
+    standard(f, rel={"path": "data/mtx"})
+    (f / "data" / "mtx").mkdir()
+    (f / "data" / "mtx" / "matrix.mtx").write_text(
+        "%%MatrixMarket matrix coordinate integer general\n1 1 1\n1 1 3\n"
+    )
+    return Case("mtx_folder_incomplete", f, needles=("mtx", "barcodes.tsv"))
+
+
+@case
+def _case_yaml_not_mapping(f: Path) -> Case:
+    standard(f)
+    (f / "config.yaml").write_text("- antigen: CD7\n- samples: samples.csv\n")
+    return Case("yaml_not_mapping", f, needles=("config.yaml", "mapping"))
+
+
+@case
+def _case_yaml_syntax(f: Path) -> Case:
+    standard(f)
+    (f / "config.yaml").write_text("antigen: CD7\nsamples: [samples.csv\n")
+    return Case("yaml_syntax", f, needles=("config.yaml", "not valid YAML"))
+
+
+@case
+def _case_yaml_python_tag(f: Path) -> Case:
+    """yaml.safe_load refuses to build Python objects (no code runs)."""
+    standard(f)
+    (f / "config.yaml").write_text(
+        "antigen: !!python/object/apply:os.system ['touch pwned']\nsamples: samples.csv\n"
+    )
+    return Case("yaml_python_tag", f, needles=("config.yaml", "not valid YAML"))
+
+
+@case
+def _case_empty_config(f: Path) -> Case:
+    standard(f)
+    (f / "config.yaml").write_text("# nothing here\n")
+    return Case("empty_config", f, needles=("config.yaml", "mapping"))
+
+
+@case
+def _case_config_not_found(f: Path) -> Case:
+    f.mkdir(parents=True, exist_ok=True)
+    return Case(
+        "config_not_found", f, needles=("missing.yaml", "not found"), config_name="missing.yaml"
+    )
+
+
+@case
+def _case_sample_id_slash(f: Path) -> Case:
+    standard(f, rel={"sample": "../../escape"})
+    return Case("sample_id_slash", f, needles=("samples.csv", "../../escape", "path separator"))
+
+
+@case
+def _case_patient_id_dotdot(f: Path) -> Case:
+    standard(f, base={"patient": ".."}, rel={"patient": ".."})
+    return Case("patient_id_dotdot", f, needles=("samples.csv", "'..'"))
+
+
+@case
+def _case_patient_id_control_chars(f: Path) -> Case:
+    standard(f)
+    (f / "config.yaml").write_text(
+        "antigen: CD7\noutdir: out\nsamples:\n"
+        '  - {patient: "P\\x001", sample: base, timepoint: baseline, path: data/base.h5}\n'
+        '  - {patient: "P\\x001", sample: "re\\nl", timepoint: relapse, path: data/rel.h5}\n'
+    )
+    return Case("patient_id_control_chars", f, needles=("config.yaml", "control character"))
+
+
+@case
+def _case_outdir_is_file(f: Path) -> Case:
+    standard(f)
+    (f / "out").write_text("I am a file\n")
+    return Case("outdir_is_file", f, needles=("out", "not a folder"))
+
+
+@case
+def _case_outdir_option_is_file(f: Path) -> Case:
+    """``--outdir`` pointing at a file: validate is fine, run refuses before writing anything."""
+    standard(f)
+    (f / "taken").write_text("a file\n")
+    return Case(
+        "outdir_option_is_file",
+        f,
+        code=0,
+        run_code=2,
+        extra_run_args=("--outdir", str(f / "taken")),
+        needles=("taken", "not a folder"),
+        validate_needles=("valid",),
+    )
+
+
+@case
+def _case_sheet_missing_columns(f: Path) -> Case:
+    standard(f, drop=("timepoint",))
+    return Case("sheet_missing_columns", f, needles=("samples.csv", "timepoint"))
+
+
+@case
+def _case_sheet_not_found(f: Path) -> Case:
+    standard(f)
+    (f / "samples.csv").unlink()
+    return Case("sheet_not_found", f, needles=("samples.csv", "not found"))
+
+
+@case
+def _case_unknown_patient_option(f: Path) -> Case:
+    standard(f)
+    return Case(
+        "unknown_patient_option",
+        f,
+        code=0,
+        run_code=2,
+        extra_run_args=("--patient", "P9"),
+        needles=("P9", "not in the sample sheet"),
+        validate_needles=("valid",),
+    )
+
+
+@case
+def _case_labels_not_found(f: Path) -> Case:
+    standard(f, rel={"malignant_labels": "data/blasts.txt"})
+    return Case("labels_not_found", f, needles=("blasts.txt", "not found"))
+
+
+@case
+def _case_crlf_bom_sheet(f: Path) -> Case:
+    """Excel-style sheet: UTF-8 BOM, CRLF line ends, semicolons, padded cells: all understood."""
+    standard(f)
+    text = (f / "samples.csv").read_text().replace(",", " ; ").replace("\n", "\r\n")
+    (f / "samples.csv").write_bytes(b"\xef\xbb\xbf" + text.encode("utf-8"))
+    return Case("crlf_bom_sheet", f, code=0, run_code=None, needles=("config.yaml: valid",))
+
+
+@case
+def _case_every_sample_fails_qc(f: Path) -> Case:
+    """40-cell samples are below qc.min_cells: both are dropped, the call is 'indeterminate', exit 0."""
+    standard(f, extra="embed:\n  umap: false\nclassify:\n  n_bootstrap: 0\n")
+    return Case(
+        "every_sample_fails_qc",
+        f,
+        code=0,
+        run_code=0,
+        needles=("failed QC",),
+        validate_needles=("valid",),
+        note="run exits 0: result.json says 'indeterminate' and names both failed samples",
+    )
+
+
+def build(root: Path, names: list[str] | None = None) -> dict[str, Case]:
+    """Write the cases (all, or ``names``) under ``root``/<name> and return them by name."""
+    out = {}
+    for name in names or list(CASES):
+        folder = root / name
+        if folder.exists():
+            shutil.rmtree(folder)
+        folder.mkdir(parents=True)
+        out[name] = CASES[name](folder)
+    return out
