@@ -65,7 +65,10 @@ def antigen_distribution(
         obs["antigen_cell_state"].astype(str).to_numpy() if "antigen_cell_state" in obs else None
     )
     state_colors = (
-        _utils.categorical_colors("antigen_cell_state", sorted(set(state)))
+        _utils.categorical_colors(
+            "antigen_cell_state",
+            [c for c in ("positive", "dim", "uncertain", "negative") if c in set(state[mal])],
+        )
         if state is not None
         else {}
     )
@@ -100,12 +103,18 @@ def antigen_distribution(
                 else np.sort(rng.choice(idx, max_points, replace=False))
             )
             jitter = rng.uniform(-0.3, 0.3, len(sub))
-            colors = [state_colors[s] for s in state[sub]] if state is not None else "#636363"
-            ax_counts.scatter(
-                np.log1p(y[sub]), k + jitter, s=6, c=colors, linewidths=0, rasterized=True
+            xjitter = rng.uniform(-0.12, 0.12, len(sub))  # integer counts: spread the stacks
+            colors = (
+                [state_colors.get(s, _utils.NA_COLOR) for s in state[sub]]
+                if state is not None
+                else "#636363"
             )
+            ax_counts.scatter(
+                np.log1p(y[sub]) + xjitter, k + jitter, s=5, c=colors, linewidths=0,
+                alpha=0.8, rasterized=True,
+            )  # fmt: skip
             ax_counts.plot(
-                [np.log1p(np.median(y[idx]))] * 2, [k - 0.38, k + 0.38], color="k", lw=1.5
+                [np.log1p(np.median(y[idx]))] * 2, [k - 0.42, k + 0.42], color="k", lw=1.2
             )
         if model is not None and _finite(model.get("pi")):
             lo, hi = model.get("ci_low"), model.get("ci_high")
@@ -133,6 +142,16 @@ def antigen_distribution(
         ncols=2,
         fontsize="small",
     )
+    if ax_counts is not None and state_colors:
+        ax_counts.legend(
+            [Line2D([], [], color=c, marker="o", lw=0) for c in state_colors.values()],
+            [f"cell: {s}" for s in state_colors],
+            loc="upper center",
+            bbox_to_anchor=(0.5, -0.12 if len(rows) > 3 else -0.25),
+            frameon=False,
+            ncols=len(state_colors),
+            fontsize="small",
+        )
     first = ax_counts if ax_counts is not None else ax_frac
     first.set_yticks(range(len(rows)), labels)
     first.set_ylim(len(rows) - 0.5, -0.5)
