@@ -79,6 +79,8 @@ def _load(path: Path) -> tuple[Config | None, list[SampleSpec], list[Problem]]:
                 file=file,
             )
         )
+    elif isinstance(samples_raw, str) and "\x00" in samples_raw:
+        problems.append(Problem("path contains a NUL character", field="samples", file=file))
     elif isinstance(samples_raw, str):
         sheet = _resolve(samples_raw, base)
         rows, sheet_problems = _read_sheet(Path(sheet))
@@ -121,6 +123,18 @@ def _load(path: Path) -> tuple[Config | None, list[SampleSpec], list[Problem]]:
                     )
                 )
         updates = {}
+        nul = [key for key in PATH_FIELDS if "\x00" in (getattr(spec, key) or "")]
+        for key in nul:
+            problems.append(
+                Problem(
+                    "path contains a NUL character",
+                    field=f"{label}.{key}",
+                    file=row_file,
+                    sample=spec.sample,
+                )
+            )
+        if nul:
+            continue
         for key in PATH_FIELDS:
             value = getattr(spec, key)
             if value is None:
@@ -143,6 +157,9 @@ def _load(path: Path) -> tuple[Config | None, list[SampleSpec], list[Problem]]:
                     file=sheet_file,
                 )
             )
+    if config is not None and "\x00" in config.outdir:
+        problems.append(Problem("path contains a NUL character", field="outdir", file=file))
+        config = None
     if config is not None:
         outdir = _resolve(config.outdir, base)
         if Path(outdir).exists() and not Path(outdir).is_dir():

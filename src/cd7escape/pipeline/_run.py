@@ -81,9 +81,10 @@ def run_config(
         raise InputError.single("outdir exists and is not a folder", field="outdir", file=str(out))
     try:
         out.mkdir(parents=True, exist_ok=True)
-    except OSError as err:
+    except (OSError, ValueError) as err:
+        why = getattr(err, "strerror", None) or str(err)
         raise InputError.single(
-            f"cannot create the output folder ({err.strerror})", field="outdir", file=str(out)
+            f"cannot create the output folder ({why})", field="outdir", file=str(out)
         ) from None
     handler = _attach_log(out / "run.log")
     started = time.time()
