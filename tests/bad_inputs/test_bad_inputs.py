@@ -77,7 +77,8 @@ def test_bad_input(name: str, corpus):
     if name == "every_sample_fails_qc":
         result = json.loads((case.outdir / "P1" / "result.json").read_text())
         assert result["mechanism"] == "indeterminate"
-        assert "passed QC" in result["reason"] and "base" in result["reason"]
+        assert "passed QC" in result["reason"]
+        assert "base" in result["reason"]
         assert {r["sample"]: r["status"] for r in result["qc"]} == {
             "base": "failed",
             "rel": "failed",
@@ -87,7 +88,7 @@ def test_bad_input(name: str, corpus):
 @pytest.mark.parametrize("name", ["png_as_h5", "sample_id_slash", "outdir_option_is_file"])
 def test_same_outcome_as_separate_process(name: str, corpus, tmp_path: Path):
     """The in-process driver reports what ``python -m cd7escape.cli`` itself does."""
-    cases, results = corpus
+    _cases, results = corpus
     case = build(tmp_path, [name])[name]
     for cmd, argv in _jobs(case):
         proc = subprocess.run([*CLI, *argv], capture_output=True, text=True)
@@ -129,7 +130,8 @@ def test_real_failed_library(shared_data: Path, tmp_path: Path):
     )
     proc = subprocess.run([*CLI, "validate", str(config)], capture_output=True, text=True)
     assert proc.returncode == 0, proc.stderr
-    assert "VDJ file is empty" in proc.stderr and f"{failed}.csv" in proc.stderr
+    assert "VDJ file is empty" in proc.stderr
+    assert f"{failed}.csv" in proc.stderr
     proc = subprocess.run([*CLI, "run", str(config)], capture_output=True, text=True)
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert "Traceback" not in proc.stderr
@@ -141,7 +143,8 @@ def test_real_failed_library(shared_data: Path, tmp_path: Path):
         assert any("VDJ file is empty" in w for w in result["warnings"])
     a = json.loads((tmp_path / "out" / "A" / "result.json").read_text())
     assert a["mechanism"] == "indeterminate"
-    assert "no baseline cells passed QC" in a["reason"] and "A_failed" in a["reason"]
+    assert "no baseline cells passed qc" in a["reason"].lower()
+    assert "A_failed" in a["reason"]
     b = json.loads((tmp_path / "out" / "B" / "result.json").read_text())
     assert b["mechanism_called"]
     assert b["timepoints"]["baseline"]["malignant_cells"] is not None
