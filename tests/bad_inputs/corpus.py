@@ -314,7 +314,13 @@ def _case_ensembl_ids(f: Path) -> Case:
     standard(f, rel=_rel_path(f, "ensembl.h5"))
     ids = [ENSEMBL[g] + ".5" for g in GENES]
     write_h5(f / "data" / "ensembl.h5", names=ids, ids=ids, seed=9)
-    return Case("ensembl_ids", f, code=0, run_code=None, needles=("ensembl.h5", "mapped 11 of 11 Ensembl ids"))
+    return Case(
+        "ensembl_ids",
+        f,
+        code=0,
+        run_code=None,
+        needles=("ensembl.h5", "mapped 11 of 11 Ensembl ids"),
+    )
 
 
 @case
