@@ -13,7 +13,7 @@ import scipy.sparse as sp
 # their blast/ETP program is scored separately (``_blast_program``).
 LINEAGE_MARKERS: dict[str, tuple[str, ...]] = {
     "T": ("CD3D", "CD3E", "CD3G", "CD2", "CD5", "TRAC", "TRBC1", "TRBC2", "LCK", "CD247", "BCL11B"),
-    "NK": ("NKG7", "GNLY", "KLRD1", "KLRF1", "NCAM1", "PRF1", "FCER1G", "TYROBP"),
+    "NK": ("NKG7", "GNLY", "KLRD1", "KLRF1", "NCAM1", "PRF1", "KLRC1", "SH2D1B"),
     "B": ("CD79A", "CD79B", "MS4A1", "CD19", "PAX5", "IGHM", "BANK1", "CD22"),
     "myeloid": ("LYZ", "CD14", "S100A8", "S100A9", "CST3", "FCN1", "CSF1R", "CD68", "LST1"),
     "erythroid": ("HBB", "HBA1", "HBA2", "HBD", "GYPA", "ALAS2", "CA1", "AHSP"),

@@ -130,6 +130,7 @@ def infer_cnv(
     *,
     total: np.ndarray,
     antigen: str,
+    prior_altered: np.ndarray | None = None,
     seed: int = 0,
 ) -> dict | None:
     """Run infercnvpy and score every cell against held-out reference cells.
@@ -151,6 +152,9 @@ def infer_cnv(
         Maps a cells × k array to its neighbourhood average over the expression kNN graph.
     total
         Library size per cell (without the antigen) for depth normalisation.
+    prior_altered
+        Cells that other evidence (blast program) marks as leukemic: together with cells of high CNV
+        amplitude they define the consensus altered profile onto which every cell is projected.
 
     Returns
     -------
@@ -162,6 +166,7 @@ def infer_cnv(
 
     rng = np.random.default_rng(seed)
     n = counts.shape[0]
+    prior_altered = np.zeros(n, dtype=bool) if prior_altered is None else prior_altered
     held_out = np.zeros(n, dtype=bool)
     ref_cells = np.zeros(n, dtype=bool)
     ref_rows: dict[str, np.ndarray] = {}
@@ -247,7 +252,7 @@ def infer_cnv(
         amp = np.sqrt((centred[cells] ** 2).mean(axis=1))
         z_amp[cells] = _robust_z(amp, np.sqrt((centred[null] ** 2).mean(axis=1)))
         nulls[gi] = null
-    candidates = (z_amp > Z_HIGH) & ~ref_cells & ~held_out
+    candidates = ((z_amp > Z_HIGH) | prior_altered) & ~ref_cells & ~held_out
     score = z_amp
     method = "amplitude"
     if candidates.sum() >= 20:

@@ -29,6 +29,8 @@ W_TCR_LEUKEMIC = 4.0  # carries the leukemic clonotype
 W_TCR_OTHER = -4.0  # carries another productive clonotype (polyclonal/normal)
 W_TCR_LEUKEMIC_OWN, W_TCR_OTHER_OWN = 4.0, -6.0  # the same, added again to the cell after smoothing
 LOGIT_CLIP = 8.0
+# Mean CNV z of a Leiden cluster at which its CNV evidence starts / saturates (normal clusters: |mean| < 1).
+CLUSTER_Z_LOW, CLUSTER_Z_HIGH = 2.0, 4.0
 CELL_WEIGHT = 0.5  # share of the cell's own log-odds; the rest is its Leiden cluster's mean
 CONTEXT_CLIP = 6.0  # T cells: the neighbourhood log-odds are bounded by this ...
 LLR_CLIP = (
@@ -71,8 +73,13 @@ def call_malignant(
       unassigned/doublet/missing assignments are neutral.
     - ``user_malignant`` (when present): user labels override everything (missing values are not labels).
 
-    The evidence is combined as log-odds per cell, averaged half-and-half with the cell's Leiden cluster
-    (``obs['leiden']``) and smoothed over the kNN graph, giving ``malignant_score`` in [0, 1].
+    Combination (log-odds): the blast and CNV evidence, smoothed over the kNN graph, plus the TCR term give a
+    cell's log-odds, averaged half-and-half with its Leiden cluster's mean (``obs['leiden']``). For T cells
+    this neighbourhood value (bounded at ±6) is then corrected by the cell's own counts: a Poisson
+    likelihood ratio, blast vs normal T, over the blast and mature-T gene panels with rates learnt from the
+    clearly malignant and clearly normal T cells of the data (``obs['program_llr']``; skipped when either
+    class has < 30 cells). A cell's own TCR counts again after smoothing. The logistic of the result is
+    ``malignant_score``; CAR-T (strong CAR signal) and donor cells are set to 0, user labels to 0/1.
 
     Parameters
     ----------
@@ -230,7 +237,9 @@ def _call(
 
     # lineage and blast program (the antigen is asserted absent from both gene sets)
     scores = lineage_scores(logx, var_names, antigen)
-    lineage = assign_lineage(scores, smooth)
+    lineage = assign_lineage(
+        scores, lambda v: 0.5 * smooth(v) + 0.5 * _cluster_mean(smooth(v), clusters)
+    )
     t_like = lineage == "T"
     blast = blast_score(logx, var_names, antigen)
     blast_ev = blast_evidence(_cluster_mean(smooth(blast), clusters) * 0.5 + smooth(blast) * 0.5)
@@ -288,6 +297,7 @@ def _call(
                 smooth,
                 total=total,
                 antigen=antigen,
+                prior_altered=blast_ev >= 0.8,
                 seed=seed,
             )
         if cnv_res is None:
@@ -295,7 +305,12 @@ def _call(
             cnv_info = {"run": False, "reason": "too few normal reference cells"}
         else:
             cnv_score = cnv_res["score"]
-            cnv_ev = 0.5 * cnv_res["evidence"] + 0.5 * _cluster_mean(cnv_res["evidence"], clusters)
+            # a cluster's mean CNV z is far less noisy than a cell's: it saturates sooner
+            cluster_z = _cluster_mean(cnv_res["score"], clusters)
+            cluster_ev = np.clip(
+                (cluster_z - CLUSTER_Z_LOW) / (CLUSTER_Z_HIGH - CLUSTER_Z_LOW), 0.0, 1.0
+            )
+            cnv_ev = 0.5 * cnv_res["evidence"] + 0.5 * cluster_ev
             cnv_ev = np.where(
                 cnv_res["reference"] | cnv_res["null"],
                 np.minimum(cnv_ev, cnv_res["evidence"]),
@@ -409,6 +424,7 @@ def _call(
             "tcr_leukemic_own": W_TCR_LEUKEMIC_OWN,
             "tcr_other_own": W_TCR_OTHER_OWN,
             "cell_weight": CELL_WEIGHT,
+            "cluster_cnv_z": [CLUSTER_Z_LOW, CLUSTER_Z_HIGH],
             "context_clip": CONTEXT_CLIP,
             "llr_clip": LLR_CLIP,
             "program_llr": llr is not None,
