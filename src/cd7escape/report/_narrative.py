@@ -80,6 +80,13 @@ def caveats(result: Mapping[str, Any]) -> list[str]:
         out.append(
             f"Confidence is {_pct(conf)}: resampling the cells changes the call in a notable share of replicates."
         )
+    boot = (result.get("numbers") or {}).get("bootstrap")
+    if isinstance(boot, Mapping) and len(boot) > 1:
+        total = sum(int(v) for v in boot.values())
+        parts = ", ".join(
+            f"{label(k)} {int(v)}" for k, v in sorted(boot.items(), key=lambda kv: -int(kv[1]))
+        )
+        out.append(f"Bootstrap replicates ({total}) split between calls: {parts}.")
     tps = result.get("timepoints") or {}
     for name in ("baseline", "relapse"):
         tp = tps.get(name) or {}

@@ -134,6 +134,11 @@ def build_result(adata, *, config, patient: str) -> dict[str, Any]:
         "versions": _versions(),
         "parameters": json.loads(config.model_dump_json()),
         "step_parameters": steps,
+        "numbers": {
+            k: v
+            for k, v in (_mapping(classify.get("numbers")) or {}).items()
+            if k not in ("timepoints", "subclones")  # already above
+        },
         "missing": missing,
     }
     return plain(result)
