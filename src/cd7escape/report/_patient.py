@@ -150,7 +150,9 @@ def _figure_sections(adata, result: dict[str, Any], figdir: Path) -> list[dict[s
             sec,
             figdir,
             "umap",
-            lambda: pl.umap(adata, umap_cols, show=False, return_fig=True),
+            lambda: pl.umap(
+                adata, umap_cols, ncols=2 if len(umap_cols) == 4 else 3, show=False, return_fig=True
+            ),
             f"UMAP coloured by {', '.join(umap_cols)}.",
         )
     for c in ("timepoint", "cell_class", "antigen_cell_state"):
