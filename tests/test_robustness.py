@@ -82,8 +82,9 @@ def test_sigkill_force_resume_is_identical_and_deterministic(
     out = tmp_path / "out"
     stages = out / "P1" / "stages"
     shutil.copytree(example_run / "P1" / "stages", stages)
-    old = {p.name: p.stat().st_ino for p in stages.glob("*.h5ad")}
+    old = {p.name: p.stat().st_mtime for p in stages.glob("*.h5ad")}
     assert len(old) == 7
+    started = time.time()
     config = repo / "configs" / "example.yaml"
     cmd = [*CLI, "run", str(config), "--outdir", str(out), "--patient", "P1"]
     proc = subprocess.Popen(
@@ -92,7 +93,8 @@ def test_sigkill_force_resume_is_identical_and_deterministic(
     deadline = time.time() + 240
     try:
         while time.time() < deadline and proc.poll() is None:
-            if list(stages.glob("01-qc-*.h5ad")):  # --force removed it: this one is new
+            qc = list(stages.glob("01-qc-*.h5ad"))  # copies keep their old mtime; new files do not
+            if qc and qc[0].stat().st_mtime > started:
                 break
             time.sleep(0.1)
         assert proc.poll() is None, "the run ended before it could be killed"
@@ -101,9 +103,9 @@ def test_sigkill_force_resume_is_identical_and_deterministic(
         proc.wait()
         proc.stderr.close()
     assert proc.returncode == -signal.SIGKILL
-    killed = {p.name: p.stat().st_ino for p in stages.glob("*.h5ad")}
+    killed = {p.name: p.stat().st_mtime for p in stages.glob("*.h5ad")}
     assert set(killed) < set(old), "--force kept caches of later stages"
-    assert all(killed[n] != old[n] for n in killed), "--force did not rewrite the stage files"
+    assert all(killed[n] > started for n in killed), "--force did not rewrite the stage files"
     assert not (out / "P1" / "result.json").exists()
     import h5py
 
@@ -217,32 +219,15 @@ def test_fuzzed_text_config_never_crashes(tmp_path_factory, text):
     _check_config(tmp_path_factory.mktemp("fuzz"), text)
 
 
-@pytest.mark.parametrize(
-    "text",
-    [
-        "a: &a [*a]\nsamples: *a\n",  # a recursive alias
-        "x: &x ['lol','lol']\ny: &y [*x,*x,*x,*x,*x,*x,*x,*x]\nz: [*y,*y,*y,*y,*y,*y,*y,*y]\n"
-        "samples: [*z, *z]\n",  # alias expansion ("billion laughs", small)
-        "antigen: !!binary aGVsbG8=\nsamples: samples.csv\n",
-        "antigen: !!python/name:os.system\nsamples: samples.csv\n",
-        "samples:\n  - {patient: [1, 2], sample: {a: b}, timepoint: 3, path: null}\n",
-        "seed: 1e400\nsamples: samples.csv\n",
-        "qc: {min_cells: .nan}\nsamples: samples.csv\n",
-        "\ufeffantigen: CD7\nsamples: samples.csv\n",
-        "samples: samples.csv\n" + "antigen: CD7\n" * 3,  # duplicate keys
-    ],
-)
-def test_nasty_yaml_through_the_cli(text: str, tmp_path: Path):
-    (tmp_path / "samples.csv").write_text("patient,sample,timepoint,path\nP1,S1,baseline,x.h5\n")
-    config = tmp_path / "config.yaml"
-    config.write_text(text, encoding="utf-8")
-    _check_config(tmp_path, text)
-    proc = subprocess.run(
-        [*CLI, "validate", str(config)], capture_output=True, text=True, timeout=60
-    )
-    assert proc.returncode == 2, proc.stderr
-    assert "Traceback" not in proc.stderr
-    assert str(config) in proc.stderr
+def test_nasty_yaml_in_process(tmp_path: Path):
+    """The hostile YAML of the corpus (tests/bad_inputs, where each also goes through the CLI)."""
+    sys.path.insert(0, str(Path(__file__).with_name("bad_inputs")))
+    from corpus import NASTY_YAML
+
+    for text, _ in NASTY_YAML.values():
+        _check_config(tmp_path, text)
+        _, problems = validate_config(tmp_path / "config.yaml")
+        assert problems
 
 
 # --- output paths stay inside outdir; HTML escaped -------------------------------------------------

@@ -620,6 +620,48 @@ def _case_every_sample_fails_qc(f: Path) -> Case:
     )
 
 
+#: configs that are valid YAML but hostile or surprising: (text, words the message must contain)
+NASTY_YAML = {
+    "yaml_duplicate_key": (
+        "antigen: CD7\nsamples: samples.csv\nantigen: CD5\n",
+        "duplicate key 'antigen'",
+    ),
+    "yaml_recursive_alias": ("a: &a [*a]\nsamples: *a\n", "unknown key 'a'"),
+    "yaml_alias_expansion": (
+        "x: &x ['lol','lol']\ny: &y [*x,*x,*x,*x,*x,*x,*x,*x]\nz: &z [*y,*y,*y,*y,*y,*y,*y,*y]\n"
+        "samples: [*z, *z]\n",
+        "each sample must be a mapping",
+    ),
+    "yaml_binary_value": ("antigen: !!binary aGVsbG8=\nsamples: samples.csv\n", "antigen"),
+    "yaml_python_name": (
+        "antigen: !!python/name:os.system\nsamples: samples.csv\n",
+        "not valid YAML",
+    ),
+    "yaml_unhashable_key": ("? [a, b]\n: 1\nsamples: samples.csv\n", "unhashable key"),
+    "yaml_sample_fields_wrong_types": (
+        "samples:\n  - {patient: [1, 2], sample: {a: b}, timepoint: 3, path: null}\n",
+        "samples[0].patient",
+    ),
+    "yaml_huge_seed": ("seed: 1e400\nsamples: samples.csv\n", "seed"),
+    "yaml_nan_parameter": ("qc: {min_cells: .nan}\nsamples: samples.csv\n", "qc.min_cells"),
+    "yaml_nul_in_path": ('samples: "samples.csv\\0"\n', "NUL character"),
+}
+
+
+def _nasty(name: str) -> Callable[[Path], Case]:
+    def make(f: Path) -> Case:
+        standard(f)
+        text, needle = NASTY_YAML[name]
+        (f / "config.yaml").write_text(text, encoding="utf-8")
+        return Case(name, f, needles=("config.yaml", needle))
+
+    return make
+
+
+for _name in NASTY_YAML:
+    CASES[_name] = _nasty(_name)
+
+
 def build(root: Path, names: list[str] | None = None) -> dict[str, Case]:
     """Write the cases (all, or ``names``) under ``root``/<name> and return them by name."""
     out = {}

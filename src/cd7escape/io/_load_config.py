@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import os
+from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
@@ -51,7 +52,7 @@ def _load(path: Path) -> tuple[Config | None, list[SampleSpec], list[Problem]]:
     if not path.is_file():
         return None, [], [Problem("config file not found", file=file)]
     try:
-        raw = yaml.safe_load(open_text(path))
+        raw = yaml.load(open_text(path), Loader=_unique_key_loader())  # a yaml.SafeLoader
     except InputError as err:
         return None, [], err.problems
     except yaml.YAMLError as err:
@@ -170,6 +171,34 @@ def _load(path: Path) -> tuple[Config | None, list[SampleSpec], list[Problem]]:
     if problems:
         return None, specs, problems
     return config, specs, problems
+
+
+@lru_cache(maxsize=1)
+def _unique_key_loader():
+    import yaml
+
+    class UniqueKeyLoader(yaml.SafeLoader):
+        """yaml.SafeLoader that refuses a key given twice in one mapping (the last would win silently)."""
+
+        def construct_mapping(self, node, deep=False):
+            seen = set()
+            for key_node, _ in node.value:
+                key = self.construct_object(key_node, deep=True)
+                try:
+                    duplicate = key in seen
+                    seen.add(key)
+                except TypeError:  # unhashable keys: safe_load's own error says so
+                    break
+                if duplicate:
+                    raise yaml.constructor.ConstructorError(
+                        "while constructing a mapping",
+                        node.start_mark,
+                        f"found duplicate key {key!r}",
+                        key_node.start_mark,
+                    )
+            return super().construct_mapping(node, deep=deep)
+
+    return UniqueKeyLoader
 
 
 def _clean(value: Any) -> Any:
