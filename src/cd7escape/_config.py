@@ -108,7 +108,8 @@ class CloneParams(_Section):
         0.5, description="Relapse cells below this mapping confidence are 'unmapped'."
     )
     n_pcs: int = Field(
-        10, description="Principal components of the baseline malignant-only space (Pearson residuals)."
+        10,
+        description="Principal components of the baseline malignant-only space (Pearson residuals).",
     )
 
 
@@ -185,7 +186,7 @@ class Config(_Section):
         ..., description="Sample sheet (CSV/TSV) or an inline list of samples."
     )
     integration: Literal["pca", "scvi"] = Field("pca", description="pca (fast default) or scvi.")
-    seed: int = Field(0, description="Seed of every random step.")
+    seed: int = Field(0, ge=0, le=2**32 - 1, description="Seed of every random step.")
     qc: QCParams = Field(default_factory=QCParams)
     embed: EmbedParams = Field(default_factory=EmbedParams)
     malignant: MalignantParams = Field(default_factory=MalignantParams)

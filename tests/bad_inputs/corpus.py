@@ -620,6 +620,34 @@ def _case_every_sample_fails_qc(f: Path) -> Case:
     )
 
 
+@case
+def _case_seed_out_of_range(f: Path) -> Case:
+    """numpy and scanpy refuse negative seeds and seeds ≥ 2**32 mid-run: refused up front."""
+    standard(f, extra="seed: -1\n")
+    return Case(
+        "seed_out_of_range", f, needles=("config.yaml", "seed", "greater than or equal to 0")
+    )
+
+
+@case
+def _case_car_feature_bad_regex(f: Path) -> Case:
+    standard(f, extra="car_feature: CAR[\n")
+    return Case("car_feature_bad_regex", f, needles=("config.yaml", "CAR[", "regular expression"))
+
+
+@case
+def _case_car_feature_several(f: Path) -> Case:
+    """A regex matching several features (CD7 and CD5 here): the CAR must be one feature."""
+    standard(f, extra="car_feature: CD[57]\n")
+    return Case("car_feature_several", f, needles=("base.h5", "matches several features"))
+
+
+@case
+def _case_gene_positions_missing(f: Path) -> Case:
+    standard(f, extra="malignant:\n  gene_positions: positions.tsv\n")
+    return Case("gene_positions_missing", f, needles=("positions.tsv", "not found"))
+
+
 #: configs that are valid YAML but hostile or surprising: (text, words the message must contain)
 NASTY_YAML = {
     "yaml_duplicate_key": (

@@ -49,11 +49,32 @@ def validate_config(path: str | Path) -> tuple[Config | None, list[Problem]]:
             if header is not None:
                 if car_feature and _matches(header.genes, car_feature):
                     car_found = True
+                    several = _car_hits(header.genes, car_feature)
+                    if len(several) > 1:
+                        problems.append(
+                            Problem(
+                                f"car_feature '{car_feature}' matches several features "
+                                f"({', '.join(several[:5])}); name one",
+                                field="car_feature",
+                                sample=spec.sample,
+                                file=spec.path,
+                            )
+                        )
                 if header.proteins:
                     protein_seen = True
                     protein_found |= antigen_protein in header.proteins
         checked = any(p.field == "path" for p in problems)
-        if car_feature and specs and not car_found and not checked:
+        problems += _gene_positions_problems(config, path)
+        if car_feature and not car_found and not _is_regex(car_feature):
+            problems.append(
+                Problem(
+                    f"car_feature '{car_feature}' is neither a feature of the samples nor a valid "
+                    "regular expression",
+                    field="car_feature",
+                    file=str(path),
+                )
+            )
+        elif car_feature and specs and not car_found and not checked:
             problems.append(
                 Problem(
                     f"car_feature '{car_feature}' matches no gene in any sample",
@@ -117,6 +138,39 @@ def _patient_problems(specs: list[SampleSpec], *, file: str) -> list[Problem]:
                     )
                 )
     return problems
+
+
+def _is_regex(text: str) -> bool:
+    try:
+        re.compile(text)
+    except re.error:
+        return False
+    return True
+
+
+def _car_hits(genes: pd.Index, car_feature: str) -> list[str]:
+    """The features ``tl.call_malignant`` would take for ``car_feature`` (exact, full, then partial match)."""
+    if car_feature in genes or not _is_regex(car_feature):
+        return [car_feature] if car_feature in genes else []
+    pattern = re.compile(car_feature)
+    return [str(g) for g in genes if pattern.fullmatch(g)] or [
+        str(g) for g in genes if pattern.search(g)
+    ]
+
+
+def _gene_positions_problems(config: Config | None, path: Path) -> list[Problem]:
+    """``malignant.gene_positions``: relative to the config's folder, must exist (checked here, not mid-run)."""
+    value = config.malignant.gene_positions if config is not None else None
+    if not value:
+        return []
+    file = Path(value) if Path(value).is_absolute() else path.resolve().parent / value
+    if not file.is_file():
+        return [
+            Problem(
+                "gene position file not found", field="malignant.gene_positions", file=str(file)
+            )
+        ]
+    return []
 
 
 def _matches(genes: pd.Index, car_feature: str) -> bool:
