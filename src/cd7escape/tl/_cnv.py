@@ -153,8 +153,9 @@ def infer_cnv(
     total
         Library size per cell (without the antigen) for depth normalisation.
     prior_altered
-        Cells that other evidence (blast program) marks as leukemic: together with cells of high CNV
-        amplitude they define the consensus altered profile onto which every cell is projected.
+        Cells that other evidence (blast program) marks as leukemic: when there are ≥ 20, their mean
+        profile is the consensus altered profile onto which every cell is projected (``method`` =
+        ``'consensus_projection'``); otherwise the score is the profile amplitude (``'amplitude'``).
 
     Returns
     -------
@@ -252,7 +253,9 @@ def infer_cnv(
         amp = np.sqrt((centred[cells] ** 2).mean(axis=1))
         z_amp[cells] = _robust_z(amp, np.sqrt((centred[null] ** 2).mean(axis=1)))
         nulls[gi] = null
-    candidates = ((z_amp > Z_HIGH) | prior_altered) & ~ref_cells & ~held_out
+    # The leukemic CNV profile is learnt only from cells that other evidence marks as leukemic: in data
+    # without such cells (no leukemia) high-amplitude cells are batch or program artefacts, not a clone.
+    candidates = prior_altered & ~ref_cells & ~held_out
     score = z_amp
     method = "amplitude"
     if candidates.sum() >= 20:

@@ -31,6 +31,8 @@ W_TCR_LEUKEMIC_OWN, W_TCR_OTHER_OWN = 4.0, -6.0  # the same, added again to the 
 LOGIT_CLIP = 8.0
 # Mean CNV z of a Leiden cluster at which its CNV evidence starts / saturates (normal clusters: |mean| < 1).
 CLUSTER_Z_LOW, CLUSTER_Z_HIGH = 2.0, 4.0
+# Without a leukemic CNV profile (fewer than 20 blast-program cells), CNV evidence is capped here.
+AMPLITUDE_EV_CAP = 0.4
 CELL_WEIGHT = 0.5  # share of the cell's own log-odds; the rest is its Leiden cluster's mean
 CONTEXT_CLIP = 6.0  # T cells: the neighbourhood log-odds are bounded by this ...
 LLR_CLIP = (
@@ -305,12 +307,20 @@ def _call(
             cnv_info = {"run": False, "reason": "too few normal reference cells"}
         else:
             cnv_score = cnv_res["score"]
-            # a cluster's mean CNV z is far less noisy than a cell's: it saturates sooner
-            cluster_z = _cluster_mean(cnv_res["score"], clusters)
-            cluster_ev = np.clip(
-                (cluster_z - CLUSTER_Z_LOW) / (CLUSTER_Z_HIGH - CLUSTER_Z_LOW), 0.0, 1.0
-            )
-            cnv_ev = 0.5 * cnv_res["evidence"] + 0.5 * cluster_ev
+            if cnv_res["method"] == "consensus_projection":
+                # similarity to the leukemic CNV profile; a cluster's mean z is far less noisy than a
+                # cell's, so it saturates sooner
+                cluster_z = _cluster_mean(cnv_res["score"], clusters)
+                cluster_ev = np.clip(
+                    (cluster_z - CLUSTER_Z_LOW) / (CLUSTER_Z_HIGH - CLUSTER_Z_LOW), 0.0, 1.0
+                )
+                cnv_ev = 0.5 * cnv_res["evidence"] + 0.5 * cluster_ev
+            else:
+                # no leukemic profile to compare with: CNV amplitude alone never makes a cell malignant
+                cnv_ev = 0.5 * cnv_res["evidence"] + 0.5 * _cluster_mean(
+                    cnv_res["evidence"], clusters
+                )
+                cnv_ev = np.minimum(cnv_ev, AMPLITUDE_EV_CAP)
             cnv_ev = np.where(
                 cnv_res["reference"] | cnv_res["null"],
                 np.minimum(cnv_ev, cnv_res["evidence"]),
