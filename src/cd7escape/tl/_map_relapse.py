@@ -226,45 +226,36 @@ def genomic_windows(adata, cells: np.ndarray, *, antigen: str, window: int = 50,
     xl = _lognorm(x)[:, genes]
     xl = np.asarray(xl.todense()) if sp.issparse(xl) else np.asarray(xl)
     xl = xl - xl.mean(0)
-    cols, names = [], []
+    windows, names = [], []
     ch = chrom[genes]
     for c in pd.unique(ch):
         idx = np.flatnonzero(ch == c)
         if idx.size < window:
             continue
         for s0 in range(0, idx.size - window + 1, step):
-            cols.append(xl[:, idx[s0 : s0 + window]].mean(1))
+            windows.append(idx[s0 : s0 + window])
             names.append(f"{c}:{s0}")
-    if not cols:
+    if not windows:
         return None
-    return np.column_stack(cols), names
+    return xl, windows, names
 
 
 def cnv_state_change(
-    w_base: np.ndarray,
-    w_rel: np.ndarray,
-    *,
-    min_shift: float = 0.1,
-    z: float = 6.0,
-    quantile: float = 0.95,
-) -> tuple[np.ndarray, list[int]]:
-    """Relapse cells whose genomic-window profile shows a state their baseline subclone lacks.
+    x_base: np.ndarray, x_rel: np.ndarray, windows: list[np.ndarray], *, min_shift: float = 0.08
+) -> list[int]:
+    """Genomic windows where a relapse group departs from its baseline subclone as a copy-number change would.
 
-    Windows where the relapse cells' mean departs from the baseline cells' mean by at least ``min_shift``
-    (log units; a single-copy change of a segment shifts it by ~0.2-0.4) with a z above ``z`` are flagged;
-    a relapse cell carries the new state when its mean departure over those windows (signed) exceeds the
-    ``quantile`` of the baseline cells' own departures. Returns the per-relapse-cell flag and the windows.
+    Per gene, the difference of mean log expression (relapse group minus baseline subclone); per window
+    the *median* over its genes, centred on the median over all windows. A copy-number change moves every
+    gene of a segment, so the median moves; a few strongly changed genes (a therapy-induced program, a
+    subclone's own program) do not move it. Windows with ``|median| >= min_shift`` (log units; one copy
+    of a segment in all cells moves it by ~0.2-0.4) and above 5 robust s.d. of all windows are returned.
     """
-    if w_base.shape[0] < 5 or w_rel.shape[0] < 5:
-        return np.zeros(w_rel.shape[0], dtype=bool), []
-    mb, mr = w_base.mean(0), w_rel.mean(0)
-    se = np.sqrt(w_base.var(0) / w_base.shape[0] + w_rel.var(0) / w_rel.shape[0]) + 1e-12
-    diff = mr - mb
-    flag = np.flatnonzero((np.abs(diff) >= min_shift) & (np.abs(diff) / se >= z))
-    if flag.size == 0:
-        return np.zeros(w_rel.shape[0], dtype=bool), []
-    sign = np.sign(diff[flag])
-    score_b = ((w_base[:, flag] - mb[flag]) * sign).mean(1)
-    score_r = ((w_rel[:, flag] - mb[flag]) * sign).mean(1)
-    cut = np.quantile(score_b, quantile)
-    return score_r > max(cut, 0.5 * np.abs(diff[flag]).mean()), [int(i) for i in flag]
+    if x_base.shape[0] < 5 or x_rel.shape[0] < 5:
+        return []
+    d = x_rel.mean(0) - x_base.mean(0)
+    stat = np.array([np.median(d[w]) for w in windows])
+    stat -= np.median(stat)
+    # noise of the window medians (small groups are noisy): robust spread across windows
+    spread = 1.4826 * np.median(np.abs(stat))
+    return [int(i) for i in np.flatnonzero(np.abs(stat) >= max(min_shift, 5 * spread))]

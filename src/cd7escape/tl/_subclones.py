@@ -547,21 +547,22 @@ def subclones(
             # copy-number consistency: relapse cells carrying a genomic-window state their subclone lacks
             win = genomic_windows(adata, np.concatenate([b_idx, r_idx]), antigen=antigen)
             if win is not None:
-                wb, wr = win[0][: b_idx.size], win[0][b_idx.size :]
+                xw, wins, wnames = win
+                wb, wr = xw[: b_idx.size], xw[b_idx.size :]
                 for c in names:
                     mr = lab_r == c
                     if mr.sum() < min_subclone_cells:
                         continue
-                    _flag, windows = cnv_state_change(wb[lab_b == c], wr[mr])
+                    windows = cnv_state_change(wb[lab_b == c], wr[mr], wins)
                     if windows:
-                        # the windows' mean moved by >= 0.1 log units: a sizeable share of the group carries a
+                        # the windows moved by >= 0.08 log units: a sizeable share of the group carries a
                         # copy-number state its baseline subclone lacks. Per-cell calls are too noisy to
                         # separate the carriers, so none of the group is linked to the subclone.
                         idx = np.flatnonzero(mr)
                         lab_r[idx] = UNMAPPED
                         conf_r[idx] = 0.0
                         n_cnv_new += int(idx.size)
-                        cnv_windows[c] = [win[1][i] for i in windows]
+                        cnv_windows[c] = [wnames[i] for i in windows]
         else:
             lab_r, conf_r = np.array([], dtype=object), np.array([])
             n_new_state = n_cnv_new = 0
