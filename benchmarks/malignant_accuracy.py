@@ -217,6 +217,7 @@ def timing(n_cells: int = 10000) -> dict:
         outcomes = run_config(tmp / "config.yaml", force=True, progress=False)
         wall = time.perf_counter() - t
     timings = outcomes[0].timings
+    print(f"patient status: {outcomes[0].status} {getattr(outcomes[0], 'error', '') or ''}")
     total = sum(timings.values())
     share = timings.get("malignant", np.nan) / total
     print("\n== timing: whole run of a 20k-cell simulated patient ==")

@@ -15,7 +15,7 @@ import pandas as pd
 # A clonotype carried by at least this many cells is "expanded".
 MIN_EXPANDED = 3
 # Mean non-TCR evidence of its cells above which an expanded clonotype is leukemic.
-LEUKEMIC_MIN_EVIDENCE = 0.5
+LEUKEMIC_MIN_EVIDENCE = 0.7
 
 
 def clone_sizes(clone_id: pd.Series) -> np.ndarray:
