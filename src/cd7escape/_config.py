@@ -36,6 +36,10 @@ class QCParams(_Section):
     )
     doublets: bool = Field(True, description="Flag doublets with scanpy's scrublet, per sample.")
     expected_doublet_rate: float = Field(0.06, description="Scrublet's expected doublet rate.")
+    doublet_max_cells: int = Field(
+        10000,
+        description="Samples with more cells are scored for doublets in random parts of at most this many cells (scrublet's cost grows with the square of the cells scored together; a 10x lane holds about 10-20k cells).",
+    )
 
 
 class EmbedParams(_Section):

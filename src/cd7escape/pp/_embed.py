@@ -8,6 +8,11 @@ from scipy import sparse
 from .._logging import logger, timed
 from .._uns import record
 
+# Up to this many cells the kNN graph is exact (scikit-learn, brute force on the PCA/latent space):
+# seconds at 100k cells on 2 cores, while pynndescent's numba compilation alone costs tens of seconds in
+# every new process. Above it, pynndescent (approximate, as scanpy's default) scales better.
+EXACT_KNN_MAX_CELLS = 200_000
+
 
 def embed(
     adata,
@@ -99,7 +104,9 @@ def embed(
         )
         hvg = adata.var["highly_variable"].to_numpy().copy()
         hvg[adata.var_names.isin(excluded)] = False
-        if hvg.sum() > n_top_genes:  # the excluded genes were not all among the top: keep the best n
+        if (
+            hvg.sum() > n_top_genes
+        ):  # the excluded genes were not all among the top: keep the best n
             score = np.nan_to_num(adata.var["dispersions_norm"].to_numpy(), nan=-np.inf)
             ranked = np.flatnonzero(hvg)[np.argsort(-score[hvg], kind="stable")]
             hvg[ranked[n_top_genes:]] = False
@@ -117,8 +124,17 @@ def embed(
             adata, hvg, batch_key, layer, scvi_n_latent, scvi_max_epochs, seed
         )
 
+    from ._numba import cache_numba_compilation
+
+    cache_numba_compilation()
     with timed("embed: kNN graph, Leiden, UMAP"):
-        sc.pp.neighbors(adata, n_neighbors=n_neighbors, use_rep=rep, random_state=seed)
+        sc.pp.neighbors(
+            adata,
+            n_neighbors=n_neighbors,
+            use_rep=rep,
+            transformer="sklearn" if adata.n_obs <= EXACT_KNN_MAX_CELLS else None,
+            random_state=seed,
+        )
         sc.tl.leiden(
             adata,
             resolution=resolution,

@@ -31,6 +31,7 @@ def qc(
     min_cells: int = 50,
     doublets: bool = True,
     expected_doublet_rate: float = 0.06,
+    doublet_max_cells: int = 10000,
     batch_key: str = "sample",
     layer: str = "counts",
     filter: bool = True,
@@ -59,6 +60,11 @@ def qc(
         Run scrublet per sample.
     expected_doublet_rate
         Scrublet's prior doublet rate.
+    doublet_max_cells
+        A sample with more passing cells is scored for doublets in random parts of at most this many
+        cells (each part a random sample of the same population, so the simulated doublets and the
+        neighbour counts are those of the whole sample; scrublet's cost grows with the square of the
+        cells scored together). Neighbours are exact (scikit-learn), not approximate.
     batch_key
         obs column naming the sample.
     layer
@@ -148,7 +154,9 @@ def qc(
     adata.obs["doublet_score"] = np.nan
     adata.obs["predicted_doublet"] = False
     if doublets:
-        _flag_doublets(adata, counts, keep, samples, table, expected_doublet_rate, seed)
+        _flag_doublets(
+            adata, counts, keep, samples, table, expected_doublet_rate, doublet_max_cells, seed
+        )
         keep &= ~adata.obs["predicted_doublet"].to_numpy(dtype=bool)
     adata.obs["qc_pass"] = keep
     for sample, n in pd.Series(keep).groupby(samples).sum().items():
@@ -164,6 +172,7 @@ def qc(
         min_cells=min_cells,
         doublets=doublets,
         expected_doublet_rate=expected_doublet_rate,
+        doublet_max_cells=doublet_max_cells,
         filter=filter,
         seed=seed,
     )
@@ -188,8 +197,12 @@ def _mad_window(x: np.ndarray, n_mads: float) -> tuple[float, float]:
     return med - n_mads * mad, med + n_mads * mad
 
 
-def _flag_doublets(adata, counts, keep, samples, table, rate, seed) -> None:
-    """Scrublet per sample, on the cells that passed the other filters."""
+def _flag_doublets(adata, counts, keep, samples, table, rate, max_cells, seed) -> None:
+    """Scrublet per sample (in random parts of at most ``max_cells``), on cells passing the other filters.
+
+    Exact kNN (``use_approx_neighbors=False``): on the ≤ 3·max_cells points of a part it is faster
+    than pynndescent, whose numba compilation alone takes tens of seconds in every new process.
+    """
     import anndata as ad
     import scanpy as sc
 
@@ -200,10 +213,20 @@ def _flag_doublets(adata, counts, keep, samples, table, rate, seed) -> None:
             idx = np.flatnonzero((samples == sample) & keep)
             if len(idx) < 100:  # scrublet's simulation needs a population to compare against
                 continue
-            sub = ad.AnnData(counts[idx].astype(np.float32))
-            sc.pp.scrublet(sub, expected_doublet_rate=rate, random_state=seed, verbose=False)
-            scores[idx] = sub.obs["doublet_score"].to_numpy()
-            calls[idx] = sub.obs["predicted_doublet"].to_numpy(dtype=bool)
+            n_parts = -(-len(idx) // max(max_cells, 100))
+            parts = np.array_split(np.random.default_rng(seed).permutation(idx), n_parts)
+            for part in parts:
+                part = np.sort(part)
+                sub = ad.AnnData(counts[part].astype(np.float32))
+                sc.pp.scrublet(
+                    sub,
+                    expected_doublet_rate=rate,
+                    use_approx_neighbors=False,
+                    random_state=seed,
+                    verbose=False,
+                )
+                scores[part] = sub.obs["doublet_score"].to_numpy()
+                calls[part] = sub.obs["predicted_doublet"].to_numpy(dtype=bool)
             table.loc[sample, "doublets"] = int(calls[idx].sum())
     adata.obs["doublet_score"] = scores
     adata.obs["predicted_doublet"] = calls
