@@ -213,7 +213,7 @@ def _case_truncated_h5(f: Path) -> Case:
     data = good.read_bytes()
     (f / "data" / "truncated.h5").write_bytes(data[: len(data) // 2])
     good.unlink()
-    return Case("truncated_h5", f, needles=("truncated.h5", "rel"))
+    return Case("truncated_h5", f, needles=("truncated.h5", "corrupt or truncated HDF5"))
 
 
 @case
@@ -221,21 +221,21 @@ def _case_corrupt_h5(f: Path) -> Case:
     standard(f, rel=_rel_path(f, "corrupt.h5"))
     rng = np.random.default_rng(0)
     (f / "data" / "corrupt.h5").write_bytes(b"\x89HDF\r\n\x1a\n" + rng.bytes(4000))
-    return Case("corrupt_h5", f, needles=("corrupt.h5",))
+    return Case("corrupt_h5", f, needles=("corrupt.h5", "corrupt or truncated HDF5"))
 
 
 @case
 def _case_png_as_h5(f: Path) -> Case:
     standard(f, rel=_rel_path(f, "picture.h5"))
     (f / "data" / "picture.h5").write_bytes(PNG)
-    return Case("png_as_h5", f, needles=("picture.h5", "unrecognised format"))
+    return Case("png_as_h5", f, needles=("picture.h5", "a PNG image"))
 
 
 @case
 def _case_csv_as_path(f: Path) -> Case:
     standard(f, rel=_rel_path(f, "counts.csv"))
     (f / "data" / "counts.csv").write_text("gene,AAAC-1\nCD7,3\n")
-    return Case("csv_as_path", f, needles=("counts.csv", "unrecognised format"))
+    return Case("csv_as_path", f, needles=("counts.csv", "a text file"))
 
 
 @case
@@ -245,7 +245,7 @@ def _case_h5_without_matrix(f: Path) -> Case:
     standard(f, rel=_rel_path(f, "other.h5"))
     with h5py.File(f / "data" / "other.h5", "w") as h:
         h["weights"] = np.arange(10)
-    return Case("h5_without_matrix", f, needles=("other.h5", "unrecognised format"))
+    return Case("h5_without_matrix", f, needles=("other.h5", "neither a 10x matrix"))
 
 
 @case

@@ -165,5 +165,8 @@ def write_config(
     sep = "\t" if sheet.endswith(".tsv") else ","
     pd.DataFrame(rows).to_csv(folder / sheet, sep=sep, index=False)
     config = folder / "config.yaml"
-    config.write_text(f"antigen: CD7\nsamples: {sheet}\noutdir: out\n{extra}")
+    given = {line.split(":", 1)[0].strip() for line in extra.splitlines() if ":" in line}
+    defaults = {"antigen": "CD7", "samples": sheet, "outdir": "out"}  # unless extra sets them
+    head = "".join(f"{k}: {v}\n" for k, v in defaults.items() if k not in given)
+    config.write_text(head + extra)  # a key given twice is an error (the last would win silently)
     return config

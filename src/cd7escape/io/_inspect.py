@@ -49,12 +49,9 @@ def inspect_counts(path: str, *, sample: str | None = None, field_name: str = "p
         elif kind == "10x_mtx":
             _inspect_mtx(path, header)
         else:
-            header.problems.append(
-                Problem(
-                    "unrecognised format: expected a 10x HDF5 file, a 10x matrix folder or an h5ad",
-                    **where,
-                )
-            )
+            from ._utils import unrecognised
+
+            header.problems.append(Problem(unrecognised(path), **where))
     except InputError as err:
         header.problems.extend(err.problems)
     except Exception as err:  # validation reports, never crashes on a strange file

@@ -151,11 +151,9 @@ def _read_counts(file: str, kind: str):
         from ._mtx import read_10x_mtx
 
         return read_10x_mtx(file)
-    raise InputError.single(
-        "unrecognised format: expected a 10x HDF5 file, a 10x matrix folder or an h5ad",
-        file=file,
-        field="path",
-    )
+    from ._utils import unrecognised
+
+    raise InputError.single(unrecognised(file), file=file, field="path")
 
 
 def match_barcodes(cell_barcodes: pd.Index, other: pd.Index) -> tuple[pd.Index, int]:

@@ -65,6 +65,46 @@ def sniff(path: str | Path) -> Kind:
     return "unknown"
 
 
+_EXPECTED = "expected a 10x HDF5 file, a 10x matrix folder or an h5ad"
+
+
+def unrecognised(path: str | Path) -> str:
+    """Why ``path`` (sniffed as 'unknown') is not a count file, as precisely as its first bytes tell."""
+    path = Path(path)
+    if path.is_dir():
+        return f"unrecognised format: a folder without matrix.mtx[.gz]; {_EXPECTED}"
+    try:
+        with open(path, "rb") as fh:
+            head = fh.read(512)
+    except OSError as err:
+        return f"cannot read file: {err.strerror}"
+    if head[:8] == _HDF5_MAGIC:
+        import h5py
+
+        try:
+            with h5py.File(path, "r") as f:
+                keys = sorted(f.keys())[:5]
+        except OSError as err:
+            return f"unrecognised format: a corrupt or truncated HDF5 file (h5py: {err})"
+        return (
+            "unrecognised format: an HDF5 file that is neither a 10x matrix (/matrix) nor an h5ad "
+            f"(obs, var); its top-level keys: {', '.join(keys) or 'none'}"
+        )
+    if not head:
+        return f"unrecognised format: the file is empty (0 bytes); {_EXPECTED}"
+    kinds = {b"\x89PNG": "a PNG image", b"%PDF": "a PDF", b"PK\x03\x04": "a zip archive"}
+    for magic, what in kinds.items():
+        if head.startswith(magic):
+            return f"unrecognised format: {what}; {_EXPECTED}"
+    if head[:2] == b"\x1f\x8b":
+        return f"unrecognised format: a gzip file; {_EXPECTED} (gzipped files belong in a 10x matrix folder)"
+    try:
+        head.decode("utf-8")
+    except UnicodeDecodeError:
+        return f"unrecognised format; {_EXPECTED}"
+    return f"unrecognised format: a text file (CSV/TSV?); {_EXPECTED}"
+
+
 def find_in_dir(directory: Path, names: tuple[str, ...]) -> Path | None:
     for name in names:
         if (directory / name).exists():
