@@ -484,7 +484,7 @@ def subclones(
             space_excluded = ref.excluded
             space = "baseline malignant-only PCA (relapse projected)"
         leiden = _leiden(zb, n_neighbors=n_neighbors, resolution=resolution, seed=seed)
-        labels = leiden.astype(object)
+        labels = leiden.astype(str).astype(object)  # split labels are strings ('0|b'): one type to sort
         cnv_b = _clone_label(adata, "cnv_subclone", b_idx)
         tcr_b = _clone_label(adata, "clone_id", b_idx)
         n_cnv_split = n_tcr_split = 0
