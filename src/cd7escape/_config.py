@@ -20,24 +20,29 @@ class QCParams(_Section):
     """Per-sample adaptive quality control (median ± n·MAD on log scale)."""
 
     n_mads_counts: float = Field(
-        5.0, description="Cells beyond this many MADs of log total counts are removed."
+        5.0, gt=0, description="Cells beyond this many MADs of log total counts are removed."
     )
-    n_mads_genes: float = Field(5.0, description="Same, for log genes detected.")
+    n_mads_genes: float = Field(5.0, gt=0, description="Same, for log genes detected.")
     n_mads_mito: float = Field(
-        3.0, description="Cells above median + this many MADs of mitochondrial % are removed."
+        3.0, gt=0, description="Cells above median + this many MADs of mitochondrial % are removed."
     )
     max_mito_pct: float = Field(
-        25.0, description="Hard ceiling on mitochondrial % whatever the MADs say."
+        25.0, gt=0, le=100, description="Hard ceiling on mitochondrial % whatever the MADs say."
     )
-    min_counts: int = Field(300, description="Absolute floor on UMIs per cell.")
-    min_genes: int = Field(150, description="Absolute floor on genes detected per cell.")
+    min_counts: int = Field(300, ge=0, description="Absolute floor on UMIs per cell.")
+    min_genes: int = Field(150, ge=0, description="Absolute floor on genes detected per cell.")
     min_cells: int = Field(
-        50, description="A sample with fewer passing cells fails QC and is dropped (and reported)."
+        50,
+        ge=1,
+        description="A sample with fewer passing cells fails QC and is dropped (and reported).",
     )
     doublets: bool = Field(True, description="Flag doublets with scanpy's scrublet, per sample.")
-    expected_doublet_rate: float = Field(0.06, description="Scrublet's expected doublet rate.")
+    expected_doublet_rate: float = Field(
+        0.06, gt=0, lt=1, description="Scrublet's expected doublet rate."
+    )
     doublet_max_cells: int = Field(
         10000,
+        ge=100,
         description="Samples with more cells are scored for doublets in random parts of at most this many cells (scrublet's cost grows with the square of the cells scored together; a 10x lane holds about 10-20k cells).",
     )
 
@@ -45,26 +50,31 @@ class QCParams(_Section):
 class EmbedParams(_Section):
     """Normalisation, features and graph. The antigen never enters the features."""
 
-    n_top_genes: int = Field(2000, description="Highly variable genes used for PCA.")
-    n_pcs: int = Field(30, description="Principal components (or scVI latent dimensions).")
-    n_neighbors: int = Field(15, description="Neighbours of the kNN graph.")
-    resolution: float = Field(1.0, description="Leiden resolution for cell clusters.")
+    n_top_genes: int = Field(2000, ge=50, description="Highly variable genes used for PCA.")
+    n_pcs: int = Field(30, ge=2, description="Principal components (or scVI latent dimensions).")
+    n_neighbors: int = Field(15, ge=2, description="Neighbours of the kNN graph.")
+    resolution: float = Field(1.0, gt=0, description="Leiden resolution for cell clusters.")
     antigen_corr_max: float = Field(
         0.3,
+        gt=0,
+        le=1,
         description="Genes whose Pearson correlation (log-normalised values) with the antigen exceeds this are kept out of the features.",
     )
     umap: bool = Field(True, description="Compute a UMAP for the report.")
     scvi_max_epochs: int = Field(
-        100, description="Upper bound on scVI epochs (early stopping usually ends sooner)."
+        100, ge=1, description="Upper bound on scVI epochs (early stopping usually ends sooner)."
     )
-    scvi_n_latent: int = Field(20, description="scVI latent dimensions.")
+    scvi_n_latent: int = Field(20, ge=2, description="scVI latent dimensions.")
 
 
 class MalignantParams(_Section):
     """Combining per-cell evidence of malignancy (the antigen is never evidence)."""
 
     min_score: float = Field(
-        0.5, description="Cells with malignant_score at or above this are called malignant."
+        0.5,
+        ge=0,
+        le=1,
+        description="Cells with malignant_score at or above this are called malignant.",
     )
     cnv: bool = Field(
         True, description="Infer copy-number changes with infercnvpy against normal non-T cells."
@@ -75,6 +85,7 @@ class MalignantParams(_Section):
     )
     car_min_counts: int | None = Field(
         None,
+        ge=1,
         description="UMIs of the CAR feature that call a CAR-T cell; chosen from the data when null.",
     )
 
@@ -82,18 +93,26 @@ class MalignantParams(_Section):
 class AntigenParams(_Section):
     """The dropout- and ambient-aware antigen model (DESIGN §6)."""
 
-    alpha: float = Field(0.05, description="Level of tests and 1 - coverage of intervals.")
+    alpha: float = Field(
+        0.05, gt=0, lt=1, description="Level of tests and 1 - coverage of intervals."
+    )
     posterior_threshold: float = Field(
         0.8,
+        ge=0.5,
+        lt=1,
         description="Cells with P(negative | counts) above this are 'negative', below 1 - this 'positive', else 'uncertain'.",
     )
     dim_fold: float = Field(
         0.5,
+        gt=0,
+        le=1,
         description="A group is 'dim' when its expression level is below this fraction of the reference.",
     )
-    min_cells: int = Field(10, description="Groups smaller than this get no estimate.")
+    min_cells: int = Field(10, ge=1, description="Groups smaller than this get no estimate.")
     ambient_contamination: float = Field(
         0.05,
+        ge=0,
+        lt=1,
         description="Share of a cell's UMIs that are ambient RNA, used to turn an empty-droplet profile into a per-UMI ambient rate.",
     )
 
@@ -101,18 +120,23 @@ class AntigenParams(_Section):
 class CloneParams(_Section):
     """Baseline subclones and the mapping of relapse cells onto them."""
 
-    resolution: float = Field(0.5, description="Leiden resolution on the malignant-only graph.")
+    resolution: float = Field(
+        0.5, gt=0, description="Leiden resolution on the malignant-only graph."
+    )
     min_subclone_cells: int = Field(
-        10, description="Subclusters smaller than this are merged into their nearest neighbour."
+        10,
+        ge=1,
+        description="Subclusters smaller than this are merged into their nearest neighbour.",
     )
     n_neighbors: int = Field(
-        15, description="Neighbours used for relapse → baseline label transfer."
+        15, ge=2, description="Neighbours used for relapse → baseline label transfer."
     )
     min_mapping_confidence: float = Field(
-        0.5, description="Relapse cells below this mapping confidence are 'unmapped'."
+        0.5, ge=0, le=1, description="Relapse cells below this mapping confidence are 'unmapped'."
     )
     n_pcs: int = Field(
         10,
+        ge=2,
         description="Principal components of the baseline malignant-only space (Pearson residuals).",
     )
 
@@ -121,44 +145,61 @@ class ClassifyParams(_Section):
     """Thresholds of the relapse-mechanism decision (DESIGN §7); written into result.json."""
 
     min_relapse_cells: int = Field(
-        30, description="Fewer malignant relapse cells than this is 'indeterminate'."
+        30, ge=1, description="Fewer malignant relapse cells than this is 'indeterminate'."
     )
     min_baseline_cells: int = Field(
-        30, description="Fewer malignant baseline cells than this is 'indeterminate'."
+        30, ge=1, description="Fewer malignant baseline cells than this is 'indeterminate'."
     )
     retained_max_negative: float = Field(
-        0.2, description="Relapse negative fraction below this (and not dim) is 'antigen_retained'."
+        0.2,
+        ge=0,
+        le=1,
+        description="Relapse negative fraction below this (and not dim) is 'antigen_retained'.",
     )
     preexisting_min_negative: float = Field(
         0.5,
+        ge=0,
+        le=1,
         description="A baseline subclone counts as antigen-negative when its negative fraction is at least this.",
     )
     downregulation_max_negative: float = Field(
         0.2,
+        ge=0,
+        le=1,
         description="A baseline subclone counts as antigen-positive when the upper bound of its negative fraction is below this.",
     )
     mixed_min_share: float = Field(
         0.2,
+        ge=0,
+        le=1,
         description="Both mechanisms explaining at least this share of relapse negative cells is 'mixed'.",
     )
     min_expansion_fold: float = Field(
-        2.0, description="Smallest relapse/baseline frequency ratio called an expansion."
+        2.0, ge=1, description="Smallest relapse/baseline frequency ratio called an expansion."
     )
-    n_bootstrap: int = Field(50, description="Bootstrap replicates over cells for the confidence.")
+    n_bootstrap: int = Field(
+        50, ge=0, description="Bootstrap replicates over cells for the confidence."
+    )
     min_call_share: float = Field(
         0.5,
+        ge=0,
+        le=1,
         description="A mechanism is called when it explains at least this share of relapse antigen-negative cells.",
     )
     dim_max_ratio: float = Field(
         0.7,
+        gt=0,
         description="Relapse expression level below this fraction of the baseline level (significantly) is 'dim'.",
     )
     max_uncertain_negative: float = Field(
         0.5,
+        ge=0,
+        le=1,
         description="A relapse whose negative fraction may exceed this (upper bound) is not called 'antigen_retained'.",
     )
     lineage_max_ratio: float = Field(
         0.3,
+        gt=0,
         description="Relapse blasts whose T-lineage program is below this fraction of baseline blasts' are 'lineage_switch'.",
     )
 

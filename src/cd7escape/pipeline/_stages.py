@@ -133,7 +133,11 @@ def ingest_params(samples: list[SampleSpec], config: Config) -> dict[str, Any]:
             return sorted([f.name, f.stat().st_size, f.stat().st_mtime_ns] for f in p.iterdir())
         return [p.stat().st_size, p.stat().st_mtime_ns] if p.exists() else None
 
+    from .._version import __version__
+
     return {
+        # caches made by another version of the code are not reused
+        "version": __version__,
         "antigen": config.antigen,
         "car_feature": config.car_feature,
         "antigen_protein": config.antigen_protein,
