@@ -303,6 +303,8 @@ def main() -> None:
     out.parent.mkdir(parents=True, exist_ok=True)
     done = pd.read_csv(out) if out.exists() else pd.DataFrame()
     todo = [r for r in grid() if done.empty or r["id"] not in set(done["id"])]
+    # interleave the groups so that a partial run (time box) covers every group
+    todo = [todo[i] for i in np.random.default_rng(0).permutation(len(todo))]
     if args.only:
         ids = {int(i) for i in args.only.split(",")}
         todo = [r for r in todo if r["id"] in ids]
