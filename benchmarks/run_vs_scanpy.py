@@ -35,17 +35,19 @@ from pathlib import Path
 
 CONFIG = """antigen: CD7
 car_feature: CAR_CD7
-outdir: out
+outdir: out_{integration}
 samples: samples.csv
 integration: {integration}
 seed: 0
 """
 
 
-def simulate(n_cells: int, folder: Path, *, seed: int = 0) -> Path:
+def simulate(n_cells: int, folder: Path, *, seed: int = 0, integration: str = "pca") -> Path:
     """Simulated patient of ``n_cells`` cells (half per sample) as 10x inputs + config; cached."""
-    config = folder / "config.yaml"
-    if (folder / "samples.csv").exists() and config.exists():
+    config = folder / f"config_{integration}.yaml"
+    config.parent.mkdir(parents=True, exist_ok=True)
+    if (folder / "samples.csv").exists():
+        config.write_text(CONFIG.format(integration=integration))
         return config
     # a fresh process, so the simulator's memory never counts towards what is measured here
     code = (
@@ -57,7 +59,7 @@ def simulate(n_cells: int, folder: Path, *, seed: int = 0) -> Path:
     t = time.perf_counter()
     subprocess.run([sys.executable, "-c", code], check=True)
     print(f"  simulated {n_cells} cells in {time.perf_counter() - t:.0f} s -> {folder}", flush=True)
-    config.write_text(CONFIG.format(integration="pca"))
+    config.write_text(CONFIG.format(integration=integration))
     return config
 
 
@@ -147,9 +149,14 @@ def plain_scanpy(folder: str, seed: int = 0) -> None:
 
 def embed_only(config: str) -> None:
     """ingest + qc + embed of a config in one process: the memory path of a big patient."""
+    import logging
     import resource
 
     from cd7escape import pp
+    from cd7escape._logging import logger
+
+    logger.addHandler(logging.StreamHandler(sys.stdout))
+    logger.setLevel(logging.INFO)
     from cd7escape.io import load_config, read_patient
     from cd7escape.pipeline._stages import car_features
 
@@ -165,18 +172,23 @@ def embed_only(config: str) -> None:
     t = time.perf_counter()
     adata = read_patient(specs, antigen=cfg.antigen, car_feature=cfg.car_feature)
     times["ingest"] = time.perf_counter() - t
+    times["peak_gb_after_ingest"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1e6
     t = time.perf_counter()
     pp.qc(adata, **cfg.qc.model_dump(), seed=cfg.seed)
     times["qc"] = time.perf_counter() - t
+    times["peak_gb_after_qc"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1e6
     t = time.perf_counter()
     pp.embed(
         adata,
         antigen=cfg.antigen,
+        integration=cfg.integration,
         exclude=tuple(car_features(adata, cfg)),
         seed=cfg.seed,
         **cfg.embed.model_dump(),
     )
     times["embed"] = time.perf_counter() - t
+    if "scvi_epochs" in adata.uns.get("cd7escape", {}):
+        times["scvi_epochs"] = int(adata.uns["cd7escape"]["scvi_epochs"])
     times["peak_rss_gb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1e6
     print("EMBED_TIMES " + json.dumps({k: round(v, 2) for k, v in times.items()}), flush=True)
 
@@ -192,8 +204,14 @@ def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
     p.add_argument("--sizes", type=int, nargs="+", default=[20_000, 100_000])
     p.add_argument("--workdir", type=Path, default=Path(tempfile.gettempdir()) / "cd7escape_bench")
+    p.add_argument("--integration", choices=["pca", "scvi"], default="pca")
     p.add_argument("--threads", type=int, default=2, help="BLAS/numba threads of each child")
     p.add_argument("--memory-only", action="store_true", help="ingest+qc+embed peak RSS only")
+    p.add_argument(
+        "--cold-numba",
+        action="store_true",
+        help="cd7escape with an empty numba cache (NUMBA_CACHE_DIR in a fresh temp folder): a first run",
+    )
     p.add_argument("--skip-scanpy", action="store_true")
     p.add_argument("--skip-cd7escape", action="store_true")
     p.add_argument("--_scanpy-child", dest="scanpy_child", help=argparse.SUPPRESS)
@@ -216,7 +234,7 @@ def main() -> None:
     rows = []
     for n in args.sizes:
         folder = args.workdir / f"n{n}"
-        config = simulate(n, folder)
+        config = simulate(n, folder, integration=args.integration)
         row: dict = {"cells": n}
         if args.memory_only:
             m = measure(
@@ -240,12 +258,15 @@ def main() -> None:
             )
         if not args.skip_cd7escape:
             cli = Path(sys.executable).with_name("cd7escape")
+            run_env = dict(env)
+            if args.cold_numba:
+                run_env["NUMBA_CACHE_DIR"] = tempfile.mkdtemp(prefix="numba_cold_")
             m = measure(
                 [str(cli), "run", str(config), "--force", "--verbose"],
-                env=env,
+                env=run_env,
                 log=folder / "cd7escape.log",
             )
-            prov = json.loads((folder / "out" / "provenance.json").read_text())
+            prov = json.loads((folder / f"out_{args.integration}" / "provenance.json").read_text())
             row.update(cd7escape=m, stages=prov["patients"]["P1"]["stages"])
             print(f"  {n}: cd7escape {m['wall_s']:.1f} s {json.dumps(row['stages'])}", flush=True)
         rows.append(row)

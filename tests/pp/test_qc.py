@@ -68,3 +68,20 @@ def test_real_failed_library_is_dropped(shared_data):
     assert table.loc["CAR-T10593347", "cells_before"] == 5055
     assert table.loc["CAR-T10593344", "status"] == "passed"
     assert set(adata.obs["sample"]) == {"CAR-T10593344"}
+
+
+def test_doublets_scored_in_parts_cover_every_cell(patient):
+    """A sample larger than doublet_max_cells is scored in random parts; every passing cell gets a score."""
+    whole, parts = patient.copy(), patient.copy()
+    ce.pp.qc(whole, filter=False)
+    ce.pp.qc(parts, filter=False, doublet_max_cells=150)
+    assert parts.uns["cd7escape"]["qc"]["params"]["doublet_max_cells"] == 150
+    passing = parts.obs["total_counts"].to_numpy() > 0
+    assert np.isfinite(parts.obs["doublet_score"].to_numpy()[passing]).mean() > 0.9
+    # the same cells are scored either way, and the scores agree in rank (same population, same method)
+    both = np.isfinite(whole.obs["doublet_score"]) & np.isfinite(parts.obs["doublet_score"])
+    assert both.sum() > 0.9 * passing.sum()
+    rho = np.corrcoef(
+        whole.obs["doublet_score"][both].rank(), parts.obs["doublet_score"][both].rank()
+    )[0, 1]
+    assert rho > 0.3

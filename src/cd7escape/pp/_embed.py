@@ -53,7 +53,9 @@ def embed(
     n_pcs
         Principal components (PCA mode).
     n_neighbors
-        Neighbours of the kNN graph.
+        Neighbours of the kNN graph (exact, scikit-learn brute force, up to ``EXACT_KNN_MAX_CELLS``
+        cells; pynndescent beyond). numba's compiled UMAP/kNN code is cached on disk, so it is compiled
+        once per machine rather than in every process (``pp._numba.cache_numba_compilation``).
     resolution
         Leiden resolution.
     antigen_corr_max
@@ -61,7 +63,9 @@ def embed(
     umap
         Compute ``obsm['X_umap']``.
     scvi_max_epochs, scvi_n_latent
-        Bound on scVI training epochs (early stopping on) and latent size.
+        Bound on scVI training epochs and latent size. Training stops at the smaller of this and
+        scvi-tools' own heuristic (fewer epochs above 20k cells), or earlier when the validation ELBO has
+        not improved for 10 epochs; on a GPU when one is present (lightning ``accelerator='auto'``).
     exclude
         Further feature names kept out of the embedding (e.g. the CAR transgene).
     batch_key
@@ -219,17 +223,22 @@ def _scvi_latent(adata, hvg, batch_key, layer, n_latent, max_epochs, seed) -> np
     scvi.settings.seed = seed
     sub = adata[:, hvg].copy()
     sub.X = sub.layers[layer]
+    # scvi-tools' own heuristic (400 epochs up to 20k cells, fewer beyond), capped by max_epochs
+    from scvi.model._utils import get_max_epochs_heuristic
+
+    max_epochs = int(min(max_epochs, get_max_epochs_heuristic(sub.n_obs)))
     with timed(f"embed: scVI on {sub.n_obs} cells × {sub.n_vars} genes (≤ {max_epochs} epochs)"):
         scvi.model.SCVI.setup_anndata(sub, layer=layer, batch_key=batch_key)
         model = scvi.model.SCVI(sub, n_latent=n_latent)
         model.train(
             max_epochs=max_epochs,
+            accelerator="auto",  # a GPU when present
             early_stopping=True,
             early_stopping_patience=10,
             batch_size=1024,
             enable_progress_bar=False,
         )
-        adata.uns.setdefault("cd7escape", {})["scvi_epochs"] = int(
-            model.history["elbo_train"].shape[0]
-        )
+        epochs = int(model.history["elbo_train"].shape[0])
+        adata.uns.setdefault("cd7escape", {})["scvi_epochs"] = epochs
+        logger.info("embed: scVI trained %d of at most %d epochs", epochs, max_epochs)
         return model.get_latent_representation()
