@@ -226,12 +226,7 @@ def _decide(d: _Data, P: dict[str, Any], *, interval: bool = True) -> dict[str, 
         else:
             neg_b = g_b["lrt_pvalue"] < alpha and g_b["pi"] >= P["preexisting_min_negative"]
             pos_b = (g_b["ci_high"] if interval else g_b["pi"]) < P["downregulation_max_negative"]
-            # a small or shallow subclone borrows from the whole baseline: not significantly negative
-            # itself, within a baseline whose negative fraction is bounded below the threshold
-            pos_b = pos_b or (
-                g_b["lrt_pvalue"] >= alpha
-                and (gb["ci_high"] if interval else gb["pi"]) < P["downregulation_max_negative"]
-            )
+
             expanded = f >= P["min_expansion_fold"] and (lo > 1 if interval else True)
             if neg_b:
                 route = "preexisting" if expanded else "persisting"
