@@ -74,6 +74,7 @@ def cnv_heatmap(
     idx = np.concatenate(rows)
     X = adata.obsm[okey]
     X = X[idx].toarray() if sparse.issparse(X) else np.asarray(X)[idx]
+    X = X.astype(np.float32, copy=False)
     lim = float(np.nanquantile(np.abs(X), 0.99)) or 1.0
 
     if ax is None:

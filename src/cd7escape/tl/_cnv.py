@@ -206,7 +206,7 @@ def infer_cnv(
     groups = []
     assigned = np.zeros(n, dtype=bool)
     for cat in ref_rows:
-        cells = lineage == ("T" if cat == "normal_T" else cat)
+        cells = lineage == _lineage_of(cat)
         groups.append((cells, [cat]))
         assigned |= cells
     non_t_cats = [c for c in ref_rows if c != "normal_T"]
@@ -216,43 +216,47 @@ def infer_cnv(
     chr_pos = None
     group_of = np.full(n, -1)
     used = {}
+    null_of: dict[int, np.ndarray] = {}
     for gi, (cells, cats) in enumerate(groups):
         rows = np.flatnonzero(cells)
         if rows.size == 0:
             continue
-        reference = np.vstack([np.asarray(x[ref_rows[c]].mean(axis=0)).ravel() for c in cats])
-        chr_pos, res, _ = infercnvpy.tl.infercnv(
-            ad.AnnData(X=x[rows], var=gvar),
-            reference=reference,
-            window_size=WINDOW_SIZE,
-            step=STEP,
-            dynamic_threshold=None,
-            exclude_chromosomes=None,
-            n_jobs=1,
-            chunksize=5000,
-            inplace=False,
+        null = held_out & np.isin(reference_labels, cats)
+        # A group compared with other lineages' references has no held-out cells of its own: score the
+        # reference lineages against the same reference too, so its null is calibrated on the same scale.
+        extra = (
+            np.flatnonzero(~cells & np.isin(lineage, [_lineage_of(c) for c in cats]))
+            if not (null & cells).any()
+            else np.array([], dtype=int)
         )
-        res = res.toarray() if sp.issparse(res) else np.asarray(res)
+        reference = np.vstack([np.asarray(x[ref_rows[c]].mean(axis=0)).ravel() for c in cats])
+        chr_pos, res = _infercnv(infercnvpy, ad, x[np.concatenate([rows, extra])], gvar, reference)
         if raw is None:
             raw = np.zeros((n, res.shape[1]), dtype=np.float32)
-        raw[rows] = res
+        raw[rows] = res[: rows.size]
         group_of[rows] = gi
         used["+".join(cats)] = int(rows.size)
+        if extra.size:
+            other = np.zeros_like(raw)
+            other[extra] = res[rows.size :]
+            other[rows] = res[: rows.size]
+            null_of[gi] = smooth(other)[null]
     profile = smooth(raw)
 
     # Per group: amplitude against its held-out null; then projection onto the consensus altered profile.
     centred = np.zeros_like(profile)
     z_amp = np.zeros(n)
-    nulls = {}
+    nulls: dict[int, np.ndarray] = {}
     for gi in range(len(groups)):
         cells = group_of == gi
-        null = cells & held_out
-        if null.sum() < 5:
+        null_profile = null_of[gi] if gi in null_of else profile[cells & held_out]
+        if null_profile.shape[0] < 5:
             continue
-        centred[cells] = profile[cells] - profile[null].mean(axis=0)
+        offset = null_profile.mean(axis=0)
+        centred[cells] = profile[cells] - offset
+        nulls[gi] = null_profile - offset
         amp = np.sqrt((centred[cells] ** 2).mean(axis=1))
-        z_amp[cells] = _robust_z(amp, np.sqrt((centred[null] ** 2).mean(axis=1)))
-        nulls[gi] = null
+        z_amp[cells] = _robust_z(amp, np.sqrt((nulls[gi] ** 2).mean(axis=1)))
     # The leukemic CNV profile is learnt only from cells that other evidence marks as leukemic: in data
     # without such cells (no leukemia) high-amplitude cells are batch or program artefacts, not a clone.
     candidates = prior_altered & ~ref_cells & ~held_out
@@ -264,9 +268,9 @@ def infer_cnv(
         if norm > 0:
             proj = centred @ (direction / norm)
             score = np.zeros(n)
-            for gi, null in nulls.items():
+            for gi, null_centred in nulls.items():
                 cells = group_of == gi
-                score[cells] = _robust_z(proj[cells], proj[null])
+                score[cells] = _robust_z(proj[cells], null_centred @ (direction / norm))
             method = "consensus_projection"
     evidence = np.clip((score - Z_LOW) / (Z_HIGH - Z_LOW), 0.0, 1.0)
     return {
@@ -281,6 +285,25 @@ def infer_cnv(
         "n_genes": int(genes.size),
         "method": method,
     }
+
+
+def _lineage_of(category: str) -> str:
+    return "T" if category == "normal_T" else category
+
+
+def _infercnv(infercnvpy, ad, x, gvar, reference):
+    chr_pos, res, _ = infercnvpy.tl.infercnv(
+        ad.AnnData(X=x, var=gvar),
+        reference=reference,
+        window_size=WINDOW_SIZE,
+        step=STEP,
+        dynamic_threshold=None,
+        exclude_chromosomes=None,
+        n_jobs=1,
+        chunksize=5000,
+        inplace=False,
+    )
+    return chr_pos, (res.toarray() if sp.issparse(res) else np.asarray(res))
 
 
 def _robust_z(x: np.ndarray, null: np.ndarray) -> np.ndarray:

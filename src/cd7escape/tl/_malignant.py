@@ -154,7 +154,8 @@ def call_malignant(
     obs_keys += ["cnv_subclone", "clone_expanded", "tcr_evidence", "car_detected", "program_llr"]
     if "donor" in adata.obs:
         obs_keys.append("donor")
-    record(adata, key_added, params, obs=obs_keys, results=results)
+    obsm_keys = ["X_cnv"] if "X_cnv" in adata.obsm else []
+    record(adata, key_added, params, obs=obs_keys, obsm=obsm_keys, results=results)
     return adata if copy else None
 
 
@@ -326,6 +327,11 @@ def _call(
                 np.minimum(cnv_ev, cnv_res["evidence"]),
                 cnv_ev,
             )
+            # the per-cell profile for heatmaps; half precision keeps a 200k-cell patient affordable
+            adata.obsm["X_cnv"] = cnv_res["profile"].astype(np.float16)
+            adata.uns["cnv"] = {
+                "chr_pos": {str(k): int(v) for k, v in (cnv_res["chr_pos"] or {}).items()}
+            }
             cnv_info = {
                 "run": True,
                 "reference_cells": cnv_res["categories"],
