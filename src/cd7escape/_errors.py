@@ -15,7 +15,11 @@ class Problem:
     sample: str | None = None
 
     def __str__(self) -> str:
-        where = [f"{k}={v}" for k, v in (("sample", self.sample), ("field", self.field), ("file", self.file)) if v]
+        where = [
+            f"{k}={v}"
+            for k, v in (("sample", self.sample), ("field", self.field), ("file", self.file))
+            if v
+        ]
         return f"[{', '.join(where)}] {self.message}" if where else self.message
 
 

@@ -43,7 +43,9 @@ def get(adata, step: str) -> dict[str, Any]:
     try:
         return adata.uns[NS][step]
     except KeyError:
-        raise KeyError(f"'{step}' has not been run on this AnnData (no .uns['{NS}']['{step}'])") from None
+        raise KeyError(
+            f"'{step}' has not been run on this AnnData (no .uns['{NS}']['{step}'])"
+        ) from None
 
 
 def _plain(value: Any) -> Any:
