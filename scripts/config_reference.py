@@ -17,7 +17,11 @@ def _rows(model: type[BaseModel], prefix: str = "") -> list[str]:
         if isinstance(ann, type) and issubclass(ann, BaseModel):
             rows.extend(_rows(ann, f"{prefix}{name}."))
             continue
-        default = "required" if field.is_required() else repr(field.get_default(call_default_factory=True))
+        default = (
+            "required"
+            if field.is_required()
+            else repr(field.get_default(call_default_factory=True))
+        )
         rows.append(f"| `{prefix}{name}` | `{default}` | {field.description or ''} |")
     return rows
 

@@ -9,7 +9,9 @@ def test_stage_key_depends_on_params_and_chain():
     a = stage_key("", "qc", {"min_counts": 300})
     assert a == stage_key("", "qc", {"min_counts": 300})
     assert a != stage_key("", "qc", {"min_counts": 301})
-    assert stage_key(a, "embed", {}) != stage_key(stage_key("", "qc", {"min_counts": 1}), "embed", {})
+    assert stage_key(a, "embed", {}) != stage_key(
+        stage_key("", "qc", {"min_counts": 1}), "embed", {}
+    )
 
 
 def test_atomic_write_leaves_no_partial_file(tmp_path):
