@@ -43,22 +43,42 @@ seed: 0
 
 
 def simulate(n_cells: int, folder: Path, *, seed: int = 0, integration: str = "pca") -> Path:
-    """Simulated patient of ``n_cells`` cells (half per sample) as 10x inputs + config; cached."""
+    """Simulated patient of ``n_cells`` cells as 10x inputs + config; cached in ``folder``.
+
+    Up to 100k cells: one baseline and one relapse sample of ``n_cells / 2`` each. Beyond, the
+    simulator's dense draw would need ~10 GB per 100k-cell sample, so the patient is assembled from
+    several simulated pairs of samples of at most 50k cells (seeds ``seed``, ``seed + 1``, ...), all
+    under patient ``P1``: e.g. 200k cells = 4 samples of 50k (2 baseline, 2 relapse).
+    """
     config = folder / f"config_{integration}.yaml"
-    config.parent.mkdir(parents=True, exist_ok=True)
-    if (folder / "samples.csv").exists():
-        config.write_text(CONFIG.format(integration=integration))
-        return config
-    # a fresh process, so the simulator's memory never counts towards what is measured here
-    code = (
-        "import sys, cd7escape as ce\n"
-        f"a = ce.datasets.simulate_patient('antigen_downregulation', seed={seed}, "
-        f"n_cells={n_cells // 2})\n"
-        f"ce.datasets.write_simulated(a, {str(folder)!r}, fmt='h5')\n"
-    )
-    t = time.perf_counter()
-    subprocess.run([sys.executable, "-c", code], check=True)
-    print(f"  simulated {n_cells} cells in {time.perf_counter() - t:.0f} s -> {folder}", flush=True)
+    folder.mkdir(parents=True, exist_ok=True)
+    if not (folder / "samples.csv").exists():
+        import pandas as pd
+
+        n_pairs = -(-n_cells // 100_000)
+        sheets = []
+        t = time.perf_counter()
+        for i in range(n_pairs):
+            pid = "P1" if i == 0 else f"P1s{i}"
+            sub = folder / pid
+            # a fresh process, so the simulator's memory never counts towards what is measured here
+            code = (
+                "import cd7escape as ce\n"
+                f"a = ce.datasets.simulate_patient('antigen_downregulation', seed={seed + i}, "
+                f"n_cells={n_cells // (2 * n_pairs)}, patient={pid!r})\n"
+                f"ce.datasets.write_simulated(a, {str(sub)!r}, fmt='h5')\n"
+            )
+            subprocess.run([sys.executable, "-c", code], check=True)
+            sheet = pd.read_csv(sub / "samples.csv")
+            for col in ("path", "vdj"):
+                sheet[col] = [f"{pid}/{v}" if isinstance(v, str) else v for v in sheet[col]]
+            sheet["patient"] = "P1"
+            sheets.append(sheet)
+        pd.concat(sheets).to_csv(folder / "samples.csv", index=False)
+        print(
+            f"  simulated {n_cells} cells in {time.perf_counter() - t:.0f} s -> {folder}",
+            flush=True,
+        )
     config.write_text(CONFIG.format(integration=integration))
     return config
 

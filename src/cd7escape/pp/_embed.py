@@ -9,9 +9,10 @@ from .._logging import logger, timed
 from .._uns import record
 
 # Up to this many cells the kNN graph is exact (scikit-learn, brute force on the PCA/latent space):
-# seconds at 100k cells on 2 cores, while pynndescent's numba compilation alone costs tens of seconds in
-# every new process. Above it, pynndescent (approximate, as scanpy's default) scales better.
-EXACT_KNN_MAX_CELLS = 200_000
+# ~3 s at 20k cells on 2 cores, while pynndescent pays ~10 s of numba compilation in every new process
+# (its nn_descent cannot be cached). Brute force grows with the square of the cells (~50 s at 100k), so
+# above this pynndescent (approximate, scanpy's default) is faster.
+EXACT_KNN_MAX_CELLS = 50_000
 
 
 def embed(
