@@ -7,7 +7,10 @@ low depth (500, 1,000 UMIs), therapy-shifted relapse blasts (shift 1 and 2 log2 
 pre-existing 10 %, retained); mixed; lineage switch. ``--cells`` cells per sample (default 1,000).
 
 The malignant calls are the simulator's truth (``truth_malignant``; ``cell_class`` from ``truth_cell_type``)
-so the benchmark measures subclones + classify_relapse, not call_malignant.
+so the benchmark measures subclones + classify_relapse, not call_malignant. Without ``--cnv`` no
+``obs['cnv_subclone']`` exists, so subclones see no CNV-subclone label (only the genomic-window check); with
+``--cnv`` each patient is embedded and ``call_malignant`` runs first for its ``cnv_subclone`` (the malignant
+mask stays the truth), as ``cd7escape run`` would provide it (about +10 s per patient).
 
 Identifiable (issue 5): pre-existing/mixed with ≥ 20 baseline cells of the negative subclone; downregulation
 with fold ≥ 4 (fold 2 with ≥ 20 … is counted as not identifiable); retained, lineage switch, decoys with
@@ -16,7 +19,7 @@ over the whole grid, indeterminate share and reasons; the naive approach has no 
 calls are confident.
 
     nice python benchmarks/classify_grid.py [--cells 1000] [--boot 50] [--out benchmarks/out/classify_grid.csv]
-    [--limit N] [--summary-only]
+    [--limit N] [--only IDS] [--cnv] [--summary-only]
 
 Rows are appended as they finish; a rerun skips patients already in ``--out``.
 """
@@ -127,7 +130,7 @@ def identifiable(row: dict, n_neg_baseline: int) -> bool:
     return True
 
 
-def run_one(row: dict, *, cells: int, boot: int) -> dict:
+def run_one(row: dict, *, cells: int, boot: int, cnv: bool = False) -> dict:
     from naive_baseline import naive_call
 
     import cd7escape as ce
@@ -146,6 +149,21 @@ def run_one(row: dict, *, cells: int, boot: int) -> dict:
     }
     t0 = time.perf_counter()
     adata = ce.datasets.simulate_patient(row["mechanism"], seed=row["seed"], n_cells=cells, **kw)
+    cnv_info: dict = {}
+    if cnv:
+        ce.pp.embed(adata, umap=False, exclude=("CAR_CD7",), seed=0)
+        ce.tl.call_malignant(adata, car_feature="CAR_CD7", seed=0)
+        cs = adata.obs["cnv_subclone"].astype(str).to_numpy()
+        tm = adata.obs["truth_malignant"].to_numpy(bool)
+        negs = adata.uns["truth"]["subclones"]["subclone"][-1]
+        neg = tm & (adata.obs["truth_subclone"].astype(str).to_numpy() == negs)
+        vals, cnt = np.unique(cs[neg], return_counts=True) if neg.any() else ([], [])
+        cnv_info = {
+            "cnv_labels": len(set(cs[tm]) - {"none"}),
+            "cnv_none_share": round(float((cs[tm] == "none").mean()), 3),
+            "neg_cnv_label": str(vals[int(np.argmax(cnt))]) if len(vals) else "",
+            "neg_cnv_purity": round(float(max(cnt) / sum(cnt)), 3) if len(vals) else np.nan,
+        }
     adata.obs["malignant"] = adata.obs["truth_malignant"].to_numpy()
     adata.obs["cell_class"] = adata.obs["truth_cell_type"].astype(str).to_numpy()
     t1 = time.perf_counter()
@@ -193,6 +211,7 @@ def run_one(row: dict, *, cells: int, boot: int) -> dict:
         "zero_baseline": tp["baseline"]["zero_count_fraction"],
         "zero_relapse": tp["relapse"]["zero_count_fraction"],
         **nv,
+        **cnv_info,
         "seconds_classify": round(t2 - t1, 1),
         "seconds_total": round(time.perf_counter() - t0, 1),
     }
@@ -293,6 +312,9 @@ def main() -> None:
         "--limit", type=int, default=None, help="run only the first N patients not yet done"
     )
     ap.add_argument("--only", default=None, help="comma-separated ids to run")
+    ap.add_argument(
+        "--cnv", action="store_true", help="run call_malignant first for obs['cnv_subclone']"
+    )
     ap.add_argument("--summary-only", action="store_true")
     args = ap.parse_args()
     warnings.filterwarnings("ignore")
@@ -312,7 +334,7 @@ def main() -> None:
         todo = todo[: args.limit]
     if not args.summary_only:
         for k, row in enumerate(todo):
-            res = run_one(row, cells=args.cells, boot=args.boot)
+            res = run_one(row, cells=args.cells, boot=args.boot, cnv=args.cnv)
             pd.DataFrame([res]).to_csv(out, mode="a", header=not out.exists(), index=False)
             print(
                 f"[{k + 1}/{len(todo)}] id={row['id']} {row['group']:24s} {row['mechanism']:27s} → {res['call']:27s} "
