@@ -13,7 +13,7 @@ def test_cache_numba_compilation_enables_caching():
         "cache_numba_compilation()\n"
         "from numba.core.caching import NullCache\n"
         "import umap.layouts, umap.umap_, pynndescent.utils\n"
-        "fns = [umap.layouts._optimize_layout_euclidean_single_epoch,"
+        "fns = [umap.layouts._nb_optimize_layout_euclidean_single_epoch,"
         " umap.umap_.smooth_knn_dist, pynndescent.utils.deheap_sort]\n"
         "print(sum(not isinstance(f._cache, NullCache) for f in fns), len(fns))\n"
         "import numba; print(numba.njit.__name__)\n"
