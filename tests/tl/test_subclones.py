@@ -94,3 +94,20 @@ def test_missing_malignant_is_input_error():
     adata.obs["malignant"] = np.zeros(adata.n_obs, dtype=bool)
     with pytest.raises(ce._errors.InputError):
         ce.tl.subclones(adata)
+
+
+def test_cnv_labels_need_genomic_support():
+    """A CNV-subclone label is clone identity only when its cells' genomic windows move as a copy-number change."""
+    from cd7escape.tl._subclones import _supported_cnv_labels
+
+    rng = np.random.default_rng(0)
+    genes_per_window, n_windows, n = 20, 12, 200
+    wins = [np.arange(k * genes_per_window, (k + 1) * genes_per_window) for k in range(n_windows)]
+    x = rng.normal(0, 0.3, size=(n, genes_per_window * n_windows))
+    real = np.where(np.arange(n) < 60, "cnv1", "cnv0").astype(object)
+    x[:60, wins[3]] += 0.4  # one copy gained in one segment by 60 cells
+    assert _supported_cnv_labels(real, x, wins, 10) == {"cnv0", "cnv1"}
+    noise = rng.permutation(real)  # labels unrelated to copy number
+    assert _supported_cnv_labels(noise, x, wins, 10) == set()
+    one = np.full(n, "cnv0", dtype=object)
+    assert _supported_cnv_labels(one, x, wins, 10) == set()

@@ -318,6 +318,32 @@ def _clone_label(adata, key: str, cells: np.ndarray) -> np.ndarray | None:
     return v if pd.notna(v).any() else None
 
 
+def _supported_cnv_labels(
+    cnv_b: np.ndarray, wb: np.ndarray, wins: list[np.ndarray], min_cells: int
+) -> set[str]:
+    """CNV-subclone labels whose baseline cells differ from the other baseline cells as a copy-number change.
+
+    ``call_malignant`` labels cells by their CNV profile even when the profiles barely differ (at low depth
+    the labels can split one clone at random). A label is kept as clone identity only when the genomic-window
+    medians of its cells depart from those of the remaining labelled cells (:func:`cnv_state_change`); with
+    a single label nothing distinguishes subclones and none is kept.
+    """
+    known = pd.notna(cnv_b)
+    labs = cnv_b[known].astype(str)
+    vals, cnt = np.unique(labs, return_counts=True)
+    if vals.size < 2:
+        return set()
+    kept = set()
+    idx = np.flatnonzero(known)
+    for v, k in zip(vals, cnt, strict=False):
+        rest = idx[labs != v]
+        if k < min_cells or rest.size < min_cells:
+            continue
+        if cnv_state_change(wb[rest], wb[idx[labs == v]], wins):
+            kept.add(str(v))
+    return kept
+
+
 def _dominant(values: np.ndarray | None) -> tuple[Any, float]:
     if values is None:
         return None, float("nan")
@@ -484,8 +510,19 @@ def subclones(
             space_excluded = ref.excluded
             space = "baseline malignant-only PCA (relapse projected)"
         leiden = _leiden(zb, n_neighbors=n_neighbors, resolution=resolution, seed=seed)
-        labels = leiden.astype(str).astype(object)  # split labels are strings ('0|b'): one type to sort
+        labels = leiden.astype(str).astype(
+            object
+        )  # split labels are strings ('0|b'): one type to sort
+        win = genomic_windows(adata, np.concatenate([b_idx, r_idx]), antigen=antigen)
         cnv_b = _clone_label(adata, "cnv_subclone", b_idx)
+        cnv_kept: set[str] | None = None
+        if cnv_b is not None and win is not None:
+            # CNV labels count as clone identity only where the genomic windows confirm them
+            cnv_kept = _supported_cnv_labels(
+                cnv_b, win[0][: b_idx.size], win[1], min_subclone_cells
+            )
+            cnv_b = np.where(np.isin(cnv_b.astype(str), list(cnv_kept)), cnv_b, np.nan)
+            cnv_b = cnv_b if pd.notna(cnv_b).any() else None
         tcr_b = _clone_label(adata, "clone_id", b_idx)
         n_cnv_split = n_tcr_split = 0
         if cnv_b is not None:
@@ -510,6 +547,12 @@ def subclones(
                 vals = _clone_label(adata, key, r_idx)
                 if vals is None or base is None:
                     continue
+                if key == "cnv_subclone" and cnv_kept is not None:
+                    # labels seen at baseline but not confirmed there carry no identity; labels absent from
+                    # the baseline (a relapse-only CNV subclone) still mark a new state
+                    seen_b = set(_clone_label(adata, key, b_idx).astype(str))
+                    drop = np.isin(vals.astype(str), list(seen_b - cnv_kept))
+                    vals = np.where(drop, np.nan, vals)
                 seen = set(base[pd.notna(base)].astype(str))
                 if key == "clone_id":
                     # clonotypes: constrain only with a clonotype seen at baseline, compatible when sharing a chain
@@ -545,7 +588,6 @@ def subclones(
                 lab_r = np.where(new, UNMAPPED, lab_r).astype(object)
                 conf_r = np.where(new, 0.0, conf_r)
             # copy-number consistency: relapse cells carrying a genomic-window state their subclone lacks
-            win = genomic_windows(adata, np.concatenate([b_idx, r_idx]), antigen=antigen)
             if win is not None:
                 xw, wins, wnames = win
                 wb, wr = xw[: b_idx.size], xw[b_idx.size :]
