@@ -284,24 +284,20 @@ def _write_provenance(
             versions[pkg] = version(pkg)
         except PackageNotFoundError:
             versions[pkg] = "not installed"
+    # Each patient keeps its own record, written by its own job; the cohort file is rebuilt from all of
+    # them, so patient jobs running in parallel on a cluster cannot drop each other's entries.
+    for o in outcomes:
+        entry = {"status": o.status, "seconds": o.seconds, "stages": o.timings, "error": o.error}
+        if (out / o.patient).is_dir():
+            atomic_write_text(
+                out / o.patient / "provenance.json", json.dumps(entry, indent=2) + "\n"
+            )
     patients = {}
-    previous = out / "provenance.json"
-    if previous.exists():
+    for record_file in sorted(out.glob("*/provenance.json")):
         try:
-            patients = json.loads(previous.read_text()).get("patients", {})
+            patients[record_file.parent.name] = json.loads(record_file.read_text())
         except (json.JSONDecodeError, OSError):
-            patients = {}
-    patients.update(
-        {
-            o.patient: {
-                "status": o.status,
-                "seconds": o.seconds,
-                "stages": o.timings,
-                "error": o.error,
-            }
-            for o in outcomes
-        }
-    )
+            continue
     prov: dict[str, Any] = {
         "config_file": str(Path(config_path).resolve()),
         "config": json.loads(config.model_dump_json()),
