@@ -12,6 +12,7 @@ from .._config import SampleSpec
 from .._errors import InputError, Problem
 from .._logging import logger
 from .._uns import NS
+from ._features import match_features
 from ._utils import as_bool, open_text, sniff
 
 _SUFFIX = re.compile(r"-\d+$")
@@ -297,12 +298,7 @@ def _attach_donor(adata, spec: SampleSpec, barcodes: pd.Index, warnings: list[Pr
 
 
 def _car_features(adata, car_feature: str | None) -> list[str]:
-    if not car_feature:
-        return []
-    if car_feature in adata.var_names:
-        return [car_feature]
     try:
-        pattern = re.compile(car_feature)
+        return match_features(adata.var_names, car_feature)
     except re.error:
         return []
-    return [g for g in adata.var_names if pattern.fullmatch(g)]

@@ -11,6 +11,7 @@ import pandas as pd
 from .._config import Config, SampleSpec
 from .._errors import InputError, Problem
 from .._logging import logger, timed
+from ._features import match_features
 
 
 def validate_config(path: str | Path) -> tuple[Config | None, list[Problem]]:
@@ -47,9 +48,9 @@ def validate_config(path: str | Path) -> tuple[Config | None, list[Problem]]:
             sample_problems, header = _check_sample(spec, antigen=antigen)
             problems += sample_problems
             if header is not None:
-                if car_feature and _matches(header.genes, car_feature):
+                several = _car_hits(header.genes, car_feature) if car_feature else []
+                if several:
                     car_found = True
-                    several = _car_hits(header.genes, car_feature)
                     if len(several) > 1:
                         problems.append(
                             Problem(
@@ -149,13 +150,10 @@ def _is_regex(text: str) -> bool:
 
 
 def _car_hits(genes: pd.Index, car_feature: str) -> list[str]:
-    """The features ``tl.call_malignant`` would take for ``car_feature`` (exact, full, then partial match)."""
+    """The features ``tl.call_malignant`` would take for ``car_feature``."""
     if car_feature in genes or not _is_regex(car_feature):
         return [car_feature] if car_feature in genes else []
-    pattern = re.compile(car_feature)
-    return [str(g) for g in genes if pattern.fullmatch(g)] or [
-        str(g) for g in genes if pattern.search(g)
-    ]
+    return match_features(genes, car_feature)
 
 
 def _gene_positions_problems(config: Config | None, path: Path) -> list[Problem]:
@@ -171,16 +169,6 @@ def _gene_positions_problems(config: Config | None, path: Path) -> list[Problem]
             )
         ]
     return []
-
-
-def _matches(genes: pd.Index, car_feature: str) -> bool:
-    if car_feature in genes:
-        return True
-    try:
-        pattern = re.compile(car_feature)
-    except re.error:
-        return False
-    return any(pattern.fullmatch(g) for g in genes)
 
 
 def _check_sample(spec: SampleSpec, *, antigen: str):

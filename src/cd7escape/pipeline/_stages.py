@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import re
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -22,13 +21,16 @@ class Stage:
 
 
 def car_features(adata, config: Config) -> list[str]:
-    """Feature names matching ``car_feature`` (a name or a regular expression)."""
-    if not config.car_feature:
-        return []
-    if config.car_feature in adata.var_names:
-        return [config.car_feature]
-    pattern = re.compile(config.car_feature)
-    return [g for g in adata.var_names if pattern.fullmatch(g)]
+    """The CAR transgene features that ingest found for ``car_feature`` (kept out of the embedding)."""
+    from .._uns import NS
+    from ..io._features import match_features
+
+    recorded = adata.uns.get(NS, {}).get("ingest", {}).get("car_features")
+    return (
+        list(recorded)
+        if recorded is not None
+        else match_features(adata.var_names, config.car_feature)
+    )
 
 
 def _qc(adata, config: Config) -> None:

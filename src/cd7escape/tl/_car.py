@@ -13,6 +13,7 @@ import pandas as pd
 from scipy import stats
 
 from .._errors import InputError
+from ..io._features import match_features
 
 # Per-cell probability, under ambient contamination alone, below which a CAR count is called real
 # (strong: vetoes malignancy) or suggestive (weak: makes a non-malignant T cell a CAR-T cell).
@@ -24,17 +25,12 @@ def find_car_feature(var_names: pd.Index, car_feature: str | None) -> str | None
     """The var name of the CAR feature: exact name first, then a full regex match, then a search."""
     if car_feature is None:
         return None
-    if car_feature in var_names:
-        return car_feature
     try:
-        pattern = re.compile(car_feature)
+        hits = match_features(var_names, car_feature)
     except re.error as err:
         raise InputError.single(
             f"not a feature name or valid regex: {err}", field="car_feature"
         ) from None
-    hits = [v for v in var_names if pattern.fullmatch(v)] or [
-        v for v in var_names if pattern.search(v)
-    ]
     if not hits:
         raise InputError.single(
             f"no feature named or matching {car_feature!r} in the data", field="car_feature"
