@@ -38,16 +38,6 @@ def record(
     logger.info("%s: added\n%s", step, "\n".join(lines))
 
 
-def get(adata, step: str) -> dict[str, Any]:
-    """The stored entry of ``step``, with a helpful error when it has not been run."""
-    try:
-        return adata.uns[NS][step]
-    except KeyError:
-        raise KeyError(
-            f"'{step}' has not been run on this AnnData (no .uns['{NS}']['{step}'])"
-        ) from None
-
-
 def _plain(value: Any) -> Any:
     """Make parameters storable in h5ad (no None, tuples or numpy scalars)."""
     if isinstance(value, Mapping):
