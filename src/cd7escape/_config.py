@@ -36,14 +36,14 @@ class QCParams(_Section):
         ge=1,
         description="A sample with fewer passing cells fails QC and is dropped (and reported).",
     )
-    doublets: bool = Field(True, description="Flag doublets with scanpy's scrublet, per sample.")
+    doublets: bool = Field(True, description="Flag doublets per sample with Scrublet's method (Wolock et al. 2019; scanpy's defaults, vectorised with faiss neighbours).")
     expected_doublet_rate: float = Field(
         0.06, gt=0, lt=1, description="Scrublet's expected doublet rate."
     )
     doublet_max_cells: int = Field(
         10000,
         ge=100,
-        description="Samples with more cells are scored for doublets in random parts of at most this many cells (scrublet's cost grows with the square of the cells scored together; a 10x lane holds about 10-20k cells).",
+        description="Samples with more cells are scored for doublets in random parts of at most this many cells (the neighbour search grows with the square of the cells scored together; a 10x lane holds about 10-20k cells).",
     )
 
 

@@ -8,12 +8,6 @@ from scipy import sparse
 from .._logging import logger, timed
 from .._uns import record
 
-# Up to this many cells the kNN graph is exact (scikit-learn, brute force on the PCA/latent space):
-# ~3 s at 20k cells on 2 cores, while pynndescent pays ~10 s of numba compilation in every new process
-# (its nn_descent cannot be cached). Brute force grows with the square of the cells (~50 s at 100k), so
-# above this pynndescent (approximate, scanpy's default) is faster.
-EXACT_KNN_MAX_CELLS = 50_000
-
 
 def embed(
     adata,
@@ -54,8 +48,8 @@ def embed(
     n_pcs
         Principal components (PCA mode).
     n_neighbors
-        Neighbours of the kNN graph (exact, scikit-learn brute force, up to ``EXACT_KNN_MAX_CELLS``
-        cells; pynndescent beyond). numba's compiled UMAP/kNN code is cached on disk, so it is compiled
+        Neighbours of the kNN graph (faiss: exact up to 50k cells, an inverted-file index beyond; see
+        ``pp._knn``). numba's compiled UMAP code is cached on disk, so it is compiled
         once per machine rather than in every process (``pp._numba.cache_numba_compilation``).
     resolution
         Leiden resolution.
@@ -129,6 +123,7 @@ def embed(
             adata, hvg, batch_key, layer, scvi_n_latent, scvi_max_epochs, seed
         )
 
+    from ._knn import KnnTransformer
     from ._numba import cache_numba_compilation
 
     cache_numba_compilation()
@@ -137,8 +132,7 @@ def embed(
             adata,
             n_neighbors=n_neighbors,
             use_rep=rep,
-            transformer="sklearn" if adata.n_obs <= EXACT_KNN_MAX_CELLS else None,
-            random_state=seed,
+            transformer=KnnTransformer(n_neighbors, seed=seed),
         )
         sc.tl.leiden(
             adata,

@@ -42,8 +42,8 @@ def qc(
 
     Thresholds are set per sample as median ± ``n_mads`` median absolute deviations of log total counts,
     log genes detected and mitochondrial percentage, never looser than the absolute floors
-    ``min_counts``/``min_genes`` or the ceiling ``max_mito_pct``. Doublets are flagged with scanpy's
-    scrublet, per sample. A sample left with fewer than ``min_cells`` passing cells fails as a whole:
+    ``min_counts``/``min_genes`` or the ceiling ``max_mito_pct``. Doublets are flagged per sample with
+    Scrublet's method (``pp._doublets``). A sample left with fewer than ``min_cells`` passing cells fails as a whole:
     it is reported in ``uns['cd7escape']['qc']['samples']`` and dropped, never silently kept.
 
     Parameters
@@ -57,14 +57,15 @@ def qc(
     min_cells
         Fewest passing cells for a sample to be kept.
     doublets
-        Run scrublet per sample.
+        Score doublets per sample with Scrublet's method (Wolock et al. 2019; scanpy's defaults,
+        vectorised, see ``pp._doublets``).
     expected_doublet_rate
         Scrublet's prior doublet rate.
     doublet_max_cells
         A sample with more passing cells is scored for doublets in random parts of at most this many
         cells (each part a random sample of the same population, so the simulated doublets and the
         neighbour counts are those of the whole sample; scrublet's cost grows with the square of the
-        cells scored together). Neighbours are exact (scikit-learn), not approximate.
+        cells scored together). Neighbours are exact up to 50k points (faiss), so parts keep them exact.
     batch_key
         obs column naming the sample.
     layer
@@ -198,13 +199,8 @@ def _mad_window(x: np.ndarray, n_mads: float) -> tuple[float, float]:
 
 
 def _flag_doublets(adata, counts, keep, samples, table, rate, max_cells, seed) -> None:
-    """Scrublet per sample (in random parts of at most ``max_cells``), on cells passing the other filters.
-
-    Exact kNN (``use_approx_neighbors=False``): on the ≤ 3·max_cells points of a part it is faster
-    than pynndescent, whose numba compilation alone takes tens of seconds in every new process.
-    """
-    import anndata as ad
-    import scanpy as sc
+    """Scrublet per sample (in random parts of at most ``max_cells``), on cells passing the other filters."""
+    from ._doublets import score_doublets
 
     scores = np.full(adata.n_obs, np.nan)
     calls = np.zeros(adata.n_obs, dtype=bool)
@@ -217,16 +213,9 @@ def _flag_doublets(adata, counts, keep, samples, table, rate, max_cells, seed) -
             parts = np.array_split(np.random.default_rng(seed).permutation(idx), n_parts)
             for part in parts:
                 part = np.sort(part)
-                sub = ad.AnnData(counts[part].astype(np.float32))
-                sc.pp.scrublet(
-                    sub,
-                    expected_doublet_rate=rate,
-                    use_approx_neighbors=False,
-                    random_state=seed,
-                    verbose=False,
-                )
-                scores[part] = sub.obs["doublet_score"].to_numpy()
-                calls[part] = sub.obs["predicted_doublet"].to_numpy(dtype=bool)
+                result = score_doublets(counts[part], expected_doublet_rate=rate, seed=seed)
+                scores[part] = result.scores
+                calls[part] = result.predicted
             table.loc[sample, "doublets"] = int(calls[idx].sum())
     adata.obs["doublet_score"] = scores
     adata.obs["predicted_doublet"] = calls
