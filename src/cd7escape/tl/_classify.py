@@ -219,6 +219,7 @@ def _decide(d: _Data, P: dict[str, Any], *, interval: bool = True) -> dict[str, 
         from ._subclones import fold_ci
 
         f, lo, hi = fold_ci(nrc, nr, nbc, nb) if c != UNMAPPED else (np.nan, np.nan, np.nan)
+        down_share = 1.0
         if c == UNMAPPED:
             route = "unmapped"
         elif nbc < _AP.min_cells or "pi" not in g_b:
@@ -228,10 +229,19 @@ def _decide(d: _Data, P: dict[str, Any], *, interval: bool = True) -> dict[str, 
             pos_b = (g_b["ci_high"] if interval else g_b["pi"]) < P["downregulation_max_negative"]
 
             expanded = f >= P["min_expansion_fold"] and (lo > 1 if interval else True)
+            u_b = g_b["ci_high"] if interval else g_b["pi"]
             if neg_b:
                 route = "preexisting" if expanded else "persisting"
             elif pos_b:
                 route = "downregulation"
+            elif u_b < P["preexisting_min_negative"] and frac_r > u_b:
+                # the subclone was mostly positive at baseline (negative share at most u_b, below what makes a
+                # subclone antigen-negative) but its antigen state is not tightly bounded (low depth, small
+                # subclone). At its baseline composition it supplies at most u_b of its relapse cells as
+                # negatives; the excess negatives lost the antigen. Only that excess counts as downregulation,
+                # the rest stays unresolved (a negative part expanding inside the subclone has no clone link).
+                route = "downregulation"
+                down_share = (frac_r - u_b) / frac_r
             else:
                 route = "unresolved"
         rows[c] = {
@@ -243,13 +253,20 @@ def _decide(d: _Data, P: dict[str, Any], *, interval: bool = True) -> dict[str, 
             "pi_baseline": g_b.get("pi", np.nan),
             "ci_high_baseline": g_b.get("ci_high", np.nan),
             "negative_relapse_cells": float(mass[c]),
+            "downregulation_share": float(down_share) if route == "downregulation" else 0.0,
         }
     total = sum(mass.values())
     shares = dict.fromkeys(
         ("preexisting", "downregulation", "persisting", "unresolved", "unmapped"), 0.0
     )
     for c, m in mass.items():
-        shares[rows[c]["route"]] += m / total if total > 0 else 0.0
+        w = m / total if total > 0 else 0.0
+        if rows[c]["route"] == "downregulation":
+            ds = rows[c]["downregulation_share"]
+            shares["downregulation"] += w * ds
+            shares["unresolved"] += w * (1 - ds)
+        else:
+            shares[rows[c]["route"]] += w
     out["routes"], out["shares"] = rows, shares
     pre, down = shares["preexisting"], shares["downregulation"]
 
@@ -284,7 +301,7 @@ def _decide(d: _Data, P: dict[str, Any], *, interval: bool = True) -> dict[str, 
             rule="positive_subclone_lost_antigen",
             reason=(
                 f"{100 * down:.0f} % of antigen-negative relapse cells map to baseline subclone(s) "
-                f"{', '.join(top('downregulation'))}, {_aname(P)}-positive at baseline (negative ≤ "
+                f"{', '.join(top('downregulation'))}, mostly {_aname(P)}-positive at baseline (negative ≤ "
                 f"{100 * rows[c]['ci_high_baseline']:.0f} %), {'dim' if dim else 'negative'} at relapse"
             ),
         )

@@ -403,6 +403,107 @@ def _relapse_states_without_baseline(
     return np.isin(lab, new_clusters)
 
 
+def _remap_cnv_consistent(
+    rejected: list[np.ndarray],
+    lab_r: np.ndarray,
+    conf_r: np.ndarray,
+    lab_b: np.ndarray,
+    zb: np.ndarray,
+    zr: np.ndarray,
+    wb: np.ndarray,
+    wr: np.ndarray,
+    wins: list[np.ndarray],
+    *,
+    names: list[str],
+    allowed: np.ndarray,
+    n_neighbors: int,
+    min_cells: int,
+    min_confidence: float,
+) -> int:
+    """Re-map relapse groups rejected by the copy-number check onto subclones whose copy-number state they share.
+
+    For each rejected group (relapse cells mapped to a subclone whose genomic windows they depart from), the
+    candidate subclones are those with at least ``min_cells`` baseline cells from which the group does not
+    depart (:func:`cnv_state_change`). The group's cells are label-transferred among the baseline cells of
+    the candidates only (same kNN, confidence and novelty rules as the forward mapping); each resulting
+    assignment is checked once more against its new subclone's windows and kept only if consistent. Cells
+    without a consistent subclone stay ``'unmapped'``: a relapse-only copy-number state is still a new state.
+    Modifies ``lab_r``/``conf_r`` in place; returns the number of cells re-mapped.
+    """
+    from ._map_relapse import knn_transfer
+
+    n_done = 0
+    for idx in rejected:
+        if idx.size < min_cells:
+            continue
+        ok = [
+            c
+            for c in names
+            if (lab_b == c).sum() >= min_cells
+            and not cnv_state_change(wb[lab_b == c], wr[idx], wins)
+        ]
+        if not ok:
+            continue
+        refm = np.isin(lab_b, ok)
+        if refm.sum() <= 2:
+            continue
+        col = {c: j for j, c in enumerate(names)}
+        allow = np.stack([allowed[idx, col[c]] for c in ok], axis=1)
+        # the candidate subclones' own label order (knn_transfer sorts labels)
+        order = np.argsort(np.array(ok, dtype=object).astype(str))
+        lab, conf, _ = knn_transfer(
+            zb[refm], lab_b[refm], zr[idx], n_neighbors=n_neighbors, allowed=allow[:, order]
+        )
+        for c in ok:
+            sel = (lab == c) & (conf >= min_confidence)
+            if sel.sum() < min_cells or cnv_state_change(wb[lab_b == c], wr[idx[sel]], wins):
+                continue
+            lab_r[idx[sel]] = c
+            conf_r[idx[sel]] = conf[sel]
+            n_done += int(sel.sum())
+    return n_done
+
+
+def _cnv_link_new_states(
+    new: np.ndarray,
+    lab_fwd: np.ndarray,
+    lab_r: np.ndarray,
+    conf_r: np.ndarray,
+    conf_fwd: np.ndarray,
+    lab_b: np.ndarray,
+    wb: np.ndarray,
+    wr: np.ndarray,
+    wins: list[np.ndarray],
+    *,
+    names: list[str],
+    min_cells: int,
+) -> int:
+    """Give back their forward label to 'new state' relapse cells that carry their subclone's own copy-number state.
+
+    The reverse check flags relapse clusters that few baseline cells map back to; an expanded small clone
+    whose relapse cells split into several relapse clusters can fall under that count although it is a
+    baseline clone. A copy-number link settles it: the flagged cells with forward label ``c`` (at least
+    ``min_cells``) are linked to ``c`` when ``c`` has a copy-number state of its own (its genomic windows
+    depart from the other baseline malignant cells), the group departs from those other cells too, and the
+    group does not depart from ``c``. Modifies ``lab_r``/``conf_r`` in place; returns the number of cells linked.
+    """
+    n_done = 0
+    for c in names:
+        g = np.flatnonzero(new & (lab_fwd == c))
+        inc, rest = lab_b == c, lab_b != c
+        if g.size < min_cells or inc.sum() < min_cells or rest.sum() < min_cells:
+            continue
+        own = cnv_state_change(wb[rest], wb[inc], wins)
+        if not own:
+            continue
+        away = set(cnv_state_change(wb[rest], wr[g], wins))
+        if away & set(own) and not cnv_state_change(wb[inc], wr[g], wins):
+            lab_r[g] = c
+            conf_r[g] = conf_fwd[g]
+            n_done += int(g.size)
+    return n_done
+
+
 # --------------------------------------------------------------------------- public
 
 
@@ -575,8 +676,10 @@ def subclones(
                 zb, lab_b, zr, n_neighbors=n_neighbors, allowed=allowed
             )
             lab_r = np.where(conf_r >= min_mapping_confidence, lab_r, UNMAPPED).astype(object)
-            n_new_state = n_cnv_new = 0
+            conf_fwd = conf_r.copy()
+            n_new_state = n_cnv_new = n_cnv_remapped = 0
             cnv_windows: dict[str, list[str]] = {}
+            rejected: list[np.ndarray] = []
             if use_rep is None and r_idx.size >= 2 * min_subclone_cells:
                 # reverse check: relapse states with too few baseline cells are new states
                 new = _relapse_states_without_baseline(
@@ -585,6 +688,7 @@ def subclones(
                     min_cells=min_subclone_cells, min_confidence=min_mapping_confidence, seed=seed,
                 )  # fmt: skip
                 n_new_state = int(new.sum())
+                lab_fwd = lab_r.copy()
                 lab_r = np.where(new, UNMAPPED, lab_r).astype(object)
                 conf_r = np.where(new, 0.0, conf_r)
             # copy-number consistency: relapse cells carrying a genomic-window state their subclone lacks
@@ -605,9 +709,28 @@ def subclones(
                         conf_r[idx] = 0.0
                         n_cnv_new += int(idx.size)
                         cnv_windows[c] = [wnames[i] for i in windows]
+                        rejected.append(idx)
+                if n_new_state:
+                    # a relapse state the reverse check found (nearly) absent at baseline is still linked to
+                    # its forward subclone when it carries that subclone's own copy-number state: it departs
+                    # from the other baseline cells where the subclone does, and not from the subclone
+                    n_cnv_linked = _cnv_link_new_states(
+                        new, lab_fwd, lab_r, conf_r, conf_fwd, lab_b, wb, wr, wins,
+                        names=names, min_cells=min_subclone_cells,
+                    )  # fmt: skip
+                    n_new_state -= n_cnv_linked
+                # a rejected group may carry the copy-number state of another baseline subclone (the
+                # transcriptional mapping put it on the wrong one, e.g. after a therapy shift): re-map it
+                # among the subclones whose genomic windows it matches, then check that match again
+                n_cnv_remapped = _remap_cnv_consistent(
+                    rejected, lab_r, conf_r, lab_b, zb, zr, wb, wr, wins,
+                    names=names, allowed=allowed, n_neighbors=n_neighbors,
+                    min_cells=min_subclone_cells, min_confidence=min_mapping_confidence,
+                )  # fmt: skip
+                n_cnv_new -= n_cnv_remapped
         else:
             lab_r, conf_r = np.array([], dtype=object), np.array([])
-            n_new_state = n_cnv_new = 0
+            n_new_state = n_cnv_new = n_cnv_remapped = 0
             cnv_windows = {}
 
     obs_lab = np.full(adata.n_obs, np.nan, dtype=object)
@@ -689,6 +812,7 @@ def subclones(
             "n_unmapped": n_unmapped,
             "n_new_state": n_new_state,
             "n_new_cnv_state": n_cnv_new,
+            "n_cnv_remapped": int(n_cnv_remapped),
             "new_cnv_windows": {k: list(v) for k, v in cnv_windows.items()},
             "n_cnv_splits": int(n_cnv_split),
             "n_tcr_splits": int(n_tcr_split),
