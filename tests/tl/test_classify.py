@@ -137,3 +137,30 @@ def test_bad_threshold_is_input_error(calls):
     adata, _ = calls["antigen_retained"]
     with pytest.raises(ce._errors.InputError):
         ce.tl.classify_relapse(adata, mixed_min_share=2.0)
+
+
+def test_loosely_positive_subclone_gives_only_its_excess_to_downregulation():
+    from cd7escape.tl._classify import _Data, _decide
+
+    rng = np.random.default_rng(0)
+    nb = nr = 300
+    s = np.full(nb + nr, 1000.0)
+    mu = 0.002
+    # baseline: all expressing; relapse: 90 % negative; one subclone
+    yb = rng.negative_binomial(2.0, 2.0 / (2.0 + s[:nb] * mu))
+    neg = rng.random(nr) < 0.9
+    yr = np.where(
+        neg, rng.poisson(s[nb:] * 1e-5), rng.negative_binomial(2.0, 2.0 / (2.0 + s[nb:] * mu))
+    )
+    d = _Data(
+        y=np.concatenate([yb, yr]).astype(float), s=s, tp=np.r_[np.zeros(nb), np.ones(nr)].astype(int),
+        sub=np.full(nb + nr, "S0"), tprog=np.full(nb + nr, 0.01), ambient=1e-5, theta=2.0, mu_ref=mu,
+    )  # fmt: skip
+    P = {**{k: v for k, v in ce._config.ClassifyParams().model_dump().items()}, "antigen": "CD7"}
+    res = _decide(d, P)
+    r = res["routes"]["S0"]
+    assert r["route"] == "downregulation"
+    if r["ci_high_baseline"] >= P["downregulation_max_negative"]:
+        # loosely bounded: only the excess over the baseline upper bound counts
+        assert res["shares"]["downregulation"] < 1
+    assert res["mechanism"] == "antigen_downregulation"

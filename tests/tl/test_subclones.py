@@ -111,3 +111,55 @@ def test_cnv_labels_need_genomic_support():
     assert _supported_cnv_labels(noise, x, wins, 10) == set()
     one = np.full(n, "cnv0", dtype=object)
     assert _supported_cnv_labels(one, x, wins, 10) == set()
+
+
+def _windows(n_genes: int = 200, size: int = 50):
+    return [np.arange(k, k + size) for k in range(0, n_genes - size + 1, size)]
+
+
+def test_new_state_with_its_subclones_own_cnv_is_linked_back():
+    from cd7escape.tl._subclones import _cnv_link_new_states
+
+    rng = np.random.default_rng(0)
+    wins = _windows()
+    wb = rng.normal(0, 0.05, (120, 200))
+    lab_b = np.array(["S0"] * 90 + ["S1"] * 30, dtype=object)
+    wb[90:, :50] += 0.4  # S1 carries a gain of window 0
+    wr = rng.normal(0, 0.05, (60, 200))
+    wr[:30, :50] += 0.4  # relapse cells with S1's gain (an expanded S1) …
+    wr[30:, 50:100] -= 0.4  # … and cells with a loss no baseline subclone has
+    lab_fwd = np.array(["S1"] * 30 + ["S0"] * 30, dtype=object)
+    new = np.ones(60, dtype=bool)
+    lab_r = np.full(60, "unmapped", dtype=object)
+    conf_r = np.zeros(60)
+    n = _cnv_link_new_states(
+        new, lab_fwd, lab_r, conf_r, np.full(60, 0.9), lab_b, wb, wr, wins,
+        names=["S0", "S1"], min_cells=10,
+    )  # fmt: skip
+    assert n == 30
+    assert (lab_r[:30] == "S1").all()
+    assert (lab_r[30:] == "unmapped").all()  # a relapse-only copy-number state stays new
+
+
+def test_cnv_rejected_group_is_remapped_only_where_consistent():
+    from cd7escape.tl._subclones import _remap_cnv_consistent
+
+    rng = np.random.default_rng(1)
+    wins = _windows()
+    wb = rng.normal(0, 0.05, (120, 200))
+    wb[90:, :50] += 0.4
+    lab_b = np.array(["S0"] * 90 + ["S1"] * 30, dtype=object)
+    zb = np.vstack([rng.normal(0, 1, (90, 3)), rng.normal(4, 1, (30, 3))])
+    # relapse cells shifted (therapy) between the two subclones, carrying S1's gain
+    zr = rng.normal(2.5, 1, (40, 3))
+    wr = rng.normal(0, 0.05, (40, 200))
+    wr[:, :50] += 0.4
+    lab_r = np.full(40, "unmapped", dtype=object)
+    conf_r = np.zeros(40)
+    allowed = np.ones((40, 2), dtype=bool)
+    n = _remap_cnv_consistent(
+        [np.arange(40)], lab_r, conf_r, lab_b, zb, zr, wb, wr, wins, names=["S0", "S1"],
+        allowed=allowed, n_neighbors=10, min_cells=10, min_confidence=0.5,
+    )  # fmt: skip
+    assert n > 0
+    assert set(lab_r[lab_r != "unmapped"]) == {"S1"}
