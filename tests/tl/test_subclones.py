@@ -158,7 +158,7 @@ def test_cnv_rejected_group_is_remapped_only_where_consistent():
     conf_r = np.zeros(40)
     allowed = np.ones((40, 2), dtype=bool)
     n = _remap_cnv_consistent(
-        [np.arange(40)], lab_r, conf_r, lab_b, zb, zr, wb, wr, wins, names=["S0", "S1"],
+        [("S0", np.arange(40), [0])], lab_r, conf_r, lab_b, zb, zr, wb, wr, wins, names=["S0", "S1"],
         allowed=allowed, n_neighbors=10, min_cells=10, min_confidence=0.5,
     )  # fmt: skip
     assert n > 0

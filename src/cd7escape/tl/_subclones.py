@@ -404,7 +404,7 @@ def _relapse_states_without_baseline(
 
 
 def _remap_cnv_consistent(
-    rejected: list[np.ndarray],
+    rejected: list[tuple[str, np.ndarray, list[int]]],
     lab_r: np.ndarray,
     conf_r: np.ndarray,
     lab_b: np.ndarray,
@@ -422,9 +422,11 @@ def _remap_cnv_consistent(
 ) -> int:
     """Re-map relapse groups rejected by the copy-number check onto subclones whose copy-number state they share.
 
-    For each rejected group (relapse cells mapped to a subclone whose genomic windows they depart from), the
-    candidate subclones are those with at least ``min_cells`` baseline cells from which the group does not
-    depart (:func:`cnv_state_change`). The group's cells are label-transferred among the baseline cells of
+    For each rejected group (relapse cells mapped to a subclone ``c`` whose genomic windows they depart from),
+    the candidate subclones are those with at least ``min_cells`` baseline cells from which the group does not
+    depart (:func:`cnv_state_change`) *and* which themselves depart from ``c`` in one of the windows where the
+    group does: a positive copy-number link, not merely the absence of a detectable difference (a small,
+    noisy subclone differs from nothing detectably). The group's cells are label-transferred among the baseline cells of
     the candidates only (same kNN, confidence and novelty rules as the forward mapping); each resulting
     assignment is checked once more against its new subclone's windows and kept only if consistent. Cells
     without a consistent subclone stay ``'unmapped'``: a relapse-only copy-number state is still a new state.
@@ -433,14 +435,17 @@ def _remap_cnv_consistent(
     from ._map_relapse import knn_transfer
 
     n_done = 0
-    for idx in rejected:
+    for c0, idx, rej_windows in rejected:
         if idx.size < min_cells:
             continue
+        base0 = wb[lab_b == c0]
         ok = [
             c
             for c in names
-            if (lab_b == c).sum() >= min_cells
+            if c != c0
+            and (lab_b == c).sum() >= min_cells
             and not cnv_state_change(wb[lab_b == c], wr[idx], wins)
+            and set(cnv_state_change(base0, wb[lab_b == c], wins)) & set(rej_windows)
         ]
         if not ok:
             continue
@@ -679,7 +684,7 @@ def subclones(
             conf_fwd = conf_r.copy()
             n_new_state = n_cnv_new = n_cnv_remapped = 0
             cnv_windows: dict[str, list[str]] = {}
-            rejected: list[np.ndarray] = []
+            rejected: list[tuple[str, np.ndarray, list[int]]] = []
             if use_rep is None and r_idx.size >= 2 * min_subclone_cells:
                 # reverse check: relapse states with too few baseline cells are new states
                 new = _relapse_states_without_baseline(
@@ -709,7 +714,7 @@ def subclones(
                         conf_r[idx] = 0.0
                         n_cnv_new += int(idx.size)
                         cnv_windows[c] = [wnames[i] for i in windows]
-                        rejected.append(idx)
+                        rejected.append((c, idx, windows))
                 if n_new_state:
                     # a relapse state the reverse check found (nearly) absent at baseline is still linked to
                     # its forward subclone when it carries that subclone's own copy-number state: it departs
