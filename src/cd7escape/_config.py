@@ -77,7 +77,7 @@ class MalignantParams(_Section):
         description="Cells with malignant_score at or above this are called malignant.",
     )
     cnv: bool = Field(
-        True, description="Infer copy-number changes with infercnvpy against normal non-T cells."
+        True, description="Infer copy-number changes (infercnvpy's method, vectorised) against normal non-T cells."
     )
     gene_positions: str | None = Field(
         None,

@@ -274,7 +274,7 @@ def _write_provenance(
         "pandas",
         "anndata",
         "scanpy",
-        "infercnvpy",
+        "faiss-cpu",
         "leidenalg",
         "igraph",
         "scvi-tools",

@@ -201,7 +201,7 @@ def _figure_sections(adata, result: dict[str, Any], figdir: Path) -> list[dict[s
     sec = _section(
         "cnv",
         "Copy-number profile",
-        "Inferred copy-number changes (infercnvpy) per cell along the genome, cells grouped by class and subclone.",
+        "Inferred copy-number changes (infercnvpy's method) per cell along the genome, cells grouped by class and subclone.",
     )
     if "X_cnv" not in adata.obsm:
         sec["notes"].append(

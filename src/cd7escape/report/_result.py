@@ -30,7 +30,7 @@ TIMEPOINT_FIELDS = (
 )
 #: Digits kept for floats in result.json (enough for any reported number, stable across platforms).
 DIGITS = 6
-_PACKAGES = ("numpy", "scipy", "pandas", "anndata", "scanpy", "infercnvpy", "matplotlib", "jinja2")
+_PACKAGES = ("numpy", "scipy", "pandas", "anndata", "scanpy", "faiss-cpu", "matplotlib", "jinja2")
 
 
 def build_result(adata, *, config, patient: str) -> dict[str, Any]:

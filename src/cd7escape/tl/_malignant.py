@@ -62,7 +62,7 @@ def call_malignant(
     Evidence per cell (each kept in ``obs``):
 
     - ``blast_score``: blast/ETP program (CD1A, DNTT, CD34, KIT, PTCRA, CD99, …), evidence for T-lineage cells.
-    - ``cnv_score``: robust z of the inferred copy-number alteration (infercnvpy) against held-out normal
+    - ``cnv_score``: robust z of the inferred copy-number alteration (infercnvpy's method) against held-out normal
       reference cells of the same patient (normal non-T lineages; polyclonal T cells when a TCR is present);
       ``cnv_subclone`` groups altered cells by CNV profile.
     - ``clone_expanded``: the cell's clonotype (``obs['clone_id']``) is carried by ≥ 3 cells. A clonotype is
@@ -290,7 +290,7 @@ def _call(
             ref[cand] = lin
         ref[(lineage == "T") & calm & (sizes >= 1) & (sizes <= 2)] = "normal_T"
         table = gene_positions_frame(gene_positions)
-        with timed("inferring copy-number changes (infercnvpy)"):
+        with timed("inferring copy-number changes (infercnvpy's method)"):
             cnv_res = infer_cnv(
                 counts,
                 adata.var.set_axis(var_names),
