@@ -115,6 +115,32 @@ class AntigenParams(_Section):
         lt=1,
         description="Share of a cell's UMIs that are ambient RNA, used to turn an empty-droplet profile into a per-UMI ambient rate.",
     )
+    theta_prior_median: float = Field(
+        3.0,
+        gt=0,
+        description="Median of the weak log-normal prior on the negative-binomial size theta of expressing cells (CD7 in real CARPALL T cells: about 2.4). It matters only at low depth, where the counts barely determine theta.",
+    )
+    theta_prior_sd: float = Field(
+        1.0,
+        gt=0,
+        description="Standard deviation of log theta under that prior (a large value such as 100 makes it flat).",
+    )
+    theta_cox_reid: bool = Field(
+        True,
+        description="Estimate theta from the Cox-Reid adjusted profile likelihood (each group's negative fraction and level integrated out); without it theta is overestimated at low depth and the negative fraction drifts up.",
+    )
+    max_ci_width: float = Field(
+        0.25,
+        gt=0,
+        le=1,
+        description="A group whose 95 % interval of the negative fraction is wider than this is 'not identifiable' (state 'uncertain' unless clearly negative or dim).",
+    )
+    max_dropout: float = Field(
+        0.9,
+        gt=0,
+        le=1,
+        description="A group whose expressing cells would show a zero count more often than this on average is 'not identifiable' unless clearly negative (its negative fraction then hinges on theta).",
+    )
 
 
 class CloneParams(_Section):

@@ -12,6 +12,7 @@ from cd7escape.tl._antigen_model import (
     estimate_theta,
     fit_antigen_mixture,
     mixture_loglik,
+    theta_interval,
 )
 
 A = 2e-5
@@ -116,6 +117,33 @@ def test_nuisance_estimates():
     s0 = rng.lognormal(np.log(2000), 0.4, 5000)
     y0 = rng.poisson(s0 * A)
     assert estimate_ambient_rate(y0, s0) == pytest.approx(A, rel=0.1)
+
+
+def test_constants_equal_config_defaults():
+    from cd7escape._config import AntigenParams
+    from cd7escape.tl import _antigen_model as m
+
+    cfg = AntigenParams()
+    assert (cfg.theta_prior_median, cfg.theta_prior_sd) == m.THETA_PRIOR
+    assert cfg.max_ci_width == m.MAX_CI_WIDTH
+    assert cfg.max_dropout == m.MAX_DROPOUT
+
+
+def test_cox_reid_theta_at_low_depth():
+    """At ~0.3 counts per expressing cell the plain profile likelihood of the shared theta (one pi_g, mu_g
+    per group profiled out) overestimates it; the Cox-Reid adjusted one covers the truth (no prior)."""
+    rng = np.random.default_rng(3)
+    parts = [
+        simulate(rng, 250, rng.choice([0.0, 0.1, 0.3, 0.6]), rng.uniform(2e-4, 6e-4), depth=750)
+        for _ in range(10)
+    ]
+    y = np.concatenate([p[0] for p in parts]).astype(float)
+    s = np.concatenate([p[1] for p in parts])
+    g = np.repeat(np.arange(10), 250)
+    adj, lo, hi = theta_interval(y, s, groups=g, ambient_rate=A, prior=None)
+    plain = theta_interval(y, s, groups=g, ambient_rate=A, prior=None, adjust=False)[0]
+    assert lo <= THETA <= hi
+    assert plain > 1.3 * adj
 
 
 def test_bad_input():

@@ -45,6 +45,11 @@ def antigen_state(
     dim_fold: float = 0.5,
     min_cells: int = 10,
     theta: float | None = None,
+    theta_prior_median: float = 3.0,
+    theta_prior_sd: float = 1.0,
+    theta_cox_reid: bool = True,
+    max_ci_width: float = 0.25,
+    max_dropout: float = 0.9,
     antigen_protein: str | None = None,
     key_added: str = "antigen",
     copy: bool = False,
@@ -97,6 +102,15 @@ def antigen_state(
     theta
         Negative-binomial size of expressing cells; estimated from the data when None (with its
         profile interval, over which every group's intervals are widened).
+    theta_prior_median, theta_prior_sd
+        Weak log-normal prior on theta (median, sd of log theta); it matters only at low depth.
+    theta_cox_reid
+        Estimate theta from the Cox-Reid adjusted profile likelihood (consistent across depths).
+    max_ci_width
+        Groups whose interval of pi is wider than this are not identifiable.
+    max_dropout
+        Groups whose expressing cells show a zero count more often than this (on average) are not
+        identifiable unless clearly negative.
     antigen_protein
         Column of ``obsm['protein']`` with the antigen's ADT counts (CITE-seq). When given, a
         background/foreground mixture of the ADT counts (background fitted on the antigen-negative lineages
@@ -132,6 +146,11 @@ def antigen_state(
         "dim_fold": dim_fold,
         "min_cells": min_cells,
         "theta": theta,
+        "theta_prior_median": theta_prior_median,
+        "theta_prior_sd": theta_prior_sd,
+        "theta_cox_reid": theta_cox_reid,
+        "max_ci_width": max_ci_width,
+        "max_dropout": max_dropout,
         "antigen_protein": antigen_protein,
     }
     _validate(adata, params)
@@ -157,7 +176,13 @@ def antigen_state(
         idx = np.flatnonzero(sel)
         if theta is None:
             theta, th_lo, th_hi = theta_interval(
-                y_all[idx], s_all[idx], groups=labels[idx], ambient_rate=a, alpha=alpha
+                y_all[idx],
+                s_all[idx],
+                groups=labels[idx],
+                ambient_rate=a,
+                alpha=alpha,
+                prior=(theta_prior_median, theta_prior_sd),
+                adjust=theta_cox_reid,
             )
             theta_ci = (th_lo, th_hi)
         else:
@@ -184,6 +209,8 @@ def antigen_state(
                 theta=theta,
                 alpha=alpha,
                 theta_ci=theta_ci,
+                max_ci_width=max_ci_width,
+                max_dropout=max_dropout,
             )
             fits[g] = fit
             p_neg[cells] = fit.p_negative
@@ -224,6 +251,7 @@ def antigen_state(
             theta,
             alpha,
             theta_ci,
+            {"max_ci_width": max_ci_width, "max_dropout": max_dropout},
         )
         table["state"] = [_group_state(r, dim_fold) for r in table.itertuples()]
         table = table.set_index("group", drop=True)
@@ -329,6 +357,10 @@ def _validate(adata, params: dict[str, Any]) -> None:
         problems.append("alpha must lie in (0, 0.5)")
     if not 0.5 <= params["posterior_threshold"] < 1:
         problems.append("posterior_threshold must lie in [0.5, 1)")
+    if not (params["theta_prior_median"] > 0 and params["theta_prior_sd"] > 0):
+        problems.append("theta_prior_median and theta_prior_sd must be positive")
+    if not (0 < params["max_ci_width"] <= 1 and 0 < params["max_dropout"] <= 1):
+        problems.append("max_ci_width and max_dropout must lie in (0, 1]")
     ap = params.get("antigen_protein")
     if ap is not None:
         if "protein" not in adata.obsm:
@@ -478,7 +510,20 @@ def _reference_cells(obs, labels, idx, keys, reference, g: str) -> tuple[np.ndar
 
 
 def _add_reference(
-    table, fits, obs, labels, idx, y, s, keys, reference, a, theta, alpha, theta_ci=None
+    table,
+    fits,
+    obs,
+    labels,
+    idx,
+    y,
+    s,
+    keys,
+    reference,
+    a,
+    theta,
+    alpha,
+    theta_ci=None,
+    limits=None,
 ) -> None:
     n = len(table)
     table["reference"] = [""] * n
@@ -509,7 +554,13 @@ def _add_reference(
                 fits[name]
                 if name in fits
                 else fit_antigen_mixture(
-                    y[cells], s[cells], ambient_rate=a, theta=theta, alpha=alpha, theta_ci=theta_ci
+                    y[cells],
+                    s[cells],
+                    ambient_rate=a,
+                    theta=theta,
+                    alpha=alpha,
+                    theta_ci=theta_ci,
+                    **(limits or {}),
                 )
             )
         ref, fit = cache[name], fits[g]
