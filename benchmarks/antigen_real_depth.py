@@ -28,6 +28,25 @@ Three diagnostics separate bias from noise:
   (up to the boundary at pi = 0, which helps, and the uncertainty of theta, which widens both intervals).
   ``--theta-oracle`` uses the full-depth theta at every depth (thinning does not change theta), which
   removes the estimation of theta at low depth from the comparison.
+
+Measured (CD7, groups of ~400, ``--seeds 5``: 115 group trials; the shared 2-core machine):
+
+=====================  ==========  ===========================  ==================  ====================
+run                    inside 50%  inside 25%                   drift 25% (se)      theta full/50/25 (s0)
+=====================  ==========  ===========================  ==================  ====================
+real, plain profile    0.939       0.600                        +0.058 (0.013)      2.57 / 3.04 / 3.40
+real (Cox-Reid)        0.974       0.670                        +0.015 (0.013)      2.43 / 2.64 / 2.45
+real, theta oracle     0.965       0.730                        +0.007 (0.012)      2.43 (all depths)
+replica (exact model)  0.974       0.696                        -0.012 (0.015)      2.83 / 2.38 / 3.09
+=====================  ==========  ===========================  ==================  ====================
+
+Naive zero fraction 0.598 -> 0.727 (50 %) -> 0.832 (25 %). The plain profile likelihood of theta drifted
+(bias); with the adjustment the drift is within noise and the real counts behave as the exactly right model
+does. What remains at 25 % is the information limit: the sd of pi at 25 % is 2.99x (median) that at full
+depth by the expected information, where 90 % inside needs at most 1.556x; for groups whose full-depth
+interval excludes 0 the prediction (0.571) matches the observed 0.577 (replica 0.623). Groups of ~1,500
+cells (``--group-size 1500 --seeds 3``, 18 trials) do no better (0.500 at 25 %): the ratio does not depend on
+the group size.
 """
 
 from __future__ import annotations
@@ -226,6 +245,13 @@ def main(antigen, size, seed, n_seeds=1, replica=False, oracle=False, adjust=Tru
             f"    information limit: interval width {k}/full median {df[f'width ratio {k}'].median():.2f}; sd ratio "
             f"from the expected information (theta known) median {df[f'sd ratio {k}'].median():.2f} (90 % needs "
             f"<= {R90:.3f}); an efficient estimator is predicted inside in {df[f'predicted {k}'].mean():.3f} of groups"
+        )
+        interior = df["lo 100%"] > 1e-6  # the normal approximation holds away from pi = 0
+        print(
+            f"    groups whose full-depth interval excludes 0 ({int(interior.sum())}): inside in "
+            f"{inside[interior].mean():.3f}, predicted {df.loc[interior, f'predicted {k}'].mean():.3f}; "
+            f"interval reaching 0 ({int((~interior).sum())}): inside in {inside[~interior].mean():.3f} "
+            f"(one-sided there: the estimate cannot fall below 0)"
         )
     return df
 
