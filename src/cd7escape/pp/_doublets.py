@@ -97,7 +97,9 @@ def score_doublets(
 
     k = round(0.5 * np.sqrt(n))
     k_adj = round(k * (1 + n_sim / n))
-    _, idx = nearest_neighbors(coords, k_adj + 1, seed=seed)
+    # approximate above 20k points, as Scrublet itself (annoy): ~150 neighbours of 30k points exactly
+    # cost more than the rest of the score together
+    _, idx = nearest_neighbors(coords, k_adj + 1, exact_max_cells=20_000, seed=seed)
     n_sim_neigh = (idx[:, 1:] >= n).sum(axis=1).astype(np.float64)
     ld, _ = _bayes_score(n_sim_neigh, k_adj, expected_doublet_rate, stdev_doublet_rate, n_sim / n)
 

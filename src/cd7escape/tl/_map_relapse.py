@@ -153,16 +153,16 @@ def knn_transfer(
     ``allowed``: optional boolean matrix (query x labels) of labels compatible with each query cell's clone
     identity (CNV subclone, TCR clonotype); incompatible neighbours are ignored.
     """
-    from sklearn.neighbors import NearestNeighbors
+    from ..pp._knn import nearest_neighbors
 
     labels, codes = np.unique(ref_labels, return_inverse=True)
     k = int(min(n_neighbors, ref.shape[0] - 1))
-    nn = NearestNeighbors(n_neighbors=k + 1).fit(ref)
-    d_ref, _ = nn.kneighbors(ref)
+    d_ref, _ = nearest_neighbors(ref, k + 1)
     own = d_ref[:, 1:].mean(1)
     cut = novelty_factor * np.quantile(own, novelty_quantile)
     kq = int(min(ref.shape[0], 3 * k if allowed is not None else k))
-    d, idx = nn.kneighbors(query, n_neighbors=kq)
+    d, idx = nearest_neighbors(ref, kq, query=query)
+    d = d.astype(np.float64)
     lab = codes[idx]
     if allowed is not None:
         ok = allowed[np.arange(query.shape[0])[:, None], lab]

@@ -241,13 +241,14 @@ def _leiden(coords: np.ndarray, *, n_neighbors: int, resolution: float, seed: in
     import anndata as ad
     import scanpy as sc
 
+    from ..pp._knn import KnnTransformer
+
     tmp = ad.AnnData(np.zeros((coords.shape[0], 1), dtype=np.float32))
     tmp.obsm["X_ref"] = coords.astype(np.float32)
     sc.pp.neighbors(
         tmp,
         use_rep="X_ref",
-        n_neighbors=int(min(n_neighbors, coords.shape[0] - 1)),
-        random_state=seed,
+        transformer=KnnTransformer(int(min(n_neighbors, coords.shape[0] - 1)), seed=seed),
     )
     sc.tl.leiden(
         tmp,
