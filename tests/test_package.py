@@ -8,7 +8,17 @@ import sys
 
 import pytest
 
-HEAVY = ("torch", "scvi", "scanpy", "numba", "pynndescent", "umap", "infercnvpy", "lightning", "faiss")
+HEAVY = (
+    "torch",
+    "scvi",
+    "scanpy",
+    "numba",
+    "pynndescent",
+    "umap",
+    "infercnvpy",
+    "lightning",
+    "faiss",
+)
 
 
 @pytest.mark.parametrize("stmt", ["import cd7escape", "import cd7escape.cli; cd7escape.cli.app"])

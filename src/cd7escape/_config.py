@@ -36,14 +36,17 @@ class QCParams(_Section):
         ge=1,
         description="A sample with fewer passing cells fails QC and is dropped (and reported).",
     )
-    doublets: bool = Field(True, description="Flag doublets per sample with Scrublet's method (Wolock et al. 2019; scanpy's defaults, vectorised with faiss neighbours).")
+    doublets: bool = Field(
+        True,
+        description="Flag doublets per sample with Scrublet's method (Wolock et al. 2019; scanpy's defaults, vectorised with faiss neighbours).",
+    )
     expected_doublet_rate: float = Field(
         0.06, gt=0, lt=1, description="Scrublet's expected doublet rate."
     )
     doublet_max_cells: int = Field(
         10000,
         ge=100,
-        description="Samples with more cells are scored for doublets in random parts of at most this many cells (the neighbour search grows with the square of the cells scored together; a 10x lane holds about 10-20k cells).",
+        description="Samples with more cells are scored for doublets in random parts of at most this many cells (bounds the memory and neighbour search of one score; a 10x lane holds about 10-20k cells).",
     )
 
 
@@ -77,7 +80,8 @@ class MalignantParams(_Section):
         description="Cells with malignant_score at or above this are called malignant.",
     )
     cnv: bool = Field(
-        True, description="Infer copy-number changes (infercnvpy's method, vectorised) against normal non-T cells."
+        True,
+        description="Infer copy-number changes (infercnvpy's method, vectorised) against normal non-T cells.",
     )
     gene_positions: str | None = Field(
         None,
