@@ -21,7 +21,8 @@ from scipy import sparse, stats
 def sample_with_doublets(n_cells: int, seed: int, rate: float = 0.06):
     import cd7escape as ce
 
-    a = ce.datasets.simulate_patient("antigen_retained", seed=seed, n_cells=2 * n_cells)
+    # n_cells per sample: the baseline sample is the one scored
+    a = ce.datasets.simulate_patient("antigen_retained", seed=seed, n_cells=n_cells)
     a = a[a.obs["timepoint"] == "baseline"]
     x = sparse.csr_matrix(a.layers.get("counts", a.X))
     cls = a.obs["truth_cell_type"].astype(str).to_numpy()

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Literal, get_args
 
 import anndata as ad
 import numpy as np
@@ -21,13 +21,7 @@ Mechanism = Literal[
     "mixed",
     "lineage_switch",
 ]
-MECHANISMS = (
-    "preexisting_negative_clone",
-    "antigen_downregulation",
-    "antigen_retained",
-    "mixed",
-    "lineage_switch",
-)
+MECHANISMS = get_args(Mechanism)
 
 # Blast / ETP program of T-ALL (share of UMIs in the blast profile) and mature T genes turned down.
 BLAST_UP = {

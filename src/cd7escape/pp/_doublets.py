@@ -8,11 +8,12 @@ observed cells' gene means and standard deviations; 30 principal components fitt
 from the share of simulated neighbours; the threshold at the minimum between the two modes of the
 simulated doublets' scores (scikit-image ``threshold_minimum``).
 
-What differs is only how it is computed: the scaling stays sparse and the centring implicit (PCA from the
-gene covariance matrix), and neighbours come from :func:`cd7escape.pp._knn.nearest_neighbors` instead of
-scikit-learn's brute force or pynndescent. scanpy's implementation densifies the z-scored matrix through a
-sparse diagonal product and computes all pairwise distances; on a 10k-cell sample this took 8.8 s against
-~1 s here (benchmarks/doublets_vs_scrublet.py compares both, scores and calls, on the same cells).
+What differs is only how it is computed: the scaling stays sparse and the centring implicit (randomised
+PCA), and neighbours come from :func:`cd7escape.pp._knn.nearest_neighbors` (approximate above 20k points,
+as Scrublet's own default) instead of scikit-learn's brute force or pynndescent. scanpy's implementation
+densifies the z-scored matrix through a sparse diagonal product and computes all pairwise distances; on a
+10.6k-cell sample this took 8.7 s against 4.1 s here, on a shared machine
+(benchmarks/doublets_vs_scrublet.py compares both, scores and calls, on the same cells).
 """
 
 from __future__ import annotations

@@ -64,8 +64,8 @@ def qc(
     doublet_max_cells
         A sample with more passing cells is scored for doublets in random parts of at most this many
         cells (each part a random sample of the same population, so the simulated doublets and the
-        neighbour counts are those of the whole sample; scrublet's cost grows with the square of the
-        cells scored together). Neighbours are exact up to 50k points (faiss), so parts keep them exact.
+        neighbour counts are those of the whole sample). Parts bound the memory and the neighbour search
+        of one score (a part of n cells is 3n points with the simulated doublets).
     batch_key
         obs column naming the sample.
     layer

@@ -479,7 +479,7 @@ def _fit(
 def _information(grp: _Group, pi: float, mu: float) -> tuple[float, float, float]:
     """Observed information ``(i_pp, i_pu, i_uu)`` of ``(pi, u = log mu)`` at ``(pi, mu)``.
 
-    ``i_pp`` and ``i_pu`` are zero when ``pi == 0`` is not an interior point (see :func:`_mu_wald`).
+    At ``pi == 0`` (a boundary point) only ``i_uu`` is meaningful; :func:`_mu_wald` then uses it alone.
     """
     l1, g, h = grp.l1(mu)
     lp, lq = _logs(pi)
@@ -518,23 +518,11 @@ def _mu_wald(grp: _Group, pi: float, mu: float, alpha: float) -> tuple[float, fl
     if pi >= 1.0:
         return (float("nan"), float("nan"))
     z = float(stats.norm.ppf(1 - alpha / 2))
-    l1, g, h = grp.l1(mu)
-    lp, lq = _logs(pi)
-    lmix = np.logaddexp(lp + grp.l0, lq + l1)
-    r = np.exp(lq + l1 - lmix)
-    # derivatives in log mu
-    gu = mu * g
-    huu = mu * mu * h + mu * g
-    i_uu = -grp.sum(r * (huu + (1 - r) * gu * gu))
+    i_pp, i_pu, i_uu = _information(grp, pi, mu)
     if pi > 0:
-        e0 = np.exp(np.minimum(grp.l0 - lmix, 700))
-        e1 = np.exp(np.minimum(l1 - lmix, 700))
-        dpi = e0 - e1
-        i_pp = grp.sum(dpi * dpi)
-        i_pu = grp.sum(np.exp(np.minimum(grp.l0 + l1 - 2 * lmix, 700)) * gu)
         det = i_pp * i_uu - i_pu * i_pu
         var_u = i_pp / det if det > 0 and i_pp > 0 else (1 / i_uu if i_uu > 0 else np.inf)
-    else:
+    else:  # pi on the boundary: mu alone
         var_u = 1 / i_uu if i_uu > 0 else np.inf
     if not np.isfinite(var_u) or var_u <= 0:
         return (0.0, float("inf"))

@@ -27,14 +27,6 @@ from ._subclones import (
 _CP = ClassifyParams()
 _AP = AntigenParams()
 
-MECHANISMS = (
-    "preexisting_negative_clone",
-    "antigen_downregulation",
-    "antigen_retained",
-    "mixed",
-    "lineage_switch",
-    "indeterminate",
-)
 
 #: T-lineage program of T-ALL blasts (the antigen itself is left out when it is one of them).
 T_LINEAGE = [
