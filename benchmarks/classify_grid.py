@@ -210,6 +210,8 @@ def run_one(row: dict, *, cells: int, boot: int, cnv: bool = False) -> dict:
         "pi_relapse": tp["relapse"]["antigen_negative_fraction"],
         "zero_baseline": tp["baseline"]["zero_count_fraction"],
         "zero_relapse": tp["relapse"]["zero_count_fraction"],
+        **{f"share_{k}": round(float(v), 3) for k, v in call.numbers.get("shares", {}).items()},
+        "n_unmapped_relapse": call.numbers.get("n_unmapped_relapse"),
         **nv,
         **cnv_info,
         "seconds_classify": round(t2 - t1, 1),

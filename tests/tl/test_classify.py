@@ -164,3 +164,53 @@ def test_loosely_positive_subclone_gives_only_its_excess_to_downregulation():
         # loosely bounded: only the excess over the baseline upper bound counts
         assert res["shares"]["downregulation"] < 1
     assert res["mechanism"] == "antigen_downregulation"
+
+
+def test_baseline_negatives_are_bounded_jointly_over_positive_subclones():
+    from cd7escape.tl._classify import _joint_downregulation_share
+
+    # eight small subclones, each loosely bounded (0-25 % negative at baseline), all negative at relapse
+    rows = {
+        f"S{k}": {
+            "route": "downregulation",
+            "n_relapse": 40,
+            "pi_baseline": 0.0,
+            "ci_high_baseline": 0.25,
+        }
+        for k in range(8)
+    }
+    mass = dict.fromkeys(rows, 40.0)
+    _joint_downregulation_share(rows, mass, {"alpha": 0.05})
+    share = rows["S0"]["downregulation_share"]
+    # summing each subclone's worst case would leave 75 %; the joint bound leaves more, and never all
+    assert 0.75 < share < 1
+    # a subclone already 10 % negative at baseline supplies about that share of its relapse cells
+    rows = {
+        "S0": {
+            "route": "downregulation",
+            "n_relapse": 400,
+            "pi_baseline": 0.1,
+            "ci_high_baseline": 0.1,
+        }
+    }
+    _joint_downregulation_share(rows, {"S0": 400.0}, {"alpha": 0.05})
+    assert rows["S0"]["downregulation_share"] == pytest.approx(0.9)
+    # routes other than downregulation are left alone
+    rows = {"S0": {"route": "preexisting", "n_relapse": 10, "pi_baseline": 0.9, "ci_high_baseline": 1.0,
+                   "downregulation_share": 0.0}}  # fmt: skip
+    _joint_downregulation_share(rows, {"S0": 10.0}, {"alpha": 0.05})
+    assert rows["S0"]["downregulation_share"] == 0.0
+
+
+def test_uncertain_mappings_lower_the_confidence(calls):
+    adata, call = calls["antigen_downregulation"]
+    a = adata.copy()
+    rel = (a.obs["timepoint"] == "relapse").to_numpy() & a.obs["malignant"].to_numpy(bool)
+    # the same labels, but every relapse cell's clone link is weak (a third of its neighbours agree)
+    a.obs.loc[rel, "subclone_confidence"] = 0.35
+    weak = ce.tl.classify_relapse(a, n_bootstrap=BOOT, seed=0)
+    fixed = ce.tl.classify_relapse(a, n_bootstrap=BOOT, seed=0, bootstrap_mapping=False)
+    assert weak.mechanism == fixed.mechanism == call.mechanism  # the call itself uses the labels
+    assert fixed.confidence >= 0.8
+    assert weak.confidence < 0.5
+    assert weak.params["bootstrap_mapping"] is True

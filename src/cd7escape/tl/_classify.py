@@ -224,16 +224,14 @@ def _decide(d: _Data, P: dict[str, Any], *, interval: bool = True) -> dict[str, 
             u_b = g_b["ci_high"] if interval else g_b["pi"]
             if neg_b:
                 route = "preexisting" if expanded else "persisting"
-            elif pos_b:
+            elif pos_b or (u_b < P["preexisting_min_negative"] and frac_r > u_b):
+                # the subclone was mostly positive at baseline (its negative share is bounded below what makes
+                # a subclone antigen-negative). At its baseline composition it supplies about pi_b of its
+                # relapse cells as negatives (persisting negatives, no clone link to a loss); only the excess
+                # lost the antigen. The excess is computed jointly over all such subclones below (a one-sided
+                # bound on the sum of pi_b·n_relapse): per-subclone upper bounds, summed, would charge every
+                # small low-depth subclone its worst case at once.
                 route = "downregulation"
-            elif u_b < P["preexisting_min_negative"] and frac_r > u_b:
-                # the subclone was mostly positive at baseline (negative share at most u_b, below what makes a
-                # subclone antigen-negative) but its antigen state is not tightly bounded (low depth, small
-                # subclone). At its baseline composition it supplies at most u_b of its relapse cells as
-                # negatives; the excess negatives lost the antigen. Only that excess counts as downregulation,
-                # the rest stays unresolved (a negative part expanding inside the subclone has no clone link).
-                route = "downregulation"
-                down_share = (frac_r - u_b) / frac_r
             else:
                 route = "unresolved"
         rows[c] = {
@@ -247,6 +245,7 @@ def _decide(d: _Data, P: dict[str, Any], *, interval: bool = True) -> dict[str, 
             "negative_relapse_cells": float(mass[c]),
             "downregulation_share": float(down_share) if route == "downregulation" else 0.0,
         }
+    _joint_downregulation_share(rows, mass, P)
     total = sum(mass.values())
     shares = dict.fromkeys(
         ("preexisting", "downregulation", "persisting", "unresolved", "unmapped"), 0.0
@@ -315,6 +314,38 @@ def _decide(d: _Data, P: dict[str, Any], *, interval: bool = True) -> dict[str, 
     return out
 
 
+def _joint_downregulation_share(
+    rows: dict[str, dict], mass: dict[str, float], P: dict[str, Any]
+) -> None:
+    """Share of the relapse negatives of the 'downregulation' subclones that exceeds their baseline negatives.
+
+    Without differential expansion inside a subclone, subclone ``c`` supplies ``pi_c · n_c`` negative relapse
+    cells from cells that were already negative at baseline (``pi_c`` its baseline negative fraction, ``n_c`` its
+    relapse cells). The expected total ``E = Σ pi_c n_c`` is bounded from above one-sidedly,
+    ``E + z_{1-alpha} · sqrt(Σ (se_c n_c)²)`` with ``se_c`` from the upper half of each profile interval; the
+    negatives above that bound lost the antigen (downregulation), the rest stays unresolved. Writes
+    ``downregulation_share`` into the rows (the same share for all of them).
+    """
+    from scipy import stats
+
+    down = [c for c, r in rows.items() if r["route"] == "downregulation"]
+    if not down:
+        return
+    neg = sum(mass[c] for c in down)
+    n = np.array([rows[c]["n_relapse"] for c in down], float)
+    pi = np.array([min(rows[c]["pi_baseline"], 1.0) for c in down], float)
+    se = np.array([rows[c].get("ci_high_baseline", np.nan) for c in down], float)
+    se = np.where(np.isfinite(se), np.maximum(se - pi, 0.0) / stats.norm.ppf(0.975), 0.0)
+    z = float(stats.norm.ppf(1 - P.get("alpha", _AP.alpha)))
+    # a subclone cannot supply more persisting negatives than it has negative relapse cells
+    m = np.array([mass[c] for c in down], float)
+    bound = float(np.sum(np.minimum(pi * n, m)) + z * np.sqrt(np.sum((se * n) ** 2)))
+    share = float(np.clip((neg - bound) / neg, 0.0, 1.0)) if neg > 0 else 0.0
+    for c in down:
+        rows[c]["downregulation_share"] = share
+        rows[c]["persisting_bound"] = bound
+
+
 def _aname(P: dict[str, Any]) -> str:
     return str(P.get("antigen", "antigen"))
 
@@ -338,6 +369,7 @@ def classify_relapse(
     dim_max_ratio: float = _CP.dim_max_ratio,
     max_uncertain_negative: float = _CP.max_uncertain_negative,
     lineage_max_ratio: float = _CP.lineage_max_ratio,
+    bootstrap_mapping: bool = _CP.bootstrap_mapping,
     seed: int = 0,
 ) -> RelapseCall:
     """Call the relapse mechanism (DESIGN §7) from malignant cells, their subclones and the antigen model.
@@ -360,7 +392,14 @@ def classify_relapse(
     Negative fractions are those of the antigen mixture with the expressing level anchored at the baseline
     blasts' level (see :func:`cd7escape.tl._subclones.anchored_fit`), so dropout zeros are not negatives.
     Confidence: share of ``n_bootstrap`` replicates (cells resampled with replacement within each
-    timepoint, mixture refitted, subclone labels kept) giving the same mechanism.
+    timepoint, mixture refitted) giving the same mechanism. With ``bootstrap_mapping`` each replicate also
+    redraws the clone link of every relapse cell: it keeps its subclone with probability equal to its mapping
+    confidence (``obs['subclone_confidence']``) and is unmapped otherwise, so that a call resting on uncertain
+    mappings is not reported as certain.
+
+    Relapse negatives of mostly-positive subclones count as downregulation only above the negatives those
+    subclones already had at baseline (``pi_baseline · n_relapse``, bounded one-sidedly and jointly over the
+    subclones); the rest is unresolved.
 
     Needs ``obs['malignant']``, ``obs['timepoint']`` and :func:`cd7escape.tl.subclones` (run here with its
     defaults when ``obs['subclone']`` is missing).
@@ -383,6 +422,7 @@ def classify_relapse(
         "dim_max_ratio": float(dim_max_ratio),
         "max_uncertain_negative": float(max_uncertain_negative),
         "lineage_max_ratio": float(lineage_max_ratio),
+        "bootstrap_mapping": bool(bootstrap_mapping),
         "seed": int(seed),
         "alpha": _AP.alpha,
     }
@@ -410,6 +450,15 @@ def classify_relapse(
     if sub is None:
         sub = np.full(cells.size, "all", dtype=object)
     sub = np.where(pd.isna(sub), UNMAPPED, sub).astype(str)
+    # mapping confidence of each cell's subclone (baseline cells define their subclone: 1)
+    key_conf = "subclone_confidence"
+    mconf = (
+        pd.to_numeric(adata.obs[key_conf], errors="coerce").to_numpy()[cells]
+        if key_conf in adata.obs
+        else np.ones(cells.size)
+    )
+    mconf = np.where(np.isfinite(mconf), np.clip(mconf, 0.0, 1.0), 1.0)
+    mconf[~rt[cells]] = 1.0
     ambient, theta, amb_source = nuisance(adata, antigen, y_all, s_all, mal)
     mu_ref, mu_src = reference_level(adata, y_all, s_all, mal, bt, ambient=ambient, theta=theta)
     tprog, tgenes = _t_program(adata, antigen, cells)
@@ -437,11 +486,16 @@ def classify_relapse(
                 pick = np.concatenate(
                     [rng.choice(b_idx, b_idx.size), rng.choice(r_idx, r_idx.size)]
                 )
+                sub_pick = d.sub[pick]
+                if P["bootstrap_mapping"]:
+                    # each relapse cell's clone link holds with probability = its mapping confidence
+                    keep = rng.random(pick.size) < mconf[pick]
+                    sub_pick = np.where(keep, sub_pick, UNMAPPED)
                 db = _Data(
                     d.y[pick],
                     d.s[pick],
                     d.tp[pick],
-                    d.sub[pick],
+                    sub_pick,
                     d.tprog[pick],
                     ambient,
                     theta,
