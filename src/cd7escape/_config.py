@@ -232,6 +232,16 @@ class ClassifyParams(_Section):
         gt=0,
         description="Relapse blasts whose T-lineage program is below this fraction of baseline blasts' are 'lineage_switch'.",
     )
+    bootstrap_mapping: bool = Field(
+        True,
+        description=(
+            "Bootstrap replicates also redraw each relapse cell's clone link: the cell keeps its subclone with "
+            "probability equal to its mapping confidence (the weighted share of its baseline neighbours that agree) "
+            "and otherwise counts as unmapped in that replicate. Without it the confidence reflects only antigen "
+            "counts, as if every relapse cell's subclone were known, and calls resting on uncertain mappings "
+            "(low depth, a relapse clone the baseline barely shows) come out fully confident."
+        ),
+    )
 
 
 class SampleSpec(_Section):
