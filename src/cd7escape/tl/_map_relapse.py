@@ -35,14 +35,60 @@ class ReferenceSpace:
         return (self.residuals(counts) - self.center) @ self.loadings
 
 
-def _residuals(counts, genes: np.ndarray, p: np.ndarray, theta: float) -> np.ndarray:
-    tot = np.asarray(counts.sum(axis=1)).ravel().astype(float)
-    x = counts[:, genes]
-    x = np.asarray(x.todense(), dtype=float) if sp.issparse(x) else np.asarray(x, dtype=float)
-    mu = tot[:, None] * p[None, :]
-    z = (x - mu) / np.sqrt(mu + mu**2 / theta)
-    lim = np.sqrt(max(counts.shape[0], 1))
-    return np.clip(z, -lim, lim)
+def _csr(counts):
+    """Counts as CSR without stored zeros (the sparse rank and residual shortcuts count on it)."""
+    x = sp.csr_matrix(counts)
+    if x.nnz and (x.data == 0).any():
+        x = x.copy()
+        x.eliminate_zeros()
+    return x
+
+
+def _columns(x, genes: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Rows, positions in ``genes`` and values of the stored entries of CSR ``x`` in those columns.
+
+    One pass over the stored entries: cheaper than scipy's column slicing of a CSR matrix.
+    """
+    where = np.full(x.shape[1], -1, dtype=np.int64)
+    where[genes] = np.arange(genes.size)
+    pos = where[x.indices]
+    keep = pos >= 0
+    rows = np.repeat(np.arange(x.shape[0]), np.diff(x.indptr))[keep]
+    return rows, pos[keep], x.data[keep]
+
+
+def _residuals(counts, genes: np.ndarray, p: np.ndarray, theta: float, tot=None) -> np.ndarray:
+    """Clipped analytic Pearson residuals (float32, cells x ``genes``) of counts against shares ``p``.
+
+    The residual of a zero count depends only on the expected count, so the dense matrix is filled with
+    those and the stored entries are overwritten: no densified count matrix, no float64 temporaries.
+    """
+    tot = np.asarray(counts.sum(axis=1)).ravel() if tot is None else tot
+    lim = np.float32(np.sqrt(max(counts.shape[0], 1)))
+    mu = np.multiply.outer(np.asarray(tot, np.float32), np.asarray(p, np.float32))
+    z = np.divide(mu, theta, dtype=np.float32)
+    z += 1
+    np.divide(mu, z, out=z)
+    np.sqrt(z, out=z)
+    np.negative(z, out=z)
+    np.maximum(z, -lim, out=z)
+    if sp.issparse(counts):
+        rows, cols, vals = _columns(_csr(counts), np.asarray(genes))
+    else:
+        dense = np.asarray(counts)[:, genes]
+        rows, cols = np.nonzero(dense)
+        vals = dense[rows, cols]
+    m = mu[rows, cols].astype(np.float64)
+    z[rows, cols] = np.clip((vals - m) / np.sqrt(m + m**2 / theta), -lim, lim)
+    return z
+
+
+def _detected_cells(counts) -> np.ndarray:
+    """Number of cells with a non-zero count, per gene."""
+    if sp.issparse(counts):
+        x = _csr(counts)
+        return np.bincount(x.indices, minlength=x.shape[1])
+    return (np.asarray(counts) > 0).sum(axis=0)
 
 
 def _lognorm(counts):
@@ -57,24 +103,81 @@ def _lognorm(counts):
     return np.log1p(np.asarray(counts, dtype=float) * (1e4 / tot)[:, None])
 
 
-def correlated_genes(
-    xlog, antigen_idx: int, candidates: np.ndarray, *, max_corr: float
-) -> np.ndarray:
-    """Candidate genes whose |Spearman correlation| with the antigen exceeds ``max_corr`` (boolean mask)."""
+def _lognorm_columns(counts, genes: np.ndarray) -> np.ndarray:
+    """Dense float32 log1p(10,000 x count / total) of the columns ``genes`` only (totals over all genes)."""
+    tot = np.asarray(counts.sum(axis=1)).ravel().astype(float)
+    tot[tot == 0] = 1.0
+    out = np.zeros((counts.shape[0], np.size(genes)), dtype=np.float32)
+    if sp.issparse(counts):
+        rows, cols, vals = _columns(_csr(counts), np.asarray(genes))
+        out[rows, cols] = np.log1p(vals * (1e4 / tot[rows]))
+    else:
+        out[:] = np.log1p(np.asarray(counts)[:, genes] * (1e4 / tot)[:, None])
+    return out
+
+
+def _sparse_spearman(x, a: np.ndarray) -> np.ndarray:
+    """Spearman correlation of each column of non-negative sparse ``x`` with the vector ``a``.
+
+    Zeros tie at one average rank, so only stored entries need ranking: O(stored entries), never a dense
+    ranked matrix. Equal to ``scipy.stats.spearmanr`` column by column (average ranks for ties).
+    """
     from scipy import stats
 
-    a = xlog[:, antigen_idx]
-    a = np.asarray(a.todense()).ravel() if sp.issparse(a) else np.asarray(a).ravel()
+    x = sp.csc_matrix(x)
+    x.eliminate_zeros()
+    n, m = x.shape
+    ra = stats.rankdata(a)
+    ra_c = ra - ra.mean()
+    sd_a = np.sqrt(np.mean(ra_c**2))
+    col = np.repeat(np.arange(m), np.diff(x.indptr))
+    order = np.lexsort((x.data, col))
+    v, c, r_cells = x.data[order], col[order], x.indices[order]
+    nnz_col = np.diff(x.indptr)
+    # ordinal rank within the column, then the average over runs of equal values (ties)
+    first_of_col = np.repeat(x.indptr[:-1], nnz_col)
+    ordinal = np.arange(v.size) - first_of_col + 1.0
+    new_run = np.ones(v.size, dtype=bool)
+    new_run[1:] = (v[1:] != v[:-1]) | (c[1:] != c[:-1])
+    run = np.cumsum(new_run) - 1
+    start = ordinal[new_run]
+    end = np.append(ordinal[np.flatnonzero(new_run)[1:] - 1], ordinal[-1:]) if v.size else start
+    n0 = n - nnz_col
+    rank = n0[c] + (start[run] + end[run]) / 2  # zeros take ranks 1..n0
+    r0 = (n0 + 1) / 2.0
+    mean_r = (n + 1) / 2.0
+    cov = np.bincount(c, weights=(rank - r0[c]) * ra_c[r_cells], minlength=m) / n
+    ss = n0 * (r0 - mean_r) ** 2 + np.bincount(c, weights=(rank - mean_r) ** 2, minlength=m)
+    sd = np.sqrt(ss / n)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        rho = cov / (sd * sd_a)
+    return np.nan_to_num(rho)
+
+
+def correlated_genes(
+    counts, antigen_idx: int, candidates: np.ndarray, *, max_corr: float
+) -> np.ndarray:
+    """Candidate genes whose |Spearman correlation| with the antigen exceeds ``max_corr`` (boolean mask).
+
+    Correlation of log-normalised expression (10,000 per cell, log1p) computed from raw ``counts``.
+    """
+    candidates = np.asarray(candidates)
+    cols = np.append(candidates, antigen_idx)
+    if sp.issparse(counts):
+        tot = np.asarray(counts.sum(axis=1)).ravel().astype(float)
+        tot[tot == 0] = 1.0
+        rows, pos, vals = _columns(_csr(counts), cols)
+        xl = sp.csr_matrix(
+            (np.log1p(vals * (1e4 / tot[rows])), (rows, pos)), shape=(counts.shape[0], cols.size)
+        )
+        a = np.asarray(xl[:, -1].todense()).ravel()
+        sub = xl[:, :-1]
+    else:
+        dense = _lognorm_columns(counts, cols)
+        a, sub = dense[:, -1], sp.csr_matrix(dense[:, :-1])
     if np.ptp(a) == 0 or candidates.size == 0:
         return np.zeros(candidates.size, dtype=bool)
-    sub = xlog[:, candidates]
-    sub = np.asarray(sub.todense()) if sp.issparse(sub) else np.asarray(sub)
-    ra = stats.rankdata(a)
-    rs = np.apply_along_axis(stats.rankdata, 0, sub)
-    ra = (ra - ra.mean()) / (ra.std() + 1e-12)
-    rs = (rs - rs.mean(0)) / (rs.std(0) + 1e-12)
-    rho = (rs * ra[:, None]).mean(0)
-    return np.abs(rho) > max_corr
+    return np.abs(_sparse_spearman(sub, a)) > max_corr
 
 
 def fit_reference(
@@ -98,25 +201,27 @@ def fit_reference(
     n = counts.shape[0]
     tot = np.asarray(counts.sum(axis=1)).ravel().astype(float)
     gsum = np.asarray(counts.sum(axis=0)).ravel().astype(float)
-    detected = np.asarray((counts > 0).sum(axis=0)).ravel() >= max(3, 0.005 * n)
+    detected = _detected_cells(counts) >= max(3, 0.005 * n)
     excl = set(excluded_genes) | {antigen}
     allowed = detected & ~np.isin(var_names, list(excl))
     cand = np.flatnonzero(allowed)
     p_all = gsum / max(gsum.sum(), 1)
     # residual variance per candidate gene, in chunks
     rv = np.zeros(cand.size)
-    for k in range(0, cand.size, 2000):
-        idx = cand[k : k + 2000]
-        rv[k : k + 2000] = _residuals(counts, idx, p_all[idx], theta).var(0)
-    top = cand[np.argsort(-rv)[: min(n_top_genes + 200, cand.size)]]
+    for k in range(0, cand.size, 1000):
+        idx = cand[k : k + 1000]
+        rv[k : k + 1000] = _residuals(counts, idx, p_all[idx], theta, tot=tot).var(
+            0, dtype=np.float64
+        )
+    top = cand[np.argsort(-rv, kind="stable")[: min(n_top_genes + 200, cand.size)]]
     newly = []
     if antigen in set(var_names):
         aidx = int(np.flatnonzero(var_names == antigen)[0])
-        corr = correlated_genes(_lognorm(counts), aidx, top, max_corr=antigen_corr_max)
+        corr = correlated_genes(counts, aidx, top, max_corr=antigen_corr_max)
         newly = list(var_names[top[corr]])
         top = top[~corr]
     genes = np.sort(top[:n_top_genes])
-    z = _residuals(counts, genes, p_all[genes], theta)
+    z = _residuals(counts, genes, p_all[genes], theta, tot=tot)
     center = z.mean(0)
     k = int(max(2, min(n_pcs, n - 1, genes.size - 1)))
     from sklearn.decomposition import PCA
@@ -124,12 +229,11 @@ def fit_reference(
     pca = PCA(
         n_components=k, svd_solver="randomized" if min(z.shape) > 200 else "full", random_state=seed
     )
-    coords = pca.fit_transform(z - center)
+    coords = pca.fit_transform((z - center).astype(np.float64))
     space = ReferenceSpace(
         genes=genes, p=p_all[genes], theta=theta, center=center, loadings=pca.components_.T,
         excluded=sorted(excl | set(newly)),
     )  # fmt: skip
-    _ = tot
     return space, coords
 
 
@@ -211,7 +315,7 @@ def genomic_windows(adata, cells: np.ndarray, *, antigen: str, window: int = 50,
         chrom = pos["chromosome"].astype(str).to_numpy()
         start = pd.to_numeric(pos["start"], errors="coerce").to_numpy()
     x = adata.layers.get("counts", adata.X)[cells]
-    det = np.asarray((x > 0).mean(axis=0)).ravel() >= 0.05
+    det = _detected_cells(x) >= 0.05 * x.shape[0]
     ok = (
         det
         & np.isfinite(start)
@@ -223,9 +327,8 @@ def genomic_windows(adata, cells: np.ndarray, *, antigen: str, window: int = 50,
     genes = np.flatnonzero(ok)
     order = np.lexsort((start[genes], chrom[genes]))
     genes = genes[order]
-    xl = _lognorm(x)[:, genes]
-    xl = np.asarray(xl.todense()) if sp.issparse(xl) else np.asarray(xl)
-    xl = xl - xl.mean(0)
+    xl = _lognorm_columns(x, genes)
+    xl -= xl.mean(0, dtype=np.float64).astype(np.float32)
     windows, names = [], []
     ch = chrom[genes]
     for c in pd.unique(ch):
