@@ -46,16 +46,11 @@ def write_h5ad(adata, path: Path, *, compression: str | None = "gzip") -> None:
     atomic_write(path, lambda tmp: adata.write_h5ad(tmp, compression=compression))
 
 
-def save_counts(adata, path: Path) -> None:
-    """The ingested patient: the only stage output that holds the count matrix."""
-    write_h5ad(adata, path, compression="lzf")
-
-
 def save_annotations(adata, path: Path) -> None:
     """Everything a stage adds (obs, var, obsm, obsp, varm, uns), without the matrices.
 
-    Stages after ingest never change the counts, and ``X`` is recomputed from them on restore,
-    so a cached stage costs megabytes, not the size of the count matrix.
+    No stage changes the counts, and ``X`` is recomputed from them on restore, so a cached stage
+    costs megabytes, not the size of the count matrix.
     """
     import anndata as ad
 
@@ -70,11 +65,16 @@ def save_annotations(adata, path: Path) -> None:
     write_h5ad(shell, path, compression=None)
 
 
-def restore(counts_path: Path, annotations_path: Path | None):
-    """Rebuild the AnnData a stage left: cached counts, its annotations, ``X`` as the embedding made it."""
+def restore(read_inputs, annotations_path: Path | None):
+    """Rebuild the AnnData a stage left: the inputs read again, its annotations, ``X`` as the embedding made it.
+
+    The ingest stage caches no count matrix: reading the 10x/h5ad inputs again costs what reading a
+    cached copy would (the cache key holds each input file's size and modification time, so they are the
+    same files), and writing that copy cost ~10 s and 1 GB per 100k cells.
+    """
     import anndata as ad
 
-    adata = ad.read_h5ad(counts_path)
+    adata = read_inputs()
     if annotations_path is None:
         return adata
     shell = ad.read_h5ad(annotations_path)

@@ -16,7 +16,7 @@ from .._config import Config, SampleSpec
 from .._errors import InputError
 from .._logging import logger
 from .._version import __version__
-from ._cache import atomic_write_text, restore, save_annotations, save_counts, stage_key
+from ._cache import atomic_write_text, restore, save_annotations, stage_key
 from ._stages import STAGES, ingest_params
 
 
@@ -142,10 +142,15 @@ def _run_patient(
         if force:  # a --force run killed midway must not resume onto the caches it replaces
             for old in (pdir / "stages").glob("*.h5ad"):
                 old.unlink()
+        from ..io import read_patient
+
+        def read_inputs():
+            return read_patient(specs, antigen=config.antigen, car_feature=config.car_feature)
+
         start, adata = 0, None
         if not force and paths[0].exists():
             last = max(i for i, p in enumerate(paths) if p.exists())
-            adata = restore(paths[0], paths[last] if last else None)
+            adata = restore(read_inputs, paths[last] if last else None)
             start = last + 1
             logger.info("[%s] resuming after stage '%s' (%s)", pid, names[last], paths[last].name)
             bar.advance(start, f"{pid}: resumed")
@@ -159,9 +164,7 @@ def _run_patient(
             bar.describe(f"{pid}: {names[i]}")
             t = time.time()
             if i == 0:
-                from ..io import read_patient
-
-                adata = read_patient(specs, antigen=config.antigen, car_feature=config.car_feature)
+                adata = read_inputs()
             else:
                 try:
                     STAGES[i - 1].run(adata, config)
@@ -177,7 +180,7 @@ def _run_patient(
                     logger.warning("[%s] no subclones: %s", pid, why)
             timings[names[i]] = round(time.time() - t, 2)
             _remove_stale(pdir / "stages", names[i:], paths[i:])
-            (save_counts if i == 0 else save_annotations)(adata, paths[i])
+            save_annotations(adata, paths[i])
             logger.info("[%s] stage '%s' finished (%.1f s)", pid, names[i], timings[names[i]])
             bar.advance(1)
         bar.describe(f"{pid}: report")
