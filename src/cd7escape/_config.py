@@ -272,6 +272,12 @@ class Config(_Section):
     )
     integration: Literal["pca", "scvi"] = Field("pca", description="pca (fast default) or scvi.")
     seed: int = Field(0, ge=0, le=2**32 - 1, description="Seed of every random step.")
+    h5ad_compression: Literal["lzf", "gzip", "none"] = Field(
+        "lzf",
+        description="Compression of cells.h5ad. lzf: half gzip's write time for a 1.7x larger file "
+        "(20k cells: 2.6 s, 233 MB; gzip level 1: 4.9 s, 135 MB; none: 0.5 s, 404 MB), read by h5py, "
+        "anndata and scanpy; gzip for HDF5 readers without the lzf filter (R's hdf5r, rhdf5).",
+    )
     qc: QCParams = Field(default_factory=QCParams)
     embed: EmbedParams = Field(default_factory=EmbedParams)
     malignant: MalignantParams = Field(default_factory=MalignantParams)

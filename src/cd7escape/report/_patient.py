@@ -112,7 +112,7 @@ def write_patient(adata, pdir: Path, *, config) -> dict[str, Any]:
             result,
             [(f["caption"], f["png"]) for sec in sections for f in sec["figures"]],
         )
-        write_h5ad(adata, pdir / "cells.h5ad")
+        write_h5ad(adata, pdir / "cells.h5ad", compression=config.h5ad_compression)
     logger.info("    wrote %s/{result.json, report.html, report.pdf, cells.h5ad, figures/}", pdir)
     return result
 
