@@ -9,25 +9,28 @@ def _brute(data, query, k):
     return np.sort(np.sqrt(d), axis=1)[:, :k]
 
 
-def test_exact_neighbours_match_brute_force():
+@pytest.mark.parametrize("dim", [8, 20])  # k-d tree, flat faiss index
+def test_exact_neighbours_match_brute_force(dim):
     rng = np.random.default_rng(0)
-    x = rng.normal(size=(300, 8))
+    x = rng.normal(size=(300, dim))
     d, idx = nearest_neighbors(x, 10)
     assert (idx[:, 0] == np.arange(300)).all()
     np.testing.assert_allclose(d, _brute(x, x, 10), atol=1e-4)
 
 
-def test_query_against_reference():
+@pytest.mark.parametrize("dim", [5, 20])
+def test_query_against_reference(dim):
     rng = np.random.default_rng(1)
-    ref, qry = rng.normal(size=(200, 5)), rng.normal(size=(50, 5))
+    ref, qry = rng.normal(size=(200, dim)), rng.normal(size=(50, dim))
     d, idx = nearest_neighbors(ref, 7, query=qry)
     assert idx.shape == (50, 7)
     assert idx.max() < 200
     np.testing.assert_allclose(d, _brute(ref, qry, 7), atol=1e-4)
 
 
-def test_duplicated_points_keep_self_first():
-    x = np.repeat(np.random.default_rng(2).normal(size=(50, 3)), 3, axis=0)
+@pytest.mark.parametrize("dim", [3, 20])
+def test_duplicated_points_keep_self_first(dim):
+    x = np.repeat(np.random.default_rng(2).normal(size=(50, dim)), 3, axis=0)
     d, idx = nearest_neighbors(x, 5)
     assert (idx[:, 0] == np.arange(len(x))).all()
     assert (d[:, 0] == 0).all()

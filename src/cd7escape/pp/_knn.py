@@ -1,4 +1,4 @@
-"""Nearest neighbours in a low-dimensional embedding, with faiss (BLAS-backed, no JIT compilation).
+"""Nearest neighbours in a low-dimensional embedding, with faiss (BLAS-backed, no JIT compilation) or a k-d tree.
 
 scanpy's default kNN (pynndescent) compiles its numba code anew in every process (~10-20 s) and is
 approximate; scikit-learn's brute force is exact but selects neighbours from the full distance matrix
@@ -15,6 +15,10 @@ import numpy as np
 from scipy import sparse
 
 EXACT_MAX_CELLS = 50_000
+# Exact search in few dimensions (the 10-component subclone space): a k-d tree prunes most distances
+# that a flat index computes, 0.8 vs 2.1 s on a 20k-cell patient's first 10 PCs. In 30 dimensions it
+# prunes little and is slower than faiss (8.1 vs 2.5 s).
+KDTREE_MAX_DIM = 12
 
 
 def nearest_neighbors(
@@ -54,6 +58,8 @@ def nearest_neighbors(
     qry = ref if query is None else np.ascontiguousarray(query, dtype=np.float32)
     n, dim = ref.shape
     k = int(min(n_neighbors, n))
+    if n <= exact_max_cells and dim <= KDTREE_MAX_DIM:
+        return _kdtree(ref, qry, k, self_query=query is None)
     if n <= exact_max_cells:
         index = faiss.IndexFlatL2(dim)
     else:
@@ -76,6 +82,19 @@ def nearest_neighbors(
         idx = np.where(missing, fill_i, idx)
         d2 = np.where(missing, fill_d, d2)
     return np.sqrt(np.maximum(d2, 0)).astype(np.float32), idx.astype(np.int64)
+
+
+def _kdtree(ref: np.ndarray, qry: np.ndarray, k: int, *, self_query: bool):
+    import os
+
+    from scipy.spatial import cKDTree
+
+    workers = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else -1
+    d, idx = cKDTree(ref).query(qry, k, workers=workers)
+    d, idx = d.reshape(qry.shape[0], k), idx.reshape(qry.shape[0], k)
+    if self_query:
+        idx, d = _self_first(idx, d)
+    return d.astype(np.float32), idx.astype(np.int64)
 
 
 def _self_first(idx: np.ndarray, d2: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
