@@ -85,6 +85,8 @@ def read_patient(
         car = sorted({g for a in adatas for g in a.uns[NS]["ingest"]["car_features"]})
         for a in adatas:
             a.uns = {}
+            # every reader puts the same counts in X and layers['counts']: concatenate them once
+            a.layers.pop("counts", None)
         _align_obs_columns(adatas)
         adata = ad.concat(adatas, join="inner", merge="same", index_unique=None)
         categorical = ("patient", "sample", "timepoint", "tissue", "donor")

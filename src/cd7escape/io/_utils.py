@@ -399,7 +399,7 @@ def build_10x(
     problems = count_problems(matrix.data, file=file)
     raise_if(problems)
     symbols, gene_ids = harmonize_names(names[gex], gene_ids=ids[gex], file=file)
-    X = matrix[:, gex].astype(np.float32)
+    X = (matrix if gex.size == matrix.shape[1] else matrix[:, gex]).astype(np.float32)
     X.sort_indices()
     var = pd.DataFrame(
         {"gene_ids": pd.Series(gene_ids, dtype=str).values, "feature_types": GEX},
