@@ -23,6 +23,8 @@ from dataclasses import dataclass
 import numpy as np
 from scipy import sparse
 
+from .._sparse import scale_rows
+
 
 @dataclass
 class DoubletScores:
@@ -73,8 +75,7 @@ def score_doublets(
     n = x.shape[0]
 
     tot = np.asarray(x.sum(axis=1)).ravel()
-    logn = sparse.diags(np.divide(np.median(tot), tot, out=np.zeros_like(tot), where=tot > 0)) @ x
-    logn = sparse.csr_matrix(logn)
+    logn = scale_rows(x, np.divide(np.median(tot), tot, out=np.zeros_like(tot), where=tot > 0))
     np.log1p(logn.data, out=logn.data)
     tmp = ad.AnnData(logn)
     sc.pp.highly_variable_genes(tmp)
@@ -120,9 +121,8 @@ def score_doublets(
 
 def _per_million(raw: sparse.csr_matrix) -> sparse.csr_matrix:
     tot = np.asarray(raw.sum(axis=1)).ravel().astype(np.float64)
-    return sparse.csr_matrix(
-        sparse.diags(np.divide(1e6, tot, out=np.zeros_like(tot), where=tot > 0)) @ raw,
-        dtype=np.float64,
+    return scale_rows(
+        raw, np.divide(1e6, tot, out=np.zeros_like(tot), where=tot > 0), dtype=np.float64
     )
 
 

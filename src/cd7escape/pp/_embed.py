@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import numpy as np
-from scipy import sparse
 
 from .._logging import logger, timed
 from .._uns import record
@@ -174,13 +173,9 @@ def embed(
 
 def normalize_log(adata, *, layer: str = "counts") -> None:
     """``X`` = log1p of counts scaled to 10,000 per cell (deterministic, so caches can recompute it)."""
-    counts = sparse.csr_matrix(adata.layers[layer], dtype=np.float32)
-    totals = np.asarray(counts.sum(axis=1)).ravel()
-    scale = np.divide(1e4, totals, out=np.zeros_like(totals), where=totals > 0)
-    X = sparse.diags(scale.astype(np.float32)) @ counts
-    X = sparse.csr_matrix(X)
-    np.log1p(X.data, out=X.data)
-    adata.X = X
+    from .._sparse import lognorm
+
+    adata.X = lognorm(adata.layers[layer])
 
 
 def _antigen_linked_genes(adata, antigen: str, corr_max: float) -> list[str]:

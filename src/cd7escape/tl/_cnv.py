@@ -22,6 +22,7 @@ import scipy.sparse as sp
 
 from .._errors import InputError
 from .._logging import logger
+from .._sparse import scale_rows, take_columns
 from ._infercnv_core import infercnv_profile
 
 # Genes whose expression reflects clonotype or HLA type rather than copy number.
@@ -189,10 +190,8 @@ def infer_cnv(
             "call_malignant: only %d genes with positions; CNV inference skipped", genes.size
         )
         return None
-    x = counts[:, genes].astype(np.float32).tocsr()
-    x = sp.diags((1e4 / np.maximum(total, 1)).astype(np.float32)) @ x
-    x = x.tocsr()
-    x.data = np.log1p(x.data)
+    x = scale_rows(take_columns(counts, genes), 1e4 / np.maximum(total, 1))
+    np.log1p(x.data, out=x.data)
     gvar = pos.iloc[genes].copy()
     gvar["start"] = gvar["start"].astype(np.int64)
     gvar["end"] = gvar["end"].astype(np.int64)

@@ -11,6 +11,7 @@ import scipy.sparse as sp
 from .._config import MalignantParams
 from .._errors import InputError
 from .._logging import logger, timed
+from .._sparse import scale_rows
 from .._uns import record
 from ._blast_program import blast_evidence, blast_score, program_llr
 from ._car import detect_car, find_car_feature
@@ -182,8 +183,7 @@ def _smoother(adata):
     w = sp.csr_matrix(conn, dtype=np.float32) + sp.identity(
         adata.n_obs, dtype=np.float32, format="csr"
     )
-    w = sp.diags(1.0 / np.asarray(w.sum(axis=1)).ravel()) @ w
-    w = w.tocsr()
+    w = scale_rows(w, 1.0 / np.asarray(w.sum(axis=1)).ravel())
 
     def smooth(v):
         out = w @ v
@@ -226,10 +226,9 @@ def _call(
     keep[var_names.str.upper() == antigen.upper()] = False
     if car_name is not None:
         keep[var_names.get_loc(car_name)] = False
-    total = np.asarray(counts[:, np.flatnonzero(keep)].sum(axis=1)).ravel()
-    logx = sp.diags((1e4 / np.maximum(total, 1)).astype(np.float32)) @ counts.astype(np.float32)
-    logx = logx.tocsr()
-    logx.data = np.log1p(logx.data)
+    total = counts @ keep.astype(np.float64)  # a product, not a column slice
+    logx = scale_rows(counts, 1e4 / np.maximum(total, 1))
+    np.log1p(logx.data, out=logx.data)
     smooth = _smoother(adata)
     clusters = adata.obs["leiden"].astype(str).to_numpy() if "leiden" in adata.obs else None
     if clusters is None:

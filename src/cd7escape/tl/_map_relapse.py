@@ -14,6 +14,8 @@ from dataclasses import dataclass
 import numpy as np
 import scipy.sparse as sp
 
+from .._sparse import column_entries, lognorm
+
 
 @dataclass
 class ReferenceSpace:
@@ -44,19 +46,6 @@ def _csr(counts):
     return x
 
 
-def _columns(x, genes: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Rows, positions in ``genes`` and values of the stored entries of CSR ``x`` in those columns.
-
-    One pass over the stored entries: cheaper than scipy's column slicing of a CSR matrix.
-    """
-    where = np.full(x.shape[1], -1, dtype=np.int64)
-    where[genes] = np.arange(genes.size)
-    pos = where[x.indices]
-    keep = pos >= 0
-    rows = np.repeat(np.arange(x.shape[0]), np.diff(x.indptr))[keep]
-    return rows, pos[keep], x.data[keep]
-
-
 def _residuals(counts, genes: np.ndarray, p: np.ndarray, theta: float, tot=None) -> np.ndarray:
     """Clipped analytic Pearson residuals (float32, cells x ``genes``) of counts against shares ``p``.
 
@@ -73,7 +62,7 @@ def _residuals(counts, genes: np.ndarray, p: np.ndarray, theta: float, tot=None)
     np.negative(z, out=z)
     np.maximum(z, -lim, out=z)
     if sp.issparse(counts):
-        rows, cols, vals = _columns(_csr(counts), np.asarray(genes))
+        rows, cols, vals = column_entries(_csr(counts), np.asarray(genes))
     else:
         dense = np.asarray(counts)[:, genes]
         rows, cols = np.nonzero(dense)
@@ -93,13 +82,10 @@ def _detected_cells(counts) -> np.ndarray:
 
 def _lognorm(counts):
     """log1p of counts normalised to 10,000 per cell (sparse stays sparse)."""
+    if sp.issparse(counts):
+        return lognorm(counts, dtype=np.float64)
     tot = np.asarray(counts.sum(axis=1)).ravel().astype(float)
     tot[tot == 0] = 1.0
-    if sp.issparse(counts):
-        x = sp.diags(1e4 / tot) @ counts.astype(np.float64)
-        x = sp.csr_matrix(x)
-        x.data = np.log1p(x.data)
-        return x
     return np.log1p(np.asarray(counts, dtype=float) * (1e4 / tot)[:, None])
 
 
@@ -109,7 +95,7 @@ def _lognorm_columns(counts, genes: np.ndarray) -> np.ndarray:
     tot[tot == 0] = 1.0
     out = np.zeros((counts.shape[0], np.size(genes)), dtype=np.float32)
     if sp.issparse(counts):
-        rows, cols, vals = _columns(_csr(counts), np.asarray(genes))
+        rows, cols, vals = column_entries(_csr(counts), np.asarray(genes))
         out[rows, cols] = np.log1p(vals * (1e4 / tot[rows]))
     else:
         out[:] = np.log1p(np.asarray(counts)[:, genes] * (1e4 / tot)[:, None])
@@ -166,7 +152,7 @@ def correlated_genes(
     if sp.issparse(counts):
         tot = np.asarray(counts.sum(axis=1)).ravel().astype(float)
         tot[tot == 0] = 1.0
-        rows, pos, vals = _columns(_csr(counts), cols)
+        rows, pos, vals = column_entries(_csr(counts), cols)
         xl = sp.csr_matrix(
             (np.log1p(vals * (1e4 / tot[rows])), (rows, pos)), shape=(counts.shape[0], cols.size)
         )

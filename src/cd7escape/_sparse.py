@@ -1,0 +1,54 @@
+"""Row scaling, log-normalisation and column gathering of CSR count matrices without scipy's slow paths.
+
+``sparse.diags(f) @ x`` runs a general sparse product and ``x[:, genes]`` rebuilds the matrix column by
+column; both cost seconds per 100k cells where one pass over the stored entries does the same.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import scipy.sparse as sp
+
+
+def scale_rows(x, factors: np.ndarray, *, dtype=np.float32) -> sp.csr_matrix:
+    """A new CSR matrix: row ``i`` of ``x`` times ``factors[i]`` (``x`` is not modified)."""
+    x = sp.csr_matrix(x)
+    data = x.data.astype(dtype, copy=True)
+    data *= np.repeat(np.asarray(factors, dtype=dtype), np.diff(x.indptr))
+    return sp.csr_matrix((data, x.indices.copy(), x.indptr.copy()), shape=x.shape)
+
+
+def lognorm(counts, *, target: float = 1e4, dtype=np.float32) -> sp.csr_matrix:
+    """log1p of counts scaled to ``target`` per cell (cells with no counts stay zero)."""
+    counts = sp.csr_matrix(counts)
+    tot = np.asarray(counts.sum(axis=1), dtype=np.float64).ravel()
+    scale = np.divide(target, tot, out=np.zeros_like(tot), where=tot > 0)
+    x = scale_rows(counts, scale, dtype=dtype)
+    np.log1p(x.data, out=x.data)
+    return x
+
+
+def column_entries(x, genes: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Rows, positions in ``genes`` and values of the stored entries of CSR ``x`` in those columns.
+
+    One pass over the stored entries: cheaper than scipy's column slicing of a CSR matrix.
+    """
+    genes = np.asarray(genes)
+    where = np.full(x.shape[1], -1, dtype=np.int64)
+    where[genes] = np.arange(genes.size)
+    pos = where[x.indices]
+    keep = pos >= 0
+    rows = np.repeat(np.arange(x.shape[0]), np.diff(x.indptr))[keep]
+    return rows, pos[keep], x.data[keep]
+
+
+def take_columns(x, genes: np.ndarray) -> sp.csr_matrix:
+    """``x[:, genes]`` of a CSR matrix, as CSR, in the order of ``genes`` (distinct indices)."""
+    x = sp.csr_matrix(x)
+    rows, pos, vals = column_entries(x, genes)
+    indptr = np.zeros(x.shape[0] + 1, dtype=np.int64)
+    np.cumsum(np.bincount(rows, minlength=x.shape[0]), out=indptr[1:])
+    out = sp.csr_matrix((vals, pos, indptr), shape=(x.shape[0], np.size(genes)))
+    out.has_sorted_indices = False
+    out.sort_indices()
+    return out

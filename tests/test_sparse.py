@@ -1,0 +1,43 @@
+"""The CSR shortcuts equal scipy's general operations."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import scipy.sparse as sp
+
+from cd7escape._sparse import column_entries, lognorm, scale_rows, take_columns
+
+
+@pytest.fixture
+def x():
+    m = sp.random(80, 50, density=0.2, format="csr", random_state=3, dtype=np.float32)
+    m.data = np.ceil(m.data * 20)
+    m[5] = 0  # an empty cell
+    m.eliminate_zeros()
+    return m
+
+
+def test_scale_rows_equals_diagonal_product(x):
+    f = np.linspace(0.5, 2, x.shape[0])
+    got = scale_rows(x, f, dtype=np.float64)
+    np.testing.assert_allclose(got.toarray(), (sp.diags(f) @ x).toarray(), rtol=1e-6)
+    before = x.data.copy()
+    scale_rows(x, f)
+    np.testing.assert_array_equal(x.data, before)  # input untouched
+
+
+def test_lognorm(x):
+    d = x.toarray().astype(float)
+    tot = d.sum(1, keepdims=True)
+    want = np.log1p(np.divide(1e4 * d, tot, out=np.zeros_like(d), where=tot > 0))
+    np.testing.assert_allclose(lognorm(x).toarray(), want, rtol=1e-5)
+
+
+def test_columns(x):
+    genes = np.array([7, 2, 49, 0])
+    np.testing.assert_array_equal(take_columns(x, genes).toarray(), x[:, genes].toarray())
+    rows, pos, vals = column_entries(x, genes)
+    dense = np.zeros((x.shape[0], genes.size), dtype=np.float32)
+    dense[rows, pos] = vals
+    np.testing.assert_array_equal(dense, x[:, genes].toarray())
