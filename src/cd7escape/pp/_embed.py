@@ -93,13 +93,25 @@ def embed(
         g for g in exclude if g in adata.var_names
     ]
     with timed("embed: highly variable genes"):
+        import anndata as ad
+        import pandas as pd
+
         n_batches = adata.obs[batch_key].nunique() if batch_key in adata.obs else 1
+        # scanpy copies the whole AnnData per batch (the counts layer too): give it X alone
+        light = ad.AnnData(
+            X=adata.X,
+            obs=adata.obs[[batch_key]] if batch_key in adata.obs else None,
+            var=pd.DataFrame(index=adata.var_names),
+        )
         sc.pp.highly_variable_genes(
-            adata,
+            light,
             n_top_genes=min(n_top_genes + len(excluded), adata.n_vars),
             batch_key=batch_key if n_batches > 1 else None,
             flavor="seurat",
         )
+        for col in light.var.columns:
+            adata.var[col] = light.var[col].to_numpy()
+        adata.uns["hvg"] = light.uns["hvg"]
         hvg = adata.var["highly_variable"].to_numpy().copy()
         hvg[adata.var_names.isin(excluded)] = False
         if (
