@@ -37,15 +37,6 @@ class ReferenceSpace:
         return (self.residuals(counts) - self.center) @ self.loadings
 
 
-def _csr(counts):
-    """Counts as CSR without stored zeros (the sparse rank and residual shortcuts count on it)."""
-    x = sp.csr_matrix(counts)
-    if x.nnz and (x.data == 0).any():
-        x = x.copy()
-        x.eliminate_zeros()
-    return x
-
-
 def _residuals(counts, genes: np.ndarray, p: np.ndarray, theta: float, tot=None) -> np.ndarray:
     """Clipped analytic Pearson residuals (float32, cells x ``genes``) of counts against shares ``p``.
 
@@ -61,23 +52,42 @@ def _residuals(counts, genes: np.ndarray, p: np.ndarray, theta: float, tot=None)
     np.sqrt(z, out=z)
     np.negative(z, out=z)
     np.maximum(z, -lim, out=z)
-    if sp.issparse(counts):
-        rows, cols, vals = column_entries(_csr(counts), np.asarray(genes))
-    else:
-        dense = np.asarray(counts)[:, genes]
-        rows, cols = np.nonzero(dense)
-        vals = dense[rows, cols]
+    rows, cols, vals = _entries(counts, genes)
     m = mu[rows, cols].astype(np.float64)
     z[rows, cols] = np.clip((vals - m) / np.sqrt(m + m**2 / theta), -lim, lim)
     return z
 
 
+def _entries(counts, genes: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Rows, positions in ``genes`` and values of the stored (sparse) or non-zero (dense) counts of ``genes``.
+
+    Stored zeros may be among them: every caller gives a zero the value it has without an entry.
+    A CSC matrix is sliced by column directly; fit_reference converts once for its many calls.
+    """
+    genes = np.asarray(genes)
+    if sp.issparse(counts) and counts.format == "csc":
+        sub = counts[:, genes]
+        return sub.indices, np.repeat(np.arange(genes.size), np.diff(sub.indptr)), sub.data
+    if sp.issparse(counts):
+        return column_entries(sp.csr_matrix(counts), genes)
+    dense = np.asarray(counts)[:, genes]
+    rows, cols = np.nonzero(dense)
+    return rows, cols, dense[rows, cols]
+
+
 def _detected_cells(counts) -> np.ndarray:
     """Number of cells with a non-zero count, per gene."""
-    if sp.issparse(counts):
-        x = _csr(counts)
-        return np.bincount(x.indices, minlength=x.shape[1])
-    return (np.asarray(counts) > 0).sum(axis=0)
+    if not sp.issparse(counts):
+        return (np.asarray(counts) > 0).sum(axis=0)
+    x = counts if counts.format in ("csr", "csc") else sp.csr_matrix(counts)
+    zero = x.data == 0
+    if x.format == "csc":
+        n = np.diff(x.indptr).astype(np.int64)
+        if zero.any():
+            col = np.searchsorted(x.indptr, np.flatnonzero(zero), side="right") - 1
+            n -= np.bincount(col, minlength=x.shape[1])
+        return n
+    return np.bincount(x.indices[~zero], minlength=x.shape[1])
 
 
 def _lognorm(counts):
@@ -95,7 +105,7 @@ def _lognorm_columns(counts, genes: np.ndarray) -> np.ndarray:
     tot[tot == 0] = 1.0
     out = np.zeros((counts.shape[0], np.size(genes)), dtype=np.float32)
     if sp.issparse(counts):
-        rows, cols, vals = column_entries(_csr(counts), np.asarray(genes))
+        rows, cols, vals = _entries(counts, genes)
         out[rows, cols] = np.log1p(vals * (1e4 / tot[rows]))
     else:
         out[:] = np.log1p(np.asarray(counts)[:, genes] * (1e4 / tot)[:, None])
@@ -117,7 +127,9 @@ def _sparse_spearman(x, a: np.ndarray) -> np.ndarray:
     ra_c = ra - ra.mean()
     sd_a = np.sqrt(np.mean(ra_c**2))
     col = np.repeat(np.arange(m), np.diff(x.indptr))
-    order = np.lexsort((x.data, col))
+    # entries are grouped by column (CSC): one sort of column + value scaled into [0, 1)
+    top = float(x.data.max()) if x.nnz else 0.0
+    order = np.argsort(col + x.data / (top * (1 + 1e-9) + 1e-300), kind="stable")
     v, c, r_cells = x.data[order], col[order], x.indices[order]
     nnz_col = np.diff(x.indptr)
     # ordinal rank within the column, then the average over runs of equal values (ties)
@@ -152,7 +164,7 @@ def correlated_genes(
     if sp.issparse(counts):
         tot = np.asarray(counts.sum(axis=1)).ravel().astype(float)
         tot[tot == 0] = 1.0
-        rows, pos, vals = column_entries(_csr(counts), cols)
+        rows, pos, vals = _entries(counts, cols)
         xl = sp.csr_matrix(
             (np.log1p(vals * (1e4 / tot[rows])), (rows, pos)), shape=(counts.shape[0], cols.size)
         )
@@ -186,6 +198,8 @@ def fit_reference(
     """
     n = counts.shape[0]
     tot = np.asarray(counts.sum(axis=1)).ravel().astype(float)
+    if sp.issparse(counts):
+        counts = sp.csc_matrix(counts)  # many column gathers follow
     gsum = np.asarray(counts.sum(axis=0)).ravel().astype(float)
     detected = _detected_cells(counts) >= max(3, 0.005 * n)
     excl = set(excluded_genes) | {antigen}
