@@ -200,8 +200,11 @@ def _antigen_linked_genes(adata, antigen: str, corr_max: float) -> list[str]:
     X = adata.X
     a = np.asarray(X[:, adata.var_names.get_loc(antigen)].todense()).ravel()
     n = X.shape[0]
-    mean_x = np.asarray(X.mean(axis=0)).ravel()
-    mean_sq = np.asarray(X.multiply(X).mean(axis=0)).ravel()
+    # sums over the stored entries (sparse .mean() first copies the matrix scaled by 1/n)
+    mean_x = np.asarray(X.sum(axis=0, dtype=np.float64)).ravel() / n
+    sq = X.copy()
+    sq.data **= 2
+    mean_sq = np.asarray(sq.sum(axis=0, dtype=np.float64)).ravel() / n
     sd_x = np.sqrt(np.maximum(mean_sq - mean_x**2, 0))
     cov = np.asarray(X.T @ a).ravel() / n - mean_x * a.mean()
     with np.errstate(divide="ignore", invalid="ignore"):

@@ -182,7 +182,7 @@ def infer_cnv(
     if not ref_rows:
         return None
 
-    mean_counts = np.asarray(counts.mean(axis=0)).ravel()
+    mean_counts = np.asarray(counts.sum(axis=0)).ravel() / max(counts.shape[0], 1)
     pos = positions_for(var, table)
     genes = select_genes(var, pos, mean_counts, antigen)
     if genes.size < 200:
