@@ -163,3 +163,39 @@ def test_cnv_rejected_group_is_remapped_only_where_consistent():
     )  # fmt: skip
     assert n > 0
     assert set(lab_r[lab_r != "unmapped"]) == {"S1"}
+
+
+def test_label_share_is_the_weighted_neighbour_share():
+    from cd7escape.tl._subclones import _label_share
+
+    rng = np.random.default_rng(2)
+    ref = np.vstack([rng.normal(0, 1, (50, 3)), rng.normal(6, 1, (50, 3))])
+    lab = np.array(["S0"] * 50 + ["S1"] * 50, dtype=object)
+    q = np.vstack([rng.normal(0, 0.5, (5, 3)), rng.normal(6, 0.5, (5, 3))])
+    share = _label_share(ref, lab, q, "S1", n_neighbors=10)
+    assert np.all(share[:5] < 0.05)
+    assert np.all(share[5:] > 0.95)
+
+
+def test_remapped_cells_keep_the_transcriptional_confidence_of_their_link():
+    from cd7escape.tl._subclones import _remap_cnv_consistent
+
+    rng = np.random.default_rng(1)
+    wins = _windows()
+    wb = rng.normal(0, 0.05, (120, 200))
+    wb[90:, :50] += 0.4
+    lab_b = np.array(["S0"] * 90 + ["S1"] * 30, dtype=object)
+    zb = np.vstack([rng.normal(0, 1, (90, 3)), rng.normal(4, 1, (30, 3))])
+    # relapse cells sitting among S0 transcriptionally but carrying S1's gain: re-mapped to S1, weakly
+    zr = rng.normal(1.8, 0.4, (40, 3))
+    wr = rng.normal(0, 0.05, (40, 200))
+    wr[:, :50] += 0.4
+    lab_r = np.full(40, "unmapped", dtype=object)
+    conf_r = np.zeros(40)
+    n = _remap_cnv_consistent(
+        [("S0", np.arange(40), [0])], lab_r, conf_r, lab_b, zb, zr, wb, wr, wins, names=["S0", "S1"],
+        allowed=np.ones((40, 2), dtype=bool), n_neighbors=10, min_cells=10, min_confidence=0.5,
+    )  # fmt: skip
+    assert n > 0
+    assert set(lab_r[lab_r != "unmapped"]) == {"S1"}
+    assert conf_r[lab_r == "S1"].mean() < 0.5  # the restricted transfer alone would say ~1

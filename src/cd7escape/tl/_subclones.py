@@ -431,6 +431,9 @@ def _remap_cnv_consistent(
     the candidates only (same kNN, confidence and novelty rules as the forward mapping); each resulting
     assignment is checked once more against its new subclone's windows and kept only if consistent. Cells
     without a consistent subclone stay ``'unmapped'``: a relapse-only copy-number state is still a new state.
+    A re-mapped cell's confidence is the share of its neighbours among all baseline cells that carry the new
+    label (:func:`_label_share`), which may be below ``min_confidence``: the copy-number link sets the label,
+    the transcriptome says how sure that link is (the classifier's bootstrap draws links by it).
     Modifies ``lab_r``/``conf_r`` in place; returns the number of cells re-mapped.
     """
     from ._map_relapse import knn_transfer
@@ -465,9 +468,31 @@ def _remap_cnv_consistent(
             if sel.sum() < min_cells or cnv_state_change(wb[lab_b == c], wr[idx[sel]], wins):
                 continue
             lab_r[idx[sel]] = c
-            conf_r[idx[sel]] = conf[sel]
+            # the confidence of the link stays what the transcriptome says about it: the share of the cells'
+            # neighbours among *all* baseline cells that carry the new label (the restricted transfer above
+            # has one or a few candidates and would report near-certainty by construction)
+            conf_r[idx[sel]] = _label_share(zb, lab_b, zr[idx[sel]], c, n_neighbors=n_neighbors)
             n_done += int(sel.sum())
     return n_done
+
+
+def _label_share(
+    ref: np.ndarray, ref_labels: np.ndarray, query: np.ndarray, label: str, *, n_neighbors: int
+) -> np.ndarray:
+    """Distance-weighted share of each query cell's ``n_neighbors`` nearest reference cells labelled ``label``.
+
+    The same weights as the label transfer (:func:`~cd7escape.tl._map_relapse.knn_transfer`, 1/distance), so
+    that for a cell labelled by its neighbours' majority it equals that transfer's mapping confidence.
+    """
+    from ..pp._knn import nearest_neighbors
+
+    if query.shape[0] == 0:
+        return np.zeros(0)
+    k = int(min(n_neighbors, ref.shape[0]))
+    d, idx = nearest_neighbors(ref, k, query=query)
+    w = 1.0 / np.maximum(np.asarray(d, dtype=np.float64), 1e-9)
+    hit = np.asarray(ref_labels, dtype=object)[idx] == label
+    return (w * hit).sum(1) / w.sum(1)
 
 
 def _cnv_link_new_states(
