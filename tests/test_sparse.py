@@ -41,3 +41,12 @@ def test_columns(x):
     dense = np.zeros((x.shape[0], genes.size), dtype=np.float32)
     dense[rows, pos] = vals
     np.testing.assert_array_equal(dense, x[:, genes].toarray())
+
+
+def test_group_sums(x):
+    from cd7escape._sparse import group_sums
+
+    codes = np.arange(x.shape[0]) % 3
+    want = np.vstack([x[codes == g].sum(axis=0) for g in range(3)])
+    np.testing.assert_allclose(group_sums(x, codes, 3), want, rtol=1e-6)
+    np.testing.assert_allclose(group_sums(x.toarray(), codes, 3), want, rtol=1e-6)
