@@ -43,8 +43,8 @@ def test_residuals_equal_the_dense_formula(counts, theta):
     want = _dense_residuals(x, genes, p, theta)
     for given in (counts, x):
         got = _residuals(given, genes, p, theta)
-        assert got.dtype == np.float32
-        np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-5)
+        assert got.dtype == np.float64
+        np.testing.assert_array_equal(got, want)  # same float64 operations: identical
 
 
 def test_sparse_spearman_equals_scipy(counts):
