@@ -214,3 +214,24 @@ def test_uncertain_mappings_lower_the_confidence(calls):
     assert fixed.confidence >= 0.8
     assert weak.confidence < 0.5
     assert weak.params["bootstrap_mapping"] is True
+
+
+def test_bootstrap_calls_do_not_depend_on_the_number_of_processes(monkeypatch):
+    from cd7escape.tl import _classify as C
+
+    rng = np.random.default_rng(0)
+    n = 400
+    d = C._Data(
+        y=rng.poisson(2, n).astype(float), s=rng.uniform(800, 1200, n), tp=np.r_[np.zeros(200, int), np.ones(200, int)],
+        sub=np.where(rng.random(n) < 0.5, "S0", "S1").astype(object), tprog=np.full(n, 0.1),
+        ambient=1e-5, theta=1.0, mu_ref=2e-3,
+    )  # fmt: skip
+    draws = [(rng.integers(0, n, n), rng.random(n) < 0.7) for _ in range(8)]
+    P = {**C._CP.model_dump(), "antigen": "CD7", "alpha": 0.05, "seed": 0}
+    serial = C._replicate_calls(d, draws, P)
+    monkeypatch.setattr(C, "_PARALLEL_MIN_CELLS", 0)
+    import os
+
+    # two CPUs whatever the machine has: one spawned worker next to this process
+    monkeypatch.setattr(os, "sched_getaffinity", lambda _: {0, 1}, raising=False)
+    assert C._bootstrap_calls(d, draws, P) == serial

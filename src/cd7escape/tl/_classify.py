@@ -481,27 +481,14 @@ def classify_relapse(
     if n_bootstrap and res.get("rule", "").startswith("too_few") is False:
         rng = np.random.default_rng(seed)
         b_idx, r_idx = np.flatnonzero(d.tp == 0), np.flatnonzero(d.tp == 1)
+        draws = []  # drawn here in order, so the calls do not depend on how they are spread over processes
+        for _ in range(n_bootstrap):
+            pick = np.concatenate([rng.choice(b_idx, b_idx.size), rng.choice(r_idx, r_idx.size)])
+            # each relapse cell's clone link holds with probability = its mapping confidence
+            keep = rng.random(pick.size) < mconf[pick] if P["bootstrap_mapping"] else None
+            draws.append((pick, keep))
         with timed(f"classify_relapse: {n_bootstrap} bootstrap replicates"):
-            for _ in range(n_bootstrap):
-                pick = np.concatenate(
-                    [rng.choice(b_idx, b_idx.size), rng.choice(r_idx, r_idx.size)]
-                )
-                sub_pick = d.sub[pick]
-                if P["bootstrap_mapping"]:
-                    # each relapse cell's clone link holds with probability = its mapping confidence
-                    keep = rng.random(pick.size) < mconf[pick]
-                    sub_pick = np.where(keep, sub_pick, UNMAPPED)
-                db = _Data(
-                    d.y[pick],
-                    d.s[pick],
-                    d.tp[pick],
-                    sub_pick,
-                    d.tprog[pick],
-                    ambient,
-                    theta,
-                    mu_ref,
-                )
-                boot.append(_decide(db, P, interval=True)["mechanism"])
+            boot = _bootstrap_calls(d, draws, P)
         confidence = float(np.mean([m == mech for m in boot]))
     else:
         confidence = 1.0  # a count threshold: no resampling can change it
@@ -559,6 +546,49 @@ def classify_relapse(
     )
     logger.info("classify_relapse: %s (confidence %.2f) — %s", mech, confidence, res["reason"])
     return call
+
+
+def _replicate_calls(d: _Data, draws: list, P: dict[str, Any]) -> list[str]:
+    """The mechanism called on each bootstrap replicate ``(cells picked, clone links kept)``."""
+    calls = []
+    for pick, keep in draws:
+        sub = d.sub[pick] if keep is None else np.where(keep, d.sub[pick], UNMAPPED)
+        db = _Data(
+            d.y[pick], d.s[pick], d.tp[pick], sub, d.tprog[pick], d.ambient, d.theta, d.mu_ref
+        )
+        calls.append(_decide(db, P, interval=True)["mechanism"])
+    return calls
+
+
+def _bootstrap_calls(d: _Data, draws: list, P: dict[str, Any]) -> list[str]:
+    """Replicate calls, spread over the CPUs this process may use when the work is worth a process.
+
+    The replicates are independent and drawn beforehand, so the result is the same for any number of
+    processes. Workers are spawned (not forked: BLAS and OpenMP threads do not survive a fork) and get the
+    per-cell vectors only; this pays off from a few thousand malignant cells (~1-2 s to start a worker).
+    """
+    import os
+
+    n_cpu = (
+        len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+    )
+    n_jobs = min(n_cpu, len(draws) // 4)
+    if n_jobs < 2 or d.y.size < _PARALLEL_MIN_CELLS:
+        return _replicate_calls(d, draws, P)
+    import multiprocessing as mp
+    from concurrent.futures import ProcessPoolExecutor
+
+    parts = [draws[i::n_jobs] for i in range(n_jobs)]
+    with ProcessPoolExecutor(n_jobs - 1, mp_context=mp.get_context("spawn")) as pool:
+        futures = [pool.submit(_replicate_calls, d, part, P) for part in parts[1:]]
+        results = [_replicate_calls(d, parts[0], P)] + [f.result() for f in futures]
+    calls: list[str] = [""] * len(draws)
+    for i, part in enumerate(results):
+        calls[i::n_jobs] = part
+    return calls
+
+
+_PARALLEL_MIN_CELLS = 3000
 
 
 def _plain_json(v: Any) -> Any:
