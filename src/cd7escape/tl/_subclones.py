@@ -356,15 +356,20 @@ def _dominant(values: np.ndarray | None) -> tuple[Any, float]:
 
 
 def _markers(xlog, labels: np.ndarray, var_names: np.ndarray, n: int = 5) -> dict[str, list[str]]:
+    """Top ``n`` genes by mean log expression in each subclone minus the other cells' mean."""
+    from .._sparse import group_sums
+
+    names, codes = np.unique(labels, return_inverse=True)
+    sums = group_sums(xlog, codes.ravel(), names.size)
+    size = np.bincount(codes.ravel(), minlength=names.size).astype(float)
+    total, n_all = sums.sum(0), float(size.sum())
     out = {}
-    for c in np.unique(labels):
-        m = labels == c
-        if m.all():
+    for i, c in enumerate(names):
+        if size[i] == n_all:
             out[c] = []
             continue
-        a = np.asarray(xlog[m].mean(0)).ravel()
-        b = np.asarray(xlog[~m].mean(0)).ravel()
-        out[c] = list(var_names[np.argsort(-(a - b))[:n]])
+        diff = sums[i] / size[i] - (total - sums[i]) / (n_all - size[i])
+        out[c] = list(var_names[np.argsort(-diff)[:n]])
     return out
 
 
