@@ -194,3 +194,12 @@ def test_cells_h5ad_compression_follows_the_config(written, config, tmp_path):
             assert f["layers/counts/data"].compression == expected
         back = ad.read_h5ad(tmp_path / f"{name}.h5ad")
         assert (back.layers["counts"] != small.layers["counts"]).nnz == 0
+
+
+def test_writing_leaves_the_in_memory_obs_alone(toy_adata, config, tmp_path):
+    a = toy_adata.copy()
+    a.obs["note"] = ["x"] * a.n_obs  # a string column: the h5ad writer makes it categorical in its copy
+    before = a.obs.dtypes.copy()
+    write_patient(a, tmp_path / "P", config=config)
+    assert (a.obs.dtypes == before).all()
+    assert ad.read_h5ad(tmp_path / "P" / "cells.h5ad").obs["note"].tolist() == ["x"] * a.n_obs

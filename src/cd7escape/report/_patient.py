@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -89,6 +90,12 @@ def write_patient(adata, pdir: Path, *, config) -> dict[str, Any]:
         result = build_result(adata, config=config, patient=patient)
         write_text(pdir / "result.json", dumps(result))
         result = json.loads(dumps(result))  # what the file holds is what the report shows
+        # cells.h5ad is written while the figures render: h5py releases the GIL while it compresses
+        pool = ThreadPoolExecutor(1)
+        h5ad = pool.submit(
+            write_h5ad, _shell(adata), pdir / "cells.h5ad", compression=config.h5ad_compression
+        )
+        pool.shutdown(wait=False)
         sections = _figure_sections(adata, result, pdir / "figures")
         drawn = {f["alt"] for sec in sections for f in sec["figures"]}
         for name in FIGURES - drawn:  # a figure of an earlier run that this run could not draw
@@ -112,9 +119,26 @@ def write_patient(adata, pdir: Path, *, config) -> dict[str, Any]:
             result,
             [(f["caption"], f["png"]) for sec in sections for f in sec["figures"]],
         )
-        write_h5ad(adata, pdir / "cells.h5ad", compression=config.h5ad_compression)
+        h5ad.result()  # re-raises a failed write
     logger.info("    wrote %s/{result.json, report.html, report.pdf, cells.h5ad, figures/}", pdir)
     return result
+
+
+def _shell(adata):
+    """The same AnnData with its own obs/var frames: anndata's writer turns string columns into
+    categoricals in place, which must not happen under the figures drawn meanwhile."""
+    import anndata as ad
+
+    return ad.AnnData(
+        X=adata.X,
+        obs=adata.obs.copy(),
+        var=adata.var.copy(),
+        uns=adata.uns,
+        obsm=dict(adata.obsm),
+        varm=dict(adata.varm),
+        obsp=dict(adata.obsp),
+        layers=dict(adata.layers),
+    )
 
 
 def _patient_id(adata, pdir: Path) -> str:
