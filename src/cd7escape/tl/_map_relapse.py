@@ -132,7 +132,7 @@ def _sparse_spearman(x, a: np.ndarray) -> np.ndarray:
     col = np.repeat(np.arange(m), np.diff(x.indptr))
     # entries are grouped by column (CSC): one sort of column + value scaled into [0, 1)
     top = float(x.data.max()) if x.nnz else 0.0
-    order = np.argsort(col + x.data / (top * (1 + 1e-9) + 1e-300), kind="stable")
+    order = np.argsort(col + x.data / (top * (1 + 1e-9) + 1e-300))  # equal keys: equal values
     v, c, r_cells = x.data[order], col[order], x.indices[order]
     nnz_col = np.diff(x.indptr)
     # ordinal rank within the column, then the average over runs of equal values (ties)

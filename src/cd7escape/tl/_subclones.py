@@ -242,7 +242,9 @@ def _leiden(coords: np.ndarray, *, n_neighbors: int, resolution: float, seed: in
     import scanpy as sc
 
     from ..pp._knn import KnnTransformer
+    from ..pp._numba import cache_numba_compilation
 
+    cache_numba_compilation()  # scanpy's connectivities run umap-learn's numba code (cached, not recompiled)
     tmp = ad.AnnData(np.zeros((coords.shape[0], 1), dtype=np.float32))
     tmp.obsm["X_ref"] = coords.astype(np.float32)
     sc.pp.neighbors(
