@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import scipy.sparse as sp
 
-from cd7escape._sparse import column_entries, lognorm, scale_rows, take_columns
+from cd7escape._sparse import column_entries, lognorm, nonzero_count, scale_rows, take_columns
 
 
 @pytest.fixture
@@ -50,3 +50,13 @@ def test_group_sums(x):
     want = np.vstack([x[codes == g].sum(axis=0) for g in range(3)])
     np.testing.assert_allclose(group_sums(x, codes, 3), want, rtol=1e-6)
     np.testing.assert_allclose(group_sums(x.toarray(), codes, 3), want, rtol=1e-6)
+
+
+def test_nonzero_count_ignores_stored_zeros_in_any_format():
+    m = sp.random(60, 40, density=0.3, format="csr", random_state=1)
+    m.data[::5] = 0  # stored zeros are not detected genes
+    d = m.toarray()
+    for axis in (0, 1):
+        want = np.asarray((d > 0).sum(axis)).ravel()
+        for given in (m, m.tocsc(), d):
+            np.testing.assert_array_equal(nonzero_count(given, axis=axis), want)

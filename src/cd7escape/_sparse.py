@@ -65,3 +65,22 @@ def group_sums(x, codes: np.ndarray, n_groups: int) -> np.ndarray:
     )
     out = ind @ x
     return np.asarray(out.toarray() if sp.issparse(out) else out, dtype=np.float64)
+
+
+def nonzero_count(x, *, axis: int) -> np.ndarray:
+    """Positive entries per column (``axis=0``) or per row (``axis=1``); stored zeros do not count.
+
+    Sparse matrices are counted from their index arrays, without the boolean copy ``(x > 0)`` makes.
+    """
+    if not sp.issparse(x):
+        return (np.asarray(x) > 0).sum(axis=axis)
+    x = x if x.format in ("csr", "csc") else sp.csr_matrix(x)
+    n = x.shape[1 - axis]
+    positive = x.data > 0
+    if (axis == 1) != (x.format == "csr"):  # counting along the uncompressed axis: by index
+        return np.bincount(x.indices[positive], minlength=n)
+    counts = np.diff(x.indptr).astype(np.int64)
+    if not positive.all():
+        major = np.searchsorted(x.indptr, np.flatnonzero(~positive), side="right") - 1
+        counts -= np.bincount(major, minlength=n)
+    return counts

@@ -85,14 +85,3 @@ def test_doublets_scored_in_parts_cover_every_cell(patient):
         whole.obs["doublet_score"][both].rank(), parts.obs["doublet_score"][both].rank()
     )[0, 1]
     assert rho > 0.3
-
-
-def test_detected_genes_ignore_stored_zeros():
-    import scipy.sparse as sp
-
-    from cd7escape.pp._qc import _detected_per_row
-
-    x = sp.random(60, 40, density=0.3, format="csr", random_state=1)
-    x.data[::5] = 0  # stored zeros are not detected genes
-    want = np.asarray((x.toarray() > 0).sum(1)).ravel()
-    np.testing.assert_array_equal(_detected_per_row(x), want)

@@ -76,14 +76,6 @@ def test_lognorm_columns_matches_lognorm(counts):
     np.testing.assert_allclose(_lognorm_columns(counts.toarray(), cols), want, rtol=1e-6)
 
 
-def test_detected_cells_any_format(counts):
-    from cd7escape.tl._map_relapse import _detected_cells
-
-    want = (counts.toarray() > 0).sum(0)
-    for given in (counts, counts.tocsc(), counts.toarray()):
-        np.testing.assert_array_equal(_detected_cells(given), want)
-
-
 def test_residuals_from_csc_equal_csr(counts):
     genes = np.array([4, 0, 33])
     p = np.array([0.01, 0.02, 0.03])

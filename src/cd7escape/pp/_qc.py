@@ -7,6 +7,7 @@ import pandas as pd
 from scipy import sparse
 
 from .._logging import logger, timed
+from .._sparse import nonzero_count
 from .._uns import record
 
 _QC_COLUMNS = [
@@ -88,7 +89,7 @@ def qc(
     counts = adata.layers.get(layer, adata.X)
     counts = sparse.csr_matrix(counts)
     total = np.asarray(counts.sum(axis=1)).ravel()
-    genes = _detected_per_row(counts)
+    genes = nonzero_count(counts, axis=1)
     mito = adata.var_names.str.upper().str.startswith("MT-")
     mt_counts = counts @ mito.astype(counts.dtype)  # a product, not a column slice of a CSR matrix
     pct_mt = np.divide(
@@ -187,16 +188,6 @@ def qc(
 
 def _mad(x: np.ndarray) -> float:
     return float(np.median(np.abs(x - np.median(x)))) * 1.4826
-
-
-def _detected_per_row(counts: sparse.csr_matrix) -> np.ndarray:
-    """Genes with a non-zero count per cell: stored entries per row, less explicitly stored zeros."""
-    genes = np.diff(counts.indptr).astype(np.int64)
-    zeros = np.flatnonzero(counts.data == 0)
-    if zeros.size:
-        rows = np.searchsorted(counts.indptr, zeros, side="right") - 1
-        genes -= np.bincount(rows, minlength=counts.shape[0])
-    return genes
 
 
 def _mad_window(x: np.ndarray, n_mads: float) -> tuple[float, float]:

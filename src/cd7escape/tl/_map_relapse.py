@@ -14,7 +14,7 @@ from dataclasses import dataclass
 import numpy as np
 import scipy.sparse as sp
 
-from .._sparse import column_entries, lognorm
+from .._sparse import column_entries, lognorm, nonzero_count
 
 
 @dataclass
@@ -78,21 +78,6 @@ def _entries(counts, genes: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndar
     return rows, cols, dense[rows, cols]
 
 
-def _detected_cells(counts) -> np.ndarray:
-    """Number of cells with a non-zero count, per gene."""
-    if not sp.issparse(counts):
-        return (np.asarray(counts) > 0).sum(axis=0)
-    x = counts if counts.format in ("csr", "csc") else sp.csr_matrix(counts)
-    zero = x.data == 0
-    if x.format == "csc":
-        n = np.diff(x.indptr).astype(np.int64)
-        if zero.any():
-            col = np.searchsorted(x.indptr, np.flatnonzero(zero), side="right") - 1
-            n -= np.bincount(col, minlength=x.shape[1])
-        return n
-    return np.bincount(x.indices[~zero], minlength=x.shape[1])
-
-
 def _lognorm(counts):
     """log1p of counts normalised to 10,000 per cell (sparse stays sparse)."""
     if sp.issparse(counts):
@@ -102,16 +87,19 @@ def _lognorm(counts):
     return np.log1p(np.asarray(counts, dtype=float) * (1e4 / tot)[:, None])
 
 
-def _lognorm_columns(counts, genes: np.ndarray) -> np.ndarray:
-    """Dense log1p(10,000 x count / total) of the columns ``genes`` only (totals over all genes)."""
+def _lognorm_entries(counts, genes: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """:func:`_entries` of ``genes`` with values log1p(10,000 x count / total), totals over all genes."""
     tot = np.asarray(counts.sum(axis=1)).ravel().astype(float)
     tot[tot == 0] = 1.0
+    rows, cols, vals = _entries(counts, genes)
+    return rows, cols, np.log1p(vals * (1e4 / tot[rows]))
+
+
+def _lognorm_columns(counts, genes: np.ndarray) -> np.ndarray:
+    """Dense log-normalised expression of the columns ``genes`` only (see :func:`_lognorm_entries`)."""
     out = np.zeros((counts.shape[0], np.size(genes)))
-    if sp.issparse(counts):
-        rows, cols, vals = _entries(counts, genes)
-        out[rows, cols] = np.log1p(vals * (1e4 / tot[rows]))
-    else:
-        out[:] = np.log1p(np.asarray(counts)[:, genes] * (1e4 / tot)[:, None])
+    rows, cols, vals = _lognorm_entries(counts, genes)
+    out[rows, cols] = vals
     return out
 
 
@@ -164,18 +152,10 @@ def correlated_genes(
     """
     candidates = np.asarray(candidates)
     cols = np.append(candidates, antigen_idx)
-    if sp.issparse(counts):
-        tot = np.asarray(counts.sum(axis=1)).ravel().astype(float)
-        tot[tot == 0] = 1.0
-        rows, pos, vals = _entries(counts, cols)
-        xl = sp.csr_matrix(
-            (np.log1p(vals * (1e4 / tot[rows])), (rows, pos)), shape=(counts.shape[0], cols.size)
-        )
-        a = np.asarray(xl[:, -1].todense()).ravel()
-        sub = xl[:, :-1]
-    else:
-        dense = _lognorm_columns(counts, cols)
-        a, sub = dense[:, -1], sp.csr_matrix(dense[:, :-1])
+    rows, pos, vals = _lognorm_entries(counts, cols)
+    xl = sp.csr_matrix((vals, (rows, pos)), shape=(counts.shape[0], cols.size))
+    a = np.asarray(xl[:, -1].todense()).ravel()
+    sub = xl[:, :-1]
     if np.ptp(a) == 0 or candidates.size == 0:
         return np.zeros(candidates.size, dtype=bool)
     return np.abs(_sparse_spearman(sub, a)) > max_corr
@@ -204,7 +184,7 @@ def fit_reference(
     if sp.issparse(counts):
         counts = sp.csc_matrix(counts)  # many column gathers follow
     gsum = np.asarray(counts.sum(axis=0)).ravel().astype(float)
-    detected = _detected_cells(counts) >= max(3, 0.005 * n)
+    detected = nonzero_count(counts, axis=0) >= max(3, 0.005 * n)
     excl = set(excluded_genes) | {antigen}
     allowed = detected & ~np.isin(var_names, list(excl))
     cand = np.flatnonzero(allowed)
