@@ -85,12 +85,11 @@ def nearest_neighbors(
 
 
 def _kdtree(ref: np.ndarray, qry: np.ndarray, k: int, *, self_query: bool):
-    import os
-
     from scipy.spatial import cKDTree
 
-    workers = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else -1
-    d, idx = cKDTree(ref).query(qry, k, workers=workers)
+    from .._parallel import available_cpus
+
+    d, idx = cKDTree(ref).query(qry, k, workers=available_cpus())
     d, idx = d.reshape(qry.shape[0], k), idx.reshape(qry.shape[0], k)
     if self_query:
         idx, d = _self_first(idx, d)

@@ -26,6 +26,8 @@ from ._subclones import (
 
 _CP = ClassifyParams()
 _AP = AntigenParams()
+#: Malignant cells from which the bootstrap is worth spawning worker processes (~1-2 s each to start).
+_PARALLEL_MIN_CELLS = 3000
 
 
 #: T-lineage program of T-ALL blasts (the antigen itself is left out when it is one of them).
@@ -211,17 +213,17 @@ def _decide(d: _Data, P: dict[str, Any], *, interval: bool = True) -> dict[str, 
         from ._subclones import fold_ci
 
         f, lo, hi = fold_ci(nrc, nr, nbc, nb) if c != UNMAPPED else (np.nan, np.nan, np.nan)
-        down_share = 1.0
         if c == UNMAPPED:
             route = "unmapped"
         elif nbc < _AP.min_cells or "pi" not in g_b:
             route = "unresolved"
         else:
             neg_b = g_b["lrt_pvalue"] < alpha and g_b["pi"] >= P["preexisting_min_negative"]
-            pos_b = (g_b["ci_high"] if interval else g_b["pi"]) < P["downregulation_max_negative"]
-
+            u_b = (
+                g_b["ci_high"] if interval else g_b["pi"]
+            )  # upper end of the baseline negative share
+            pos_b = u_b < P["downregulation_max_negative"]
             expanded = f >= P["min_expansion_fold"] and (lo > 1 if interval else True)
-            u_b = g_b["ci_high"] if interval else g_b["pi"]
             if neg_b:
                 route = "preexisting" if expanded else "persisting"
             elif pos_b or (u_b < P["preexisting_min_negative"] and frac_r > u_b):
@@ -243,7 +245,8 @@ def _decide(d: _Data, P: dict[str, Any], *, interval: bool = True) -> dict[str, 
             "pi_baseline": g_b.get("pi", np.nan),
             "ci_high_baseline": g_b.get("ci_high", np.nan),
             "negative_relapse_cells": float(mass[c]),
-            "downregulation_share": float(down_share) if route == "downregulation" else 0.0,
+            # all of it until _joint_downregulation_share subtracts the baseline negatives
+            "downregulation_share": 1.0 if route == "downregulation" else 0.0,
         }
     _joint_downregulation_share(rows, mass, P)
     total = sum(mass.values())
@@ -567,12 +570,9 @@ def _bootstrap_calls(d: _Data, draws: list, P: dict[str, Any]) -> list[str]:
     processes. Workers are spawned (not forked: BLAS and OpenMP threads do not survive a fork) and get the
     per-cell vectors only; this pays off from a few thousand malignant cells (~1-2 s to start a worker).
     """
-    import os
+    from .._parallel import available_cpus
 
-    n_cpu = (
-        len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
-    )
-    n_jobs = min(n_cpu, len(draws) // 4)
+    n_jobs = min(available_cpus(), len(draws) // 4)
     if n_jobs < 2 or d.y.size < _PARALLEL_MIN_CELLS:
         return _replicate_calls(d, draws, P)
     import multiprocessing as mp
@@ -586,9 +586,6 @@ def _bootstrap_calls(d: _Data, draws: list, P: dict[str, Any]) -> list[str]:
     for i, part in enumerate(results):
         calls[i::n_jobs] = part
     return calls
-
-
-_PARALLEL_MIN_CELLS = 3000
 
 
 def _plain_json(v: Any) -> Any:
