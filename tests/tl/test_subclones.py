@@ -141,7 +141,9 @@ def test_new_state_with_its_subclones_own_cnv_is_linked_back():
     assert (lab_r[30:] == "unmapped").all()  # a relapse-only copy-number state stays new
 
 
-def test_cnv_rejected_group_is_remapped_only_where_consistent():
+def _remap_s0_group_carrying_s1_gain(zr_center: float, zr_sd: float):
+    """40 relapse cells rejected from S0, carrying S1's copy-number gain, at ``zr_center`` in the
+    transcriptional space (S0 around 0, S1 around 4): ``(n re-mapped, labels, confidences)``."""
     from cd7escape.tl._subclones import _remap_cnv_consistent
 
     rng = np.random.default_rng(1)
@@ -150,17 +152,21 @@ def test_cnv_rejected_group_is_remapped_only_where_consistent():
     wb[90:, :50] += 0.4
     lab_b = np.array(["S0"] * 90 + ["S1"] * 30, dtype=object)
     zb = np.vstack([rng.normal(0, 1, (90, 3)), rng.normal(4, 1, (30, 3))])
-    # relapse cells shifted (therapy) between the two subclones, carrying S1's gain
-    zr = rng.normal(2.5, 1, (40, 3))
+    zr = rng.normal(zr_center, zr_sd, (40, 3))
     wr = rng.normal(0, 0.05, (40, 200))
     wr[:, :50] += 0.4
     lab_r = np.full(40, "unmapped", dtype=object)
     conf_r = np.zeros(40)
-    allowed = np.ones((40, 2), dtype=bool)
     n = _remap_cnv_consistent(
         [("S0", np.arange(40), [0])], lab_r, conf_r, lab_b, zb, zr, wb, wr, wins, names=["S0", "S1"],
-        allowed=allowed, n_neighbors=10, min_cells=10, min_confidence=0.5,
+        allowed=np.ones((40, 2), dtype=bool), n_neighbors=10, min_cells=10, min_confidence=0.5,
     )  # fmt: skip
+    return n, lab_r, conf_r
+
+
+def test_cnv_rejected_group_is_remapped_only_where_consistent():
+    # relapse cells shifted (therapy) between the two subclones, carrying S1's gain
+    n, lab_r, _ = _remap_s0_group_carrying_s1_gain(2.5, 1)
     assert n > 0
     assert set(lab_r[lab_r != "unmapped"]) == {"S1"}
 
@@ -178,24 +184,8 @@ def test_label_share_is_the_weighted_neighbour_share():
 
 
 def test_remapped_cells_keep_the_transcriptional_confidence_of_their_link():
-    from cd7escape.tl._subclones import _remap_cnv_consistent
-
-    rng = np.random.default_rng(1)
-    wins = _windows()
-    wb = rng.normal(0, 0.05, (120, 200))
-    wb[90:, :50] += 0.4
-    lab_b = np.array(["S0"] * 90 + ["S1"] * 30, dtype=object)
-    zb = np.vstack([rng.normal(0, 1, (90, 3)), rng.normal(4, 1, (30, 3))])
     # relapse cells sitting among S0 transcriptionally but carrying S1's gain: re-mapped to S1, weakly
-    zr = rng.normal(1.8, 0.4, (40, 3))
-    wr = rng.normal(0, 0.05, (40, 200))
-    wr[:, :50] += 0.4
-    lab_r = np.full(40, "unmapped", dtype=object)
-    conf_r = np.zeros(40)
-    n = _remap_cnv_consistent(
-        [("S0", np.arange(40), [0])], lab_r, conf_r, lab_b, zb, zr, wb, wr, wins, names=["S0", "S1"],
-        allowed=np.ones((40, 2), dtype=bool), n_neighbors=10, min_cells=10, min_confidence=0.5,
-    )  # fmt: skip
+    n, lab_r, conf_r = _remap_s0_group_carrying_s1_gain(1.8, 0.4)
     assert n > 0
     assert set(lab_r[lab_r != "unmapped"]) == {"S1"}
     assert conf_r[lab_r == "S1"].mean() < 0.5  # the restricted transfer alone would say ~1

@@ -443,8 +443,6 @@ def _remap_cnv_consistent(
     the transcriptome says how sure that link is (the classifier's bootstrap draws links by it).
     Modifies ``lab_r``/``conf_r`` in place; returns the number of cells re-mapped.
     """
-    from ._map_relapse import knn_transfer
-
     n_done = 0
     for c0, idx, rej_windows in rejected:
         if idx.size < min_cells:
@@ -649,9 +647,8 @@ def subclones(
             space_excluded = ref.excluded
             space = "baseline malignant-only PCA (relapse projected)"
         leiden = _leiden(zb, n_neighbors=n_neighbors, resolution=resolution, seed=seed)
-        labels = leiden.astype(str).astype(
-            object
-        )  # split labels are strings ('0|b'): one type to sort
+        # split labels are strings ('0|b'): one type to sort
+        labels = leiden.astype(str).astype(object)
         win = genomic_windows(adata, np.concatenate([b_idx, r_idx]), antigen=antigen)
         cnv_b = _clone_label(adata, "cnv_subclone", b_idx)
         cnv_kept: set[str] | None = None
