@@ -189,6 +189,11 @@ def antigen_state(
             theta_ci = None
         logger.info("    NB size theta of expressing cells: %.3g", theta)
 
+        # one model for every group and for the reference groups of 'dim'
+        fit_kw = dict(
+            ambient_rate=a, theta=theta, alpha=alpha, theta_ci=theta_ci,
+            max_ci_width=max_ci_width, max_dropout=max_dropout,
+        )  # fmt: skip
         p_neg = np.full(adata.n_obs, np.nan)
         rows: list[dict[str, Any]] = []
         fits: dict[str, AntigenFit] = {}
@@ -202,16 +207,7 @@ def antigen_state(
                 row.update(_empty_row(y_all[cells], min_cells))
                 rows.append(row)
                 continue
-            fit = fit_antigen_mixture(
-                y_all[cells],
-                s_all[cells],
-                ambient_rate=a,
-                theta=theta,
-                alpha=alpha,
-                theta_ci=theta_ci,
-                max_ci_width=max_ci_width,
-                max_dropout=max_dropout,
-            )
+            fit = fit_antigen_mixture(y_all[cells], s_all[cells], **fit_kw)
             fits[g] = fit
             p_neg[cells] = fit.p_negative
             row.update(
@@ -237,22 +233,7 @@ def antigen_state(
             rows.append(row)
 
         table = pd.DataFrame(rows)
-        _add_reference(
-            table,
-            fits,
-            adata.obs,
-            labels,
-            idx,
-            y_all,
-            s_all,
-            keys,
-            reference,
-            a,
-            theta,
-            alpha,
-            theta_ci,
-            {"max_ci_width": max_ci_width, "max_dropout": max_dropout},
-        )
+        _add_reference(table, fits, adata.obs, labels, idx, y_all, s_all, keys, reference, fit_kw)
         table["state"] = [_group_state(r, dim_fold) for r in table.itertuples()]
         table = table.set_index("group", drop=True)
         table.index.name = None
@@ -509,22 +490,11 @@ def _reference_cells(obs, labels, idx, keys, reference, g: str) -> tuple[np.ndar
     return (idx[is_ref], reference) if is_ref.any() else None
 
 
-def _add_reference(
-    table,
-    fits,
-    obs,
-    labels,
-    idx,
-    y,
-    s,
-    keys,
-    reference,
-    a,
-    theta,
-    alpha,
-    theta_ci=None,
-    limits=None,
-) -> None:
+def _add_reference(table, fits, obs, labels, idx, y, s, keys, reference, fit_kw) -> None:
+    """Fold of each group's expressing level over its reference group's, with a log-scale interval.
+
+    ``fit_kw``: the keyword arguments of :func:`fit_antigen_mixture` the groups were fitted with.
+    """
     n = len(table)
     table["reference"] = [""] * n
     for col in ("fold_vs_reference", "fold_ci_low", "fold_ci_high"):
@@ -538,7 +508,7 @@ def _add_reference(
             logger.info("    reference level for 'dim': %s", reference)
         else:
             return
-    z = float(stats.norm.ppf(1 - alpha / 2))
+    z = float(stats.norm.ppf(1 - fit_kw["alpha"] / 2))
     cache: dict[str, AntigenFit] = {}
     for i, g in enumerate(table["group"]):
         if g not in fits:
@@ -551,17 +521,7 @@ def _add_reference(
             continue
         if name not in cache:
             cache[name] = (
-                fits[name]
-                if name in fits
-                else fit_antigen_mixture(
-                    y[cells],
-                    s[cells],
-                    ambient_rate=a,
-                    theta=theta,
-                    alpha=alpha,
-                    theta_ci=theta_ci,
-                    **(limits or {}),
-                )
+                fits[name] if name in fits else fit_antigen_mixture(y[cells], s[cells], **fit_kw)
             )
         ref, fit = cache[name], fits[g]
         table.loc[i, "reference"] = name
@@ -569,7 +529,6 @@ def _add_reference(
             continue
         se = np.hypot(_se_log(fit.mu_ci, z), _se_log(ref.mu_ci, z))
         fold = fit.mu / ref.mu
-        table.loc[i, "reference"] = name
         table.loc[i, "fold_vs_reference"] = fold
         table.loc[i, "fold_ci_low"] = fold * np.exp(-z * se) if np.isfinite(se) else 0.0
         table.loc[i, "fold_ci_high"] = fold * np.exp(z * se) if np.isfinite(se) else np.inf
