@@ -18,6 +18,7 @@ from .._logging import logger
 from .._version import __version__
 from ._cache import atomic_write_text, restore, save_annotations, stage_key
 from ._stages import STAGES, ingest_params
+from ._umap_job import start_umap
 
 
 @dataclass
@@ -129,6 +130,7 @@ def _run_patient(
     """All stages for one patient; an internal error is logged and reported, not raised."""
     t0 = time.time()
     timings: dict[str, float] = {}
+    umap = None
     try:
         keys = [stage_key("", "ingest", ingest_params(specs, config))]
         for stage in STAGES:
@@ -158,6 +160,7 @@ def _run_patient(
             start = last + 1
             logger.info("[%s] resuming after stage '%s' (%s)", pid, names[last], paths[last].name)
             bar.advance(start, f"{pid}: resumed")
+            umap = start_umap(adata, config)
         for i in range(start, len(names)):
             lost = _lost_timepoint(adata) if i >= 2 else None  # after qc
             if lost:
@@ -182,11 +185,19 @@ def _run_patient(
                         break
                     # no subclones (e.g. no baseline malignant cells): classify says why
                     logger.warning("[%s] no subclones: %s", pid, why)
+                if names[i] == "embed":
+                    umap = start_umap(adata, config)
             timings[names[i]] = round(time.time() - t, 2)
+            if umap is not None and (umap.done() or i == len(names) - 1):
+                umap.attach(adata)  # later caches hold it, so a resumed run need not redo it
+                umap = None
             _remove_stale(pdir / "stages", names[i:], paths[i:])
             save_annotations(adata, paths[i])
             logger.info("[%s] stage '%s' finished (%.1f s)", pid, names[i], timings[names[i]])
             bar.advance(1)
+        if umap is not None:  # a run that stopped early (a timepoint lost, a step impossible)
+            umap.attach(adata)
+            umap = None
         bar.describe(f"{pid}: report")
         t = time.time()
         from ..report import write_patient
@@ -202,6 +213,9 @@ def _run_patient(
         return PatientOutcome(
             pid, "failed", round(time.time() - t0, 2), timings, error=f"{type(exc).__name__}: {exc}"
         )
+    finally:
+        if umap is not None:
+            umap.close()
 
 
 def _remove_temporary(pdir: Path) -> None:

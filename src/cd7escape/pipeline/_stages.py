@@ -48,7 +48,8 @@ def _embed(adata, config: Config) -> None:
         integration=config.integration,
         exclude=tuple(car_features(adata, config)),
         seed=config.seed,
-        **config.embed.model_dump(),
+        # the runner lays out the UMAP beside the later stages (see _umap_job)
+        **{**config.embed.model_dump(), "umap": False},
     )
 
 

@@ -155,8 +155,7 @@ def embed(
         )
         adata.uns.pop("leiden", None)
         if umap:
-            sc.tl.umap(adata, random_state=seed)
-            adata.uns.pop("umap", None)
+            umap_layout(adata, seed=seed)
 
     params = dict(
         antigen=antigen,
@@ -181,6 +180,14 @@ def embed(
         results={"excluded_genes": excluded, "use_rep": rep},
     )
     return adata if copy else None
+
+
+def umap_layout(adata, *, seed: int = 0) -> None:
+    """``obsm['X_umap']`` from the kNN graph in ``obsp`` (scanpy's UMAP, spectral start, seeded)."""
+    import scanpy as sc
+
+    sc.tl.umap(adata, random_state=seed)
+    adata.uns.pop("umap", None)
 
 
 def normalize_log(adata, *, layer: str = "counts") -> None:

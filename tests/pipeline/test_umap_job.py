@@ -1,0 +1,62 @@
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+import cd7escape as ce
+from cd7escape.pipeline import _umap_job
+from cd7escape.pipeline._umap_job import UmapJob, start_umap
+
+
+@pytest.fixture(scope="module")
+def embedded():
+    adata = ce.datasets.simulate_patient("antigen_downregulation", seed=3, n_cells=300, depth=2000)
+    ce.pp.embed(adata, antigen="CD7", n_top_genes=400, umap=False)
+    return adata
+
+
+def test_worker_layout_equals_in_process_layout(embedded):
+    here = embedded.copy()
+    ce.pp._embed.umap_layout(here, seed=4)
+    there = embedded.copy()
+    job = UmapJob(there, seed=4)
+    # attach aligns by cell name, whatever order the cells have now
+    there = there[::-1].copy()
+    job.attach(there)
+    np.testing.assert_array_equal(there.obsm["X_umap"], here[::-1].obsm["X_umap"])
+    assert there.uns["cd7escape"]["embed"]["params"]["umap"] is True
+
+
+def test_failed_worker_falls_back_to_this_process(embedded, monkeypatch):
+    adata = embedded.copy()
+    job = UmapJob(adata, seed=4)
+
+    class Dead:
+        def result(self):
+            raise RuntimeError("worker killed")
+
+    job._future = Dead()
+    job.attach(adata)
+    assert adata.obsm["X_umap"].shape == (adata.n_obs, 2)
+
+
+def test_start_umap_lays_out_here_below_the_worker_threshold(embedded, monkeypatch):
+    from cd7escape._config import Config
+
+    config = Config.model_validate({"samples": [{"sample": "b", "patient": "P", "timepoint": "baseline",
+                                                 "path": "x.h5"}]})  # fmt: skip
+    adata = embedded.copy()
+    assert start_umap(adata, config) is None
+    assert "X_umap" in adata.obsm
+    assert start_umap(adata, config) is None  # already there: nothing to do
+    config.embed.umap = False
+    fresh = embedded.copy()
+    assert start_umap(fresh, config) is None
+    assert "X_umap" not in fresh.obsm
+    config.embed.umap = True
+    monkeypatch.setattr(_umap_job, "BACKGROUND_MIN_CELLS", 10)
+    monkeypatch.setattr("cd7escape._parallel.available_cpus", lambda: 2)
+    job = start_umap(fresh, config)
+    assert isinstance(job, UmapJob)
+    job.attach(fresh)
+    assert "X_umap" in fresh.obsm
