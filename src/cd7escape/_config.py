@@ -63,7 +63,10 @@ class EmbedParams(_Section):
         le=1,
         description="Genes whose Pearson correlation (log-normalised values) with the antigen exceeds this are kept out of the features.",
     )
-    umap: bool = Field(True, description="Compute a UMAP for the report.")
+    umap: bool = Field(
+        True,
+        description="Compute a UMAP for the report (`cd7escape run` lays it out in a second process while the later stages run, from 10k cells).",
+    )
     scvi_max_epochs: int = Field(
         100, ge=1, description="Upper bound on scVI epochs (early stopping usually ends sooner)."
     )

@@ -138,7 +138,7 @@ def embed(
     from ._numba import cache_numba_compilation
 
     cache_numba_compilation()
-    with timed("embed: kNN graph, Leiden, UMAP"):
+    with timed("embed: kNN graph, Leiden" + (", UMAP" if umap else "")):
         sc.pp.neighbors(
             adata,
             n_neighbors=n_neighbors,
