@@ -40,12 +40,61 @@ class ReferenceSpace:
 def _residuals(counts, genes: np.ndarray, p: np.ndarray, theta: float, tot=None) -> np.ndarray:
     """Clipped analytic Pearson residuals (cells x ``genes``) of counts against shares ``p``.
 
-    The residual of a zero count depends only on the expected count, so the dense matrix is filled with
-    those and the stored entries are overwritten: no densified count matrix and no column slicing. Each
-    value is computed by the same float64 operations as the plain formula, so results are bit-identical
-    to it (subclone calls near a decision boundary moved when these were float32).
+    Filled in blocks of genes on the available CPUs (see :func:`_residual_block`).
     """
+    genes = np.asarray(genes)
     tot = np.asarray(counts.sum(axis=1)).ravel().astype(float) if tot is None else tot
+    out = np.empty((counts.shape[0], genes.size))
+
+    def fill(sl: slice) -> None:
+        out[:, sl] = _residual_block(counts, genes[sl], p[sl], theta, tot)
+
+    _map_threads(fill, [slice(k, k + _BLOCK) for k in range(0, genes.size, _BLOCK)])
+    return out
+
+
+def _residual_variance(
+    counts, genes: np.ndarray, p: np.ndarray, theta: float, tot: np.ndarray
+) -> np.ndarray:
+    """Variance of each gene's clipped Pearson residuals (``p`` indexed like ``genes``' positions in all genes).
+
+    Blocks of genes on the available CPUs; a column's variance does not depend on its block, so the values
+    equal a one-pass computation.
+    """
+    parts = [genes[k : k + _BLOCK] for k in range(0, genes.size, _BLOCK)]
+    return np.concatenate(
+        [
+            np.zeros(0),
+            *_map_threads(lambda g: _residual_block(counts, g, p[g], theta, tot).var(0), parts),
+        ]
+    )
+
+
+#: Genes per block of residuals: two blocks in flight stay well below one full matrix in memory.
+_BLOCK = 500
+
+
+def _map_threads(fn, parts: list) -> list:
+    """``[fn(x) for x in parts]`` on up to two threads (numpy releases the GIL in dense arithmetic)."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from .._parallel import available_cpus
+
+    n = max(1, min(2, available_cpus(), len(parts)))
+    if n == 1:
+        return [fn(x) for x in parts]
+    with ThreadPoolExecutor(n) as pool:
+        return list(pool.map(fn, parts))
+
+
+def _residual_block(counts, genes: np.ndarray, p: np.ndarray, theta: float, tot) -> np.ndarray:
+    """Residuals of one block of genes.
+
+    The residual of a zero count depends only on the expected count, so the block is filled with those
+    and the stored entries are overwritten: no densified count matrix and no column slicing. Each value
+    is computed by the same float64 operations as the plain formula, so results are bit-identical to it
+    whatever the blocks (subclone calls near a decision boundary moved when these were float32).
+    """
     lim = np.sqrt(max(counts.shape[0], 1))
     mu = np.multiply.outer(np.asarray(tot, np.float64), np.asarray(p, np.float64))
     z = mu**2
@@ -153,7 +202,8 @@ def correlated_genes(
     candidates = np.asarray(candidates)
     cols = np.append(candidates, antigen_idx)
     rows, pos, vals = _lognorm_entries(counts, cols)
-    xl = sp.csr_matrix((vals, (rows, pos)), shape=(counts.shape[0], cols.size))
+    # CSC at once: the antigen is its last column and the correlation reads columns
+    xl = sp.csc_matrix((vals, (rows, pos)), shape=(counts.shape[0], cols.size))
     a = np.asarray(xl[:, -1].todense()).ravel()
     sub = xl[:, :-1]
     if np.ptp(a) == 0 or candidates.size == 0:
@@ -189,11 +239,7 @@ def fit_reference(
     allowed = detected & ~np.isin(var_names, list(excl))
     cand = np.flatnonzero(allowed)
     p_all = gsum / max(gsum.sum(), 1)
-    # residual variance per candidate gene, in chunks
-    rv = np.zeros(cand.size)
-    for k in range(0, cand.size, 1000):
-        idx = cand[k : k + 1000]
-        rv[k : k + 1000] = _residuals(counts, idx, p_all[idx], theta, tot=tot).var(0)
+    rv = _residual_variance(counts, cand, p_all, theta, tot)
     top = cand[np.argsort(-rv)[: min(n_top_genes + 200, cand.size)]]
     newly = []
     if antigen in set(var_names):

@@ -628,6 +628,14 @@ def subclones(
         )
     )
 
+    from concurrent.futures import ThreadPoolExecutor
+
+    # the genomic windows read only the counts: a thread computes them while the baseline space is fit
+    windows_pool = ThreadPoolExecutor(1)
+    windows_job = windows_pool.submit(
+        genomic_windows, adata, np.concatenate([b_idx, r_idx]), antigen=antigen
+    )
+    windows_pool.shutdown(wait=False)
     with timed("subclones: baseline malignant-only embedding"):
         if use_rep is None and "X_scvi" in adata.obsm:
             use_rep = "X_scvi"
@@ -649,7 +657,7 @@ def subclones(
         leiden = _leiden(zb, n_neighbors=n_neighbors, resolution=resolution, seed=seed)
         # split labels are strings ('0|b'): one type to sort
         labels = leiden.astype(str).astype(object)
-        win = genomic_windows(adata, np.concatenate([b_idx, r_idx]), antigen=antigen)
+        win = windows_job.result()
         cnv_b = _clone_label(adata, "cnv_subclone", b_idx)
         cnv_kept: set[str] | None = None
         if cnv_b is not None and win is not None:
