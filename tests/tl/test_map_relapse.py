@@ -7,9 +7,11 @@ import pytest
 import scipy.sparse as sp
 from scipy import stats
 
+from cd7escape.tl import _map_relapse
 from cd7escape.tl._map_relapse import (
     _lognorm,
     _lognorm_columns,
+    _residual_variance,
     _residuals,
     _sparse_spearman,
     correlated_genes,
@@ -45,6 +47,18 @@ def test_residuals_equal_the_dense_formula(counts, theta):
         got = _residuals(given, genes, p, theta)
         assert got.dtype == np.float64
         np.testing.assert_array_equal(got, want)  # same float64 operations: identical
+
+
+def test_residual_blocks_on_threads_equal_one_pass(counts, monkeypatch):
+    x = counts.toarray().astype(float)
+    genes = np.array([0, 3, 5, 7, 11, 20, 42, 59])
+    p_all = x.sum(0) / x.sum() + 1e-6
+    want = _dense_residuals(x, genes, p_all[genes], 100.0)
+    monkeypatch.setattr(_map_relapse, "_BLOCK", 3)  # three blocks, the last one short
+    monkeypatch.setattr("cd7escape._parallel.available_cpus", lambda: 2)
+    np.testing.assert_array_equal(_residuals(counts, genes, p_all[genes], 100.0), want)
+    tot = x.sum(1)
+    np.testing.assert_array_equal(_residual_variance(counts, genes, p_all, 100.0, tot), want.var(0))
 
 
 def test_sparse_spearman_equals_scipy(counts):
