@@ -145,11 +145,21 @@ def _lognorm_entries(counts, genes: np.ndarray) -> tuple[np.ndarray, np.ndarray,
 
 
 def _lognorm_columns(counts, genes: np.ndarray) -> np.ndarray:
-    """Dense log-normalised expression of the columns ``genes`` only (see :func:`_lognorm_entries`)."""
-    out = np.zeros((counts.shape[0], np.size(genes)))
-    rows, cols, vals = _lognorm_entries(counts, genes)
-    out[rows, cols] = vals
+    """Dense log-normalised expression of the columns ``genes`` only (see :func:`_lognorm_entries`).
+
+    Filled in blocks of rows: the entry arrays of one block (several times its stored entries in bytes)
+    are alive at a time, not those of the whole matrix beside the dense result.
+    """
+    n = counts.shape[0]
+    out = np.zeros((n, np.size(genes)))
+    for r0 in range(0, n, _ROWS):
+        rows, cols, vals = _lognorm_entries(counts[r0 : r0 + _ROWS], genes)
+        out[r0 + rows, cols] = vals
     return out
+
+
+#: Cells per block of :func:`_lognorm_columns`.
+_ROWS = 8192
 
 
 def _sparse_spearman(x, a: np.ndarray) -> np.ndarray:
