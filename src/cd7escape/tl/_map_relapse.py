@@ -394,7 +394,23 @@ def cnv_state_change(
     """
     if x_base.shape[0] < 5 or x_rel.shape[0] < 5:
         return []
-    d = x_rel.mean(0) - x_base.mean(0)
+    return window_shifts(x_base.mean(0), x_base.shape[0], x_rel.mean(0), x_rel.shape[0], windows,
+                         min_shift=min_shift)  # fmt: skip
+
+
+def window_shifts(
+    mean_base: np.ndarray,
+    n_base: int,
+    mean_rel: np.ndarray,
+    n_rel: int,
+    windows: list[np.ndarray],
+    *,
+    min_shift: float = 0.08,
+) -> list[int]:
+    """:func:`cnv_state_change` from the two groups' per-gene means (callers that reuse a group's mean)."""
+    if n_base < 5 or n_rel < 5:
+        return []
+    d = mean_rel - mean_base
     stat = np.array([np.median(d[w]) for w in windows])
     stat -= np.median(stat)
     # noise of the window medians (small groups are noisy): robust spread across windows

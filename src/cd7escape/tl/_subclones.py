@@ -12,7 +12,14 @@ from .._config import AntigenParams, CloneParams, EmbedParams
 from .._errors import InputError
 from .._logging import logger, timed
 from .._uns import NS, record
-from ._map_relapse import _lognorm, cnv_state_change, fit_reference, genomic_windows, knn_transfer
+from ._map_relapse import (
+    _lognorm,
+    cnv_state_change,
+    fit_reference,
+    genomic_windows,
+    knn_transfer,
+    window_shifts,
+)
 
 _CP = CloneParams()
 _AP = AntigenParams()
@@ -444,17 +451,25 @@ def _remap_cnv_consistent(
     Modifies ``lab_r``/``conf_r`` in place; returns the number of cells re-mapped.
     """
     n_done = 0
+    n_b = {c: int((lab_b == c).sum()) for c in names}
+    means: dict[str, np.ndarray] = {}
+
+    def mean_b(c: str) -> np.ndarray:  # each subclone's mean once, not once per group and test
+        if c not in means:
+            means[c] = wb[lab_b == c].mean(0)
+        return means[c]
+
     for c0, idx, rej_windows in rejected:
         if idx.size < min_cells:
             continue
-        base0 = wb[lab_b == c0]
+        mean_r = wr[idx].mean(0)
         ok = [
             c
             for c in names
             if c != c0
-            and (lab_b == c).sum() >= min_cells
-            and not cnv_state_change(wb[lab_b == c], wr[idx], wins)
-            and set(cnv_state_change(base0, wb[lab_b == c], wins)) & set(rej_windows)
+            and n_b[c] >= min_cells
+            and not window_shifts(mean_b(c), n_b[c], mean_r, idx.size, wins)
+            and set(window_shifts(mean_b(c0), n_b[c0], mean_b(c), n_b[c], wins)) & set(rej_windows)
         ]
         if not ok:
             continue
@@ -470,7 +485,9 @@ def _remap_cnv_consistent(
         )
         for c in ok:
             sel = (lab == c) & (conf >= min_confidence)
-            if sel.sum() < min_cells or cnv_state_change(wb[lab_b == c], wr[idx[sel]], wins):
+            if sel.sum() < min_cells or window_shifts(
+                mean_b(c), n_b[c], wr[idx[sel]].mean(0), int(sel.sum()), wins
+            ):
                 continue
             lab_r[idx[sel]] = c
             # the confidence of the link stays what the transcriptome says about it: the share of the cells'
