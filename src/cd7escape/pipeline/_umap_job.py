@@ -88,8 +88,9 @@ class UmapJob:
         t = time.perf_counter()
         try:
             coords = self._future.result()
-            if time.perf_counter() - t > 1:
-                logger.info("embed: waited %.1f s for the UMAP worker", time.perf_counter() - t)
+            waited = time.perf_counter() - t
+            if waited > 1:
+                logger.info("embed: waited %.1f s for the UMAP worker", waited)
         except Exception as err:  # a dead worker (e.g. killed for memory) must not lose the run
             logger.warning("embed: the UMAP worker failed (%s); computing it here", err)
             coords = None

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
 from .._logging import logger, timed
+from .._parallel import in_thread
 from . import _narrative, _render
 from ._files import write_bytes, write_h5ad, write_text
 from ._pdf import write_pdf
@@ -91,11 +91,9 @@ def write_patient(adata, pdir: Path, *, config) -> dict[str, Any]:
         write_text(pdir / "result.json", dumps(result))
         result = json.loads(dumps(result))  # what the file holds is what the report shows
         # cells.h5ad is written while the figures render: h5py releases the GIL while it compresses
-        pool = ThreadPoolExecutor(1)
-        h5ad = pool.submit(
+        h5ad = in_thread(
             write_h5ad, _shell(adata), pdir / "cells.h5ad", compression=config.h5ad_compression
         )
-        pool.shutdown(wait=False)
         sections = _figure_sections(adata, result, pdir / "figures")
         drawn = {f["alt"] for sec in sections for f in sec["figures"]}
         for name in FIGURES - drawn:  # a figure of an earlier run that this run could not draw

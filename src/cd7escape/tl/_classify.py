@@ -219,9 +219,8 @@ def _decide(d: _Data, P: dict[str, Any], *, interval: bool = True) -> dict[str, 
             route = "unresolved"
         else:
             neg_b = g_b["lrt_pvalue"] < alpha and g_b["pi"] >= P["preexisting_min_negative"]
-            u_b = (
-                g_b["ci_high"] if interval else g_b["pi"]
-            )  # upper end of the baseline negative share
+            # upper end of the baseline negative share
+            u_b = g_b["ci_high"] if interval else g_b["pi"]
             pos_b = u_b < P["downregulation_max_negative"]
             expanded = f >= P["min_expansion_fold"] and (lo > 1 if interval else True)
             if neg_b:

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 import numpy as np
 import scipy.sparse as sp
 
+from .._parallel import map_threads
 from .._sparse import column_entries, lognorm, nonzero_count
 
 
@@ -49,7 +50,7 @@ def _residuals(counts, genes: np.ndarray, p: np.ndarray, theta: float, tot=None)
     def fill(sl: slice) -> None:
         out[:, sl] = _residual_block(counts, genes[sl], p[sl], theta, tot)
 
-    _map_threads(fill, [slice(k, k + _BLOCK) for k in range(0, genes.size, _BLOCK)])
+    map_threads(fill, [slice(k, k + _BLOCK) for k in range(0, genes.size, _BLOCK)])
     return out
 
 
@@ -65,26 +66,13 @@ def _residual_variance(
     return np.concatenate(
         [
             np.zeros(0),
-            *_map_threads(lambda g: _residual_block(counts, g, p[g], theta, tot).var(0), parts),
+            *map_threads(lambda g: _residual_block(counts, g, p[g], theta, tot).var(0), parts),
         ]
     )
 
 
 #: Genes per block of residuals: two blocks in flight stay well below one full matrix in memory.
 _BLOCK = 500
-
-
-def _map_threads(fn, parts: list) -> list:
-    """``[fn(x) for x in parts]`` on up to two threads (numpy releases the GIL in dense arithmetic)."""
-    from concurrent.futures import ThreadPoolExecutor
-
-    from .._parallel import available_cpus
-
-    n = max(1, min(2, available_cpus(), len(parts)))
-    if n == 1:
-        return [fn(x) for x in parts]
-    with ThreadPoolExecutor(n) as pool:
-        return list(pool.map(fn, parts))
 
 
 def _residual_block(counts, genes: np.ndarray, p: np.ndarray, theta: float, tot) -> np.ndarray:
@@ -394,8 +382,9 @@ def cnv_state_change(
     """
     if x_base.shape[0] < 5 or x_rel.shape[0] < 5:
         return []
-    return window_shifts(x_base.mean(0), x_base.shape[0], x_rel.mean(0), x_rel.shape[0], windows,
-                         min_shift=min_shift)  # fmt: skip
+    return window_shifts(
+        x_base.mean(0), x_base.shape[0], x_rel.mean(0), x_rel.shape[0], windows, min_shift=min_shift
+    )
 
 
 def window_shifts(

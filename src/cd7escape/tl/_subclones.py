@@ -645,14 +645,10 @@ def subclones(
         )
     )
 
-    from concurrent.futures import ThreadPoolExecutor
+    from .._parallel import in_thread
 
     # the genomic windows read only the counts: a thread computes them while the baseline space is fit
-    windows_pool = ThreadPoolExecutor(1)
-    windows_job = windows_pool.submit(
-        genomic_windows, adata, np.concatenate([b_idx, r_idx]), antigen=antigen
-    )
-    windows_pool.shutdown(wait=False)
+    windows_job = in_thread(genomic_windows, adata, np.concatenate([b_idx, r_idx]), antigen=antigen)
     with timed("subclones: baseline malignant-only embedding"):
         if use_rep is None and "X_scvi" in adata.obsm:
             use_rep = "X_scvi"
