@@ -27,7 +27,7 @@ def test_worker_layout_equals_in_process_layout(embedded):
     assert there.uns["cd7escape"]["embed"]["params"]["umap"] is True
 
 
-def test_failed_worker_falls_back_to_this_process(embedded, monkeypatch):
+def test_failed_worker_falls_back_to_this_process(embedded):
     adata = embedded.copy()
     job = UmapJob(adata, seed=4)
 

@@ -198,9 +198,8 @@ def test_cells_h5ad_compression_follows_the_config(written, config, tmp_path):
 
 def test_writing_leaves_the_in_memory_obs_alone(toy_adata, config, tmp_path):
     a = toy_adata.copy()
-    a.obs["note"] = [
-        "x"
-    ] * a.n_obs  # a string column: the h5ad writer makes it categorical in its copy
+    # a string column: the h5ad writer makes it categorical in its copy
+    a.obs["note"] = ["x"] * a.n_obs
     before = a.obs.dtypes.copy()
     write_patient(a, tmp_path / "P", config=config)
     assert (a.obs.dtypes == before).all()

@@ -221,14 +221,23 @@ def test_bootstrap_calls_do_not_depend_on_the_number_of_processes(monkeypatch):
 
     rng = np.random.default_rng(0)
     n = 400
+    y = rng.poisson(5, n).astype(float)
+    y[300:] = 0  # relapse cells 300-399 lost the antigen, 200-299 kept it
     d = C._Data(
-        y=rng.poisson(2, n).astype(float), s=rng.uniform(800, 1200, n), tp=np.r_[np.zeros(200, int), np.ones(200, int)],
+        y=y, s=rng.uniform(800, 1200, n), tp=np.r_[np.zeros(200, int), np.ones(200, int)],
         sub=np.where(rng.random(n) < 0.5, "S0", "S1").astype(object), tprog=np.full(n, 0.1),
-        ambient=1e-5, theta=1.0, mu_ref=2e-3,
+        ambient=1e-5, theta=5.0, mu_ref=5e-3,
     )  # fmt: skip
-    draws = [(rng.integers(0, n, n), rng.random(n) < 0.7) for _ in range(8)]
+
+    def draw(negative: bool):
+        rel = rng.integers(300, 400, 200) if negative else rng.integers(200, 300, 200)
+        return np.r_[rng.integers(0, 200, 200), rel], rng.random(n) < 0.9
+
+    # replicates with different calls in an irregular order, so a mix-up of their order shows
+    draws = [draw(bool(b)) for b in (0, 0, 1, 0, 1, 1, 0, 1)]
     P = {**C._CP.model_dump(), "antigen": "CD7", "alpha": 0.05, "seed": 0}
     serial = C._replicate_calls(d, draws, P)
+    assert len(set(serial)) == 2
     monkeypatch.setattr(C, "_PARALLEL_MIN_CELLS", 0)
     import os
 
