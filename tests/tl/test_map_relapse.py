@@ -10,11 +10,11 @@ from scipy import stats
 from cd7escape.tl import _map_relapse
 from cd7escape.tl._map_relapse import (
     _lognorm,
-    _lognorm_columns,
     _residual_variance,
     _residuals,
-    _sparse_spearman,
     correlated_genes,
+    detected_share,
+    genomic_windows,
 )
 
 
@@ -57,17 +57,21 @@ def test_residual_blocks_on_threads_equal_one_pass(counts, monkeypatch):
     monkeypatch.setattr(_map_relapse, "_BLOCK", 3)  # three blocks, the last one short
     monkeypatch.setattr("cd7escape._parallel.available_cpus", lambda: 2)
     np.testing.assert_array_equal(_residuals(counts, genes, p_all[genes], 100.0), want)
-    tot = x.sum(1)
-    np.testing.assert_array_equal(_residual_variance(counts, genes, p_all, 100.0, tot), want.var(0))
 
 
-def test_sparse_spearman_equals_scipy(counts):
-    xl = _lognorm(counts).toarray()
-    a = xl[:, 1]
-    rho = _sparse_spearman(sp.csr_matrix(xl), a)
-    for j in range(xl.shape[1]):
-        want = 0.0 if np.ptp(xl[:, j]) == 0 else stats.spearmanr(xl[:, j], a)[0]
-        assert rho[j] == pytest.approx(want, abs=1e-10), j
+@pytest.mark.parametrize("theta", [100.0, 0.5])
+def test_residual_variance_equals_the_dense_variance(counts, monkeypatch, theta):
+    x = counts.toarray().astype(float)
+    x[0, 11] = 400  # one huge count of a low gene: its residual hits the clip at sqrt(n)
+    genes = np.array([0, 3, 5, 7, 11, 20, 42, 59])
+    p_all = x.sum(0) / x.sum() + 1e-6
+    want = _dense_residuals(x, genes, p_all[genes], theta)
+    assert (want == np.sqrt(x.shape[0])).any() or theta < 1  # a small theta bounds the residuals
+    monkeypatch.setattr(_map_relapse, "_BLOCK", 3)  # three blocks, the last one short
+    monkeypatch.setattr("cd7escape._parallel.available_cpus", lambda: 2)
+    for given in (sp.csr_matrix(x), sp.csc_matrix(x), x):
+        got = _residual_variance(given, genes, p_all, theta, x.sum(1))
+        np.testing.assert_allclose(got, want.var(0), rtol=1e-12)
 
 
 def test_correlated_genes_reads_counts(counts):
@@ -83,15 +87,43 @@ def test_correlated_genes_reads_counts(counts):
             )
 
 
-def test_lognorm_columns_matches_lognorm(counts, monkeypatch):
-    cols = np.array([9, 0, 33])
-    want = _lognorm(counts).toarray()[:, cols]
-    whole = _lognorm_columns(counts, cols)
-    np.testing.assert_allclose(whole, want, rtol=1e-6)
-    np.testing.assert_allclose(_lognorm_columns(counts.toarray(), cols), want, rtol=1e-6)
-    monkeypatch.setattr(_map_relapse, "_ROWS", 7)  # many row blocks, the last one short
-    for given in (counts, counts.tocsc(), counts.toarray()):
-        np.testing.assert_array_equal(_lognorm_columns(given, cols), whole)
+def test_detected_share_equals_scipys_mean():
+    rng = np.random.default_rng(1)
+    dense = rng.random((1100, 40)) < rng.random(40)
+    dense[:, 0] = np.arange(1100) < 55  # 55 of 1,100: scipy's mean gives 0.04999..., below 0.05
+    x = sp.csr_matrix(dense)
+    want = np.asarray(x.mean(axis=0)).ravel()
+    np.testing.assert_array_equal(detected_share(x), want)
+    assert detected_share(x)[0] < 0.05
+
+
+def test_genomic_windows_group_means_and_shifts():
+    import anndata as ad
+
+    rng = np.random.default_rng(2)
+    n_genes = 240
+    x = rng.poisson(1.0, size=(120, n_genes)).astype(np.float32)
+    x[60:, :50] = rng.poisson(2.5, size=(60, 50))  # cells 60+ gain a segment at the start of chr1
+    adata = ad.AnnData(
+        sp.csr_matrix(x),
+        var={
+            "chromosome": ["chr1"] * 120 + ["chr2"] * 119 + ["chrX"],
+            "start": np.r_[np.arange(120)[::-1], np.arange(119), 0],  # chr1 listed backwards
+        },
+    )
+    adata.var_names = [f"g{i}" for i in range(n_genes)]
+    cells = np.arange(120)[::-1]  # rows of the windows follow the given order
+    win = genomic_windows(adata, cells, antigen="g5", window=50, step=25)
+    placed = [f"g{i}" for i in range(119, -1, -1) if i != 5] + [f"g{i}" for i in range(120, 239)]
+    assert win.expr.shape == (120, len(placed))
+    assert win.names == ["chr1:0", "chr1:25", "chr1:50", "chr2:0", "chr2:25", "chr2:50"]
+    want = _lognorm(sp.csr_matrix(x)).toarray()[cells][:, [int(g[1:]) for g in placed]]
+    rows = np.array([3, 0, 77, 119])
+    np.testing.assert_allclose(win.mean(rows), want[rows].mean(0), rtol=1e-12)
+    gained, plain = np.arange(60), np.arange(60, 120)  # window rows of cells 119..60 and 59..0
+    assert win.change(plain, gained) == [2]  # chr1:50 holds g69..g20, chr1:25 five gained genes
+    assert win.change(plain[:30], plain[30:]) == []
+    assert win.change(plain[:4], gained) == []  # fewer than 5 cells: no call
 
 
 def test_residuals_from_csc_equal_csr(counts):

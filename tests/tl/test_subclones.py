@@ -7,6 +7,7 @@ import inspect
 import numpy as np
 import pandas as pd
 import pytest
+import scipy.sparse as sp
 
 import cd7escape as ce
 from cd7escape._config import CloneParams
@@ -106,22 +107,32 @@ def test_cnv_labels_need_genomic_support():
     x = rng.normal(0, 0.3, size=(n, genes_per_window * n_windows))
     real = np.where(np.arange(n) < 60, "cnv1", "cnv0").astype(object)
     x[:60, wins[3]] += 0.4  # one copy gained in one segment by 60 cells
-    assert _supported_cnv_labels(real, x, wins, 10) == {"cnv0", "cnv1"}
+    win = _as_windows(x, wins=wins)
+    assert _supported_cnv_labels(real, win, 10) == {"cnv0", "cnv1"}
     noise = rng.permutation(real)  # labels unrelated to copy number
-    assert _supported_cnv_labels(noise, x, wins, 10) == set()
+    assert _supported_cnv_labels(noise, win, 10) == set()
     one = np.full(n, "cnv0", dtype=object)
-    assert _supported_cnv_labels(one, x, wins, 10) == set()
+    assert _supported_cnv_labels(one, win, 10) == set()
 
 
 def _windows(n_genes: int = 200, size: int = 50):
     return [np.arange(k, k + size) for k in range(0, n_genes - size + 1, size)]
 
 
+def _as_windows(*parts: np.ndarray, wins=None):
+    """Window expression of the rows of ``parts`` stacked (baseline cells, then relapse cells)."""
+    from cd7escape.tl._map_relapse import GenomicWindows
+
+    wins = _windows() if wins is None else wins
+    return GenomicWindows(
+        sp.csr_matrix(np.vstack(parts)), wins, [f"w{i}" for i in range(len(wins))]
+    )
+
+
 def test_new_state_with_its_subclones_own_cnv_is_linked_back():
     from cd7escape.tl._subclones import _cnv_link_new_states
 
     rng = np.random.default_rng(0)
-    wins = _windows()
     wb = rng.normal(0, 0.05, (120, 200))
     lab_b = np.array(["S0"] * 90 + ["S1"] * 30, dtype=object)
     wb[90:, :50] += 0.4  # S1 carries a gain of window 0
@@ -133,7 +144,7 @@ def test_new_state_with_its_subclones_own_cnv_is_linked_back():
     lab_r = np.full(60, "unmapped", dtype=object)
     conf_r = np.zeros(60)
     n = _cnv_link_new_states(
-        new, lab_fwd, lab_r, conf_r, np.full(60, 0.9), lab_b, wb, wr, wins,
+        new, lab_fwd, lab_r, conf_r, np.full(60, 0.9), lab_b, _as_windows(wb, wr),
         names=["S0", "S1"], min_cells=10,
     )  # fmt: skip
     assert n == 30
@@ -147,7 +158,6 @@ def _remap_s0_group_carrying_s1_gain(zr_center: float, zr_sd: float):
     from cd7escape.tl._subclones import _remap_cnv_consistent
 
     rng = np.random.default_rng(1)
-    wins = _windows()
     wb = rng.normal(0, 0.05, (120, 200))
     wb[90:, :50] += 0.4
     lab_b = np.array(["S0"] * 90 + ["S1"] * 30, dtype=object)
@@ -158,7 +168,7 @@ def _remap_s0_group_carrying_s1_gain(zr_center: float, zr_sd: float):
     lab_r = np.full(40, "unmapped", dtype=object)
     conf_r = np.zeros(40)
     n = _remap_cnv_consistent(
-        [("S0", np.arange(40), [0])], lab_r, conf_r, lab_b, zb, zr, wb, wr, wins, names=["S0", "S1"],
+        [("S0", np.arange(40), [0])], lab_r, conf_r, lab_b, zb, zr, _as_windows(wb, wr), names=["S0", "S1"],
         allowed=np.ones((40, 2), dtype=bool), n_neighbors=10, min_cells=10, min_confidence=0.5,
     )  # fmt: skip
     return n, lab_r, conf_r

@@ -59,16 +59,35 @@ def _residual_variance(
 ) -> np.ndarray:
     """Variance of each gene's clipped Pearson residuals (``p`` indexed like ``genes``' positions in all genes).
 
-    Blocks of genes on the available CPUs; a column's variance does not depend on its block, so the values
-    equal a one-pass computation.
+    Never fills the cells x genes matrix of residuals: the residual of a zero count depends on the cell
+    only through its total, so the zeros' contributions are summed over the distinct totals (weighted by
+    how many cells share each), and the stored entries replace their cell's zero residual by the real one.
+    Two passes (the mean, then squared deviations from it) as ``numpy.var``; the values equal it up to
+    the order of float64 additions (relative differences around 1e-15). Blocks of genes on the
+    available CPUs.
     """
+    n = counts.shape[0]
+    lim = np.sqrt(max(n, 1))
+    totals, n_t = np.unique(np.asarray(tot, np.float64), return_counts=True)
+    n_t = n_t.astype(np.float64)[:, None]
+
+    def zero_residual(mu: np.ndarray) -> np.ndarray:
+        return np.clip(-mu / np.sqrt(mu + mu**2 / theta), -lim, lim)
+
+    def block(g: np.ndarray) -> np.ndarray:
+        pg = np.asarray(p[g], np.float64)
+        z0 = zero_residual(np.multiply.outer(totals, pg))  # distinct totals x genes
+        rows, cols, vals = _entries(counts, g)
+        m = tot[rows] * pg[cols]
+        z0e = zero_residual(m)
+        ze = np.clip((vals.astype(np.float64) - m) / np.sqrt(m + m**2 / theta), -lim, lim)
+        mean = ((n_t * z0).sum(0) + np.bincount(cols, ze - z0e, minlength=g.size)) / n
+        dev = (n_t * (z0 - mean) ** 2).sum(0)
+        dev += np.bincount(cols, (ze - mean[cols]) ** 2 - (z0e - mean[cols]) ** 2, minlength=g.size)
+        return dev / n
+
     parts = [genes[k : k + _BLOCK] for k in range(0, genes.size, _BLOCK)]
-    return np.concatenate(
-        [
-            np.zeros(0),
-            *map_threads(lambda g: _residual_block(counts, g, p[g], theta, tot).var(0), parts),
-        ]
-    )
+    return np.concatenate([np.zeros(0), *map_threads(block, parts)])
 
 
 #: Genes per block of residuals: two blocks in flight stay well below one full matrix in memory.
@@ -132,81 +151,26 @@ def _lognorm_entries(counts, genes: np.ndarray) -> tuple[np.ndarray, np.ndarray,
     return rows, cols, np.log1p(vals * (1e4 / tot[rows]))
 
 
-def _lognorm_columns(counts, genes: np.ndarray) -> np.ndarray:
-    """Dense log-normalised expression of the columns ``genes`` only (see :func:`_lognorm_entries`).
-
-    Filled in blocks of rows: the entry arrays of one block (several times its stored entries in bytes)
-    are alive at a time, not those of the whole matrix beside the dense result.
-    """
-    n = counts.shape[0]
-    out = np.zeros((n, np.size(genes)))
-    for r0 in range(0, n, _ROWS):
-        rows, cols, vals = _lognorm_entries(counts[r0 : r0 + _ROWS], genes)
-        out[r0 + rows, cols] = vals
-    return out
-
-
-#: Cells per block of :func:`_lognorm_columns`.
-_ROWS = 8192
-
-
-def _sparse_spearman(x, a: np.ndarray) -> np.ndarray:
-    """Spearman correlation of each column of non-negative sparse ``x`` with the vector ``a``.
-
-    Zeros tie at one average rank, so only stored entries need ranking: O(stored entries), never a dense
-    ranked matrix. Equal to ``scipy.stats.spearmanr`` column by column (average ranks for ties).
-    """
-    from scipy import stats
-
-    x = sp.csc_matrix(x)
-    x.eliminate_zeros()
-    n, m = x.shape
-    ra = stats.rankdata(a)
-    ra_c = ra - ra.mean()
-    sd_a = np.sqrt(np.mean(ra_c**2))
-    col = np.repeat(np.arange(m), np.diff(x.indptr))
-    # entries are grouped by column (CSC): one sort of column + value scaled into [0, 1)
-    top = float(x.data.max()) if x.nnz else 0.0
-    order = np.argsort(col + x.data / (top * (1 + 1e-9) + 1e-300))  # equal keys: equal values
-    v, c, r_cells = x.data[order], col[order], x.indices[order]
-    nnz_col = np.diff(x.indptr)
-    # ordinal rank within the column, then the average over runs of equal values (ties)
-    first_of_col = np.repeat(x.indptr[:-1], nnz_col)
-    ordinal = np.arange(v.size) - first_of_col + 1.0
-    new_run = np.ones(v.size, dtype=bool)
-    new_run[1:] = (v[1:] != v[:-1]) | (c[1:] != c[:-1])
-    run = np.cumsum(new_run) - 1
-    start = ordinal[new_run]
-    end = np.append(ordinal[np.flatnonzero(new_run)[1:] - 1], ordinal[-1:]) if v.size else start
-    n0 = n - nnz_col
-    rank = n0[c] + (start[run] + end[run]) / 2  # zeros take ranks 1..n0
-    r0 = (n0 + 1) / 2.0
-    mean_r = (n + 1) / 2.0
-    cov = np.bincount(c, weights=(rank - r0[c]) * ra_c[r_cells], minlength=m) / n
-    ss = n0 * (r0 - mean_r) ** 2 + np.bincount(c, weights=(rank - mean_r) ** 2, minlength=m)
-    sd = np.sqrt(ss / n)
-    with np.errstate(divide="ignore", invalid="ignore"):
-        rho = cov / (sd * sd_a)
-    return np.nan_to_num(rho)
-
-
 def correlated_genes(
     counts, antigen_idx: int, candidates: np.ndarray, *, max_corr: float
 ) -> np.ndarray:
     """Candidate genes whose |Spearman correlation| with the antigen exceeds ``max_corr`` (boolean mask).
 
-    Correlation of log-normalised expression (10,000 per cell, log1p) computed from raw ``counts``.
+    Correlation of log-normalised expression (10,000 per cell, log1p) computed from raw ``counts``
+    (CSC is read without conversion).
     """
+    from ._rank_correlation import sparse_spearman
+
     candidates = np.asarray(candidates)
-    cols = np.append(candidates, antigen_idx)
-    rows, pos, vals = _lognorm_entries(counts, cols)
-    # CSC at once: the antigen is its last column and the correlation reads columns
-    xl = sp.csc_matrix((vals, (rows, pos)), shape=(counts.shape[0], cols.size))
+    tot = np.asarray(counts.sum(axis=1)).ravel().astype(float)
+    tot[tot == 0] = 1.0
+    # the antigen is the last column; the correlation reads columns
+    xl = sp.csc_matrix(counts)[:, np.append(candidates, antigen_idx)]
+    xl.data = np.log1p(xl.data * (1e4 / tot[xl.indices]))
     a = np.asarray(xl[:, -1].todense()).ravel()
-    sub = xl[:, :-1]
     if np.ptp(a) == 0 or candidates.size == 0:
         return np.zeros(candidates.size, dtype=bool)
-    return np.abs(_sparse_spearman(sub, a)) > max_corr
+    return np.abs(sparse_spearman(xl[:, :-1], a)) > max_corr
 
 
 def fit_reference(
@@ -315,12 +279,54 @@ def knn_transfer(
     return labels[best], conf, rel
 
 
-def genomic_windows(adata, cells: np.ndarray, *, antigen: str, window: int = 50, step: int = 25):
-    """Per-cell mean log expression over windows of consecutive genes along the genome.
+@dataclass
+class GenomicWindows:
+    """Log expression of genome-ordered genes in some cells, and the windows of consecutive genes over them.
+
+    Only group means are ever read (:meth:`mean`, :meth:`change`), so the expression stays sparse: a
+    group's mean is the sum of its stored entries over its size.
+    """
+
+    expr: sp.csr_matrix  # cells x placed genes, log1p(10,000 x count / total), genome order
+    windows: list[np.ndarray]  # positions of each window's genes in ``expr``'s columns
+    names: list[str]
+
+    def mean(self, rows: np.ndarray) -> np.ndarray:
+        """Per-gene mean over the cells ``rows`` (row indices of ``expr``)."""
+        sub = self.expr[np.asarray(rows)]
+        return np.asarray(sub.sum(axis=0)).ravel() / max(sub.shape[0], 1)
+
+    def change(self, base: np.ndarray, rel: np.ndarray, *, min_shift: float = 0.08) -> list[int]:
+        """Genomic windows where the cells ``rel`` depart from the cells ``base`` as a copy-number change would.
+
+        Per gene, the difference of mean log expression (``rel`` minus ``base``); per window the *median*
+        over its genes, centred on the median over all windows. A copy-number change moves every gene of
+        a segment, so the median moves; a few strongly changed genes (a therapy-induced program, a
+        subclone's own program) do not move it. Windows with ``|median| >= min_shift`` (log units; one
+        copy of a segment in all cells moves it by ~0.2-0.4) and above 5 robust s.d. of all windows are
+        returned; none when either group has fewer than 5 cells.
+        """
+        if np.size(base) < 5 or np.size(rel) < 5:
+            return []
+        return window_shifts(
+            self.mean(base),
+            np.size(base),
+            self.mean(rel),
+            np.size(rel),
+            self.windows,
+            min_shift=min_shift,
+        )
+
+
+def genomic_windows(
+    adata, cells: np.ndarray, *, antigen: str, window: int = 50, step: int = 25
+) -> GenomicWindows | None:
+    """Log expression over windows of consecutive genes along the genome, in the cells ``cells``.
 
     A coarse copy-number read-out (gene dosage shifts expression of every gene in a segment), used only to
     check that relapse cells carry the copy-number state of the baseline subclone they map to. Positions
     from ``var['chromosome','start']`` or the package's gene table; None when too few genes are placed.
+    Genes detected in at least 5 % of ``cells`` are placed, never the antigen or sex/mitochondrial ones.
     """
     import pandas as pd
 
@@ -339,11 +345,9 @@ def genomic_windows(adata, cells: np.ndarray, *, antigen: str, window: int = 50,
         pos = table.reindex(adata.var_names)
         chrom = pos["chromosome"].astype(str).to_numpy()
         start = pd.to_numeric(pos["start"], errors="coerce").to_numpy()
-    x = adata.layers.get("counts", adata.X)[cells]
-    # scipy's mean accumulates count x 1/n: 55 of 1,100 cells gives 0.04999…, kept for identical windows
-    det = np.asarray((x > 0).mean(axis=0)).ravel() >= 0.05
+    x = sp.csr_matrix(adata.layers.get("counts", adata.X))[cells]
     ok = (
-        det
+        (detected_share(x) >= 0.05)
         & np.isfinite(start)
         & ~np.isin(chrom, ["nan", "None", "chrX", "chrY", "chrM", "X", "Y", "MT"])
     )
@@ -351,10 +355,11 @@ def genomic_windows(adata, cells: np.ndarray, *, antigen: str, window: int = 50,
     if ok.sum() < 2 * window:
         return None
     genes = np.flatnonzero(ok)
-    order = np.lexsort((start[genes], chrom[genes]))
-    genes = genes[order]
-    xl = _lognorm_columns(x, genes)
-    xl -= xl.mean(0)
+    genes = genes[np.lexsort((start[genes], chrom[genes]))]
+    rows, pos, vals = _lognorm_entries(x, genes)
+    indptr = np.zeros(x.shape[0] + 1, dtype=np.int64)
+    np.cumsum(np.bincount(rows, minlength=x.shape[0]), out=indptr[1:])
+    expr = sp.csr_matrix((vals, pos, indptr), shape=(x.shape[0], genes.size))
     windows, names = [], []
     ch = chrom[genes]
     for c in pd.unique(ch):
@@ -366,25 +371,20 @@ def genomic_windows(adata, cells: np.ndarray, *, antigen: str, window: int = 50,
             names.append(f"{c}:{s0}")
     if not windows:
         return None
-    return xl, windows, names
+    return GenomicWindows(expr, windows, names)
 
 
-def cnv_state_change(
-    x_base: np.ndarray, x_rel: np.ndarray, windows: list[np.ndarray], *, min_shift: float = 0.08
-) -> list[int]:
-    """Genomic windows where a relapse group departs from its baseline subclone as a copy-number change would.
+def detected_share(x) -> np.ndarray:
+    """Share of the rows of sparse ``x`` with a positive entry, per column, as ``(x > 0).mean(axis=0)``.
 
-    Per gene, the difference of mean log expression (relapse group minus baseline subclone); per window
-    the *median* over its genes, centred on the median over all windows. A copy-number change moves every
-    gene of a segment, so the median moves; a few strongly changed genes (a therapy-induced program, a
-    subclone's own program) do not move it. Windows with ``|median| >= min_shift`` (log units; one copy
-    of a segment in all cells moves it by ~0.2-0.4) and above 5 robust s.d. of all windows are returned.
+    scipy's mean adds 1/n once per positive entry, so 55 of 1,100 cells gives 0.04999…, not 0.05; the
+    same float64 sums are read from a running sum of 1/n, so that a gene at a cut-off falls on the
+    same side as before (the windows are consecutive genes: one gene more shifts every later window).
     """
-    if x_base.shape[0] < 5 or x_rel.shape[0] < 5:
-        return []
-    return window_shifts(
-        x_base.mean(0), x_base.shape[0], x_rel.mean(0), x_rel.shape[0], windows, min_shift=min_shift
-    )
+    n = x.shape[0]
+    k = nonzero_count(x, axis=0)
+    running = np.cumsum(np.full(max(n, 1), 1.0 / max(n, 1)))
+    return np.where(k > 0, running[np.maximum(k - 1, 0)], 0.0)
 
 
 def window_shifts(
@@ -396,7 +396,7 @@ def window_shifts(
     *,
     min_shift: float = 0.08,
 ) -> list[int]:
-    """:func:`cnv_state_change` from the two groups' per-gene means (callers that reuse a group's mean)."""
+    """:meth:`GenomicWindows.change` from the two groups' per-gene means (callers that reuse a group's mean)."""
     if n_base < 5 or n_rel < 5:
         return []
     d = mean_rel - mean_base

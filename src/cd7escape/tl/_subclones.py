@@ -13,8 +13,8 @@ from .._errors import InputError
 from .._logging import logger, timed
 from .._uns import NS, record
 from ._map_relapse import (
+    GenomicWindows,
     _lognorm,
-    cnv_state_change,
     fit_reference,
     genomic_windows,
     knn_transfer,
@@ -328,14 +328,12 @@ def _clone_label(adata, key: str, cells: np.ndarray) -> np.ndarray | None:
     return v if pd.notna(v).any() else None
 
 
-def _supported_cnv_labels(
-    cnv_b: np.ndarray, wb: np.ndarray, wins: list[np.ndarray], min_cells: int
-) -> set[str]:
+def _supported_cnv_labels(cnv_b: np.ndarray, win: GenomicWindows, min_cells: int) -> set[str]:
     """CNV-subclone labels whose baseline cells differ from the other baseline cells as a copy-number change.
 
     ``call_malignant`` labels cells by their CNV profile even when the profiles barely differ (at low depth
     the labels can split one clone at random). A label is kept as clone identity only when the genomic-window
-    medians of its cells depart from those of the remaining labelled cells (:func:`cnv_state_change`); with
+    medians of its cells depart from those of the remaining labelled cells (:meth:`GenomicWindows.change`); with
     a single label nothing distinguishes subclones and none is kept.
     """
     known = pd.notna(cnv_b)
@@ -349,7 +347,7 @@ def _supported_cnv_labels(
         rest = idx[labs != v]
         if k < min_cells or rest.size < min_cells:
             continue
-        if cnv_state_change(wb[rest], wb[idx[labs == v]], wins):
+        if win.change(rest, idx[labs == v]):
             kept.add(str(v))
     return kept
 
@@ -425,9 +423,7 @@ def _remap_cnv_consistent(
     lab_b: np.ndarray,
     zb: np.ndarray,
     zr: np.ndarray,
-    wb: np.ndarray,
-    wr: np.ndarray,
-    wins: list[np.ndarray],
+    win: GenomicWindows,
     *,
     names: list[str],
     allowed: np.ndarray,
@@ -439,7 +435,7 @@ def _remap_cnv_consistent(
 
     For each rejected group (relapse cells mapped to a subclone ``c`` whose genomic windows they depart from),
     the candidate subclones are those with at least ``min_cells`` baseline cells from which the group does not
-    depart (:func:`cnv_state_change`) *and* which themselves depart from ``c`` in one of the windows where the
+    depart (:meth:`GenomicWindows.change`) *and* which themselves depart from ``c`` in one of the windows where the
     group does: a positive copy-number link, not merely the absence of a detectable difference (a small,
     noisy subclone differs from nothing detectably). The group's cells are label-transferred among the baseline cells of
     the candidates only (same kNN, confidence and novelty rules as the forward mapping); each resulting
@@ -448,21 +444,23 @@ def _remap_cnv_consistent(
     A re-mapped cell's confidence is the share of its neighbours among all baseline cells that carry the new
     label (:func:`_label_share`), which may be below ``min_confidence``: the copy-number link sets the label,
     the transcriptome says how sure that link is (the classifier's bootstrap draws links by it).
-    Modifies ``lab_r``/``conf_r`` in place; returns the number of cells re-mapped.
+    Window rows: the baseline cells, then the relapse cells. Modifies ``lab_r``/``conf_r`` in place;
+    returns the number of cells re-mapped.
     """
     n_done = 0
     n_b = {c: int((lab_b == c).sum()) for c in names}
+    wins, off = win.windows, lab_b.size  # relapse cells' window rows follow the baseline cells'
     means: dict[str, np.ndarray] = {}
 
     def mean_b(c: str) -> np.ndarray:  # each subclone's mean once, not once per group and test
         if c not in means:
-            means[c] = wb[lab_b == c].mean(0)
+            means[c] = win.mean(np.flatnonzero(lab_b == c))
         return means[c]
 
     for c0, idx, rej_windows in rejected:
         if idx.size < min_cells:
             continue
-        mean_r = wr[idx].mean(0)
+        mean_r = win.mean(off + idx)
         ok = [
             c
             for c in names
@@ -486,7 +484,7 @@ def _remap_cnv_consistent(
         for c in ok:
             sel = (lab == c) & (conf >= min_confidence)
             if sel.sum() < min_cells or window_shifts(
-                mean_b(c), n_b[c], wr[idx[sel]].mean(0), int(sel.sum()), wins
+                mean_b(c), n_b[c], win.mean(off + idx[sel]), int(sel.sum()), wins
             ):
                 continue
             lab_r[idx[sel]] = c
@@ -524,9 +522,7 @@ def _cnv_link_new_states(
     conf_r: np.ndarray,
     conf_fwd: np.ndarray,
     lab_b: np.ndarray,
-    wb: np.ndarray,
-    wr: np.ndarray,
-    wins: list[np.ndarray],
+    win: GenomicWindows,
     *,
     names: list[str],
     min_cells: int,
@@ -538,19 +534,20 @@ def _cnv_link_new_states(
     baseline clone. A copy-number link settles it: the flagged cells with forward label ``c`` (at least
     ``min_cells``) are linked to ``c`` when ``c`` has a copy-number state of its own (its genomic windows
     depart from the other baseline malignant cells), the group departs from those other cells too, and the
-    group does not depart from ``c``. Modifies ``lab_r``/``conf_r`` in place; returns the number of cells linked.
+    group does not depart from ``c``. Window rows: the baseline cells, then the relapse cells. Modifies
+    ``lab_r``/``conf_r`` in place; returns the number of cells linked.
     """
     n_done = 0
     for c in names:
         g = np.flatnonzero(new & (lab_fwd == c))
-        inc, rest = lab_b == c, lab_b != c
-        if g.size < min_cells or inc.sum() < min_cells or rest.sum() < min_cells:
+        inc, rest = np.flatnonzero(lab_b == c), np.flatnonzero(lab_b != c)
+        if g.size < min_cells or inc.size < min_cells or rest.size < min_cells:
             continue
-        own = cnv_state_change(wb[rest], wb[inc], wins)
+        own = win.change(rest, inc)
         if not own:
             continue
-        away = set(cnv_state_change(wb[rest], wr[g], wins))
-        if away & set(own) and not cnv_state_change(wb[inc], wr[g], wins):
+        away = set(win.change(rest, lab_b.size + g))
+        if away & set(own) and not win.change(inc, lab_b.size + g):
             lab_r[g] = c
             conf_r[g] = conf_fwd[g]
             n_done += int(g.size)
@@ -675,9 +672,7 @@ def subclones(
         cnv_kept: set[str] | None = None
         if cnv_b is not None and win is not None:
             # CNV labels count as clone identity only where the genomic windows confirm them
-            cnv_kept = _supported_cnv_labels(
-                cnv_b, win[0][: b_idx.size], win[1], min_subclone_cells
-            )
+            cnv_kept = _supported_cnv_labels(cnv_b, win, min_subclone_cells)
             cnv_b = np.where(np.isin(cnv_b.astype(str), list(cnv_kept)), cnv_b, np.nan)
             cnv_b = cnv_b if pd.notna(cnv_b).any() else None
         tcr_b = _clone_label(adata, "clone_id", b_idx)
@@ -749,13 +744,13 @@ def subclones(
                 conf_r = np.where(new, 0.0, conf_r)
             # copy-number consistency: relapse cells carrying a genomic-window state their subclone lacks
             if win is not None:
-                xw, wins, wnames = win
-                wb, wr = xw[: b_idx.size], xw[b_idx.size :]
                 for c in names:
                     mr = lab_r == c
                     if mr.sum() < min_subclone_cells:
                         continue
-                    windows = cnv_state_change(wb[lab_b == c], wr[mr], wins)
+                    windows = win.change(
+                        np.flatnonzero(lab_b == c), b_idx.size + np.flatnonzero(mr)
+                    )
                     if windows:
                         # the windows moved by >= 0.08 log units: a sizeable share of the group carries a
                         # copy-number state its baseline subclone lacks. Per-cell calls are too noisy to
@@ -764,14 +759,14 @@ def subclones(
                         lab_r[idx] = UNMAPPED
                         conf_r[idx] = 0.0
                         n_cnv_new += int(idx.size)
-                        cnv_windows[c] = [wnames[i] for i in windows]
+                        cnv_windows[c] = [win.names[i] for i in windows]
                         rejected.append((c, idx, windows))
                 if n_new_state:
                     # a relapse state the reverse check found (nearly) absent at baseline is still linked to
                     # its forward subclone when it carries that subclone's own copy-number state: it departs
                     # from the other baseline cells where the subclone does, and not from the subclone
                     n_cnv_linked = _cnv_link_new_states(
-                        new, lab_fwd, lab_r, conf_r, conf_fwd, lab_b, wb, wr, wins,
+                        new, lab_fwd, lab_r, conf_r, conf_fwd, lab_b, win,
                         names=names, min_cells=min_subclone_cells,
                     )  # fmt: skip
                     n_new_state -= n_cnv_linked
@@ -779,7 +774,7 @@ def subclones(
                 # transcriptional mapping put it on the wrong one, e.g. after a therapy shift): re-map it
                 # among the subclones whose genomic windows it matches, then check that match again
                 n_cnv_remapped = _remap_cnv_consistent(
-                    rejected, lab_r, conf_r, lab_b, zb, zr, wb, wr, wins,
+                    rejected, lab_r, conf_r, lab_b, zb, zr, win,
                     names=names, allowed=allowed, n_neighbors=n_neighbors,
                     min_cells=min_subclone_cells, min_confidence=min_mapping_confidence,
                 )  # fmt: skip
