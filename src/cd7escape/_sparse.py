@@ -1,7 +1,7 @@
-"""Row scaling, log-normalisation and column gathering of CSR count matrices without scipy's slow paths.
+"""Row scaling, log-normalisation and other passes over the stored entries of CSR count matrices.
 
-``sparse.diags(f) @ x`` runs a general sparse product and ``x[:, genes]`` rebuilds the matrix column by
-column; both cost seconds per 100k cells where one pass over the stored entries does the same.
+``sparse.diags(f) @ x`` runs a general sparse product that costs seconds per 100k cells where one pass
+over the stored entries does the same.
 """
 
 from __future__ import annotations
@@ -31,27 +31,12 @@ def lognorm(counts, *, target: float = 1e4, dtype=np.float32) -> sp.csr_matrix:
 def column_entries(x, genes: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Rows, positions in ``genes`` and values of the stored entries of CSR ``x`` in those columns.
 
-    One pass over the stored entries: cheaper than scipy's column slicing of a CSR matrix.
+    Entries come row by row, in each row in ``x``'s own column order. scipy's compiled column
+    selection does the gathering: one pass over the row's entries and no matrix-sized index
+    temporaries (a mapped copy of every column index of 100k cells took 15 s where it takes 1 s).
     """
-    genes = np.asarray(genes)
-    where = np.full(x.shape[1], -1, dtype=np.int64)
-    where[genes] = np.arange(genes.size)
-    pos = where[x.indices]
-    keep = pos >= 0
-    rows = np.repeat(np.arange(x.shape[0]), np.diff(x.indptr))[keep]
-    return rows, pos[keep], x.data[keep]
-
-
-def take_columns(x, genes: np.ndarray) -> sp.csr_matrix:
-    """``x[:, genes]`` of a CSR matrix, as CSR, in the order of ``genes`` (distinct indices)."""
-    x = sp.csr_matrix(x)
-    rows, pos, vals = column_entries(x, genes)
-    indptr = np.zeros(x.shape[0] + 1, dtype=np.int64)
-    np.cumsum(np.bincount(rows, minlength=x.shape[0]), out=indptr[1:])
-    out = sp.csr_matrix((vals, pos, indptr), shape=(x.shape[0], np.size(genes)))
-    out.has_sorted_indices = False
-    out.sort_indices()
-    return out
+    sub = sp.csr_matrix(x)[:, np.asarray(genes)]
+    return np.repeat(np.arange(sub.shape[0]), np.diff(sub.indptr)), sub.indices, sub.data
 
 
 def group_sums(x, codes: np.ndarray, n_groups: int) -> np.ndarray:

@@ -27,6 +27,12 @@ def test_concatenated(tmp_path):
     assert isinstance(a.obs["timepoint"].dtype, pd.CategoricalDtype)
     np.testing.assert_array_equal(a.layers["counts"][20:].toarray(), m2.toarray())
     assert list(a.uns["cd7escape"]["ingest"]["samples"].index) == ["base", "rel"]
+    assert a.X is not a.layers["counts"]  # two copies: normalising X in place keeps the counts
+    specs = [_spec("base", "baseline", tmp_path / "a.h5"), _spec("rel", "relapse", tmp_path / "b")]
+    one = read_patient(specs, counts_only=True)
+    assert one.X is None
+    np.testing.assert_array_equal(one.layers["counts"].toarray(), a.layers["counts"].toarray())
+    assert one.obs.equals(a.obs)
 
 
 def test_gene_sets_differ_warns(tmp_path, caplog):

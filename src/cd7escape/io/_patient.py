@@ -17,7 +17,11 @@ MIN_SHARED_GENES = 0.9
 
 
 def read_patient(
-    specs: Sequence[SampleSpec], *, antigen: str | None = "CD7", car_feature: str | None = None
+    specs: Sequence[SampleSpec],
+    *,
+    antigen: str | None = "CD7",
+    car_feature: str | None = None,
+    counts_only: bool = False,
 ):
     """Read and concatenate every sample of a patient.
 
@@ -27,6 +31,9 @@ def read_patient(
         The patient's samples (absolute paths, as from :func:`load_config`).
     antigen, car_feature
         As in :func:`read_sample`.
+    counts_only
+        Keep the counts in ``layers['counts']`` only and leave ``X`` None (``pp.embed`` sets it): one
+        copy of the counts instead of two, which is what ``cd7escape run`` reads.
 
     Returns
     -------
@@ -106,7 +113,9 @@ def read_patient(
             if protein.isna().any().any():
                 logger.warning("some samples lack some ADT features: their protein counts are NaN")
             adata.obsm["protein"] = protein.loc[adata.obs_names]
-        if "counts" not in adata.layers:
+        if counts_only:
+            adata.layers["counts"], adata.X = adata.X, None
+        elif "counts" not in adata.layers:
             adata.layers["counts"] = adata.X.copy()
         adata.uns[NS] = {
             "ingest": {

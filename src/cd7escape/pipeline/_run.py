@@ -147,11 +147,11 @@ def _run_patient(
         from ..io import read_patient
 
         def read_inputs():
-            adata = read_patient(specs, antigen=config.antigen, car_feature=config.car_feature)
             # one copy of the counts (layers['counts']) until embed sets X: QC's filtering then copies
             # half the data, and a 200k-cell patient holds one matrix less
-            adata.X = None
-            return adata
+            return read_patient(
+                specs, antigen=config.antigen, car_feature=config.car_feature, counts_only=True
+            )
 
         start, adata = 0, None
         if not force and paths[0].exists():

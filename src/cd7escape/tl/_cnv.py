@@ -22,7 +22,7 @@ import scipy.sparse as sp
 
 from .._errors import InputError
 from .._logging import logger
-from .._sparse import scale_rows, take_columns
+from .._sparse import scale_rows
 from ._infercnv_core import infercnv_profile
 
 # Genes whose expression reflects clonotype or HLA type rather than copy number.
@@ -190,7 +190,7 @@ def infer_cnv(
             "call_malignant: only %d genes with positions; CNV inference skipped", genes.size
         )
         return None
-    x = scale_rows(take_columns(counts, genes), 1e4 / np.maximum(total, 1))
+    x = scale_rows(sp.csr_matrix(counts)[:, genes], 1e4 / np.maximum(total, 1))
     np.log1p(x.data, out=x.data)
     gvar = pos.iloc[genes].copy()
     gvar["start"] = gvar["start"].astype(np.int64)
