@@ -7,10 +7,8 @@ import pytest
 import scipy.sparse as sp
 from scipy import stats
 
-from cd7escape.tl import _map_relapse
 from cd7escape.tl._map_relapse import (
     _lognorm,
-    _residual_variance,
     _residuals,
     correlated_genes,
     detected_share,
@@ -27,51 +25,6 @@ def counts():
     m = sp.csr_matrix(x)
     m.data[::17] = 0  # explicitly stored zeros must count as zeros
     return m
-
-
-def _dense_residuals(x, genes, p, theta):
-    tot = x.sum(1)
-    mu = tot[:, None] * p[None, :]
-    z = (x[:, genes] - mu) / np.sqrt(mu + mu**2 / theta)
-    lim = np.sqrt(x.shape[0])
-    return np.clip(z, -lim, lim)
-
-
-@pytest.mark.parametrize("theta", [100.0, 0.5])
-def test_residuals_equal_the_dense_formula(counts, theta):
-    x = counts.toarray().astype(float)
-    genes = np.array([0, 3, 5, 7, 59])
-    p = (x.sum(0) / x.sum())[genes] + 1e-6
-    want = _dense_residuals(x, genes, p, theta)
-    for given in (counts, x):
-        got = _residuals(given, genes, p, theta)
-        assert got.dtype == np.float64
-        np.testing.assert_array_equal(got, want)  # same float64 operations: identical
-
-
-def test_residual_blocks_on_threads_equal_one_pass(counts, monkeypatch):
-    x = counts.toarray().astype(float)
-    genes = np.array([0, 3, 5, 7, 11, 20, 42, 59])
-    p_all = x.sum(0) / x.sum() + 1e-6
-    want = _dense_residuals(x, genes, p_all[genes], 100.0)
-    monkeypatch.setattr(_map_relapse, "_BLOCK", 3)  # three blocks, the last one short
-    monkeypatch.setattr("cd7escape._parallel.available_cpus", lambda: 2)
-    np.testing.assert_array_equal(_residuals(counts, genes, p_all[genes], 100.0), want)
-
-
-@pytest.mark.parametrize("theta", [100.0, 0.5])
-def test_residual_variance_equals_the_dense_variance(counts, monkeypatch, theta):
-    x = counts.toarray().astype(float)
-    x[0, 11] = 400  # one huge count of a low gene: its residual hits the clip at sqrt(n)
-    genes = np.array([0, 3, 5, 7, 11, 20, 42, 59])
-    p_all = x.sum(0) / x.sum() + 1e-6
-    want = _dense_residuals(x, genes, p_all[genes], theta)
-    assert (want == np.sqrt(x.shape[0])).any() or theta < 1  # a small theta bounds the residuals
-    monkeypatch.setattr(_map_relapse, "_BLOCK", 3)  # three blocks, the last one short
-    monkeypatch.setattr("cd7escape._parallel.available_cpus", lambda: 2)
-    for given in (sp.csr_matrix(x), sp.csc_matrix(x), x):
-        got = _residual_variance(given, genes, p_all, theta, x.sum(1))
-        np.testing.assert_allclose(got, want.var(0), rtol=1e-12)
 
 
 def test_correlated_genes_reads_counts(counts):

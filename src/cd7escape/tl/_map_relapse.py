@@ -14,7 +14,6 @@ from dataclasses import dataclass
 import numpy as np
 import scipy.sparse as sp
 
-from .._parallel import map_threads
 from .._sparse import column_entries, lognorm, nonzero_count
 
 
@@ -39,82 +38,11 @@ class ReferenceSpace:
 
 
 def _residuals(counts, genes: np.ndarray, p: np.ndarray, theta: float, tot=None) -> np.ndarray:
-    """Clipped analytic Pearson residuals (cells x ``genes``) of counts against shares ``p``.
+    """Clipped analytic Pearson residuals (cells x ``genes``) of counts against shares ``p``."""
+    from ._pearson_residuals import pearson_residuals
 
-    Filled in blocks of genes on the available CPUs (see :func:`_residual_block`).
-    """
-    genes = np.asarray(genes)
     tot = np.asarray(counts.sum(axis=1)).ravel().astype(float) if tot is None else tot
-    out = np.empty((counts.shape[0], genes.size))
-
-    def fill(sl: slice) -> None:
-        out[:, sl] = _residual_block(counts, genes[sl], p[sl], theta, tot)
-
-    map_threads(fill, [slice(k, k + _BLOCK) for k in range(0, genes.size, _BLOCK)])
-    return out
-
-
-def _residual_variance(
-    counts, genes: np.ndarray, p: np.ndarray, theta: float, tot: np.ndarray
-) -> np.ndarray:
-    """Variance of each gene's clipped Pearson residuals (``p`` indexed like ``genes``' positions in all genes).
-
-    Never fills the cells x genes matrix of residuals: the residual of a zero count depends on the cell
-    only through its total, so the zeros' contributions are summed over the distinct totals (weighted by
-    how many cells share each), and the stored entries replace their cell's zero residual by the real one.
-    Two passes (the mean, then squared deviations from it) as ``numpy.var``; the values equal it up to
-    the order of float64 additions (relative differences around 1e-15). Blocks of genes on the
-    available CPUs.
-    """
-    n = counts.shape[0]
-    lim = np.sqrt(max(n, 1))
-    totals, n_t = np.unique(np.asarray(tot, np.float64), return_counts=True)
-    n_t = n_t.astype(np.float64)[:, None]
-
-    def zero_residual(mu: np.ndarray) -> np.ndarray:
-        return np.clip(-mu / np.sqrt(mu + mu**2 / theta), -lim, lim)
-
-    def block(g: np.ndarray) -> np.ndarray:
-        pg = np.asarray(p[g], np.float64)
-        z0 = zero_residual(np.multiply.outer(totals, pg))  # distinct totals x genes
-        rows, cols, vals = _entries(counts, g)
-        m = tot[rows] * pg[cols]
-        z0e = zero_residual(m)
-        ze = np.clip((vals.astype(np.float64) - m) / np.sqrt(m + m**2 / theta), -lim, lim)
-        mean = ((n_t * z0).sum(0) + np.bincount(cols, ze - z0e, minlength=g.size)) / n
-        dev = (n_t * (z0 - mean) ** 2).sum(0)
-        dev += np.bincount(cols, (ze - mean[cols]) ** 2 - (z0e - mean[cols]) ** 2, minlength=g.size)
-        return dev / n
-
-    parts = [genes[k : k + _BLOCK] for k in range(0, genes.size, _BLOCK)]
-    return np.concatenate([np.zeros(0), *map_threads(block, parts)])
-
-
-#: Genes per block of residuals: two blocks in flight stay well below one full matrix in memory.
-_BLOCK = 500
-
-
-def _residual_block(counts, genes: np.ndarray, p: np.ndarray, theta: float, tot) -> np.ndarray:
-    """Residuals of one block of genes.
-
-    The residual of a zero count depends only on the expected count, so the block is filled with those
-    and the stored entries are overwritten: no densified count matrix and no column slicing. Each value
-    is computed by the same float64 operations as the plain formula, so results are bit-identical to it
-    whatever the blocks (subclone calls near a decision boundary moved when these were float32).
-    """
-    lim = np.sqrt(max(counts.shape[0], 1))
-    mu = np.multiply.outer(np.asarray(tot, np.float64), np.asarray(p, np.float64))
-    z = mu**2
-    z /= theta
-    z += mu
-    np.sqrt(z, out=z)
-    np.divide(mu, z, out=z)
-    np.negative(z, out=z)
-    rows, cols, vals = _entries(counts, genes)
-    m = mu[rows, cols]
-    z[rows, cols] = (vals.astype(np.float64) - m) / np.sqrt(m + m**2 / theta)
-    np.clip(z, -lim, lim, out=z)
-    return z
+    return pearson_residuals(counts, genes, p, theta, tot)
 
 
 def _entries(counts, genes: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -191,6 +119,8 @@ def fit_reference(
     antigen, the genes excluded by ``pp.embed`` and genes correlated with the antigen among these cells.
     A few components only: subclone programs are low-dimensional, extra components add noise to the graph.
     """
+    from ._pearson_residuals import residual_variance
+
     n = counts.shape[0]
     tot = np.asarray(counts.sum(axis=1)).ravel().astype(float)
     if sp.issparse(counts):
@@ -201,7 +131,7 @@ def fit_reference(
     allowed = detected & ~np.isin(var_names, list(excl))
     cand = np.flatnonzero(allowed)
     p_all = gsum / max(gsum.sum(), 1)
-    rv = _residual_variance(counts, cand, p_all, theta, tot)
+    rv = residual_variance(counts, cand, p_all[cand], theta, tot)
     top = cand[np.argsort(-rv)[: min(n_top_genes + 200, cand.size)]]
     newly = []
     if antigen in set(var_names):
@@ -216,9 +146,13 @@ def fit_reference(
     from sklearn.decomposition import PCA
 
     pca = PCA(
-        n_components=k, svd_solver="randomized" if min(z.shape) > 200 else "full", random_state=seed
+        n_components=k,
+        svd_solver="randomized" if min(z.shape) > 200 else "full",
+        random_state=seed,
+        copy=False,  # z is ours: centred in place, no copies of a cells x 2,000 matrix
     )
-    coords = pca.fit_transform(z - center)
+    z -= center
+    coords = pca.fit_transform(z)
     space = ReferenceSpace(
         genes=genes, p=p_all[genes], theta=theta, center=center, loadings=pca.components_.T,
         excluded=sorted(excl | set(newly)),

@@ -32,9 +32,7 @@ def sparse_spearman(x, a: np.ndarray) -> np.ndarray:
     rho = np.zeros(m)
     if m == 0 or sd_a == 0:
         return rho
-    indptr = x.indptr.astype(np.int64)
-    data = x.data.astype(np.float64)
-    indices = x.indices.astype(np.int64)
+    indptr, indices, data = x.indptr, x.indices, x.data
     # columns in parts of about equal stored entries, one part per CPU
     n_parts = max(1, min(available_cpus(), m))
     cuts = np.searchsorted(indptr, np.linspace(0, indptr[-1], n_parts + 1)[1:-1])
