@@ -85,3 +85,15 @@ def test_doublets_scored_in_parts_cover_every_cell(patient):
         whole.obs["doublet_score"][both].rank(), parts.obs["doublet_score"][both].rank()
     )[0, 1]
     assert rho > 0.3
+
+
+def test_doublet_parts_on_threads_score_as_one_thread(patient, monkeypatch):
+    """Parts are scored on the available CPUs; each cell's score does not depend on how many there are."""
+    got = {}
+    for cpus in (1, 2):
+        monkeypatch.setattr("cd7escape._parallel.available_cpus", lambda cpus=cpus: cpus)
+        a = patient.copy()
+        ce.pp.qc(a, filter=False, doublet_max_cells=120)
+        got[cpus] = a.obs[["doublet_score", "predicted_doublet"]]
+    assert got[1]["doublet_score"].notna().sum() > 300
+    assert got[1].equals(got[2])

@@ -196,23 +196,33 @@ def _mad_window(x: np.ndarray, n_mads: float) -> tuple[float, float]:
 
 
 def _flag_doublets(adata, counts, keep, samples, table, rate, max_cells, seed) -> None:
-    """Scrublet per sample (in random parts of at most ``max_cells``), on cells passing the other filters."""
+    """Scrublet per sample (in random parts of at most ``max_cells``), on cells passing the other filters.
+
+    Parts are independent (each scored with the same seed), so they run on the available CPUs; each
+    part's scores are the same whichever thread scores it.
+    """
+    from .._parallel import map_threads
     from ._doublets import score_doublets
 
     scores = np.full(adata.n_obs, np.nan)
     calls = np.zeros(adata.n_obs, dtype=bool)
     with timed("qc: scrublet doublet detection per sample"):
+        parts, scored = [], []
         for sample in table.index[table.status == "passed"]:
             idx = np.flatnonzero((samples == sample) & keep)
             if len(idx) < 100:  # scrublet's simulation needs a population to compare against
                 continue
             n_parts = -(-len(idx) // max(max_cells, 100))
-            parts = np.array_split(np.random.default_rng(seed).permutation(idx), n_parts)
-            for part in parts:
-                part = np.sort(part)
-                result = score_doublets(counts[part], expected_doublet_rate=rate, seed=seed)
-                scores[part] = result.scores
-                calls[part] = result.predicted
+            split = np.array_split(np.random.default_rng(seed).permutation(idx), n_parts)
+            parts += [np.sort(part) for part in split]
+            scored.append((sample, idx))
+        results = map_threads(
+            lambda part: score_doublets(counts[part], expected_doublet_rate=rate, seed=seed), parts
+        )
+        for part, result in zip(parts, results, strict=True):
+            scores[part] = result.scores
+            calls[part] = result.predicted
+        for sample, idx in scored:
             table.loc[sample, "doublets"] = int(calls[idx].sum())
     adata.obs["doublet_score"] = scores
     adata.obs["predicted_doublet"] = calls
