@@ -66,7 +66,7 @@ def test_genomic_windows_group_means_and_shifts():
     )
     adata.var_names = [f"g{i}" for i in range(n_genes)]
     cells = np.arange(120)[::-1]  # rows of the windows follow the given order
-    win = genomic_windows(adata, cells, antigen="g5", window=50, step=25)
+    win = genomic_windows(adata.X[cells], adata.var, antigen="g5", window=50, step=25)
     placed = [f"g{i}" for i in range(119, -1, -1) if i != 5] + [f"g{i}" for i in range(120, 239)]
     assert win.expr.shape == (120, len(placed))
     assert win.names == ["chr1:0", "chr1:25", "chr1:50", "chr2:0", "chr2:25", "chr2:50"]

@@ -253,18 +253,19 @@ class GenomicWindows:
 
 
 def genomic_windows(
-    adata, cells: np.ndarray, *, antigen: str, window: int = 50, step: int = 25
+    counts, var, *, antigen: str, window: int = 50, step: int = 25
 ) -> GenomicWindows | None:
-    """Log expression over windows of consecutive genes along the genome, in the cells ``cells``.
+    """Log expression over windows of consecutive genes along the genome, in the cells of ``counts``.
 
     A coarse copy-number read-out (gene dosage shifts expression of every gene in a segment), used only to
-    check that relapse cells carry the copy-number state of the baseline subclone they map to. Positions
-    from ``var['chromosome','start']`` or the package's gene table; None when too few genes are placed.
-    Genes detected in at least 5 % of ``cells`` are placed, never the antigen or sex/mitochondrial ones.
+    check that relapse cells carry the copy-number state of the baseline subclone they map to. ``counts``
+    holds raw counts of the cells (rows, in the windows' row order) × all genes; ``var`` the genes (index:
+    names), with positions from ``var['chromosome','start']`` or the package's gene table. None when too
+    few genes are placed. Genes detected in at least 5 % of the cells are placed, never the antigen or
+    sex/mitochondrial ones.
     """
     import pandas as pd
 
-    var = adata.var
     if {"chromosome", "start"} <= set(var.columns):
         chrom = var["chromosome"].astype(str).to_numpy()
         start = pd.to_numeric(var["start"], errors="coerce").to_numpy()
@@ -276,16 +277,16 @@ def genomic_windows(
         except Exception:  # no table shipped: no check
             return None
         table = table[~table.index.duplicated()]
-        pos = table.reindex(adata.var_names)
+        pos = table.reindex(var.index)
         chrom = pos["chromosome"].astype(str).to_numpy()
         start = pd.to_numeric(pos["start"], errors="coerce").to_numpy()
-    x = sp.csr_matrix(adata.layers.get("counts", adata.X))[cells]
+    x = sp.csr_matrix(counts)
     ok = (
         (detected_share(x) >= 0.05)
         & np.isfinite(start)
         & ~np.isin(chrom, ["nan", "None", "chrX", "chrY", "chrM", "X", "Y", "MT"])
     )
-    ok &= np.asarray(adata.var_names) != antigen
+    ok &= np.asarray(var.index) != antigen
     if ok.sum() < 2 * window:
         return None
     genes = np.flatnonzero(ok)

@@ -634,6 +634,7 @@ def subclones(
         )
     x = counts_matrix(adata)
     x = sp.csr_matrix(x) if sp.issparse(x) else np.asarray(x)
+    xb, xr = x[b_idx], x[r_idx]  # gathered once: every step below reads these cells
     var_names = np.asarray(adata.var_names)
     embed_entry = adata.uns.get(NS, {}).get("embed", {})
     excluded = list(
@@ -644,8 +645,12 @@ def subclones(
 
     from .._parallel import in_thread
 
+    def windows() -> GenomicWindows | None:  # rows: the baseline cells, then the relapse cells
+        both = sp.vstack([xb, xr], format="csr") if sp.issparse(xb) else np.vstack([xb, xr])
+        return genomic_windows(both, adata.var, antigen=antigen)
+
     # the genomic windows read only the counts: a thread computes them while the baseline space is fit
-    windows_job = in_thread(genomic_windows, adata, np.concatenate([b_idx, r_idx]), antigen=antigen)
+    windows_job = in_thread(windows)
     with timed("subclones: baseline malignant-only embedding"):
         if use_rep is None and "X_scvi" in adata.obsm:
             use_rep = "X_scvi"
@@ -658,10 +663,10 @@ def subclones(
             space = f"obsm['{use_rep}']"
         else:
             ref, zb = fit_reference(
-                x[b_idx], var_names, antigen=antigen, excluded_genes=excluded,
+                xb, var_names, antigen=antigen, excluded_genes=excluded,
                 n_top_genes=_EP.n_top_genes, n_pcs=n_pcs, antigen_corr_max=_EP.antigen_corr_max, seed=seed,
             )  # fmt: skip
-            zr = ref.project(x[r_idx]) if r_idx.size else np.zeros((0, zb.shape[1]))
+            zr = ref.project(xr) if r_idx.size else np.zeros((0, zb.shape[1]))
             space_excluded = ref.excluded
             space = "baseline malignant-only PCA (relapse projected)"
         leiden = _leiden(zb, n_neighbors=n_neighbors, resolution=resolution, seed=seed)
@@ -709,12 +714,15 @@ def subclones(
                 if key == "clone_id":
                     # clonotypes: constrain only with a clonotype seen at baseline, compatible when sharing a chain
                     known = pd.notna(vals) & np.isin(vals.astype(str), list(seen))
+                    # chains of each distinct clonotype once, not of every cell once per subclone
+                    uniq, inverse = np.unique(vals.astype(str), return_inverse=True)
+                    chains = [_chains(v) for v in uniq]
                     for j, c in enumerate(names):
                         d = dom[c][0]
                         if d is not None:
-                            same = np.array(
-                                [bool(_chains(v) & _chains(d)) for v in vals.astype(str)]
-                            )
+                            same = np.array([bool(ch & _chains(d)) for ch in chains])[
+                                inverse.ravel()
+                            ]
                             allowed[known & ~same, j] = False
                 else:
                     # CNV subclones: a relapse cell whose CNV subclone is no baseline subclone's is a new state
@@ -734,7 +742,7 @@ def subclones(
             if use_rep is None and r_idx.size >= 2 * min_subclone_cells:
                 # reverse check: relapse states with too few baseline cells are new states
                 new = _relapse_states_without_baseline(
-                    x[b_idx], x[r_idx], var_names, antigen=antigen, excluded=space_excluded,
+                    xb, xr, var_names, antigen=antigen, excluded=space_excluded,
                     n_pcs=n_pcs, n_neighbors=n_neighbors, resolution=resolution,
                     min_cells=min_subclone_cells, min_confidence=min_mapping_confidence, seed=seed,
                 )  # fmt: skip
@@ -798,7 +806,7 @@ def subclones(
         y, s = antigen_counts(adata, antigen)
         ambient, theta, amb_source = nuisance(adata, antigen, y, s, mal)
         mu_ref, mu_ref_source = reference_level(adata, y, s, mal, bt, ambient=ambient, theta=theta)
-        xlog_b = _lognorm(x[b_idx])
+        xlog_b = _lognorm(xb)
         markers = _markers(xlog_b, lab_b, np.array(var_names), n=5)
         rows = []
         for c in cats:
