@@ -56,6 +56,9 @@ def run(
     ] = False,
 ) -> None:
     """Run every patient (or one) through QC → embedding → malignant cells → antigen → clones → call → report."""
+    from ._allocator import tune_allocator
+
+    tune_allocator()  # before NumPy is imported (see cd7escape._allocator)
     _console_logging(verbose)
     from .pipeline import run_config
 

@@ -1,0 +1,46 @@
+"""The command line's allocator settings reach this process and the workers it spawns."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+
+import pytest
+
+from cd7escape import _allocator
+
+
+@pytest.fixture
+def clean_env(monkeypatch):
+    for key in ("NUMPY_MADVISE_HUGEPAGE", "GLIBC_TUNABLES", "CD7ESCAPE_TUNE_ALLOCATOR"):
+        monkeypatch.delenv(key, raising=False)
+    return monkeypatch
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="glibc settings")
+def test_settings_reach_spawned_workers(clean_env):
+    code = (
+        "from cd7escape._allocator import tune_allocator; import os, subprocess, sys; "
+        "print(tune_allocator()); "
+        "subprocess.run([sys.executable, '-c', 'import numpy, os; "
+        'print(os.environ["GLIBC_TUNABLES"]); print(numpy._core.multiarray._get_madvise_hugepage())\'])'
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True
+    ).stdout.split()
+    assert out[0] == "True"  # mallopt accepted both settings
+    assert (
+        out[1] == f"glibc.malloc.mmap_max=0:glibc.malloc.trim_threshold={_allocator.TRIM_THRESHOLD}"
+    )
+    assert out[2] == "False"  # NumPy in the worker does not ask for huge pages
+
+
+def test_opt_out_and_user_settings_win(clean_env):
+    clean_env.setenv("CD7ESCAPE_TUNE_ALLOCATOR", "0")
+    assert _allocator.tune_allocator() is False
+    assert "NUMPY_MADVISE_HUGEPAGE" not in os.environ
+    clean_env.setenv("CD7ESCAPE_TUNE_ALLOCATOR", "1")
+    clean_env.setenv("NUMPY_MADVISE_HUGEPAGE", "1")
+    _allocator.tune_allocator()
+    assert os.environ["NUMPY_MADVISE_HUGEPAGE"] == "1"
