@@ -14,6 +14,7 @@ from typing import Any
 
 from .._config import Config, SampleSpec
 from .._errors import InputError
+from .._allocator import release_free_memory
 from .._logging import logger
 from .._version import __version__
 from ._cache import atomic_write_text, restore, save_annotations, stage_key
@@ -193,6 +194,7 @@ def _run_patient(
                 umap = None
             _remove_stale(pdir / "stages", names[i:], paths[i:])
             save_annotations(adata, paths[i])
+            release_free_memory()  # what this stage's temporaries left need not add to the next one's peak
             logger.info("[%s] stage '%s' finished (%.1f s)", pid, names[i], timings[names[i]])
             bar.advance(1)
         if umap is not None:  # a run that stopped early (a timepoint lost, a step impossible)
