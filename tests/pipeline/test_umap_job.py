@@ -5,7 +5,7 @@ import pytest
 
 import cd7escape as ce
 from cd7escape.pipeline import _umap_job
-from cd7escape.pipeline._umap_job import UmapJob, start_umap
+from cd7escape.pipeline._umap_job import UmapJob, prepare_umap, start_umap
 
 
 @pytest.fixture(scope="module")
@@ -19,7 +19,8 @@ def test_worker_layout_equals_in_process_layout(embedded):
     here = embedded.copy()
     ce.pp._embed.umap_layout(here, seed=4)
     there = embedded.copy()
-    job = UmapJob(there, seed=4)
+    job = UmapJob(seed=4)
+    job.submit(there)
     # attach aligns by cell name, whatever order the cells have now
     there = there[::-1].copy()
     job.attach(there)
@@ -29,7 +30,8 @@ def test_worker_layout_equals_in_process_layout(embedded):
 
 def test_failed_worker_falls_back_to_this_process(embedded):
     adata = embedded.copy()
-    job = UmapJob(adata, seed=4)
+    job = UmapJob(seed=4)
+    job.submit(adata)
 
     class Dead:
         def result(self):
@@ -60,3 +62,29 @@ def test_start_umap_lays_out_here_below_the_worker_threshold(embedded, monkeypat
     assert isinstance(job, UmapJob)
     job.attach(fresh)
     assert "X_umap" in fresh.obsm
+
+
+def test_graph_sent_from_embed_before_leiden_gives_the_same_layout(embedded, monkeypatch):
+    """The pipeline's worker gets ready during embed and receives the graph before Leiden runs."""
+    from cd7escape._config import Config
+
+    config = Config.model_validate({"samples": [{"sample": "b", "patient": "P", "timepoint": "baseline",
+                                                 "path": "x.h5"}]})  # fmt: skip
+    assert prepare_umap(embedded, config) is None  # 300 cells: not worth a worker
+    monkeypatch.setattr(_umap_job, "BACKGROUND_MIN_CELLS", 10)
+    monkeypatch.setattr("cd7escape._parallel.available_cpus", lambda: 2)
+    fresh = ce.datasets.simulate_patient("antigen_downregulation", seed=3, n_cells=300, depth=2000)
+    job = prepare_umap(fresh, config)
+    seen = {}
+
+    def graph_ready(adata):
+        seen.update(graph="connectivities" in adata.obsp, leiden="leiden" in adata.obs)
+        job.submit(adata)
+
+    ce.pp.embed(fresh, antigen="CD7", n_top_genes=400, umap=False, seed=4, graph_ready=graph_ready)
+    assert seen == {"graph": True, "leiden": False}
+    job.attach(fresh)
+    here = fresh.copy()
+    del here.obsm["X_umap"]
+    ce.pp._embed.umap_layout(here, seed=config.seed)  # the worker's seed is the run's
+    np.testing.assert_array_equal(fresh.obsm["X_umap"], here.obsm["X_umap"])

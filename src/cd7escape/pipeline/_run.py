@@ -12,14 +12,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from .._allocator import release_free_memory
 from .._config import Config, SampleSpec
 from .._errors import InputError
-from .._allocator import release_free_memory
 from .._logging import logger
 from .._version import __version__
 from ._cache import atomic_write_text, restore, save_annotations, stage_key
 from ._stages import STAGES, ingest_params
-from ._umap_job import start_umap
+from ._umap_job import prepare_umap, start_umap
 
 
 @dataclass
@@ -174,8 +174,12 @@ def _run_patient(
             if i == 0:
                 adata = read_inputs()
             else:
+                hooks = {}
+                if names[i] == "embed":
+                    umap = prepare_umap(adata, config)  # a worker gets ready while embed runs
+                    hooks["graph_ready"] = umap.submit if umap is not None else None
                 try:
-                    STAGES[i - 1].run(adata, config)
+                    STAGES[i - 1].run(adata, config, **hooks)
                 except InputError as err:  # the data cannot support this step (validated config)
                     why = "; ".join(p.message for p in err.problems)
                     if names[i] != "clones":
@@ -186,8 +190,8 @@ def _run_patient(
                         break
                     # no subclones (e.g. no baseline malignant cells): classify says why
                     logger.warning("[%s] no subclones: %s", pid, why)
-                if names[i] == "embed":
-                    umap = start_umap(adata, config)
+                if names[i] == "embed" and umap is None:
+                    umap = start_umap(adata, config)  # in this process (small data, one CPU)
             timings[names[i]] = round(time.time() - t, 2)
             if umap is not None and (umap.done() or i == len(names) - 1):
                 umap.attach(adata)  # later caches hold it, so a resumed run need not redo it
@@ -197,7 +201,7 @@ def _run_patient(
             release_free_memory()  # what this stage's temporaries left need not add to the next one's peak
             logger.info("[%s] stage '%s' finished (%.1f s)", pid, names[i], timings[names[i]])
             bar.advance(1)
-        if umap is not None:  # a run that stopped early (a timepoint lost, a step impossible)
+        if umap is not None and umap.submitted:  # a run that stopped early (a timepoint lost, …)
             umap.attach(adata)
             umap = None
         bar.describe(f"{pid}: report")

@@ -12,12 +12,12 @@ from .._config import Config, SampleSpec
 
 @dataclass(frozen=True)
 class Stage:
-    """One step of the pipeline: ``run(adata, config)`` modifies ``adata`` in place."""
+    """One step of the pipeline: ``run(adata, config, **hooks)`` modifies ``adata`` in place."""
 
     name: str
     description: str
     params: Callable[[Config], dict[str, Any]]
-    run: Callable[[Any, Config], None]
+    run: Callable[..., None]
 
 
 def car_features(adata, config: Config) -> list[str]:
@@ -39,7 +39,7 @@ def _qc(adata, config: Config) -> None:
     pp.qc(adata, **config.qc.model_dump(), seed=config.seed)
 
 
-def _embed(adata, config: Config) -> None:
+def _embed(adata, config: Config, graph_ready=None) -> None:
     from .. import pp
 
     pp.embed(
@@ -50,6 +50,7 @@ def _embed(adata, config: Config) -> None:
         seed=config.seed,
         # the runner lays out the UMAP beside the later stages (see _umap_job)
         **{**config.embed.model_dump(), "umap": False},
+        graph_ready=graph_ready,
     )
 
 

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from typing import Any
+
 import numpy as np
 
 from .._logging import logger, timed
@@ -26,6 +29,7 @@ def embed(
     layer: str = "counts",
     seed: int = 0,
     copy: bool = False,
+    graph_ready: Callable[[Any], None] | None = None,
 ):
     """Embed cells without letting the antigen shape the embedding.
 
@@ -70,6 +74,9 @@ def embed(
         Random seed.
     copy
         Return a modified copy instead of working in place.
+    graph_ready
+        Called with the AnnData as soon as the kNN graph is in ``obsp`` (before Leiden): work that needs
+        only the graph can start there (``cd7escape run`` sends it to the UMAP worker).
 
     Returns
     -------
@@ -145,6 +152,8 @@ def embed(
             use_rep=rep,
             transformer=KnnTransformer(n_neighbors, seed=seed),
         )
+        if graph_ready is not None:
+            graph_ready(adata)
         sc.tl.leiden(
             adata,
             resolution=resolution,

@@ -51,7 +51,6 @@ def infercnv_profile(
     reference = np.atleast_2d(np.asarray(reference, dtype=np.float64))
     ok = var["chromosome"].notna().to_numpy()
     var = var.loc[ok, ["chromosome", "start"]]
-    x = x[:, np.flatnonzero(ok)] if not ok.all() else x
     reference = reference[:, ok]
     x = x.tocsr() if sp.issparse(x) else np.asarray(x)
 
@@ -70,7 +69,7 @@ def infercnv_profile(
         n_windows += weights[-1].shape[1]
     edges = np.cumsum([0] + [c.size for c in order])
     order = np.concatenate(order)
-    x = x[:, order]
+    x = x[:, np.flatnonzero(ok)[order]]  # the placed genes in genome order, in one gather
     lo = reference[:, order].min(axis=0).astype(np.float32)
     hi = reference[:, order].max(axis=0).astype(np.float32)
 
