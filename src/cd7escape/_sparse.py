@@ -63,7 +63,9 @@ def nonzero_count(x, *, axis: int) -> np.ndarray:
     n = x.shape[1 - axis]
     positive = x.data > 0
     if (axis == 1) != (x.format == "csr"):  # counting along the uncompressed axis: by index
-        return np.bincount(x.indices[positive], minlength=n)
+        # without stored zeros (the usual case) every index counts: no masked copy of the indices
+        indices = x.indices if positive.all() else x.indices[positive]
+        return np.bincount(indices, minlength=n)
     counts = np.diff(x.indptr).astype(np.int64)
     if not positive.all():
         major = np.searchsorted(x.indptr, np.flatnonzero(~positive), side="right") - 1

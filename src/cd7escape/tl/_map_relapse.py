@@ -218,17 +218,31 @@ class GenomicWindows:
     """Log expression of genome-ordered genes in some cells, and the windows of consecutive genes over them.
 
     Only group means are ever read (:meth:`mean`, :meth:`change`), so the expression stays sparse: a
-    group's mean is the sum of its stored entries over its size.
+    group's mean is the sum of its stored entries over its size. The cells may come in blocks (the
+    baseline cells, then the relapse cells) that are never stacked into one matrix; rows are numbered
+    across the blocks in order.
     """
 
-    expr: sp.csr_matrix  # cells x placed genes, log1p(10,000 x count / total), genome order
-    windows: list[np.ndarray]  # positions of each window's genes in ``expr``'s columns
+    blocks: list[sp.csr_matrix]  # cells x placed genes, log1p(10,000 x count / total), genome order
+    windows: list[np.ndarray]  # positions of each window's genes in the blocks' columns
     names: list[str]
 
+    @property
+    def n_cells(self) -> int:
+        return int(sum(b.shape[0] for b in self.blocks))
+
     def mean(self, rows: np.ndarray) -> np.ndarray:
-        """Per-gene mean over the cells ``rows`` (row indices of ``expr``)."""
-        sub = self.expr[np.asarray(rows)]
-        return np.asarray(sub.sum(axis=0)).ravel() / max(sub.shape[0], 1)
+        """Per-gene mean over the cells ``rows`` (row numbers across the blocks)."""
+        rows = np.asarray(rows)
+        total = np.zeros(self.blocks[0].shape[1])
+        lo = 0
+        for block in self.blocks:
+            hi = lo + block.shape[0]
+            inside = rows[(rows >= lo) & (rows < hi)]
+            if inside.size:
+                total += np.asarray(block[inside - lo].sum(axis=0)).ravel()
+            lo = hi
+        return total / max(rows.size, 1)
 
     def change(self, base: np.ndarray, rel: np.ndarray, *, min_shift: float = 0.08) -> list[int]:
         """Genomic windows where the cells ``rel`` depart from the cells ``base`` as a copy-number change would.
@@ -259,7 +273,8 @@ def genomic_windows(
 
     A coarse copy-number read-out (gene dosage shifts expression of every gene in a segment), used only to
     check that relapse cells carry the copy-number state of the baseline subclone they map to. ``counts``
-    holds raw counts of the cells (rows, in the windows' row order) × all genes; ``var`` the genes (index:
+    holds raw counts of the cells (rows, in the windows' row order) × all genes, or a list of such
+    blocks of cells; ``var`` the genes (index:
     names), with positions from ``var['chromosome','start']`` or the package's gene table. None when too
     few genes are placed. Genes detected in at least 5 % of the cells are placed, never the antigen or
     sex/mitochondrial ones.
@@ -280,9 +295,10 @@ def genomic_windows(
         pos = table.reindex(var.index)
         chrom = pos["chromosome"].astype(str).to_numpy()
         start = pd.to_numeric(pos["start"], errors="coerce").to_numpy()
-    x = sp.csr_matrix(counts)
+    blocks = [sp.csr_matrix(b) for b in (counts if isinstance(counts, list | tuple) else [counts])]
+    detected = sum(nonzero_count(b, axis=0) for b in blocks)
     ok = (
-        (detected_share(x) >= 0.05)
+        (detected_share(detected, sum(b.shape[0] for b in blocks)) >= 0.05)
         & np.isfinite(start)
         & ~np.isin(chrom, ["nan", "None", "chrX", "chrY", "chrM", "X", "Y", "MT"])
     )
@@ -291,10 +307,12 @@ def genomic_windows(
         return None
     genes = np.flatnonzero(ok)
     genes = genes[np.lexsort((start[genes], chrom[genes]))]
-    rows, pos, vals = _lognorm_entries(x, genes)
-    indptr = np.zeros(x.shape[0] + 1, dtype=np.int64)
-    np.cumsum(np.bincount(rows, minlength=x.shape[0]), out=indptr[1:])
-    expr = sp.csr_matrix((vals, pos, indptr), shape=(x.shape[0], genes.size))
+    expr = []
+    for x in blocks:
+        rows, pos, vals = _lognorm_entries(x, genes)
+        indptr = np.zeros(x.shape[0] + 1, dtype=np.int64)
+        np.cumsum(np.bincount(rows, minlength=x.shape[0]), out=indptr[1:])
+        expr.append(sp.csr_matrix((vals, pos, indptr), shape=(x.shape[0], genes.size)))
     windows, names = [], []
     ch = chrom[genes]
     for c in pd.unique(ch):
@@ -309,15 +327,14 @@ def genomic_windows(
     return GenomicWindows(expr, windows, names)
 
 
-def detected_share(x) -> np.ndarray:
-    """Share of the rows of sparse ``x`` with a positive entry, per column, as ``(x > 0).mean(axis=0)``.
+def detected_share(k: np.ndarray, n: int) -> np.ndarray:
+    """Share ``k / n`` of cells detecting each gene, as scipy's ``(x > 0).mean(axis=0)`` computes it.
 
     scipy's mean adds 1/n once per positive entry, so 55 of 1,100 cells gives 0.04999…, not 0.05; the
     same float64 sums are read from a running sum of 1/n, so that a gene at a cut-off falls on the
     same side as before (the windows are consecutive genes: one gene more shifts every later window).
     """
-    n = x.shape[0]
-    k = nonzero_count(x, axis=0)
+    k = np.asarray(k)
     running = np.cumsum(np.full(max(n, 1), 1.0 / max(n, 1)))
     return np.where(k > 0, running[np.maximum(k - 1, 0)], 0.0)
 

@@ -645,12 +645,9 @@ def subclones(
 
     from .._parallel import in_thread
 
-    def windows() -> GenomicWindows | None:  # rows: the baseline cells, then the relapse cells
-        both = sp.vstack([xb, xr], format="csr") if sp.issparse(xb) else np.vstack([xb, xr])
-        return genomic_windows(both, adata.var, antigen=antigen)
-
     # the genomic windows read only the counts: a thread computes them while the baseline space is fit
-    windows_job = in_thread(windows)
+    # (rows: the baseline cells, then the relapse cells)
+    windows_job = in_thread(genomic_windows, [xb, xr], adata.var, antigen=antigen)
     with timed("subclones: baseline malignant-only embedding"):
         if use_rep is None and "X_scvi" in adata.obsm:
             use_rep = "X_scvi"
