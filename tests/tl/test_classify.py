@@ -244,3 +244,8 @@ def test_bootstrap_calls_do_not_depend_on_the_number_of_processes(monkeypatch):
     # two CPUs whatever the machine has: one spawned worker next to this process
     monkeypatch.setattr(os, "sched_getaffinity", lambda _: {0, 1}, raising=False)
     assert C._bootstrap_calls(d, draws, P) == serial
+    # the worker computes every part (this process cannot take any back from the queue)
+    from concurrent.futures import Future
+
+    monkeypatch.setattr(Future, "cancel", lambda self: False)
+    assert C._bootstrap_calls(d, draws, P) == serial

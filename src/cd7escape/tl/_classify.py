@@ -568,6 +568,9 @@ def _bootstrap_calls(d: _Data, draws: list, P: dict[str, Any]) -> list[str]:
     The replicates are independent and drawn beforehand, so the result is the same for any number of
     processes. Workers are spawned (not forked: BLAS and OpenMP threads do not survive a fork) and get the
     per-cell vectors only; this pays off from a few thousand malignant cells (~1-2 s to start a worker).
+    Work is shared as it goes: the replicates are queued for the workers in small parts and this process
+    takes parts from the back of the queue that no worker has started, so a worker that is slow to start
+    does not leave its half for the end.
     """
     from .._parallel import available_cpus
 
@@ -577,14 +580,21 @@ def _bootstrap_calls(d: _Data, draws: list, P: dict[str, Any]) -> list[str]:
     import multiprocessing as mp
     from concurrent.futures import ProcessPoolExecutor
 
-    parts = [draws[i::n_jobs] for i in range(n_jobs)]
+    parts = [draws[i : i + _BOOT_PART] for i in range(0, len(draws), _BOOT_PART)]
+    results: list[list[str] | None] = [None] * len(parts)
     with ProcessPoolExecutor(n_jobs - 1, mp_context=mp.get_context("spawn")) as pool:
-        futures = [pool.submit(_replicate_calls, d, part, P) for part in parts[1:]]
-        results = [_replicate_calls(d, parts[0], P)] + [f.result() for f in futures]
-    calls: list[str] = [""] * len(draws)
-    for i, part in enumerate(results):
-        calls[i::n_jobs] = part
-    return calls
+        futures = [pool.submit(_replicate_calls, d, part, P) for part in parts]
+        for i in reversed(range(len(parts))):
+            if futures[i].cancel():  # no worker has taken it: compute it here
+                results[i] = _replicate_calls(d, parts[i], P)
+        for i, future in enumerate(futures):
+            if results[i] is None:
+                results[i] = future.result()
+    return [call for part in results for call in part]
+
+
+#: Replicates per part of the shared bootstrap queue.
+_BOOT_PART = 2
 
 
 def _plain_json(v: Any) -> Any:
