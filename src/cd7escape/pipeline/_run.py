@@ -131,7 +131,7 @@ def _run_patient(
     """All stages for one patient; an internal error is logged and reported, not raised."""
     t0 = time.time()
     timings: dict[str, float] = {}
-    umap = None
+    umap = cells_file = None
     try:
         keys = [stage_key("", "ingest", ingest_params(specs, config))]
         for stage in STAGES:
@@ -162,6 +162,7 @@ def _run_patient(
             logger.info("[%s] resuming after stage '%s' (%s)", pid, names[last], paths[last].name)
             bar.advance(start, f"{pid}: resumed")
             umap = start_umap(adata, config)
+            cells_file = _start_cells_file(adata, pdir, config)
         for i in range(start, len(names)):
             lost = _lost_timepoint(adata) if i >= 2 else None  # after qc
             if lost:
@@ -192,6 +193,8 @@ def _run_patient(
                     logger.warning("[%s] no subclones: %s", pid, why)
                 if names[i] == "embed" and umap is None:
                     umap = start_umap(adata, config)  # in this process (small data, one CPU)
+                if names[i] == "embed":
+                    cells_file = _start_cells_file(adata, pdir, config)
             timings[names[i]] = round(time.time() - t, 2)
             if umap is not None and (umap.done() or i == len(names) - 1):
                 umap.attach(adata)  # later caches hold it, so a resumed run need not redo it
@@ -208,7 +211,8 @@ def _run_patient(
         t = time.time()
         from ..report import write_patient
 
-        write_patient(adata, pdir, config=config)
+        write_patient(adata, pdir, config=config, cells_file=cells_file)
+        cells_file = None
         timings["report"] = round(time.time() - t, 2)
         bar.advance(1)
         return PatientOutcome(pid, "done", round(time.time() - t0, 2), timings)
@@ -222,6 +226,18 @@ def _run_patient(
     finally:
         if umap is not None:
             umap.close()
+        if cells_file is not None:  # the run failed before its report
+            cells_file.abandon()
+
+
+def _start_cells_file(adata, pdir: Path, config: Config):
+    """After embed the matrices of cells.h5ad are final: a thread writes them while the stages run."""
+    from .._uns import NS
+    from ..report._cells_file import CellsFile
+
+    if "embed" not in adata.uns.get(NS, {}):
+        return None
+    return CellsFile(adata, pdir / "cells.h5ad", compression=config.h5ad_compression)
 
 
 def _remove_temporary(pdir: Path) -> None:

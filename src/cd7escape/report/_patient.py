@@ -61,7 +61,7 @@ _INPUT_COLUMNS = [
 _EVIDENCE_COLUMNS = None  # every key the classification recorded
 
 
-def write_patient(adata, pdir: Path, *, config) -> dict[str, Any]:
+def write_patient(adata, pdir: Path, *, config, cells_file=None) -> dict[str, Any]:
     """Write every per-patient output of DESIGN §4 into ``pdir``.
 
     Writes ``result.json`` (deterministic: sorted keys, rounded floats, no timestamps), ``cells.h5ad``
@@ -79,6 +79,9 @@ def write_patient(adata, pdir: Path, *, config) -> dict[str, Any]:
         Output folder of the patient (created).
     config
         The resolved :class:`~cd7escape._config.Config`; stored whole under ``parameters``.
+    cells_file
+        A :class:`~cd7escape.report._cells_file.CellsFile` already writing the matrices of
+        ``pdir / 'cells.h5ad'`` (the pipeline starts one after embed); None writes the whole file here.
 
     Returns
     -------
@@ -91,9 +94,12 @@ def write_patient(adata, pdir: Path, *, config) -> dict[str, Any]:
         write_text(pdir / "result.json", dumps(result))
         result = json.loads(dumps(result))  # what the file holds is what the report shows
         # cells.h5ad is written while the figures render: h5py releases the GIL while it compresses
-        h5ad = in_thread(
-            write_h5ad, _shell(adata), pdir / "cells.h5ad", compression=config.h5ad_compression
-        )
+        if cells_file is not None:
+            h5ad = in_thread(cells_file.finish, _shell(adata))
+        else:
+            h5ad = in_thread(
+                write_h5ad, _shell(adata), pdir / "cells.h5ad", compression=config.h5ad_compression
+            )
         sections = _figure_sections(adata, result, pdir / "figures")
         drawn = {f["alt"] for sec in sections for f in sec["figures"]}
         for name in FIGURES - drawn:  # a figure of an earlier run that this run could not draw
