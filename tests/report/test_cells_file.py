@@ -63,3 +63,16 @@ def test_changed_cells_are_written_whole(embedded, tmp_path, caplog):
 def test_abandoned_file_leaves_nothing(embedded, tmp_path):
     CellsFile(embedded, tmp_path / "cells.h5ad").abandon()
     assert list(tmp_path.iterdir()) == []
+
+
+def test_matrices_written_in_slices_read_back(embedded, tmp_path, monkeypatch):
+    from cd7escape.report import _cells_file
+
+    monkeypatch.setattr(_cells_file, "SLICE", 1000)  # many slices, the last one short
+    monkeypatch.setattr(_cells_file, "_CHUNK", 250)
+    adata = embedded.copy()
+    assert adata.X.nnz > 5000
+    cells = CellsFile(adata, tmp_path / "cells.h5ad", compression="gzip")
+    cells.finish(_shell(adata))
+    write_h5ad(_shell(adata), tmp_path / "one.h5ad")
+    _assert_same_file(ad.read_h5ad(tmp_path / "cells.h5ad"), ad.read_h5ad(tmp_path / "one.h5ad"))
