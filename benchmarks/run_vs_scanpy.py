@@ -13,7 +13,9 @@ user runs them:
 Wall time, the ratio and peak memory (``ru_maxrss`` of the child from ``os.wait4``, which covers the
 process and its waited-for descendants, and psutil sampling of the process tree) are printed as a table.
 ``--memory-only`` runs ingest + qc + embed in one process and reports its peak RSS (the memory path of
-a big patient without the full run).
+a big patient without the full run). ``--scanpy-tuned-allocator`` gives the scanpy pipeline the
+allocator settings that ``cd7escape run`` applies to itself (``cd7escape._allocator``), to see how much
+of the difference they make.
 
 The machine is shared: run big sizes one at a time under ``nice`` and report the load printed here.
 
@@ -129,9 +131,16 @@ def measure(cmd: list[str], *, env: dict[str, str] | None = None, log: Path | No
     }
 
 
-def plain_scanpy(folder: str, seed: int = 0) -> None:
+def plain_scanpy(folder: str, seed: int = 0, *, tuned_allocator: bool = False) -> None:
     """The pipeline a user would write in a notebook (run in its own process)."""
     import time as _time
+
+    if (
+        tuned_allocator
+    ):  # the allocator settings cd7escape's command line applies (before NumPy loads)
+        from cd7escape._allocator import tune_allocator
+
+        tune_allocator()
 
     t0 = _time.perf_counter()
     import anndata as ad
@@ -233,12 +242,18 @@ def main() -> None:
         help="cd7escape with an empty numba cache (NUMBA_CACHE_DIR in a fresh temp folder): a first run",
     )
     p.add_argument("--skip-scanpy", action="store_true")
+    p.add_argument(
+        "--scanpy-tuned-allocator",
+        action="store_true",
+        help="run the scanpy pipeline with cd7escape's allocator settings too (cd7escape._allocator)",
+    )
     p.add_argument("--skip-cd7escape", action="store_true")
     p.add_argument("--_scanpy-child", dest="scanpy_child", help=argparse.SUPPRESS)
+    p.add_argument("--_tuned", dest="tuned", action="store_true", help=argparse.SUPPRESS)
     p.add_argument("--_embed-child", dest="embed_child", help=argparse.SUPPRESS)
     args = p.parse_args()
     if args.scanpy_child:
-        return plain_scanpy(args.scanpy_child)
+        return plain_scanpy(args.scanpy_child, tuned_allocator=args.tuned)
     if args.embed_child:
         return embed_only(args.embed_child)
 
@@ -268,7 +283,8 @@ def main() -> None:
             continue
         if not args.skip_scanpy:
             m = measure(
-                [sys.executable, __file__, "--_scanpy-child", str(folder)],
+                [sys.executable, __file__, "--_scanpy-child", str(folder)]
+                + (["--_tuned"] if args.scanpy_tuned_allocator else []),
                 env=env,
                 log=folder / "scanpy.log",
             )
