@@ -193,8 +193,6 @@ def _run_patient(
                     logger.warning("[%s] no subclones: %s", pid, why)
                 if names[i] == "embed" and umap is None:
                     umap = start_umap(adata, config)  # in this process (small data, one CPU)
-                if names[i] == "embed":
-                    cells_file = _start_cells_file(adata, pdir, config)
             timings[names[i]] = round(time.time() - t, 2)
             if umap is not None and (umap.done() or i == len(names) - 1):
                 umap.attach(adata)  # later caches hold it, so a resumed run need not redo it
@@ -202,6 +200,10 @@ def _run_patient(
             _remove_stale(pdir / "stages", names[i:], paths[i:])
             save_annotations(adata, paths[i])
             release_free_memory()  # what this stage's temporaries left need not add to the next one's peak
+            if names[i] == "embed":
+                # after the embed cache is saved: h5py serialises the calls of a process, and the matrices'
+                # write would hold this save back; the next save comes a stage later
+                cells_file = _start_cells_file(adata, pdir, config)
             logger.info("[%s] stage '%s' finished (%.1f s)", pid, names[i], timings[names[i]])
             bar.advance(1)
         if umap is not None and umap.submitted:  # a run that stopped early (a timepoint lost, …)
