@@ -24,7 +24,9 @@ def test_settings_reach_spawned_workers(clean_env):
         "from cd7escape._allocator import tune_allocator; import os, subprocess, sys; "
         "print(tune_allocator()); "
         "subprocess.run([sys.executable, '-c', 'import numpy, os; "
-        'print(os.environ["GLIBC_TUNABLES"]); print(numpy._core.multiarray._get_madvise_hugepage())\'])'
+        'print(os.environ["GLIBC_TUNABLES"]); '
+        'core = getattr(numpy, "_core", None) or numpy.core; '  # numpy 1.26 has no numpy._core
+        "print(core.multiarray._get_madvise_hugepage())'])"
     )
     out = subprocess.run(
         [sys.executable, "-c", code], capture_output=True, text=True, check=True
