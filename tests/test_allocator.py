@@ -11,6 +11,12 @@ import pytest
 from cd7escape import _allocator
 
 
+def _python(code: str) -> list[str]:
+    """What a fresh Python process running ``code`` prints, split into words."""
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    return done.stdout.split()
+
+
 @pytest.fixture
 def clean_env(monkeypatch):
     for key in ("NUMPY_MADVISE_HUGEPAGE", "GLIBC_TUNABLES", "CD7ESCAPE_TUNE_ALLOCATOR"):
@@ -28,9 +34,7 @@ def test_settings_reach_spawned_workers(clean_env):
         'core = getattr(numpy, "_core", None) or numpy.core; '  # numpy 1.26 has no numpy._core
         "print(core.multiarray._get_madvise_hugepage())'])"
     )
-    out = subprocess.run(
-        [sys.executable, "-c", code], capture_output=True, text=True, check=True
-    ).stdout.split()
+    out = _python(code)
     assert out[0] == "True"  # mallopt accepted both settings
     assert (
         out[1] == f"glibc.malloc.mmap_max=0:glibc.malloc.trim_threshold={_allocator.TRIM_THRESHOLD}"
@@ -51,7 +55,7 @@ def test_opt_out_and_user_settings_win(clean_env):
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="glibc settings")
 def test_free_memory_is_released(clean_env):
     code = (
-        "from cd7escape._allocator import tune_allocator, release_free_memory; import numpy as np, resource\n"
+        "from cd7escape._allocator import tune_allocator, release_free_memory; import numpy as np\n"
         "tune_allocator()\n"
         "def rss():\n"
         "    return int(open('/proc/self/statm').read().split()[1]) * 4096\n"
@@ -59,7 +63,6 @@ def test_free_memory_is_released(clean_env):
         "before = rss(); release_free_memory(); after = rss()\n"
         "print(kept - before, before - after)\n"
     )
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
-    kept_after_free, released = map(int, out.stdout.split())
+    kept_after_free, released = map(int, _python(code))
     assert kept_after_free < 50e6  # freed, but kept by the process for reuse …
     assert released > 150e6  # … until handed back

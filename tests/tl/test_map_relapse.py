@@ -67,18 +67,18 @@ def test_genomic_windows_group_means_and_shifts():
     )
     adata.var_names = [f"g{i}" for i in range(n_genes)]
     cells = np.arange(120)[::-1]  # rows of the windows follow the given order
-    win = genomic_windows(adata.X[cells], adata.var, antigen="g5", window=50, step=25)
+    win = genomic_windows([adata.X[cells]], adata.var, antigen="g5", window=50, step=25)
     # the same windows from two blocks of cells (baseline, relapse), never stacked
     split = genomic_windows(
         [adata.X[cells[:45]], adata.X[cells[45:]]], adata.var, antigen="g5", window=50, step=25
     )
     assert split.names == win.names
-    assert split.n_cells == 120
+    assert sum(b.shape[0] for b in split.blocks) == 120
     for rows in (np.arange(10, 40), np.arange(50, 110)):  # within one block
         np.testing.assert_array_equal(split.mean(rows), win.mean(rows))
     np.testing.assert_allclose(split.mean(np.arange(120)), win.mean(np.arange(120)), rtol=1e-12)
     placed = [f"g{i}" for i in range(119, -1, -1) if i != 5] + [f"g{i}" for i in range(120, 239)]
-    assert win.n_cells == 120
+    assert win.blocks[0].shape[0] == 120
     assert win.blocks[0].shape[1] == len(placed)
     assert win.names == ["chr1:0", "chr1:25", "chr1:50", "chr2:0", "chr2:25", "chr2:50"]
     want = _lognorm(sp.csr_matrix(x)).toarray()[cells][:, [int(g[1:]) for g in placed]]

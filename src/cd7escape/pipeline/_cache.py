@@ -20,16 +20,27 @@ def stage_key(previous: str, name: str, params: dict[str, Any]) -> str:
 
 def atomic_write(path: Path, write) -> None:
     """Call ``write(tmp_path)`` and move the result into place, so a killed run leaves no half file."""
+    tmp = temporary_path(path)
+    try:
+        write(tmp)
+        move_into_place(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
+def temporary_path(path: Path) -> Path:
+    """A new empty hidden file beside ``path`` (``.<name>.*.tmp``: a killed run's leftovers are found
+    and removed by the next run); the folder is created."""
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     os.close(fd)
-    try:
-        write(Path(tmp))
-        os.chmod(tmp, 0o666 & ~_umask())  # mkstemp makes owner-only files; outputs are shared
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
+    return Path(tmp)
+
+
+def move_into_place(tmp: Path, path: Path) -> None:
+    """Give a finished temporary file ordinary permissions and rename it to ``path`` (atomic)."""
+    os.chmod(tmp, 0o666 & ~_umask())  # mkstemp makes owner-only files; outputs are shared
+    os.replace(tmp, path)
 
 
 def _umask() -> int:
@@ -55,7 +66,7 @@ def save_annotations(adata, path: Path) -> None:
     import anndata as ad
 
     # string columns become categoricals on writing; converting them here once spares every later
-    # stage's write the conversion (natural sorting of 100k barcodes, about 0.5 s each)
+    # stage's write the conversion (natural sorting of the barcodes: 3.9 s of a 100k-cell run's profile)
     adata.strings_to_categoricals()
     shell = ad.AnnData(
         obs=adata.obs,

@@ -11,12 +11,11 @@ the temporary file, which the next run removes.
 from __future__ import annotations
 
 import contextlib
-import os
-import tempfile
 from pathlib import Path
 from typing import Any
 
 from .._parallel import in_thread
+from ..pipeline._cache import move_into_place, temporary_path
 from ._files import H5AD_COMPRESSION, write_h5ad
 
 
@@ -36,12 +35,7 @@ class CellsFile:
     def __init__(self, adata, path: Path, *, compression: str = "lzf") -> None:
         self.path = Path(path)
         self.compression = compression
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(
-            prefix=f".{self.path.name}.", suffix=".tmp", dir=self.path.parent
-        )
-        os.close(fd)
-        self._tmp = Path(tmp)
+        self._tmp = temporary_path(self.path)
         self._obs_names = adata.obs_names.copy()
         self._var_names = adata.var_names.copy()
         self._matrices = (adata.X, dict(adata.layers))
@@ -85,10 +79,7 @@ class CellsFile:
             with h5py.File(self._tmp, "a") as f:
                 for key, value in _annotations(adata).items():
                     write_elem(f, key, value, dataset_kwargs=kwargs)
-            mask = os.umask(0)
-            os.umask(mask)
-            os.chmod(self._tmp, 0o666 & ~mask)  # mkstemp makes owner-only files; outputs are shared
-            os.replace(self._tmp, self.path)
+            move_into_place(self._tmp, self.path)
         finally:
             self._tmp.unlink(missing_ok=True)
 

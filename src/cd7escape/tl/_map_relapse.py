@@ -80,17 +80,17 @@ def _lognorm_entries(counts, genes: np.ndarray) -> tuple[np.ndarray, np.ndarray,
 
 
 def correlated_genes(
-    counts, antigen_idx: int, candidates: np.ndarray, *, max_corr: float
+    counts, antigen_idx: int, candidates: np.ndarray, *, max_corr: float, tot=None
 ) -> np.ndarray:
     """Candidate genes whose |Spearman correlation| with the antigen exceeds ``max_corr`` (boolean mask).
 
     Correlation of log-normalised expression (10,000 per cell, log1p) computed from raw ``counts``
-    (CSC is read without conversion).
+    (CSC is read without conversion); ``tot``: the cells' total counts when the caller has them.
     """
     from ._rank_correlation import sparse_spearman
 
     candidates = np.asarray(candidates)
-    tot = np.asarray(counts.sum(axis=1)).ravel().astype(float)
+    tot = np.asarray(counts.sum(axis=1)).ravel().astype(float) if tot is None else np.array(tot)
     tot[tot == 0] = 1.0
     # the antigen is the last column; the correlation reads columns
     xl = sp.csc_matrix(counts)[:, np.append(candidates, antigen_idx)]
@@ -136,7 +136,7 @@ def fit_reference(
     newly = []
     if antigen in set(var_names):
         aidx = int(np.flatnonzero(var_names == antigen)[0])
-        corr = correlated_genes(counts, aidx, top, max_corr=antigen_corr_max)
+        corr = correlated_genes(counts, aidx, top, max_corr=antigen_corr_max, tot=tot)
         newly = list(var_names[top[corr]])
         top = top[~corr]
     genes = np.sort(top[:n_top_genes])
@@ -227,10 +227,6 @@ class GenomicWindows:
     windows: list[np.ndarray]  # positions of each window's genes in the blocks' columns
     names: list[str]
 
-    @property
-    def n_cells(self) -> int:
-        return int(sum(b.shape[0] for b in self.blocks))
-
     def mean(self, rows: np.ndarray) -> np.ndarray:
         """Per-gene mean over the cells ``rows`` (row numbers across the blocks)."""
         rows = np.asarray(rows)
@@ -254,8 +250,6 @@ class GenomicWindows:
         copy of a segment in all cells moves it by ~0.2-0.4) and above 5 robust s.d. of all windows are
         returned; none when either group has fewer than 5 cells.
         """
-        if np.size(base) < 5 or np.size(rel) < 5:
-            return []
         return window_shifts(
             self.mean(base),
             np.size(base),
@@ -267,15 +261,14 @@ class GenomicWindows:
 
 
 def genomic_windows(
-    counts, var, *, antigen: str, window: int = 50, step: int = 25
+    blocks: list, var, *, antigen: str, window: int = 50, step: int = 25
 ) -> GenomicWindows | None:
-    """Log expression over windows of consecutive genes along the genome, in the cells of ``counts``.
+    """Log expression over windows of consecutive genes along the genome, in the cells of ``blocks``.
 
     A coarse copy-number read-out (gene dosage shifts expression of every gene in a segment), used only to
-    check that relapse cells carry the copy-number state of the baseline subclone they map to. ``counts``
-    holds raw counts of the cells (rows, in the windows' row order) × all genes, or a list of such
-    blocks of cells; ``var`` the genes (index:
-    names), with positions from ``var['chromosome','start']`` or the package's gene table. None when too
+    check that relapse cells carry the copy-number state of the baseline subclone they map to. ``blocks``
+    are raw counts of cells × all genes (rows numbered across the blocks in order); ``var`` the genes
+    (index: names), with positions from ``var['chromosome','start']`` or the package's gene table. None when too
     few genes are placed. Genes detected in at least 5 % of the cells are placed, never the antigen or
     sex/mitochondrial ones.
     """
@@ -295,7 +288,7 @@ def genomic_windows(
         pos = table.reindex(var.index)
         chrom = pos["chromosome"].astype(str).to_numpy()
         start = pd.to_numeric(pos["start"], errors="coerce").to_numpy()
-    blocks = [sp.csr_matrix(b) for b in (counts if isinstance(counts, list | tuple) else [counts])]
+    blocks = [sp.csr_matrix(b) for b in blocks]
     detected = sum(nonzero_count(b, axis=0) for b in blocks)
     ok = (
         (detected_share(detected, sum(b.shape[0] for b in blocks)) >= 0.05)
