@@ -60,9 +60,17 @@ def write_h5_v3(
         f.attrs["version"] = 2
         g = f.create_group("matrix")
         g["barcodes"] = np.array(cells, dtype="S")
-        g["data"] = csc.data.astype(dtype)
-        g["indices"] = csc.indices.astype(np.int64)
-        g["indptr"] = csc.indptr.astype(np.int64)
+        for key, values in (
+            ("data", csc.data.astype(dtype)),
+            ("indices", csc.indices.astype(np.int64)),
+            ("indptr", csc.indptr.astype(np.int64)),
+        ):  # chunked, shuffled and gzipped as Cell Ranger stores them
+            storage = (
+                dict(chunks=(min(values.size, 80_000),), compression="gzip", shuffle=True)
+                if values.size
+                else {}
+            )
+            g.create_dataset(key, data=values, **storage)
         g["shape"] = np.array(csc.shape, dtype=np.int32)
         ft = g.create_group("features")
         ft["name"] = np.array(names, dtype="S")

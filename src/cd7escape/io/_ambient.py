@@ -43,7 +43,7 @@ def ambient_profile(raw_path: str | Path, cell_barcodes, *, sample: str | None =
         )
     from ._utils import GEX, harmonize_names, make_unique
 
-    matrix, barcodes, names, ids, types = parts(raw_path)
+    matrix, barcodes, names, ids, types, *_ = parts(raw_path)
     gex = np.flatnonzero(np.asarray(types) == GEX)
     matrix = matrix[:, gex]
     totals = np.asarray(matrix.sum(axis=1)).ravel()

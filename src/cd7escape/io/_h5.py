@@ -11,7 +11,7 @@ from .._logging import logger, timed
 from ._utils import GEX, build_10x, decode
 
 
-def read_10x_h5(path: str | Path):
+def read_10x_h5(path: str | Path, *, counts_layer: bool = True):
     """Read a Cell Ranger ``filtered_feature_bc_matrix.h5`` (or raw) with h5py.
 
     Parameters
@@ -19,6 +19,9 @@ def read_10x_h5(path: str | Path):
     path
         Cell Ranger v3+ HDF5 (``/matrix`` group, optionally multi-modal) or a v2 single-genome file
         (one ``/<genome>`` group).
+    counts_layer
+        Also keep a copy of the counts in ``layers['counts']``. :func:`read_patient` reads with False
+        and moves ``X`` there itself, which saves a copy of every sample's matrix.
 
     Returns
     -------
@@ -35,16 +38,27 @@ def read_10x_h5(path: str | Path):
     """
     path = Path(path)
     with timed(f"reading {path.name}"):
-        matrix, barcodes, names, ids, types = _read_h5_parts(path)
-        adata = build_10x(matrix, barcodes, names, ids, types, file=str(path))
+        matrix, barcodes, names, ids, types, stored_integers = _read_h5_parts(path)
+        adata = build_10x(
+            matrix,
+            barcodes,
+            names,
+            ids,
+            types,
+            file=str(path),
+            counts_layer=counts_layer,
+            stored_integers=stored_integers,
+        )
     logger.info("    %d cells × %d genes", adata.n_obs, adata.n_vars)
     return adata
 
 
 def _read_h5_parts(path: Path):
-    """(cells × features CSR, barcodes, names, ids, feature types) of a 10x HDF5 file."""
+    """(cells × features CSR, barcodes, names, ids, feature types, counts stored as integers) of a 10x HDF5."""
     import h5py
     import scipy.sparse as sp
+
+    from ._h5_chunks import read_1d
 
     try:
         f = h5py.File(path, "r")
@@ -84,9 +98,13 @@ def _read_h5_parts(path: Path):
             types = np.full(len(ids), GEX, dtype=object)
         try:
             shape = tuple(int(s) for s in group["shape"][:])
-            data = group["data"][:]
-            indices = group["indices"][:]
-            indptr = group["indptr"][:]
+            nnz = group["data"].shape[0]
+            index_dtype = np.int32 if max(nnz, *shape) < np.iinfo(np.int32).max else np.int64
+            # float32 counts and scipy's index type as the chunks are decoded: no second pass
+            data = read_1d(group["data"], np.float32)
+            stored_integers = group["data"].dtype.kind in "iu"
+            indices = read_1d(group["indices"], index_dtype)
+            indptr = read_1d(group["indptr"], index_dtype)
             barcodes = decode(group["barcodes"][:])
         except KeyError as err:
             raise InputError.single(
@@ -94,4 +112,4 @@ def _read_h5_parts(path: Path):
             ) from None
     # stored features × cells in CSC = cells × features in CSR
     matrix = sp.csr_matrix((data, indices, indptr), shape=(shape[1], shape[0]))
-    return matrix, barcodes, names, ids, types
+    return matrix, barcodes, names, ids, types, stored_integers

@@ -12,13 +12,16 @@ from .._logging import logger, timed
 from ._utils import GEX, SYMBOL_COLUMNS, count_problems, harmonize_names, make_unique, raise_if
 
 
-def read_h5ad(path: str | Path):
+def read_h5ad(path: str | Path, *, counts_layer: bool = True):
     """Read an h5ad with raw UMI counts and bring it to the package conventions.
 
     Parameters
     ----------
     path
         h5ad file. Raw counts are taken from ``layers['counts']`` when present, else from ``X``.
+    counts_layer
+        Also keep a copy of the counts in ``layers['counts']``. :func:`read_patient` reads with False
+        and moves ``X`` there itself, which saves a copy of every sample's matrix.
 
     Returns
     -------
@@ -55,7 +58,7 @@ def read_h5ad(path: str | Path):
         raise_if(problems)
         names, ids = _symbols_and_ids(src.var)
         symbols, gene_ids = harmonize_names(names, gene_ids=ids, file=file)
-        X = counts.astype(np.float32)
+        X = counts.astype(np.float32, copy=False)  # the file's AnnData is dropped
         X.sort_indices()
         var = pd.DataFrame(index=make_unique(symbols))
         var["gene_ids"] = pd.Series(gene_ids, dtype=str).values
@@ -63,7 +66,8 @@ def read_h5ad(path: str | Path):
             src.var["feature_types"].astype(str).values if "feature_types" in src.var else GEX
         )
         adata = ad.AnnData(X=X, obs=src.obs.copy(), var=var)
-        adata.layers["counts"] = X.copy()
+        if counts_layer:
+            adata.layers["counts"] = X.copy()
         for key, value in src.obsm.items():
             adata.obsm[key] = value
         logger.info(

@@ -12,7 +12,7 @@ from .._logging import logger, timed
 from ._utils import BARCODE_NAMES, FEATURE_NAMES, GEX, MTX_NAMES, build_10x, find_in_dir, open_text
 
 
-def read_10x_mtx(path: str | Path):
+def read_10x_mtx(path: str | Path, *, counts_layer: bool = True):
     """Read a Cell Ranger matrix directory.
 
     Parameters
@@ -20,6 +20,9 @@ def read_10x_mtx(path: str | Path):
     path
         Folder with ``matrix.mtx[.gz]``, ``features.tsv[.gz]`` (v3: id, name, type) or ``genes.tsv``
         (v2: id, name), and ``barcodes.tsv[.gz]``.
+    counts_layer
+        Also keep a copy of the counts in ``layers['counts']``. :func:`read_patient` reads with False
+        and moves ``X`` there itself, which saves a copy of every sample's matrix.
 
     Returns
     -------
@@ -28,7 +31,9 @@ def read_10x_mtx(path: str | Path):
     path = Path(path)
     with timed(f"reading {path.name}/"):
         matrix, barcodes, names, ids, types = _read_mtx_parts(path)
-        adata = build_10x(matrix, barcodes, names, ids, types, file=str(path))
+        adata = build_10x(
+            matrix, barcodes, names, ids, types, file=str(path), counts_layer=counts_layer
+        )
     logger.info("    %d cells × %d genes", adata.n_obs, adata.n_vars)
     return adata
 

@@ -71,7 +71,9 @@ def read_patient(
     with timed(f"reading patient {label} ({len(specs)} samples)"):
         for spec in specs:
             try:
-                adatas.append(read_sample(spec, antigen=antigen, car_feature=car_feature))
+                adatas.append(
+                    read_sample(spec, antigen=antigen, car_feature=car_feature, counts_layer=False)
+                )
             except InputError as err:
                 problems.extend(err.problems)
         if problems:
@@ -92,8 +94,6 @@ def read_patient(
         car = sorted({g for a in adatas for g in a.uns[NS]["ingest"]["car_features"]})
         for a in adatas:
             a.uns = {}
-            # every reader puts the same counts in X and layers['counts']: concatenate them once
-            a.layers.pop("counts", None)
         _align_obs_columns(adatas)
         adata = ad.concat(adatas, join="inner", merge="same", index_unique=None)
         categorical = ("patient", "sample", "timepoint", "tissue", "donor")

@@ -20,7 +20,13 @@ _BARCODE_COLUMNS = ("barcode", "barcodes", "cell", "cell_id", "cellid", "BARCODE
 _DONOR_COLUMNS = ("donor", "donor_id", "assignment", "best_singlet", "sample")
 
 
-def read_sample(spec: SampleSpec, *, antigen: str | None = "CD7", car_feature: str | None = None):
+def read_sample(
+    spec: SampleSpec,
+    *,
+    antigen: str | None = "CD7",
+    car_feature: str | None = None,
+    counts_layer: bool = True,
+):
     """Read one sample of the sample sheet with everything the sheet attaches to it.
 
     Parameters
@@ -33,6 +39,9 @@ def read_sample(spec: SampleSpec, *, antigen: str | None = "CD7", car_feature: s
     car_feature
         Feature name or regex of the CAR transgene; the matching genes are listed in
         ``uns['cd7escape']['ingest']['car_features']`` (a warning when nothing matches).
+    counts_layer
+        Also keep a copy of the counts in ``layers['counts']``. :func:`read_patient` reads with False
+        and moves ``X`` there itself, which saves a copy of every sample's matrix.
 
     Returns
     -------
@@ -56,7 +65,7 @@ def read_sample(spec: SampleSpec, *, antigen: str | None = "CD7", car_feature: s
     if kind == "missing":
         raise InputError.single("file not found", **where)
     try:
-        adata = _read_counts(file, kind)
+        adata = _read_counts(file, kind, counts_layer=counts_layer)
     except InputError as err:
         for p in err.problems:
             p.sample = p.sample or spec.sample
@@ -139,19 +148,19 @@ def read_sample(spec: SampleSpec, *, antigen: str | None = "CD7", car_feature: s
     return adata
 
 
-def _read_counts(file: str, kind: str):
+def _read_counts(file: str, kind: str, *, counts_layer: bool = True):
     if kind in ("10x_h5", "10x_h5_v2"):
         from ._h5 import read_10x_h5
 
-        return read_10x_h5(file)
+        return read_10x_h5(file, counts_layer=counts_layer)
     if kind == "h5ad":
         from ._h5ad import read_h5ad
 
-        return read_h5ad(file)
+        return read_h5ad(file, counts_layer=counts_layer)
     if kind == "10x_mtx":
         from ._mtx import read_10x_mtx
 
-        return read_10x_mtx(file)
+        return read_10x_mtx(file, counts_layer=counts_layer)
     from ._utils import unrecognised
 
     raise InputError.single(unrecognised(file), file=file, field="path")

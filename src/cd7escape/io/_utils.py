@@ -289,8 +289,9 @@ def count_problems(
             )
         )
         return problems
-    nan = np.isnan(values)
-    if nan.any():
+    finite = values
+    if np.isnan(values.min()):  # NaN propagates through min: one pass when there is none
+        nan = np.isnan(values)
         problems.append(
             Problem(
                 f"{int(nan.sum())} NaN values in {where}; raw UMI counts have none",
@@ -299,7 +300,7 @@ def count_problems(
                 sample=sample,
             )
         )
-    finite = values[~nan]
+        finite = values[~nan]
     if finite.size and finite.min() < 0:
         problems.append(
             Problem(
@@ -378,8 +379,14 @@ def build_10x(
     types: np.ndarray,
     *,
     file: str,
+    counts_layer: bool = True,
+    stored_integers: bool = False,
 ):
-    """AnnData from a cells × features CSR matrix of a 10x file (GEX → X, Antibody Capture → obsm)."""
+    """AnnData from a cells × features CSR matrix of a 10x file (GEX → X, Antibody Capture → obsm).
+
+    ``layers['counts']`` gets a copy of ``X`` when ``counts_layer``. ``stored_integers`` says the file
+    held the values as integers (read as floats): only their sign needs checking.
+    """
     import anndata as ad
     import scipy.sparse as sp
 
@@ -396,10 +403,10 @@ def build_10x(
             f"no 'Gene Expression' features (feature types: {present})", file=file
         )
     matrix = sp.csr_matrix(matrix)
-    problems = count_problems(matrix.data, file=file)
+    problems = count_problems(matrix.data, file=file, check_integer=not stored_integers)
     raise_if(problems)
     symbols, gene_ids = harmonize_names(names[gex], gene_ids=ids[gex], file=file)
-    X = (matrix if gex.size == matrix.shape[1] else matrix[:, gex]).astype(np.float32)
+    X = (matrix if gex.size == matrix.shape[1] else matrix[:, gex]).astype(np.float32, copy=False)
     X.sort_indices()
     var = pd.DataFrame(
         {"gene_ids": pd.Series(gene_ids, dtype=str).values, "feature_types": GEX},
@@ -407,7 +414,8 @@ def build_10x(
     )
     obs = pd.DataFrame(index=pd.Index([str(b) for b in barcodes]))
     adata = ad.AnnData(X=X, obs=obs, var=var)
-    adata.layers["counts"] = X.copy()
+    if counts_layer:
+        adata.layers["counts"] = X.copy()
     adt = np.flatnonzero(types == ADT)
     if adt.size:
         protein = matrix[:, adt].toarray()
