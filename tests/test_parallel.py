@@ -16,3 +16,24 @@ def test_in_thread_returns_and_reraises():
     assert _parallel.in_thread(sum, [1, 2], start=3).result() == 6
     with pytest.raises(ZeroDivisionError):
         _parallel.in_thread(lambda: 1 / 0).result()
+
+
+def test_one_library_thread_inside_parts_then_restored(monkeypatch):
+    np = pytest.importorskip("numpy")  # loads OpenBLAS
+    pytest.importorskip("faiss")  # loads an OpenMP runtime
+    from threadpoolctl import threadpool_info, threadpool_limits
+
+    monkeypatch.setattr(_parallel, "available_cpus", lambda: 2)
+
+    def counts(_):
+        np.ones((4, 4)) @ np.ones((4, 4))
+        return sorted({(p["user_api"], p["num_threads"]) for p in threadpool_info()})
+
+    with threadpool_limits(2):
+        before = counts(None)
+        inside = _parallel.map_threads(counts, [0, 1, 2], one_library_thread=True)
+        after = counts(None)
+    assert {apis for part in inside for apis, _ in part} >= {"blas", "openmp"}
+    assert all(n == 1 for part in inside for _, n in part)
+    assert after == before
+    assert any(n == 2 for _, n in before)

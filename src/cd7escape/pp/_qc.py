@@ -217,7 +217,9 @@ def _flag_doublets(adata, counts, keep, samples, table, rate, max_cells, seed) -
             parts += [np.sort(part) for part in split]
             scored.append((sample, idx))
         results = map_threads(
-            lambda part: score_doublets(counts[part], expected_doublet_rate=rate, seed=seed), parts
+            lambda part: score_doublets(counts[part], expected_doublet_rate=rate, seed=seed),
+            parts,
+            one_library_thread=True,
         )
         for part, result in zip(parts, results, strict=True):
             scores[part] = result.scores
