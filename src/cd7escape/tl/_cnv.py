@@ -23,7 +23,7 @@ import scipy.sparse as sp
 from .._errors import InputError
 from .._logging import logger
 from .._sparse import scale_rows
-from ._infercnv_core import infercnv_profile
+from ._infercnv_core import genome_order, infercnv_profile
 
 # Genes whose expression reflects clonotype or HLA type rather than copy number.
 _EXCLUDE = re.compile(r"^(TR[ABDG][VDJC]|IG[HKL][VDJC]|HLA-|MT-|RP[SL]\d)")
@@ -185,6 +185,7 @@ def infer_cnv(
     mean_counts = np.asarray(counts.sum(axis=0)).ravel() / max(counts.shape[0], 1)
     pos = positions_for(var, table)
     genes = select_genes(var, pos, mean_counts, antigen)
+    genes = genes[genome_order(pos.iloc[genes])[0]]  # the profile then needs no second gather
     if genes.size < 200:
         logger.warning(
             "call_malignant: only %d genes with positions; CNV inference skipped", genes.size

@@ -49,29 +49,20 @@ def infercnv_profile(
     ``chr_pos`` (first column of each chromosome) and the profile, cells × windows (float32).
     """
     reference = np.atleast_2d(np.asarray(reference, dtype=np.float64))
-    ok = var["chromosome"].notna().to_numpy()
-    var = var.loc[ok, ["chromosome", "start"]]
-    reference = reference[:, ok]
     x = x.tocsr() if sp.issparse(x) else np.asarray(x)
-
-    chromosomes = _natural_sort(
-        [c for c in var["chromosome"].unique() if c.startswith("chr") and c != "chrM"]
-    )
-    # columns reordered once (chromosome, then start), so each chromosome is a contiguous slice
-    order, weights, chr_pos = [], [], {}
+    cols, chrom_of = genome_order(var)
+    # each chromosome a contiguous slice of columns; one gather, none when x comes in genome order
+    if not np.array_equal(cols, np.arange(x.shape[1])):
+        x = x[:, cols]
+    lo = reference[:, cols].min(axis=0).astype(np.float32)
+    hi = reference[:, cols].max(axis=0).astype(np.float32)
+    chromosomes, sizes = np.unique(chrom_of, return_counts=True)  # codes in genome order
+    weights, chr_pos, edges = [], {}, np.concatenate([[0], np.cumsum(sizes)])
     n_windows = 0
-    for chrom in chromosomes:
-        genes = var.loc[var["chromosome"] == chrom].sort_values("start").index
-        cols = var.index.get_indexer(genes)
-        order.append(cols)
-        weights.append(_window_weights(cols.size, window_size, step).astype(np.float32))
-        chr_pos[chrom] = n_windows
+    for code, size in zip(chromosomes, sizes, strict=True):
+        weights.append(_window_weights(int(size), window_size, step).astype(np.float32))
+        chr_pos[str(var["chromosome"].iloc[cols[edges[code]]])] = n_windows
         n_windows += weights[-1].shape[1]
-    edges = np.cumsum([0] + [c.size for c in order])
-    order = np.concatenate(order)
-    x = x[:, np.flatnonzero(ok)[order]]  # the placed genes in genome order, in one gather
-    lo = reference[:, order].min(axis=0).astype(np.float32)
-    hi = reference[:, order].max(axis=0).astype(np.float32)
 
     out = np.empty((x.shape[0], n_windows), dtype=np.float32)
     for i in range(0, x.shape[0], chunksize):
@@ -85,6 +76,25 @@ def infercnv_profile(
         )
         out[i : i + chunksize] = smoothed - np.median(smoothed, axis=1, keepdims=True)
     return chr_pos, out
+
+
+def genome_order(var: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
+    """Rows of ``var`` on chromosomes ``chr*`` except ``chrM``, in genome order, and their chromosome codes.
+
+    Chromosomes in natural order (chr1, chr2, …, chr10), genes by ``start`` (a stable sort: genes that
+    start at the same position keep their order in ``var``). Codes number the chromosomes 0, 1, … in
+    that order.
+    """
+    chrom = var["chromosome"].astype(object)
+    placed = chrom.notna().to_numpy()
+    names = _natural_sort(
+        [c for c in chrom[placed].unique() if str(c).startswith("chr") and c != "chrM"]
+    )
+    code = chrom.map({c: i for i, c in enumerate(names)}).to_numpy(dtype=float)
+    rows = np.flatnonzero(~np.isnan(code))
+    start = var["start"].to_numpy()[rows].astype(np.float64)
+    order = rows[np.lexsort((start, code[rows]))]  # lexsort is stable
+    return order, code[order].astype(np.int64)
 
 
 def _window_weights(n_genes: int, window_size: int, step: int) -> np.ndarray:
