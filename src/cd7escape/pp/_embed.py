@@ -85,6 +85,9 @@ def embed(
     ``obsm['X_umap']`` and ``uns['cd7escape']['embed']`` (with ``excluded_genes``).
     """
     import scanpy as sc
+    import scipy.sparse as sp
+
+    from ._pca import arpack_pca
 
     if copy:
         adata = adata.copy()
@@ -133,8 +136,11 @@ def embed(
         rep = "X_pca"
         with timed(f"embed: PCA on {int(hvg.sum())} genes"):
             n_comps = int(min(n_pcs, hvg.sum() - 1, adata.n_obs - 1))
-            sc.pp.pca(adata, n_comps=n_comps, mask_var="highly_variable", random_state=seed)
-            adata.uns.pop("pca", None)
+            if sp.issparse(adata.X):
+                arpack_pca(adata, n_comps, mask_var=hvg, seed=seed)
+            else:
+                sc.pp.pca(adata, n_comps=n_comps, mask_var="highly_variable", random_state=seed)
+                adata.uns.pop("pca", None)
     else:
         rep = "X_scvi"
         adata.obsm[rep] = _scvi_latent(
