@@ -46,3 +46,24 @@ def test_normalize_log_matches_scanpy(embedded):
     sc.pp.normalize_total(ref, target_sum=1e4)
     sc.pp.log1p(ref)
     np.testing.assert_allclose(embedded.X.toarray(), ref.X.toarray(), rtol=1e-5, atol=1e-6)
+
+
+def test_umap_starts_from_the_first_two_pcs_whatever_their_memory_layout(embedded, monkeypatch):
+    import umap.umap_
+
+    starts = []
+    layout = umap.umap_.simplicial_set_embedding
+
+    def spy(**kwargs):
+        starts.append(np.array(kwargs["init"]))
+        return layout(**kwargs)
+
+    monkeypatch.setattr(umap.umap_, "simplicial_set_embedding", spy)
+    f_order, c_order = embedded.copy(), embedded.copy()
+    c_order.obsm["X_pca"] = np.ascontiguousarray(c_order.obsm["X_pca"])
+    ce.pp._embed.umap_layout(f_order, seed=2)
+    ce.pp._embed.umap_layout(c_order, seed=2)
+    np.testing.assert_array_equal(f_order.obsm["X_umap"], c_order.obsm["X_umap"])
+    pcs = embedded.obsm["X_pca"][:, :2]
+    np.testing.assert_allclose(starts[0], pcs * (10 / np.abs(pcs).max()), rtol=1e-6)
+    assert np.abs(starts[0]).max() == pytest.approx(10)
