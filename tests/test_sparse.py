@@ -55,7 +55,9 @@ def test_group_sums(x):
     np.testing.assert_allclose(group_sums(x.toarray(), codes, 3), want, rtol=1e-6)
 
 
-def test_nonzero_count_ignores_stored_zeros_in_any_format():
+@pytest.mark.parametrize("slice_size", [7, 1 << 22])
+def test_nonzero_count_ignores_stored_zeros_in_any_format(slice_size, monkeypatch):
+    monkeypatch.setattr("cd7escape._sparse._SLICE", slice_size)  # counted in slices of the entries
     m = sp.random(60, 40, density=0.3, format="csr", random_state=1)
     m.data[::5] = 0  # stored zeros are not detected genes
     d = m.toarray()

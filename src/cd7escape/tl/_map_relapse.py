@@ -71,14 +71,6 @@ def _lognorm(counts):
     return np.log1p(np.asarray(counts, dtype=float) * (1e4 / tot)[:, None])
 
 
-def _lognorm_entries(counts, genes: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """:func:`_entries` of ``genes`` with values log1p(10,000 x count / total), totals over all genes."""
-    tot = np.asarray(counts.sum(axis=1)).ravel().astype(float)
-    tot[tot == 0] = 1.0
-    rows, cols, vals = _entries(counts, genes)
-    return rows, cols, np.log1p(vals * (1e4 / tot[rows]))
-
-
 def correlated_genes(
     counts, antigen_idx: int, candidates: np.ndarray, *, max_corr: float, tot=None
 ) -> np.ndarray:
@@ -300,12 +292,9 @@ def genomic_windows(
         return None
     genes = np.flatnonzero(ok)
     genes = genes[np.lexsort((start[genes], chrom[genes]))]
-    expr = []
-    for x in blocks:
-        rows, pos, vals = _lognorm_entries(x, genes)
-        indptr = np.zeros(x.shape[0] + 1, dtype=np.int64)
-        np.cumsum(np.bincount(rows, minlength=x.shape[0]), out=indptr[1:])
-        expr.append(sp.csr_matrix((vals, pos, indptr), shape=(x.shape[0], genes.size)))
+    from ._lognorm_columns import lognorm_columns
+
+    expr = [lognorm_columns(x, genes) for x in blocks]
     windows, names = [], []
     ch = chrom[genes]
     for c in pd.unique(ch):
