@@ -97,3 +97,31 @@ def test_doublet_parts_on_threads_score_as_one_thread(patient, monkeypatch):
         got[cpus] = a.obs[["doublet_score", "predicted_doublet"]]
     assert got[1]["doublet_score"].notna().sum() > 300
     assert got[1].equals(got[2])
+
+
+@pytest.mark.parametrize("with_x", [True, False])
+def test_keep_cells_equals_anndata_subset(with_x):
+    import anndata as ad
+    import pandas as pd
+    import scipy.sparse as sp
+
+    from cd7escape.pp._qc import _keep_cells
+
+    rng = np.random.default_rng(1)
+    counts = sp.random(300, 40, density=0.2, format="csr", dtype=np.float32, random_state=1)
+    obs = pd.DataFrame({"v": rng.random(300)}, index=[f"c{i}" for i in range(300)])
+    var = pd.DataFrame(index=[f"g{j}" for j in range(40)])
+    ours = ad.AnnData(X=counts.copy() if with_x else None, obs=obs, var=var)
+    ours.layers["counts"] = counts.copy()
+    ours.obsm["e"] = rng.random((300, 3))
+    theirs = ours.copy()
+    keep = rng.random(300) < 0.7
+    _keep_cells(ours, keep)
+    theirs._inplace_subset_obs(keep)
+    assert ours.shape == theirs.shape == (int(keep.sum()), 40)
+    assert (ours.layers["counts"] != theirs.layers["counts"]).nnz == 0
+    assert (ours.X is None) == (not with_x)
+    if with_x:
+        assert (ours.X != theirs.X).nnz == 0
+    pd.testing.assert_frame_equal(ours.obs, theirs.obs)
+    np.testing.assert_array_equal(ours.obsm["e"], theirs.obsm["e"])
