@@ -188,11 +188,17 @@ def _decide(d: _Data, P: dict[str, Any], *, interval: bool = True) -> dict[str, 
             )
         return out
     # relapse negative or dim: where do the negative relapse cells come from?
-    subs = [c for c in np.unique(d.sub[b | r]) if c != UNMAPPED]
+    # integer codes of the labels (sorted, as the labels were): comparing strings per subclone took a
+    # tenth of a second per bootstrap replicate at 100k cells
+    names, code = np.unique(d.sub, return_inverse=True)
+    code = code.ravel()
+    subs = [names[k] for k in np.unique(code[b | r]) if names[k] != UNMAPPED]
+    position = {name: k for k, name in enumerate(names)}
     mass: dict[str, float] = {}
     rows = {}
     for c in [*subs, UNMAPPED]:
-        cb, cr = b & (d.sub == c), r & (d.sub == c)
+        in_c = code == position.get(c, -1)
+        cb, cr = b & in_c, r & in_c
         nbc, nrc = int(cb.sum()), int(cr.sum())
         if nrc == 0 and nbc == 0:
             continue
