@@ -27,13 +27,15 @@ def test_one_library_thread_inside_parts_then_restored(monkeypatch):
 
     def counts(_):
         np.ones((4, 4)) @ np.ones((4, 4))
-        return sorted({(p["user_api"], p["num_threads"]) for p in threadpool_info()})
+        # other pools (e.g. scipy.io's matrix-market reader, once loaded) are not limited
+        info = [p for p in threadpool_info() if p["user_api"] in ("blas", "openmp")]
+        return sorted({(p["user_api"], p["prefix"], p["num_threads"]) for p in info})
 
     with threadpool_limits(2):
         before = counts(None)
         inside = _parallel.map_threads(counts, [0, 1, 2], one_library_thread=True)
         after = counts(None)
-    assert {apis for part in inside for apis, _ in part} >= {"blas", "openmp"}
-    assert all(n == 1 for part in inside for _, n in part)
+    assert {api for part in inside for api, _, _ in part} >= {"blas", "openmp"}
+    assert all(n == 1 for part in inside for _, _, n in part), inside
     assert after == before
-    assert any(n == 2 for _, n in before)
+    assert any(n == 2 for _, _, n in before)
