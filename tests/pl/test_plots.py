@@ -105,6 +105,19 @@ def test_plots_do_not_leak_pyplot_figures(toy_adata):
     assert plt.get_fignums() == before
 
 
+def test_subclone_composition_lays_out_dozens_of_subclones(toy_adata, recwarn):
+    """52 subclones (a 100k-cell patient) in one legend column collapsed the layout."""
+    import pandas as pd
+
+    a = toy_adata.copy()
+    names = [f"S{i}" for i in range(52)]
+    a.obs["subclone"] = pd.Categorical(np.resize(names, a.n_obs), categories=names)
+    fig = ce.pl.subclone_composition(a, return_fig=True)
+    fig.canvas.draw()
+    assert not [w for w in recwarn if "constrained_layout" in str(w.message)]
+    assert fig.axes[0].get_legend()._ncols == 3
+
+
 def test_missing_results_say_what_to_run(toy_adata):
     a = toy_adata.copy()
     del a.obs["subclone"]

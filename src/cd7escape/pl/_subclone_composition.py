@@ -65,7 +65,10 @@ def subclone_composition(
         if (r := _utils.model_fraction(adata, t, c)) is not None
     }
 
-    fig, ax = _utils.new_axes(ax, figsize=(2.2 + 1.4 * len(frac), 4.2))
+    # a legend column holds up to 18 entries: with dozens of subclones one tall column is higher
+    # than the figure and the layout collapses
+    n_cols = int(np.ceil(len(cats) / 18))
+    fig, ax = _utils.new_axes(ax, figsize=(1.4 + 1.4 * len(frac) + 0.8 * n_cols, 4.2))
     x = np.arange(len(frac))
     bottom = np.zeros(len(frac))
     for c in cats:
@@ -85,7 +88,12 @@ def subclone_composition(
     ax.set_ylabel("share of malignant cells")
     ax.set_title("subclone composition")
     ax.legend(
-        title=key, loc="center left", bbox_to_anchor=(1.0, 0.5), frameon=False, fontsize="small"
+        title=key,
+        loc="center left",
+        bbox_to_anchor=(1.0, 0.5),
+        frameon=False,
+        fontsize="small",
+        ncols=n_cols,
     )
     for side in ("top", "right"):
         ax.spines[side].set_visible(False)
