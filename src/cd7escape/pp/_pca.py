@@ -41,8 +41,8 @@ def arpack_pca(adata, n_comps: int, *, mask_var: np.ndarray, seed: int = 0) -> N
     x = sp.csr_matrix(adata.X[:, mask_var])
     n, g = x.shape
     mean = mean_variance_axis(x, axis=0)[0][None, :]
-    xt = _transposed_csr(x)
-    xs, xts = _RowBlocks(x), _RowBlocks(xt)
+    # x.T in CSR: each row's entries by increasing cell, the order scipy's x.T @ v sums them in
+    xs, xts = _RowBlocks(x), _RowBlocks(x.T.tocsr())
     # scikit-learn's implicitly centred operator (sklearn.utils.sparsefuncs._implicit_column_offset)
     centred = LinearOperator(
         matvec=lambda v: xs @ v - mean @ v,
@@ -62,12 +62,6 @@ def arpack_pca(adata, n_comps: int, *, mask_var: np.ndarray, seed: int = 0) -> N
     pcs = np.zeros((adata.n_vars, n_comps))
     pcs[np.asarray(mask_var)] = vt.T
     adata.varm["PCs"] = pcs
-
-
-def _transposed_csr(x: sp.csr_matrix) -> sp.csr_matrix:
-    """``x.T`` in CSR: each row's entries by increasing column, the order ``x.T @ v`` sums them in."""
-    c = x.tocsc()
-    return sp.csr_matrix((c.data, c.indices, c.indptr), shape=(x.shape[1], x.shape[0]))
 
 
 class _RowBlocks:

@@ -48,9 +48,8 @@ _MIN_RATE = 1e-12  # floor of the ambient rate (a zero rate makes log pmf of y >
 MAX_DROPOUT = 0.9  # mean P(0 | expressing) above which pi is declared not identifiable
 MAX_CI_WIDTH = 0.25  # interval of pi wider than this: not identifiable
 COMPRESS_ABOVE = 5000  # groups larger than this are fitted on cells pooled by (count, size factor)
-COMPILED_MAX_CELLS = (
-    1000  # (pooled) cells up to which mu is profiled by the compiled loop (break-even)
-)
+# (pooled) cells up to which mu is profiled by the compiled loop (break-even with NumPy)
+COMPILED_MAX_CELLS = 1000
 THETA_PRIOR = (3.0, 1.0)  # weak log-normal prior on theta: median, sd of log theta
 
 

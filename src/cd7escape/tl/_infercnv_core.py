@@ -50,18 +50,18 @@ def infercnv_profile(
     """
     reference = np.atleast_2d(np.asarray(reference, dtype=np.float64))
     x = x.tocsr() if sp.issparse(x) else np.asarray(x)
-    cols, chrom_of = genome_order(var)
+    cols, chrom_of, chromosomes = genome_order(var)
     # each chromosome a contiguous slice of columns; one gather, none when x comes in genome order
     if not np.array_equal(cols, np.arange(x.shape[1])):
         x = x[:, cols]
     lo = reference[:, cols].min(axis=0).astype(np.float32)
     hi = reference[:, cols].max(axis=0).astype(np.float32)
-    chromosomes, sizes = np.unique(chrom_of, return_counts=True)  # codes in genome order
+    sizes = np.bincount(chrom_of, minlength=len(chromosomes))
     weights, chr_pos, edges = [], {}, np.concatenate([[0], np.cumsum(sizes)])
     n_windows = 0
-    for code, size in zip(chromosomes, sizes, strict=True):
+    for chrom, size in zip(chromosomes, sizes, strict=True):
         weights.append(_window_weights(int(size), window_size, step).astype(np.float32))
-        chr_pos[str(var["chromosome"].iloc[cols[edges[code]]])] = n_windows
+        chr_pos[chrom] = n_windows
         n_windows += weights[-1].shape[1]
 
     out = np.empty((x.shape[0], n_windows), dtype=np.float32)
@@ -78,12 +78,12 @@ def infercnv_profile(
     return chr_pos, out
 
 
-def genome_order(var: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
-    """Rows of ``var`` on chromosomes ``chr*`` except ``chrM``, in genome order, and their chromosome codes.
+def genome_order(var: pd.DataFrame) -> tuple[np.ndarray, np.ndarray, list[str]]:
+    """Rows of ``var`` on chromosomes ``chr*`` except ``chrM`` in genome order, their chromosome codes,
+    and the chromosomes.
 
     Chromosomes in natural order (chr1, chr2, …, chr10), genes by ``start`` (a stable sort: genes that
-    start at the same position keep their order in ``var``). Codes number the chromosomes 0, 1, … in
-    that order.
+    start at the same position keep their order in ``var``). Code ``i`` is the ``i``-th chromosome.
     """
     chrom = var["chromosome"].astype(object)
     placed = chrom.notna().to_numpy()
@@ -94,7 +94,7 @@ def genome_order(var: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
     rows = np.flatnonzero(~np.isnan(code))
     start = var["start"].to_numpy()[rows].astype(np.float64)
     order = rows[np.lexsort((start, code[rows]))]  # lexsort is stable
-    return order, code[order].astype(np.int64)
+    return order, code[order].astype(np.int64), names
 
 
 def _window_weights(n_genes: int, window_size: int, step: int) -> np.ndarray:

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 import numpy as np
 import scipy.sparse as sp
 
-from .._sparse import column_entries, lognorm, nonzero_count
+from .._sparse import lognorm, nonzero_count
 
 
 @dataclass
@@ -43,23 +43,6 @@ def _residuals(counts, genes: np.ndarray, p: np.ndarray, theta: float, tot=None)
 
     tot = np.asarray(counts.sum(axis=1)).ravel().astype(float) if tot is None else tot
     return pearson_residuals(counts, genes, p, theta, tot)
-
-
-def _entries(counts, genes: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Rows, positions in ``genes`` and values of the stored (sparse) or non-zero (dense) counts of ``genes``.
-
-    Stored zeros may be among them: every caller gives a zero the value it has without an entry.
-    A CSC matrix is sliced by column directly; fit_reference converts once for its many calls.
-    """
-    genes = np.asarray(genes)
-    if sp.issparse(counts) and counts.format == "csc":
-        sub = counts[:, genes]
-        return sub.indices, np.repeat(np.arange(genes.size), np.diff(sub.indptr)), sub.data
-    if sp.issparse(counts):
-        return column_entries(sp.csr_matrix(counts), genes)
-    dense = np.asarray(counts)[:, genes]
-    rows, cols = np.nonzero(dense)
-    return rows, cols, dense[rows, cols]
 
 
 def _lognorm(counts):
