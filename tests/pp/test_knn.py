@@ -63,3 +63,25 @@ def test_transformer_feeds_scanpy_neighbors():
     np.testing.assert_allclose(
         a.obsp["connectivities"].toarray(), b.obsp["connectivities"].toarray(), atol=1e-5
     )
+
+
+def test_transformer_takes_a_self_query_with_more_columns():
+    rng = np.random.default_rng(5)
+    x = rng.normal(size=(300, 8)).astype(np.float32)
+    own = nearest_neighbors(x, 16)
+    given = KnnTransformer(15, neighbors=own).fit_transform(x)
+    searched = KnnTransformer(15).fit_transform(x)
+    assert (given != searched).nnz == 0
+    with pytest.raises(ValueError, match="n_neighbors columns"):
+        KnnTransformer(20, neighbors=own).fit_transform(x)
+
+
+@pytest.mark.parametrize("dim", [4, 10])  # the k-d tree answers queries in its own leaf order
+def test_kdtree_answers_in_the_callers_order(dim):
+    rng = np.random.default_rng(6)
+    ref, qry = rng.normal(size=(500, dim)), rng.normal(size=(80, dim))
+    d, idx = nearest_neighbors(ref, 5, query=qry)
+    for row in range(0, 80, 7):
+        dist = np.sqrt(((ref - qry[row]) ** 2).sum(1))
+        np.testing.assert_array_equal(idx[row], np.argsort(dist)[:5])
+        np.testing.assert_allclose(d[row], np.sort(dist)[:5], rtol=1e-5)
