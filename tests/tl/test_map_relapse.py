@@ -1,4 +1,4 @@
-"""The sparse shortcuts of the reference space equal their dense definitions."""
+"""The sparse shortcuts of the reference space equal their dense definitions; the label transfer."""
 
 from __future__ import annotations
 
@@ -7,12 +7,14 @@ import pytest
 import scipy.sparse as sp
 from scipy import stats
 
+from cd7escape.pp._knn import nearest_neighbors
 from cd7escape.tl._map_relapse import (
     _lognorm,
     _residuals,
     correlated_genes,
     detected_share,
     genomic_windows,
+    knn_transfer,
 )
 
 
@@ -96,3 +98,21 @@ def test_residuals_from_csc_equal_csr(counts):
     np.testing.assert_array_equal(
         _residuals(counts.tocsc(), genes, p, 100.0), _residuals(counts, genes, p, 100.0)
     )
+
+
+def test_given_reference_distances_equal_searched_ones():
+    rng = np.random.default_rng(0)
+    centers = rng.normal(scale=5, size=(3, 6))
+    labels = rng.integers(0, 3, 600)
+    ref = centers[labels] + rng.normal(size=(600, 6))
+    query = np.vstack([centers[rng.integers(0, 3, 100)] + rng.normal(size=(100, 6)),
+                       rng.normal(scale=40, size=(5, 6))])  # fmt: skip
+    names = np.array(["a", "b", "c"], dtype=object)[labels]
+    searched = knn_transfer(ref, names, query, n_neighbors=10)
+    own = nearest_neighbors(ref, 12)[0]  # more columns than needed: the first k + 1 count
+    given = knn_transfer(ref, names, query, n_neighbors=10, ref_distances=own)
+    for a, b in zip(searched, given, strict=True):
+        np.testing.assert_array_equal(a, b)
+    assert (searched[1][-5:] == 0).all()  # far-away cells: novel, confidence 0
+    with pytest.raises(ValueError, match="k \\+ 1 columns"):
+        knn_transfer(ref, names, query, n_neighbors=10, ref_distances=own[:, :5])

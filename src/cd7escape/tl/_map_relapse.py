@@ -144,6 +144,7 @@ def knn_transfer(
     allowed: np.ndarray | None = None,
     novelty_quantile: float = 0.99,
     novelty_factor: float = 1.5,
+    ref_distances: np.ndarray | None = None,
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Label each query cell by its ``n_neighbors`` nearest reference cells.
 
@@ -154,12 +155,20 @@ def knn_transfer(
 
     ``allowed``: optional boolean matrix (query x labels) of labels compatible with each query cell's clone
     identity (CNV subclone, TCR clonotype); incompatible neighbours are ignored.
+
+    ``ref_distances``: the reference's own neighbour distances when the caller has them (a self-query
+    of ``ref`` by :func:`~cd7escape.pp._knn.nearest_neighbors`, at least ``k + 1`` columns, the point
+    itself first); computed here otherwise.
     """
     from ..pp._knn import nearest_neighbors
 
     labels, codes = np.unique(ref_labels, return_inverse=True)
     k = int(min(n_neighbors, ref.shape[0] - 1))
-    d_ref, _ = nearest_neighbors(ref, k + 1)
+    if ref_distances is None:
+        ref_distances = nearest_neighbors(ref, k + 1)[0]
+    elif ref_distances.shape[0] != ref.shape[0] or ref_distances.shape[1] < k + 1:
+        raise ValueError("ref_distances must hold k + 1 columns for every reference point")
+    d_ref = ref_distances[:, : k + 1]
     own = d_ref[:, 1:].mean(1)
     cut = novelty_factor * np.quantile(own, novelty_quantile)
     kq = int(min(ref.shape[0], 3 * k if allowed is not None else k))

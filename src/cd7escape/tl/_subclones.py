@@ -244,7 +244,25 @@ def fold_ci(nr: int, NR: int, nb: int, NB: int, alpha: float = 0.05) -> tuple[fl
 # --------------------------------------------------------------------------- clustering and reconciliation
 
 
-def _leiden(coords: np.ndarray, *, n_neighbors: int, resolution: float, seed: int) -> np.ndarray:
+def _self_neighbors(coords: np.ndarray, n_neighbors: int) -> tuple[np.ndarray, np.ndarray]:
+    """One self-query serving both the Leiden graph and the label transfer's novelty scale.
+
+    Each point first, then its ``min(n_neighbors, n - 1)`` nearest others: the graph takes
+    ``n_neighbors`` columns (the point included), the transfer all of them.
+    """
+    from ..pp._knn import nearest_neighbors
+
+    return nearest_neighbors(coords, int(min(n_neighbors, coords.shape[0] - 1)) + 1)
+
+
+def _leiden(
+    coords: np.ndarray,
+    *,
+    n_neighbors: int,
+    resolution: float,
+    seed: int,
+    neighbors: tuple[np.ndarray, np.ndarray] | None = None,
+) -> np.ndarray:
     import anndata as ad
     import scanpy as sc
 
@@ -254,10 +272,9 @@ def _leiden(coords: np.ndarray, *, n_neighbors: int, resolution: float, seed: in
     cache_numba_compilation()  # scanpy's connectivities run umap-learn's numba code (cached, not recompiled)
     tmp = ad.AnnData(np.zeros((coords.shape[0], 1), dtype=np.float32))
     tmp.obsm["X_ref"] = coords.astype(np.float32)
+    k = int(min(n_neighbors, coords.shape[0] - 1))
     sc.pp.neighbors(
-        tmp,
-        use_rep="X_ref",
-        transformer=KnnTransformer(int(min(n_neighbors, coords.shape[0] - 1)), seed=seed),
+        tmp, use_rep="X_ref", transformer=KnnTransformer(k, seed=seed, neighbors=neighbors)
     )
     sc.tl.leiden(
         tmp,
@@ -407,10 +424,13 @@ def _relapse_states_without_baseline(
         xr, var_names, antigen=antigen, excluded_genes=list(excluded), n_pcs=n_pcs, seed=seed
     )
     zb = ref_r.project(xb)
+    own = _self_neighbors(zr, n_neighbors)
     lab = _merge_small(
-        _leiden(zr, n_neighbors=n_neighbors, resolution=resolution, seed=seed), zr, min_cells
+        _leiden(zr, n_neighbors=n_neighbors, resolution=resolution, seed=seed, neighbors=own),
+        zr,
+        min_cells,
     )
-    lab_b, conf_b, _ = knn_transfer(zr, lab, zb, n_neighbors=n_neighbors)
+    lab_b, conf_b, _ = knn_transfer(zr, lab, zb, n_neighbors=n_neighbors, ref_distances=own[0])
     support = {c: int(((lab_b == c) & (conf_b >= min_confidence)).sum()) for c in np.unique(lab)}
     new_clusters = [c for c, k in support.items() if k < min_cells]
     return np.isin(lab, new_clusters)
@@ -666,7 +686,10 @@ def subclones(
             zr = ref.project(xr) if r_idx.size else np.zeros((0, zb.shape[1]))
             space_excluded = ref.excluded
             space = "baseline malignant-only PCA (relapse projected)"
-        leiden = _leiden(zb, n_neighbors=n_neighbors, resolution=resolution, seed=seed)
+        own_b = _self_neighbors(zb, n_neighbors)
+        leiden = _leiden(
+            zb, n_neighbors=n_neighbors, resolution=resolution, seed=seed, neighbors=own_b
+        )
         # split labels are strings ('0|b'): one type to sort
         labels = leiden.astype(str).astype(object)
         win = windows_job.result()
@@ -729,7 +752,7 @@ def subclones(
                         if d is not None:
                             allowed[known & (vals.astype(str) != str(d)), j] = False
             lab_r, conf_r, _rel = knn_transfer(
-                zb, lab_b, zr, n_neighbors=n_neighbors, allowed=allowed
+                zb, lab_b, zr, n_neighbors=n_neighbors, allowed=allowed, ref_distances=own_b[0]
             )
             lab_r = np.where(conf_r >= min_mapping_confidence, lab_r, UNMAPPED).astype(object)
             conf_fwd = conf_r.copy()
