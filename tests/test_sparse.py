@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import scipy.sparse as sp
 
-from cd7escape._sparse import lognorm, nonzero_count, scale_rows
+from cd7escape._sparse import entry_bounds, lognorm, nonzero_count, scale_rows
 
 
 @pytest.fixture
@@ -53,3 +53,17 @@ def test_nonzero_count_ignores_stored_zeros_in_any_format(slice_size, monkeypatc
         want = np.asarray((d > 0).sum(axis)).ravel()
         for given in (m, m.tocsc(), d):
             np.testing.assert_array_equal(nonzero_count(given, axis=axis), want)
+
+
+def test_entry_bounds_split_by_stored_entries():
+    # one heavy row, then light ones: an even split by rows would put nearly all entries in one part
+    lengths = np.array([60, 5, 5, 5, 5, 5, 5, 5, 5, 0, 0])
+    indptr = np.concatenate([[0], np.cumsum(lengths)])
+    bounds = entry_bounds(indptr, 2)
+    assert bounds[0] == 0
+    assert bounds[-1] == lengths.size
+    assert (np.diff(bounds) > 0).all()
+    np.testing.assert_array_equal(bounds, [0, 1, lengths.size])
+    # more parts than rows with entries: empty parts are dropped
+    assert np.diff(entry_bounds(np.array([0, 3, 3]), 8)).min() > 0
+    np.testing.assert_array_equal(entry_bounds(np.array([0, 0, 0]), 2), [0, 2])

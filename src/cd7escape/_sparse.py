@@ -41,6 +41,17 @@ def group_sums(x, codes: np.ndarray, n_groups: int) -> np.ndarray:
     return np.asarray(out.toarray() if sp.issparse(out) else out, dtype=np.float64)
 
 
+def entry_bounds(indptr: np.ndarray, n_parts: int) -> np.ndarray:
+    """Bounds of up to ``n_parts`` consecutive rows (CSR) or columns (CSC) with about equal stored entries.
+
+    The work of a row or column is its entries, so parts split by entries balance threads where parts
+    split by rows would not. Empty parts are dropped: ``bounds[i]:bounds[i + 1]`` is part ``i``.
+    """
+    m = indptr.size - 1
+    cuts = np.searchsorted(indptr, np.linspace(0, indptr[-1], n_parts + 1)[1:-1])
+    return np.unique(np.r_[0, np.clip(cuts, 0, m), m]).astype(np.int64)
+
+
 _SLICE = 1 << 22
 
 

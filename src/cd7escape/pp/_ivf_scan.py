@@ -2,7 +2,7 @@
 
 faiss's ``IndexIVFFlat.search`` keeps each query's best candidates in a heap, whose upkeep costs more
 than the distances when k is large: for Scrublet's ~150 neighbours on a 29k-point doublet manifold
-(30 dimensions, 685 lists, nprobe 24) its search took 1.73 s on one thread, this scan 1.3 s. Here a
+(30 dimensions, 685 lists, nprobe 24) its search took 1.80 s on one thread, this scan 1.39 s. Here a
 candidate enters a buffer only when it beats the k-th best kept so far; when the buffer holds 2k
 candidates a selection keeps the k best and tightens that bound, so most candidates cost one
 comparison. faiss still trains the coarse quantiser, assigns the points to lists and chooses each

@@ -69,12 +69,11 @@ class _RowBlocks:
 
     def __init__(self, x: sp.csr_matrix) -> None:
         from .._parallel import available_cpus
+        from .._sparse import entry_bounds
 
         self.x = x
-        parts = max(1, min(available_cpus(), 2, x.shape[0]))
-        # equal shares of stored entries, not of rows: the work of a row is its entries
-        self.bounds = np.searchsorted(x.indptr, np.linspace(0, x.nnz, parts + 1)[1:-1])
-        self.bounds = np.concatenate([[0], self.bounds, [x.shape[0]]]).astype(np.int64)
+        # one block per thread that map_threads runs (at most 2)
+        self.bounds = entry_bounds(x.indptr, max(1, min(available_cpus(), 2, x.shape[0])))
 
     def __matmul__(self, v: np.ndarray) -> np.ndarray:
         from scipy.sparse import _sparsetools

@@ -22,6 +22,7 @@ def sparse_spearman(x, a: np.ndarray) -> np.ndarray:
     from scipy import stats
 
     from .._parallel import available_cpus, map_threads
+    from .._sparse import entry_bounds
 
     x = sp.csc_matrix(x)
     x.eliminate_zeros()
@@ -33,10 +34,7 @@ def sparse_spearman(x, a: np.ndarray) -> np.ndarray:
     if m == 0 or sd_a == 0:
         return rho
     indptr, indices, data = x.indptr, x.indices, x.data
-    # columns in parts of about equal stored entries, one part per CPU
-    n_parts = max(1, min(available_cpus(), m))
-    cuts = np.searchsorted(indptr, np.linspace(0, indptr[-1], n_parts + 1)[1:-1])
-    bounds = np.unique(np.r_[0, np.clip(cuts, 0, m), m])
+    bounds = entry_bounds(indptr, max(1, min(available_cpus(), m)))  # one part per CPU
 
     def part(k: int) -> None:
         lo, hi = int(bounds[k]), int(bounds[k + 1])

@@ -257,12 +257,13 @@ def _self_neighbors(coords: np.ndarray, n_neighbors: int) -> tuple[np.ndarray, n
 
 def _leiden(
     coords: np.ndarray,
+    neighbors: tuple[np.ndarray, np.ndarray],
     *,
     n_neighbors: int,
     resolution: float,
     seed: int,
-    neighbors: tuple[np.ndarray, np.ndarray] | None = None,
 ) -> np.ndarray:
+    """Leiden clusters of ``coords`` on the graph of their self-query ``neighbors`` (:func:`_self_neighbors`)."""
     import anndata as ad
     import scanpy as sc
 
@@ -426,7 +427,7 @@ def _relapse_states_without_baseline(
     zb = ref_r.project(xb)
     own = _self_neighbors(zr, n_neighbors)
     lab = _merge_small(
-        _leiden(zr, n_neighbors=n_neighbors, resolution=resolution, seed=seed, neighbors=own),
+        _leiden(zr, own, n_neighbors=n_neighbors, resolution=resolution, seed=seed),
         zr,
         min_cells,
     )
@@ -687,9 +688,7 @@ def subclones(
             space_excluded = ref.excluded
             space = "baseline malignant-only PCA (relapse projected)"
         own_b = _self_neighbors(zb, n_neighbors)
-        leiden = _leiden(
-            zb, n_neighbors=n_neighbors, resolution=resolution, seed=seed, neighbors=own_b
-        )
+        leiden = _leiden(zb, own_b, n_neighbors=n_neighbors, resolution=resolution, seed=seed)
         # split labels are strings ('0|b'): one type to sort
         labels = leiden.astype(str).astype(object)
         win = windows_job.result()
