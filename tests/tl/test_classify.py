@@ -156,7 +156,14 @@ def test_loosely_positive_subclone_gives_only_its_excess_to_downregulation():
         y=np.concatenate([yb, yr]).astype(float), s=s, tp=np.r_[np.zeros(nb), np.ones(nr)].astype(int),
         sub=np.full(nb + nr, "S0"), tprog=np.full(nb + nr, 0.01), ambient=1e-5, theta=2.0, mu_ref=mu,
     )  # fmt: skip
-    P = {**{k: v for k, v in ce._config.ClassifyParams().model_dump().items()}, "antigen": "CD7"}
+    model = ce._config.AntigenParams()
+    P = {
+        **ce._config.ClassifyParams().model_dump(),
+        "antigen": "CD7",
+        "alpha": model.alpha,
+        "min_cells": model.min_cells,
+        "dim_fold": model.dim_fold,
+    }
     res = _decide(d, P)
     r = res["routes"]["S0"]
     assert r["route"] == "downregulation"
@@ -235,7 +242,14 @@ def test_bootstrap_calls_do_not_depend_on_the_number_of_processes(monkeypatch):
 
     # replicates with different calls in an irregular order, so a mix-up of their order shows
     draws = [draw(bool(b)) for b in (0, 0, 1, 0, 1, 1, 0, 1)]
-    P = {**C._CP.model_dump(), "antigen": "CD7", "alpha": 0.05, "seed": 0}
+    P = {
+        **C._CP.model_dump(),
+        "antigen": "CD7",
+        "alpha": 0.05,
+        "min_cells": 10,
+        "dim_fold": 0.5,
+        "seed": 0,
+    }
     serial = C._replicate_calls(d, draws, P)
     assert len(set(serial)) == 2
     monkeypatch.setattr(C, "_PARALLEL_MIN_CELLS", 0)

@@ -81,7 +81,15 @@ def _antigen(adata, config: Config) -> None:
 def _clones(adata, config: Config) -> None:
     from .. import tl
 
-    tl.subclones(adata, antigen=config.antigen, seed=config.seed, **config.clones.model_dump())
+    tl.subclones(
+        adata,
+        antigen=config.antigen,
+        seed=config.seed,
+        # the malignant-only space is chosen as the embedding's was
+        n_top_genes=config.embed.n_top_genes,
+        antigen_corr_max=config.embed.antigen_corr_max,
+        **config.clones.model_dump(),
+    )
 
 
 def _classify(adata, config: Config) -> None:

@@ -8,7 +8,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from .._config import AntigenParams, ClassifyParams
+from .._config import ClassifyParams
 from .._errors import InputError
 from .._logging import logger, timed
 from .._uns import NS, _plain, record
@@ -19,13 +19,12 @@ from ._subclones import (
     counts_matrix,
     group_antigen,
     malignant_mask,
-    nuisance,
+    recorded_antigen_model,
     reference_level,
     timepoint_masks,
 )
 
 _CP = ClassifyParams()
-_AP = AntigenParams()
 #: Malignant cells from which the bootstrap is worth spawning worker processes (~1-2 s each to start).
 _PARALLEL_MIN_CELLS = 3000
 
@@ -126,7 +125,7 @@ def _t_program(adata, antigen: str, cells: np.ndarray) -> tuple[np.ndarray, list
 
 def _decide(d: _Data, P: dict[str, Any], *, interval: bool = True) -> dict[str, Any]:
     """Apply DESIGN §7 to one data set (the original or a bootstrap replicate)."""
-    alpha = _AP.alpha
+    alpha = P["alpha"]
     b, r = d.tp == 0, d.tp == 1
     nb, nr = int(b.sum()), int(r.sum())
     out: dict[str, Any] = {"n_baseline": nb, "n_relapse": nr}
@@ -141,10 +140,24 @@ def _decide(d: _Data, P: dict[str, Any], *, interval: bool = True) -> dict[str, 
         )
         out["rule"] = f"too_few_{what}"
         return out
-    kw = {"mu_ref": d.mu_ref, "ambient": d.ambient, "theta": d.theta, "interval": interval}
+    kw = {
+        "mu_ref": d.mu_ref, "ambient": d.ambient, "theta": d.theta, "interval": interval,
+        "alpha": alpha, "min_cells": P["min_cells"], "dim_fold": P["dim_fold"],
+    }  # fmt: skip
     gb = group_antigen(d.y[b], d.s[b], **kw)
     gr = group_antigen(d.y[r], d.s[r], **kw)
     out["baseline"], out["relapse"] = gb, gr
+    for what, g in (("baseline", gb), ("relapse", gr)):
+        if "pi" not in g:
+            out.update(
+                mechanism="indeterminate",
+                rule=f"too_few_{what}",
+                reason=(
+                    f"only {g['n']} malignant {what} cells: fewer than the antigen model's "
+                    f"min_cells ({P['min_cells']})"
+                ),
+            )
+            return out
     # lineage: clone-linked relapse blasts without a T-lineage program
     tb, tr = float(np.nanmean(d.tprog[b])), float(np.nanmean(d.tprog[r]))
     t_ratio = tr / tb if tb > 0 else np.nan
@@ -221,7 +234,7 @@ def _decide(d: _Data, P: dict[str, Any], *, interval: bool = True) -> dict[str, 
         f, lo, hi = fold_ci(nrc, nr, nbc, nb) if c != UNMAPPED else (np.nan, np.nan, np.nan)
         if c == UNMAPPED:
             route = "unmapped"
-        elif nbc < _AP.min_cells or "pi" not in g_b:
+        elif nbc < P["min_cells"] or "pi" not in g_b:
             route = "unresolved"
         else:
             neg_b = g_b["lrt_pvalue"] < alpha and g_b["pi"] >= P["preexisting_min_negative"]
@@ -344,7 +357,7 @@ def _joint_downregulation_share(
     pi = np.array([min(rows[c]["pi_baseline"], 1.0) for c in down], float)
     se = np.array([rows[c].get("ci_high_baseline", np.nan) for c in down], float)
     se = np.where(np.isfinite(se), np.maximum(se - pi, 0.0) / stats.norm.ppf(0.975), 0.0)
-    z = float(stats.norm.ppf(1 - P.get("alpha", _AP.alpha)))
+    z = float(stats.norm.ppf(1 - P["alpha"]))
     # a subclone cannot supply more persisting negatives than it has negative relapse cells
     m = np.array([mass[c] for c in down], float)
     bound = float(np.sum(np.minimum(pi * n, m)) + z * np.sqrt(np.sum((se * n) ** 2)))
@@ -432,7 +445,6 @@ def classify_relapse(
         "lineage_max_ratio": float(lineage_max_ratio),
         "bootstrap_mapping": bool(bootstrap_mapping),
         "seed": int(seed),
-        "alpha": _AP.alpha,
     }
     for k in ("retained_max_negative", "preexisting_min_negative", "downregulation_max_negative",
               "mixed_min_share", "min_call_share", "dim_max_ratio", "max_uncertain_negative"):  # fmt: skip
@@ -467,8 +479,13 @@ def classify_relapse(
     )
     mconf = np.where(np.isfinite(mconf), np.clip(mconf, 0.0, 1.0), 1.0)
     mconf[~rt[cells]] = 1.0
-    ambient, theta, amb_source = nuisance(adata, antigen, y_all, s_all, mal)
-    mu_ref, mu_src = reference_level(adata, y_all, s_all, mal, bt, ambient=ambient, theta=theta)
+    model = recorded_antigen_model(adata, antigen)
+    # the antigen model's options decide here as they did in antigen_state (recorded with the call)
+    P.update(model.options())
+    ambient, theta, amb_source = model.ambient_rate, model.theta, model.ambient_source
+    mu_ref, mu_src = reference_level(
+        adata, y_all, s_all, mal, bt, ambient=ambient, theta=theta, min_cells=model.min_cells
+    )
     tprog, tgenes = _t_program(adata, antigen, cells)
     d = _Data(
         y=y_all[cells], s=s_all[cells], tp=rt[cells].astype(int), sub=sub, tprog=tprog,
@@ -506,8 +523,10 @@ def classify_relapse(
         g = res.get(key)
         n = int(m.sum())
         zero = float(np.mean(y_all[m] == 0)) if n else None
-        if g is None and n >= _AP.min_cells:
-            g = group_antigen(y_all[m], s_all[m], mu_ref=mu_ref, ambient=ambient, theta=theta)
+        if g is None and n >= model.min_cells:
+            g = group_antigen(
+                y_all[m], s_all[m], mu_ref=mu_ref, ambient=ambient, theta=theta, **model.options()
+            )
         g = g or {}
         tps[name] = {
             "malignant_cells": n,
@@ -518,7 +537,7 @@ def classify_relapse(
             "lrt_pvalue": g.get("lrt_pvalue"),
             "expression_ratio": g.get("mu_ratio"),
             "state": g.get("state"),
-            "detection_limit": _detection(g, n),
+            "detection_limit": _detection(g, n, alpha=model.alpha),
         }
     table = (
         adata.uns.get(NS, {}).get("subclones", {}).get("table") if "subclone" in adata.obs else None
@@ -616,10 +635,10 @@ def _plain_json(v: Any) -> Any:
     return _plain(v)
 
 
-def _detection(g: dict[str, Any], n: int) -> str | None:
+def _detection(g: dict[str, Any], n: int, *, alpha: float) -> str | None:
     if "pi" not in g:
         return f"{n} malignant cells: too few for an estimate" if n else None
-    if g["lrt_pvalue"] >= _AP.alpha:
+    if g["lrt_pvalue"] >= alpha:
         return f"none detected in {n} cells; 95 % upper bound {100 * g['ci_high']:.1f} %"
     return f"{100 * g['pi']:.1f} % of {n} cells (95 % CI {100 * g['ci_low']:.1f}–{100 * g['ci_high']:.1f} %)"
 

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 import pandas as pd
 import scipy.sparse as sp
 
-from .._config import AntigenParams, CloneParams, EmbedParams
+from .._config import CloneParams, EmbedParams
 from .._errors import InputError
 from .._logging import logger, timed
 from .._uns import NS, record
@@ -22,11 +23,9 @@ from ._map_relapse import (
 )
 
 _CP = CloneParams()
-_AP = AntigenParams()
 _EP = EmbedParams()
 
 UNMAPPED = "unmapped"
-NON_EXPRESSING = ("B", "myeloid", "erythroid")
 
 
 # --------------------------------------------------------------------------- shared inputs
@@ -68,37 +67,55 @@ def timepoint_masks(adata) -> tuple[np.ndarray, np.ndarray]:
     return tp == "baseline", tp == "relapse"
 
 
-def nuisance(
-    adata, antigen: str, y: np.ndarray, s: np.ndarray, mal: np.ndarray
-) -> tuple[float, float, str]:
-    """Patient-level ambient rate and NB size of the antigen, with where the ambient rate came from."""
-    from ._antigen_model import estimate_ambient_rate, estimate_theta
+@dataclass(frozen=True)
+class AntigenModel:
+    """The antigen model as :func:`cd7escape.tl.antigen_state` fitted it for this patient.
 
-    ambient, source = None, ""
-    entry = adata.uns.get(NS, {}).get("antigen", {})
-    for key in ("ambient_rate",):
-        v = entry.get(key) if hasattr(entry, "get") else None
-        if v is None and hasattr(entry, "get") and hasattr(entry.get("params", None), "get"):
-            v = entry["params"].get(key)
-        if isinstance(v, (int, float)) and np.isfinite(v) and v > 0:
-            ambient, source = float(v), "uns['cd7escape']['antigen']"
-    if ambient is None and "cell_class" in adata.obs:
-        ref = adata.obs["cell_class"].astype(str).isin(NON_EXPRESSING).to_numpy() & ~mal
-        if ref.sum() >= 20:
-            ambient, source = (
-                estimate_ambient_rate(y[ref], s[ref]),
-                f"{int(ref.sum())} B/myeloid/erythroid cells",
-            )
-    if ambient is None:
-        # no antigen-free lineage: the lowest-expressing decile of non-malignant cells bounds the ambient
-        other = ~mal
-        rate = y[other] / np.maximum(s[other], 1) if other.sum() >= 20 else y / np.maximum(s, 1)
-        ambient = float(max(np.quantile(rate, 0.1), 1e-7))
-        source = "lowest decile of non-malignant cells (no antigen-free lineage found)"
-    bt, _ = timepoint_masks(adata)
-    pool = mal & bt if (mal & bt).sum() >= 30 else mal
-    theta = estimate_theta(y[pool], s[pool])
-    return float(ambient), float(theta), source
+    The subclone and classification steps measure the antigen with the options and the patient-level
+    nuisance parameters (NB size ``theta``, ambient rate) that the antigen step used, so that one
+    configuration gives one model and the same ``theta`` everywhere.
+    """
+
+    alpha: float
+    min_cells: int
+    dim_fold: float
+    theta: float
+    ambient_rate: float
+    ambient_source: str
+
+    def options(self) -> dict[str, Any]:
+        """The options that :func:`group_antigen` takes."""
+        return {"alpha": self.alpha, "min_cells": self.min_cells, "dim_fold": self.dim_fold}
+
+
+def recorded_antigen_model(adata, antigen: str) -> AntigenModel:
+    """The antigen model recorded in ``uns['cd7escape']['antigen']``, fitting it first when absent.
+
+    When :func:`cd7escape.tl.antigen_state` has not run for ``antigen`` (a notebook calling
+    :func:`subclones` directly), it is run here with its defaults on the malignant cells per sample, and
+    logged.
+    """
+    entry = adata.uns.get(NS, {}).get("antigen")
+    params = entry.get("params", {}) if hasattr(entry, "get") else {}
+    if not hasattr(params, "get") or str(params.get("antigen")) != antigen:
+        from ._antigen import antigen_state
+
+        logger.info(
+            "no antigen model of %s in uns['%s']['antigen']: running antigen_state with its defaults",
+            antigen,
+            NS,
+        )
+        antigen_state(adata, antigen, groupby="sample" if "sample" in adata.obs else "timepoint")
+        entry = adata.uns[NS]["antigen"]
+        params = entry["params"]
+    return AntigenModel(
+        alpha=float(params["alpha"]),
+        min_cells=int(params["min_cells"]),
+        dim_fold=float(params["dim_fold"]),
+        theta=float(entry["theta"]),
+        ambient_rate=float(entry["ambient_rate"]),
+        ambient_source=str(entry.get("ambient_source", "uns['cd7escape']['antigen']")),
+    )
 
 
 def anchored_fit(
@@ -138,15 +155,20 @@ def group_antigen(
     mu_ref: float,
     ambient: float,
     theta: float,
-    alpha: float = _AP.alpha,
-    dim_fold: float = _AP.dim_fold,
+    alpha: float,
+    min_cells: int,
+    dim_fold: float,
     interval: bool = True,
 ) -> dict[str, Any]:
-    """Antigen numbers of one group: anchored negative fraction, free-fit level, naive zeros and a state."""
+    """Antigen numbers of one group: anchored negative fraction, free-fit level, naive zeros and a state.
+
+    ``alpha``, ``min_cells`` and ``dim_fold`` are the antigen model's options
+    (:meth:`AntigenModel.options`).
+    """
     from ._antigen_model import fit_antigen_mixture
 
     n = int(y.size)
-    if n < _AP.min_cells:
+    if n < min_cells:
         return {
             "n": n,
             "state": "too_few_cells" if n else "absent",
@@ -184,7 +206,9 @@ def group_antigen(
     }
 
 
-def reference_level(adata, y, s, mal, bt, *, ambient: float, theta: float) -> tuple[float, str]:
+def reference_level(
+    adata, y, s, mal, bt, *, ambient: float, theta: float, min_cells: int
+) -> tuple[float, str]:
     """Expression rate of expressing baseline malignant cells (falls back on normal T cells)."""
     from ._antigen_model import fit_antigen_mixture
 
@@ -192,7 +216,7 @@ def reference_level(adata, y, s, mal, bt, *, ambient: float, theta: float) -> tu
         (mal & bt, "baseline malignant cells"),
         (_normal_t(adata) & ~mal, "normal T cells"),
     ):
-        if mask.sum() >= _AP.min_cells:
+        if mask.sum() >= min_cells:
             f = fit_antigen_mixture(
                 y[mask], s[mask], ambient_rate=ambient, theta=theta, interval=False
             )
@@ -569,6 +593,8 @@ def subclones(
     n_neighbors: int = _CP.n_neighbors,
     min_mapping_confidence: float = _CP.min_mapping_confidence,
     n_pcs: int = _CP.n_pcs,
+    n_top_genes: int = _EP.n_top_genes,
+    antigen_corr_max: float = _EP.antigen_corr_max,
     use_rep: str | None = None,
     seed: int = 0,
     key_added: str = "subclone",
@@ -603,6 +629,11 @@ def subclones(
         Relapse cells below this mapping confidence are ``'unmapped'``.
     n_pcs
         Principal components of the baseline malignant-only space (few: subclone programs are low-dimensional).
+    n_top_genes
+        Highly variable genes of that space (the embedding's ``n_top_genes``).
+    antigen_corr_max
+        Genes whose Spearman correlation with the antigen among these cells exceeds this are left out of the
+        space (the embedding's ``antigen_corr_max``).
     use_rep
         Embedding in ``obsm`` to cluster and map in (e.g. ``'X_scvi'``, an integrated space). None: ``X_scvi``
         when present, else the baseline malignant-only PCA with relapse cells projected into it.
@@ -664,7 +695,7 @@ def subclones(
         else:
             ref, zb = fit_reference(
                 xb, var_names, antigen=antigen, excluded_genes=excluded,
-                n_top_genes=_EP.n_top_genes, n_pcs=n_pcs, antigen_corr_max=_EP.antigen_corr_max, seed=seed,
+                n_top_genes=n_top_genes, n_pcs=n_pcs, antigen_corr_max=antigen_corr_max, seed=seed,
             )  # fmt: skip
             zr = ref.project(xr) if r_idx.size else np.zeros((0, zb.shape[1]))
             space_excluded = ref.excluded
@@ -805,8 +836,11 @@ def subclones(
 
     with timed("subclones: antigen state per subclone and timepoint"):
         y, s = antigen_counts(adata, antigen)
-        ambient, theta, amb_source = nuisance(adata, antigen, y, s, mal)
-        mu_ref, mu_ref_source = reference_level(adata, y, s, mal, bt, ambient=ambient, theta=theta)
+        model = recorded_antigen_model(adata, antigen)
+        ambient, theta, amb_source = model.ambient_rate, model.theta, model.ambient_source
+        mu_ref, mu_ref_source = reference_level(
+            adata, y, s, mal, bt, ambient=ambient, theta=theta, min_cells=model.min_cells
+        )
         xlog_b = _lognorm(xb)
         markers = _markers(xlog_b, lab_b, np.array(var_names), n=5)
         rows = []
@@ -830,7 +864,14 @@ def subclones(
             }
             for tp, idx, lab in (("baseline", b_idx, lab_b), ("relapse", r_idx, lab_r)):
                 cells = idx[lab == c]
-                r = group_antigen(y[cells], s[cells], mu_ref=mu_ref, ambient=ambient, theta=theta)
+                r = group_antigen(
+                    y[cells],
+                    s[cells],
+                    mu_ref=mu_ref,
+                    ambient=ambient,
+                    theta=theta,
+                    **model.options(),
+                )
                 for k in ("pi", "ci_low", "ci_high", "lrt_pvalue", "mu_ratio", "zero_fraction"):
                     row[f"{k}_{tp}"] = r.get(k, np.nan)
                 row[f"state_{tp}"] = r["state"]
@@ -858,9 +899,12 @@ def subclones(
             "n_neighbors": n_neighbors,
             "min_mapping_confidence": min_mapping_confidence,
             "n_pcs": n_pcs,
+            "n_top_genes": n_top_genes,
+            "antigen_corr_max": antigen_corr_max,
             "use_rep": use_rep,
             "seed": seed,
             "key_added": key_added,
+            "antigen_model": model.options(),
         },
         obs=[key_added, f"{key_added}_confidence"],
         results={
