@@ -23,7 +23,7 @@ import pandas as pd
 
 sys.path.insert(0, str(Path(__file__).parent))
 
-from cd7escape.tl._antigen_model import estimate_ambient_rate, fit_antigen_mixture, theta_interval
+from cd7escape.tl._antigen._model import estimate_ambient_rate, fit_antigen_mixture, theta_interval
 
 
 def library_sizes() -> np.ndarray:

@@ -63,7 +63,7 @@ sys.path.insert(0, str(Path(__file__).parent))
 
 import antigen_data
 
-from cd7escape.tl._antigen_model import estimate_ambient_rate, fit_antigen_mixture, theta_interval
+from cd7escape.tl._antigen._model import estimate_ambient_rate, fit_antigen_mixture, theta_interval
 
 DEPTHS = (1.0, 0.5, 0.25)
 R90 = float(np.sqrt(1 + (stats.norm.ppf(0.975) / stats.norm.ppf(0.95)) ** 2))  # sd ratio for 90 %

@@ -24,7 +24,7 @@ sys.path.insert(0, str(Path(__file__).parent))
 import antigen_data
 from antigen_real_depth import fit_all, make_groups
 
-from cd7escape.tl._antigen_model import estimate_ambient_rate, fit_antigen_mixture
+from cd7escape.tl._antigen._model import estimate_ambient_rate, fit_antigen_mixture
 
 QS = (0.0, 0.05, 0.1, 0.2, 0.3)
 

@@ -13,7 +13,7 @@ import pandas as pd
 from scipy import sparse
 
 from cd7escape.tl import antigen_state
-from cd7escape.tl._antigen_model import fit_antigen_mixture, theta_interval
+from cd7escape.tl._antigen._model import fit_antigen_mixture, theta_interval
 
 
 def simulate(n: int, rng, pi=0.2, mu=5e-4, theta=3.0, a=2e-5):

@@ -10,7 +10,7 @@ from scipy import sparse
 
 from cd7escape._config import AntigenParams
 from cd7escape._errors import InputError
-from cd7escape.tl._antigen import antigen_state
+from cd7escape.tl._antigen._state import antigen_state
 
 A = 3e-5
 THETA = 3.0

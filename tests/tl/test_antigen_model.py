@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 from scipy import optimize, stats
 
-from cd7escape.tl._antigen_model import (
+from cd7escape.tl._antigen._model import (
     AntigenFit,
     estimate_ambient_rate,
     estimate_theta,
@@ -121,7 +121,7 @@ def test_nuisance_estimates():
 
 def test_constants_equal_config_defaults():
     from cd7escape._config import AntigenParams
-    from cd7escape.tl import _antigen_model as m
+    from cd7escape.tl._antigen import _model as m
 
     cfg = AntigenParams()
     assert (cfg.theta_prior_median, cfg.theta_prior_sd) == m.THETA_PRIOR
@@ -157,7 +157,7 @@ def test_bad_input():
 
 
 def test_large_groups_compressed_equal_exact(monkeypatch):
-    import cd7escape.tl._antigen_model as m
+    import cd7escape.tl._antigen._model as m
 
     rng = np.random.default_rng(5)
     y, s, _ = simulate(rng, 6000, 0.2, 8e-4)

@@ -140,7 +140,7 @@ def test_bad_threshold_is_input_error(calls):
 
 
 def test_loosely_positive_subclone_gives_only_its_excess_to_downregulation():
-    from cd7escape.tl._classify import _Data, _decide
+    from cd7escape.tl._classify._relapse import _Data, _decide
 
     rng = np.random.default_rng(0)
     nb = nr = 300
@@ -174,7 +174,7 @@ def test_loosely_positive_subclone_gives_only_its_excess_to_downregulation():
 
 
 def test_baseline_negatives_are_bounded_jointly_over_positive_subclones():
-    from cd7escape.tl._classify import _joint_downregulation_share
+    from cd7escape.tl._classify._relapse import _joint_downregulation_share
 
     # eight small subclones, each loosely bounded (0-25 % negative at baseline), all negative at relapse
     rows = {
@@ -224,7 +224,7 @@ def test_uncertain_mappings_lower_the_confidence(calls):
 
 
 def test_bootstrap_calls_do_not_depend_on_the_number_of_processes(monkeypatch):
-    from cd7escape.tl import _classify as C
+    from cd7escape.tl._classify import _relapse as C
 
     rng = np.random.default_rng(0)
     n = 400

@@ -3,7 +3,7 @@ import pandas as pd
 import pytest
 import scipy.sparse as sp
 
-from cd7escape.tl._infercnv_core import infercnv_profile
+from cd7escape.tl._malignant._infercnv_core import infercnv_profile
 
 
 @pytest.fixture(scope="module")

@@ -3,7 +3,7 @@ from __future__ import annotations
 import numpy as np
 import scipy.sparse as sp
 
-from cd7escape.tl._lognorm_columns import lognorm_columns
+from cd7escape.tl._clones._lognorm_columns import lognorm_columns
 
 
 def test_equals_the_numpy_formula_bit_for_bit():

@@ -10,7 +10,7 @@ import pytest
 
 import cd7escape as ce
 from cd7escape._config import MalignantParams
-from cd7escape.tl._malignant import CELL_CLASSES
+from cd7escape.tl._malignant._call import CELL_CLASSES
 
 
 def _f1(truth: np.ndarray, called: np.ndarray) -> float:

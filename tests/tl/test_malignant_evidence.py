@@ -8,16 +8,16 @@ import pytest
 from scipy import stats
 
 from cd7escape._errors import InputError
-from cd7escape.tl._blast_program import BLAST_SPECIFIC, BLAST_SUPPORTING
-from cd7escape.tl._car import detect_car, find_car_feature
-from cd7escape.tl._cell_types import (
+from cd7escape.tl._malignant._blast_program import BLAST_SPECIFIC, BLAST_SUPPORTING
+from cd7escape.tl._malignant._car import detect_car, find_car_feature
+from cd7escape.tl._malignant._cell_types import (
     LINEAGE_MARKERS,
     check_antigen_free,
     lineage_scores,
     without_antigen,
 )
-from cd7escape.tl._cnv import cnv_subclones, gene_positions_frame, positions_for
-from cd7escape.tl._tcr_evidence import clone_sizes, tcr_evidence
+from cd7escape.tl._malignant._cnv import cnv_subclones, gene_positions_frame, positions_for
+from cd7escape.tl._malignant._tcr_evidence import clone_sizes, tcr_evidence
 
 
 def test_car_threshold_follows_ambient_poisson_tail():

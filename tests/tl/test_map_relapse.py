@@ -8,7 +8,7 @@ import scipy.sparse as sp
 from scipy import stats
 
 from cd7escape.pp._knn import nearest_neighbors
-from cd7escape.tl._map_relapse import (
+from cd7escape.tl._clones._map_relapse import (
     _lognorm,
     _residuals,
     correlated_genes,

@@ -4,9 +4,9 @@ import numpy as np
 import pytest
 from scipy import optimize
 
-from cd7escape.tl._antigen_model import _Group, chi2_half_quantile
-from cd7escape.tl._mixture_search import anchored_search, profile_crossing, profile_maximum
-from cd7escape.tl._newton_log_mu import newton_log_mu
+from cd7escape.tl._antigen._mixture_search import anchored_search, profile_crossing, profile_maximum
+from cd7escape.tl._antigen._model import _Group, chi2_half_quantile
+from cd7escape.tl._antigen._newton_log_mu import newton_log_mu
 
 
 def _cells(n: int, pi: float, seed: int, depth: float = 2000.0):

@@ -4,8 +4,8 @@ import numpy as np
 import pytest
 from scipy import optimize
 
-from cd7escape.tl._antigen_model import _Group
-from cd7escape.tl._newton_log_mu import newton_log_mu
+from cd7escape.tl._antigen._model import _Group
+from cd7escape.tl._antigen._newton_log_mu import newton_log_mu
 
 
 def _group(n: int, pi: float, seed: int, *, pooled: bool) -> _Group:

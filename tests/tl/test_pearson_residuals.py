@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import scipy.sparse as sp
 
-from cd7escape.tl import _pearson_residuals as pr
+from cd7escape.tl._clones import _pearson_residuals as pr
 
 
 @pytest.fixture(scope="module")

@@ -7,7 +7,7 @@ import pytest
 import scipy.sparse as sp
 from scipy import stats
 
-from cd7escape.tl._rank_correlation import sparse_spearman
+from cd7escape.tl._clones._rank_correlation import sparse_spearman
 
 
 def _matrix(rng, n: int = 300, m: int = 40) -> np.ndarray:

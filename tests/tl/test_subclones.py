@@ -11,7 +11,7 @@ import scipy.sparse as sp
 
 import cd7escape as ce
 from cd7escape._config import CloneParams
-from cd7escape.tl._subclones import fold_ci
+from cd7escape.tl._clones._subclones import fold_ci
 
 
 def _patient(mechanism: str, seed: int = 3, **kw):
@@ -99,7 +99,7 @@ def test_missing_malignant_is_input_error():
 
 def test_cnv_labels_need_genomic_support():
     """A CNV-subclone label is clone identity only when its cells' genomic windows move as a copy-number change."""
-    from cd7escape.tl._subclones import _supported_cnv_labels
+    from cd7escape.tl._clones._subclones import _supported_cnv_labels
 
     rng = np.random.default_rng(0)
     genes_per_window, n_windows, n = 20, 12, 200
@@ -121,7 +121,7 @@ def _windows(n_genes: int = 200, size: int = 50):
 
 def _as_windows(*parts: np.ndarray, wins=None):
     """Window expression of the rows of ``parts`` stacked (baseline cells, then relapse cells)."""
-    from cd7escape.tl._map_relapse import GenomicWindows
+    from cd7escape.tl._clones._map_relapse import GenomicWindows
 
     wins = _windows() if wins is None else wins
     return GenomicWindows(
@@ -130,7 +130,7 @@ def _as_windows(*parts: np.ndarray, wins=None):
 
 
 def test_new_state_with_its_subclones_own_cnv_is_linked_back():
-    from cd7escape.tl._subclones import _cnv_link_new_states
+    from cd7escape.tl._clones._subclones import _cnv_link_new_states
 
     rng = np.random.default_rng(0)
     wb = rng.normal(0, 0.05, (120, 200))
@@ -155,7 +155,7 @@ def test_new_state_with_its_subclones_own_cnv_is_linked_back():
 def _remap_s0_group_carrying_s1_gain(zr_center: float, zr_sd: float):
     """40 relapse cells rejected from S0, carrying S1's copy-number gain, at ``zr_center`` in the
     transcriptional space (S0 around 0, S1 around 4): ``(n re-mapped, labels, confidences)``."""
-    from cd7escape.tl._subclones import _remap_cnv_consistent
+    from cd7escape.tl._clones._subclones import _remap_cnv_consistent
 
     rng = np.random.default_rng(1)
     wb = rng.normal(0, 0.05, (120, 200))
@@ -182,7 +182,7 @@ def test_cnv_rejected_group_is_remapped_only_where_consistent():
 
 
 def test_label_share_is_the_weighted_neighbour_share():
-    from cd7escape.tl._subclones import _label_share
+    from cd7escape.tl._clones._subclones import _label_share
 
     rng = np.random.default_rng(2)
     ref = np.vstack([rng.normal(0, 1, (50, 3)), rng.normal(6, 1, (50, 3))])

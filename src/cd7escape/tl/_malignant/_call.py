@@ -8,11 +8,12 @@ import numpy as np
 import pandas as pd
 import scipy.sparse as sp
 
-from .._config import MalignantParams
-from .._errors import InputError
-from .._logging import logger, timed
-from .._sparse import scale_rows
-from .._uns import record
+from ..._anndata import counts_matrix
+from ..._config import MalignantParams
+from ..._errors import InputError
+from ..._logging import logger, timed
+from ..._sparse import scale_rows
+from ..._uns import record
 from ._blast_program import blast_evidence, blast_score, program_llr
 from ._car import detect_car, find_car_feature
 from ._cell_types import NON_T, assign_lineage, lineage_scores
@@ -161,7 +162,7 @@ def call_malignant(
 
 
 def _counts(adata) -> sp.csr_matrix:
-    x = adata.layers.get("counts", adata.X)
+    x = counts_matrix(adata)
     x = sp.csr_matrix(x) if not sp.issparse(x) else x.tocsr()
     sample = x.data[: min(x.data.size, 10000)]
     if sample.size and (np.any(sample < 0) or not np.allclose(sample, np.round(sample))):

@@ -27,7 +27,7 @@ def pearson_residuals(counts, genes: np.ndarray, p: np.ndarray, theta: float, to
 
     ``p`` holds the shares of ``genes`` (same order), ``tot`` each cell's total count.
     """
-    from .._parallel import map_threads
+    from ..._parallel import map_threads
 
     sub = _columns(counts, genes, "csr")
     n = sub.shape[0]
@@ -45,7 +45,7 @@ def residual_variance(
     counts, genes: np.ndarray, p: np.ndarray, theta: float, tot: np.ndarray
 ) -> np.ndarray:
     """Variance over cells of each gene's residuals (``p`` as in :func:`pearson_residuals`), no dense matrix."""
-    from .._parallel import map_threads
+    from ..._parallel import map_threads
 
     sub = _columns(counts, genes, "csc")
     n, g = sub.shape

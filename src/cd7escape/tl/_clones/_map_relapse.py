@@ -14,7 +14,7 @@ from dataclasses import dataclass
 import numpy as np
 import scipy.sparse as sp
 
-from .._sparse import lognorm, nonzero_count
+from ..._sparse import lognorm, nonzero_count
 
 
 @dataclass
@@ -165,7 +165,7 @@ def knn_transfer(
     of ``ref`` by :func:`~cd7escape.pp._knn.nearest_neighbors`, at least ``k + 1`` columns, the point
     itself first); computed here otherwise.
     """
-    from ..pp._knn import nearest_neighbors
+    from ...pp._knn import nearest_neighbors
 
     labels, codes = np.unique(ref_labels, return_inverse=True)
     k = int(min(n_neighbors, ref.shape[0] - 1))
@@ -268,7 +268,7 @@ def genomic_windows(
         start = pd.to_numeric(var["start"], errors="coerce").to_numpy()
     else:
         try:
-            from ._cnv import gene_positions_frame
+            from .._malignant import gene_positions_frame
 
             table = gene_positions_frame(None)
         except Exception:  # no table shipped: no check

@@ -8,21 +8,14 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from .._config import ClassifyParams
-from .._errors import InputError
-from .._logging import logger, timed
-from .._uns import NS, _plain, record
-from .._version import __version__
-from ._subclones import (
-    UNMAPPED,
-    antigen_counts,
-    counts_matrix,
-    group_antigen,
-    malignant_mask,
-    recorded_antigen_model,
-    reference_level,
-    timepoint_masks,
-)
+from ..._anndata import antigen_counts, counts_matrix, malignant_mask, timepoint_masks
+from ..._config import ClassifyParams
+from ..._errors import InputError
+from ..._logging import logger, timed
+from ..._uns import NS, _plain, record
+from ..._version import __version__
+from .._antigen import group_antigen, recorded_antigen_model, reference_level
+from .._clones import UNMAPPED
 
 _CP = ClassifyParams()
 #: Malignant cells from which the bootstrap is worth spawning worker processes (~1-2 s each to start).
@@ -229,7 +222,7 @@ def _decide(d: _Data, P: dict[str, Any], *, interval: bool = True) -> dict[str, 
         mass[c] = nrc * frac_r
         fb, frr = nbc / nb, nrc / nr
         fold = (frr / fb) if fb > 0 else np.inf
-        from ._subclones import fold_ci
+        from .._clones import fold_ci
 
         f, lo, hi = fold_ci(nrc, nr, nbc, nb) if c != UNMAPPED else (np.nan, np.nan, np.nan)
         if c == UNMAPPED:
@@ -461,7 +454,7 @@ def classify_relapse(
         "min_relapse_cells"
     ]
     if enough and "subclone" not in adata.obs:
-        from ._subclones import subclones
+        from .._clones import subclones
 
         subclones(adata, antigen=antigen, seed=seed)
     sub = (
@@ -597,7 +590,7 @@ def _bootstrap_calls(d: _Data, draws: list, P: dict[str, Any]) -> list[str]:
     takes parts from the back of the queue that no worker has started, so a worker that is slow to start
     does not leave its half for the end.
     """
-    from .._parallel import available_cpus
+    from ..._parallel import available_cpus
 
     n_jobs = min(available_cpus(), len(draws) // 4)
     if n_jobs < 2 or d.y.size < _PARALLEL_MIN_CELLS:

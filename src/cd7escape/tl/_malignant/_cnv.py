@@ -20,9 +20,9 @@ import numpy as np
 import pandas as pd
 import scipy.sparse as sp
 
-from .._errors import InputError
-from .._logging import logger
-from .._sparse import scale_rows
+from ..._errors import InputError
+from ..._logging import logger
+from ..._sparse import scale_rows
 from ._infercnv_core import genome_order, infercnv_profile
 
 # Genes whose expression reflects clonotype or HLA type rather than copy number.
@@ -41,7 +41,7 @@ MERGE = 0.3
 def gene_positions_frame(gene_positions: str | Path | pd.DataFrame | None) -> pd.DataFrame:
     """Gene positions as a DataFrame indexed by symbol with chromosome, start, end (and ensembl_id)."""
     if gene_positions is None:
-        from ..io import gene_table
+        from ...io import gene_table
 
         return gene_table()
     if isinstance(gene_positions, pd.DataFrame):

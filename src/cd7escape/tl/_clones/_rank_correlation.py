@@ -21,8 +21,8 @@ def sparse_spearman(x, a: np.ndarray) -> np.ndarray:
     """
     from scipy import stats
 
-    from .._parallel import available_cpus, map_threads
-    from .._sparse import entry_bounds
+    from ..._parallel import available_cpus, map_threads
+    from ..._sparse import entry_bounds
 
     x = sp.csc_matrix(x)
     x.eliminate_zeros()

@@ -7,12 +7,13 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-from scipy import sparse, stats
+from scipy import stats
 
-from .._errors import InputError
-from .._logging import logger, timed
-from .._uns import NS, record
-from ._antigen_model import AntigenFit, estimate_ambient_rate, fit_antigen_mixture, theta_interval
+from ..._anndata import antigen_counts
+from ..._errors import InputError
+from ..._logging import logger, timed
+from ..._uns import NS, record
+from ._model import AntigenFit, estimate_ambient_rate, fit_antigen_mixture, theta_interval
 
 #: lineages (``obs['cell_class']``) that never express the antigen: the ambient reference
 NON_EXPRESSING_LINEAGES: dict[str, tuple[str, ...]] = {
@@ -349,17 +350,13 @@ def _validate(adata, params: dict[str, Any]) -> None:
         elif _protein_column(adata.obsm["protein"], ap) is None:
             problems.append(f"antigen_protein '{ap}' is not a column of obsm['protein']")
     if problems:
-        from .._errors import Problem
+        from ..._errors import Problem
 
         raise InputError([Problem(m, field="antigen_model") for m in problems])
 
 
 def _counts_and_size(adata, antigen: str, layer: str | None) -> tuple[np.ndarray, np.ndarray]:
-    X = adata.X if layer is None else adata.layers[layer]
-    j = adata.var_names.get_loc(antigen)
-    col = X[:, j]
-    y = np.asarray(col.toarray() if sparse.issparse(col) else col, dtype=float).ravel()
-    s = np.asarray(X.sum(axis=1), dtype=float).ravel()
+    y, s = antigen_counts(adata, antigen, layer=layer)
     if np.any(y < 0) or np.any(np.abs(y - np.round(y)) > 1e-6):
         raise InputError.single(f"layer '{layer}' does not hold raw integer counts", field="layer")
     if np.any(s <= 0):

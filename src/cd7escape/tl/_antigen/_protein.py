@@ -22,7 +22,7 @@ from __future__ import annotations
 import numpy as np
 from scipy import optimize, special
 
-from ._antigen_model import AntigenFit, _as_arrays, _fit
+from ._model import AntigenFit, _as_arrays, _fit
 
 __all__ = ["combined_cell_state", "fit_protein_mixture", "protein_background"]
 

@@ -2,17 +2,18 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 import pandas as pd
 import scipy.sparse as sp
 
-from .._config import CloneParams, EmbedParams
-from .._errors import InputError
-from .._logging import logger, timed
-from .._uns import NS, record
+from ..._anndata import antigen_counts, counts_matrix, malignant_mask, timepoint_masks
+from ..._config import CloneParams, EmbedParams
+from ..._errors import InputError
+from ..._logging import logger, timed
+from ..._uns import NS, record
+from .._antigen import group_antigen, recorded_antigen_model, reference_level
 from ._map_relapse import (
     GenomicWindows,
     _lognorm,
@@ -26,211 +27,6 @@ _CP = CloneParams()
 _EP = EmbedParams()
 
 UNMAPPED = "unmapped"
-
-
-# --------------------------------------------------------------------------- shared inputs
-
-
-def counts_matrix(adata):
-    """Raw counts: ``layers['counts']`` when present, else ``X``."""
-    return adata.layers.get("counts", adata.X)
-
-
-def antigen_counts(adata, antigen: str) -> tuple[np.ndarray, np.ndarray]:
-    """Antigen UMI counts and size factors (total UMIs) per cell."""
-    if antigen not in adata.var_names:
-        raise InputError.single(
-            f"antigen gene {antigen!r} is not among the genes of the data", field="antigen"
-        )
-    x = counts_matrix(adata)
-    j = adata.var_names.get_loc(antigen)
-    y = x[:, j]
-    y = np.asarray(y.todense()).ravel() if sp.issparse(y) else np.asarray(y).ravel()
-    s = np.asarray(x.sum(axis=1)).ravel().astype(float)
-    return y.astype(float), s
-
-
-def malignant_mask(adata) -> np.ndarray:
-    """Boolean malignant calls (``obs['malignant']``, written by :func:`cd7escape.tl.call_malignant`)."""
-    if "malignant" not in adata.obs:
-        raise InputError.single(
-            "obs['malignant'] is missing: run ce.tl.call_malignant first (or provide malignant labels)",
-            field="malignant",
-        )
-    return adata.obs["malignant"].fillna(False).astype(bool).to_numpy()
-
-
-def timepoint_masks(adata) -> tuple[np.ndarray, np.ndarray]:
-    if "timepoint" not in adata.obs:
-        raise InputError.single("obs['timepoint'] is missing (baseline/relapse)", field="timepoint")
-    tp = adata.obs["timepoint"].astype(str).to_numpy()
-    return tp == "baseline", tp == "relapse"
-
-
-@dataclass(frozen=True)
-class AntigenModel:
-    """The antigen model as :func:`cd7escape.tl.antigen_state` fitted it for this patient.
-
-    The subclone and classification steps measure the antigen with the options and the patient-level
-    nuisance parameters (NB size ``theta``, ambient rate) that the antigen step used, so that one
-    configuration gives one model and the same ``theta`` everywhere.
-    """
-
-    alpha: float
-    min_cells: int
-    dim_fold: float
-    theta: float
-    ambient_rate: float
-    ambient_source: str
-
-    def options(self) -> dict[str, Any]:
-        """The options that :func:`group_antigen` takes."""
-        return {"alpha": self.alpha, "min_cells": self.min_cells, "dim_fold": self.dim_fold}
-
-
-def recorded_antigen_model(adata, antigen: str) -> AntigenModel:
-    """The antigen model recorded in ``uns['cd7escape']['antigen']``, fitting it first when absent.
-
-    When :func:`cd7escape.tl.antigen_state` has not run for ``antigen`` (a notebook calling
-    :func:`subclones` directly), it is run here with its defaults on the malignant cells per sample, and
-    logged.
-    """
-    entry = adata.uns.get(NS, {}).get("antigen")
-    params = entry.get("params", {}) if hasattr(entry, "get") else {}
-    if not hasattr(params, "get") or str(params.get("antigen")) != antigen:
-        from ._antigen import antigen_state
-
-        logger.info(
-            "no antigen model of %s in uns['%s']['antigen']: running antigen_state with its defaults",
-            antigen,
-            NS,
-        )
-        antigen_state(adata, antigen, groupby="sample" if "sample" in adata.obs else "timepoint")
-        entry = adata.uns[NS]["antigen"]
-        params = entry["params"]
-    return AntigenModel(
-        alpha=float(params["alpha"]),
-        min_cells=int(params["min_cells"]),
-        dim_fold=float(params["dim_fold"]),
-        theta=float(entry["theta"]),
-        ambient_rate=float(entry["ambient_rate"]),
-        ambient_source=str(entry.get("ambient_source", "uns['cd7escape']['antigen']")),
-    )
-
-
-def anchored_fit(
-    y: np.ndarray,
-    s: np.ndarray,
-    *,
-    mu_ref: float,
-    ambient: float,
-    theta: float,
-    alpha: float,
-    interval: bool = True,
-) -> dict[str, float]:
-    """Negative fraction of a group with the expressing level fixed at the patient's reference level.
-
-    The free mixture (:func:`fit_antigen_mixture`) cannot tell a wholly negative group from one that expresses
-    at the ambient level; anchoring the expressing component at the baseline malignant level ``mu_ref``
-    (same kernel likelihood, one free parameter) answers "which share of these cells does not express the
-    antigen at the level this leukemia had?". Profile-likelihood interval and boundary-corrected LRT.
-    """
-    from ._antigen_model import _Group, chi2_half_quantile, chi2_pvalue
-    from ._mixture_search import anchored_search
-
-    n = int(y.size)
-    if n == 0:
-        return {"pi": np.nan, "ci_low": np.nan, "ci_high": np.nan, "pval": np.nan, "n": 0}
-    grp = _Group(np.asarray(y, float), np.asarray(s, float), ambient, theta)
-    drop = chi2_half_quantile(1 - alpha) if interval else np.nan
-    pi, lmax, ll0, lo, hi = anchored_search(1e-5, drop, *grp.search_terms(mu_ref, anchor=mu_ref))
-    pval = chi2_pvalue(max(2 * (lmax - ll0), 0.0))
-    return {"pi": float(pi), "ci_low": float(lo), "ci_high": float(hi), "pval": pval, "n": n}
-
-
-def group_antigen(
-    y: np.ndarray,
-    s: np.ndarray,
-    *,
-    mu_ref: float,
-    ambient: float,
-    theta: float,
-    alpha: float,
-    min_cells: int,
-    dim_fold: float,
-    interval: bool = True,
-) -> dict[str, Any]:
-    """Antigen numbers of one group: anchored negative fraction, free-fit level, naive zeros and a state.
-
-    ``alpha``, ``min_cells`` and ``dim_fold`` are the antigen model's options
-    (:meth:`AntigenModel.options`).
-    """
-    from ._antigen_model import fit_antigen_mixture
-
-    n = int(y.size)
-    if n < min_cells:
-        return {
-            "n": n,
-            "state": "too_few_cells" if n else "absent",
-            "zero_fraction": float(np.mean(y == 0)) if n else np.nan,
-        }
-    an = anchored_fit(
-        y, s, mu_ref=mu_ref, ambient=ambient, theta=theta, alpha=alpha, interval=interval
-    )
-    free = fit_antigen_mixture(y, s, ambient_rate=ambient, theta=theta, alpha=alpha, interval=False)
-    mu_hi = float(free.mu_ci[1]) if np.isfinite(free.mu_ci[1]) else float(free.mu)
-    if an["pval"] < alpha and an["pi"] >= 0.5:
-        state = "negative"
-    elif free.pi < 0.5 and mu_hi < dim_fold * mu_ref:
-        state = "dim"
-    elif an["pval"] < alpha and an["ci_low"] > 0.05:
-        state = "partly_negative"
-    elif an["ci_high"] < 0.2:
-        state = "positive"
-    else:
-        state = "uncertain"
-    return {
-        "n": n,
-        "pi": an["pi"],
-        "ci_low": an["ci_low"],
-        "ci_high": an["ci_high"],
-        "lrt_pvalue": an["pval"],
-        "mu": float(free.mu),
-        "mu_ci_low": float(free.mu_ci[0]),
-        "mu_ci_high": mu_hi,
-        "mu_ratio": float(free.mu / mu_ref),
-        "pi_free": float(free.pi),
-        "zero_fraction": float(free.zero_fraction),
-        "dropout": float(free.dropout),
-        "state": state,
-    }
-
-
-def reference_level(
-    adata, y, s, mal, bt, *, ambient: float, theta: float, min_cells: int
-) -> tuple[float, str]:
-    """Expression rate of expressing baseline malignant cells (falls back on normal T cells)."""
-    from ._antigen_model import fit_antigen_mixture
-
-    for mask, what in (
-        (mal & bt, "baseline malignant cells"),
-        (_normal_t(adata) & ~mal, "normal T cells"),
-    ):
-        if mask.sum() >= min_cells:
-            f = fit_antigen_mixture(
-                y[mask], s[mask], ambient_rate=ambient, theta=theta, interval=False
-            )
-            if np.isfinite(f.mu) and f.mu > 5 * ambient and f.pi < 0.95:
-                return float(f.mu), what
-    return float(
-        max(10 * ambient, y[mal].sum() / max(s[mal].sum(), 1))
-    ), "mean rate of malignant cells"
-
-
-def _normal_t(adata) -> np.ndarray:
-    if "cell_class" in adata.obs:
-        return (adata.obs["cell_class"].astype(str) == "normal_T").to_numpy()
-    return np.zeros(adata.n_obs, dtype=bool)
 
 
 def fold_ci(nr: int, NR: int, nb: int, NB: int, alpha: float = 0.05) -> tuple[float, float, float]:
@@ -256,7 +52,7 @@ def _self_neighbors(coords: np.ndarray, n_neighbors: int) -> tuple[np.ndarray, n
     Each point first, then its ``min(n_neighbors, n - 1)`` nearest others: the graph takes
     ``n_neighbors`` columns (the point included), the transfer all of them.
     """
-    from ..pp._knn import nearest_neighbors
+    from ...pp._knn import nearest_neighbors
 
     return nearest_neighbors(coords, int(min(n_neighbors, coords.shape[0] - 1)) + 1)
 
@@ -273,8 +69,8 @@ def _leiden(
     import anndata as ad
     import scanpy as sc
 
-    from ..pp._knn import KnnTransformer
-    from ..pp._numba import cache_numba_compilation
+    from ...pp._knn import KnnTransformer
+    from ...pp._numba import cache_numba_compilation
 
     cache_numba_compilation()  # scanpy's connectivities run umap-learn's numba code (cached, not recompiled)
     tmp = ad.AnnData(np.zeros((coords.shape[0], 1), dtype=np.float32))
@@ -388,7 +184,7 @@ def _dominant(values: np.ndarray | None) -> tuple[Any, float]:
 
 def _markers(xlog, labels: np.ndarray, var_names: np.ndarray, n: int = 5) -> dict[str, list[str]]:
     """Top ``n`` genes by mean log expression in each subclone minus the other cells' mean."""
-    from .._sparse import group_sums
+    from ..._sparse import group_sums
 
     names, codes = np.unique(labels, return_inverse=True)
     sums = group_sums(xlog, codes.ravel(), names.size)
@@ -531,7 +327,7 @@ def _label_share(
     The same weights as the label transfer (:func:`~cd7escape.tl._map_relapse.knn_transfer`, 1/distance), so
     that for a cell labelled by its neighbours' majority it equals that transfer's mapping confidence.
     """
-    from ..pp._knn import nearest_neighbors
+    from ...pp._knn import nearest_neighbors
 
     if query.shape[0] == 0:
         return np.zeros(0)
@@ -677,7 +473,7 @@ def subclones(
         )
     )
 
-    from .._parallel import in_thread
+    from ..._parallel import in_thread
 
     # the genomic windows read only the counts: a thread computes them while the baseline space is fit
     # (rows: the baseline cells, then the relapse cells)

@@ -12,8 +12,8 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
-from .._errors import InputError
-from ..io._features import match_features
+from ..._errors import InputError
+from ...io._features import match_features
 
 # Per-cell probability, under ambient contamination alone, below which a CAR count is called real
 # (strong: vetoes malignancy) or suggestive (weak: makes a non-malignant T cell a CAR-T cell).
