@@ -7,8 +7,8 @@ import numpy as np
 import pytest
 
 import cd7escape as ce
+from cd7escape._files import atomic_write_h5ad
 from cd7escape.report._cells_file import CellsFile
-from cd7escape.report._files import write_h5ad
 from cd7escape.report._patient import _shell
 
 
@@ -41,7 +41,7 @@ def test_two_part_file_equals_one_part_file(embedded, tmp_path, caplog):
     with caplog.at_level("INFO", logger="cd7escape"):
         cells.finish(_shell(adata))
     assert "writing it whole" not in caplog.text  # the matrices written first were kept
-    write_h5ad(_shell(adata), tmp_path / "one.h5ad")
+    atomic_write_h5ad(_shell(adata), tmp_path / "one.h5ad")
     _assert_same_file(
         ad.read_h5ad(tmp_path / "two" / "cells.h5ad"), ad.read_h5ad(tmp_path / "one.h5ad")
     )
@@ -74,5 +74,5 @@ def test_matrices_written_in_slices_read_back(embedded, tmp_path, monkeypatch):
     assert adata.X.nnz > 5000
     cells = CellsFile(adata, tmp_path / "cells.h5ad", compression="gzip")
     cells.finish(_shell(adata))
-    write_h5ad(_shell(adata), tmp_path / "one.h5ad")
+    atomic_write_h5ad(_shell(adata), tmp_path / "one.h5ad")
     _assert_same_file(ad.read_h5ad(tmp_path / "cells.h5ad"), ad.read_h5ad(tmp_path / "one.h5ad"))

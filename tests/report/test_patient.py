@@ -182,14 +182,14 @@ def test_pdf_export(written):
 def test_cells_h5ad_compression_follows_the_config(written, config, tmp_path):
     import h5py
 
-    from cd7escape.report._files import write_h5ad
+    from cd7escape._files import atomic_write_h5ad
 
     pdir, _ = written
     with h5py.File(pdir / "cells.h5ad") as f:
         assert f["layers/counts/data"].compression == config.h5ad_compression == "lzf"
     small = ad.read_h5ad(pdir / "cells.h5ad")
     for name, expected in (("gzip", "gzip"), ("none", None)):
-        write_h5ad(small, tmp_path / f"{name}.h5ad", compression=name)
+        atomic_write_h5ad(small, tmp_path / f"{name}.h5ad", compression=name)
         with h5py.File(tmp_path / f"{name}.h5ad") as f:
             assert f["layers/counts/data"].compression == expected
         back = ad.read_h5ad(tmp_path / f"{name}.h5ad")

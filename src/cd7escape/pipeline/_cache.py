@@ -1,13 +1,13 @@
-"""Stage outputs on disk, keyed by a hash of everything they depend on; written atomically."""
+"""Stage outputs on disk, keyed by a hash of everything they depend on; written atomically (``_files``)."""
 
 from __future__ import annotations
 
 import hashlib
 import json
-import os
-import tempfile
 from pathlib import Path
 from typing import Any
+
+from .._files import atomic_write_h5ad
 
 
 def stage_key(previous: str, name: str, params: dict[str, Any]) -> str:
@@ -16,45 +16,6 @@ def stage_key(previous: str, name: str, params: dict[str, Any]) -> str:
         {"previous": previous, "stage": name, "params": params}, sort_keys=True, default=str
     )
     return hashlib.sha256(payload.encode()).hexdigest()[:16]
-
-
-def atomic_write(path: Path, write) -> None:
-    """Call ``write(tmp_path)`` and move the result into place, so a killed run leaves no half file."""
-    tmp = temporary_path(path)
-    try:
-        write(tmp)
-        move_into_place(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
-
-
-def temporary_path(path: Path) -> Path:
-    """A new empty hidden file beside ``path`` (``.<name>.*.tmp``: a killed run's leftovers are found
-    and removed by the next run); the folder is created."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    os.close(fd)
-    return Path(tmp)
-
-
-def move_into_place(tmp: Path, path: Path) -> None:
-    """Give a finished temporary file ordinary permissions and rename it to ``path`` (atomic)."""
-    os.chmod(tmp, 0o666 & ~_umask())  # mkstemp makes owner-only files; outputs are shared
-    os.replace(tmp, path)
-
-
-def _umask() -> int:
-    mask = os.umask(0)
-    os.umask(mask)
-    return mask
-
-
-def atomic_write_text(path: Path, text: str) -> None:
-    atomic_write(path, lambda tmp: tmp.write_text(text, encoding="utf-8"))
-
-
-def write_h5ad(adata, path: Path, *, compression: str | None = "gzip") -> None:
-    atomic_write(path, lambda tmp: adata.write_h5ad(tmp, compression=compression))
 
 
 def save_annotations(adata, path: Path) -> None:
@@ -76,7 +37,7 @@ def save_annotations(adata, path: Path) -> None:
         varm=dict(adata.varm),
         uns=dict(adata.uns),
     )
-    write_h5ad(shell, path, compression=None)
+    atomic_write_h5ad(shell, path, compression="none")
 
 
 def restore(read_inputs, annotations_path: Path | None):

@@ -15,9 +15,10 @@ from typing import Any
 from .._allocator import release_free_memory
 from .._config import Config, SampleSpec
 from .._errors import InputError
+from .._files import atomic_write_text
 from .._logging import logger
 from .._version import __version__
-from ._cache import atomic_write_text, restore, save_annotations, stage_key
+from ._cache import restore, save_annotations, stage_key
 from ._stages import STAGES, ingest_params
 from ._umap_job import prepare_umap, start_umap
 

@@ -14,9 +14,8 @@ import contextlib
 from pathlib import Path
 from typing import Any
 
+from .._files import H5AD_COMPRESSION, atomic_write_h5ad, move_into_place, temporary_path
 from .._parallel import in_thread
-from ..pipeline._cache import move_into_place, temporary_path
-from ._files import H5AD_COMPRESSION, write_h5ad
 
 
 class CellsFile:
@@ -69,7 +68,7 @@ class CellsFile:
                 "    cells.h5ad: the cells or matrices changed since embed; writing it whole"
             )
             self.abandon()
-            write_h5ad(adata, self.path, compression=self.compression)
+            atomic_write_h5ad(adata, self.path, compression=self.compression)
             return
         import h5py
 

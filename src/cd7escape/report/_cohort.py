@@ -8,10 +8,10 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import quote
 
+from .._files import atomic_write_text
 from .._logging import logger
 from .._version import __version__
 from . import _narrative, _render
-from ._files import write_text
 
 COLUMNS = [
     "patient",
@@ -58,7 +58,7 @@ def write_cohort(outdir: Path, patients: Sequence[str]) -> list[dict[str, Any]]:
     rows = [_row(outdir, str(p)) for p in dict.fromkeys(patients)]
     lines = ["\t".join(COLUMNS)]
     lines += ["\t".join(_cell(r[c]) for c in COLUMNS) for r in rows]
-    write_text(outdir / "cohort_summary.tsv", "\n".join(lines) + "\n")
+    atomic_write_text(outdir / "cohort_summary.tsv", "\n".join(lines) + "\n")
     counts: dict[str, int] = {}
     for r in rows:
         key = r["mechanism"] if r["status"] == "ok" else r["status"]
@@ -71,7 +71,7 @@ def write_cohort(outdir: Path, patients: Sequence[str]) -> list[dict[str, Any]]:
         counts=sorted(counts.items(), key=lambda kv: (-kv[1], kv[0])),
         label=_narrative.label,
     )
-    write_text(outdir / "cohort.html", html)
+    atomic_write_text(outdir / "cohort.html", html)
     logger.info(
         "cohort: %d patient(s), %d with a result -> %s",
         len(rows),

@@ -7,10 +7,10 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from .._files import atomic_write_bytes, atomic_write_h5ad, atomic_write_text
 from .._logging import logger, timed
 from .._parallel import in_thread
 from . import _narrative, _render
-from ._files import write_bytes, write_h5ad, write_text
 from ._pdf import write_pdf
 from ._result import build_result, dumps
 
@@ -101,14 +101,17 @@ def write_patient(
         if umap is not None:
             umap()
             result = build_result(adata, config=config, patient=patient)  # the UMAP is recorded
-        write_text(pdir / "result.json", dumps(result))
+        atomic_write_text(pdir / "result.json", dumps(result))
         result = json.loads(dumps(result))  # what the file holds is what the report shows
         # cells.h5ad is written while the figures render: h5py releases the GIL while it compresses
         if cells_file is not None:
             h5ad = in_thread(cells_file.finish, _shell(adata))
         else:
             h5ad = in_thread(
-                write_h5ad, _shell(adata), pdir / "cells.h5ad", compression=config.h5ad_compression
+                atomic_write_h5ad,
+                _shell(adata),
+                pdir / "cells.h5ad",
+                compression=config.h5ad_compression,
             )
         sections.insert(0, _cells_section(adata, result, pdir / "figures"))
         drawn = {f["alt"] for sec in sections for f in sec["figures"]}
@@ -127,7 +130,7 @@ def write_patient(
             parameters_json=json.dumps(result["parameters"], indent=2, sort_keys=True),
             steps_json=json.dumps(result["step_parameters"], indent=2, sort_keys=True),
         )
-        write_text(pdir / "report.html", html)
+        atomic_write_text(pdir / "report.html", html)
         write_pdf(
             pdir / "report.pdf",
             result,
@@ -385,5 +388,5 @@ def _add(
         logger.warning("figure %s could not be drawn: %s", name, exc)
         sec["notes"].append(f"Figure '{name}' could not be drawn: {type(exc).__name__}: {exc}")
         return
-    write_bytes(figdir / f"{name}.png", data)
+    atomic_write_bytes(figdir / f"{name}.png", data)
     sec["figures"].append({**_render.embed_png(data), "alt": name, "caption": caption, "png": data})

@@ -102,6 +102,6 @@ def _first_page(fig, r: Mapping[str, Any]) -> None:
 
 
 def write_pdf(path: Path, result: Mapping[str, Any], figures: Sequence[tuple[str, bytes]]) -> None:
-    from ._files import write_bytes
+    from .._files import atomic_write_bytes
 
-    write_bytes(path, pdf_bytes(result, figures))
+    atomic_write_bytes(path, pdf_bytes(result, figures))
