@@ -19,7 +19,7 @@ from .._files import atomic_write_text
 from .._logging import logger
 from .._version import __version__
 from ._cache import restore, save_annotations, stage_key
-from ._stages import STAGES, ingest_params
+from ._stages import STAGES, Stage, ingest_params
 from ._umap_job import prepare_umap, start_umap
 
 
@@ -126,22 +126,53 @@ def summarize_config(config_path: str | Path, *, outdir: str | Path | None = Non
     return out / "cohort_summary.tsv"
 
 
+@dataclass(frozen=True)
+class _Step:
+    """One step of a patient's run and its cache file; ``stage`` is None for ingest (reading the inputs)."""
+
+    name: str
+    path: Path
+    stage: Stage | None = None
+
+
+def _plan(specs: list[SampleSpec], config: Config, pdir: Path) -> list[_Step]:
+    """Ingest and every stage with its cache file ``<nn>-<name>-<key>.h5ad``: the key of each stage
+    covers its parameters and those of every step before it, chained from the inputs' identity."""
+
+    def cache(name: str, key: str) -> Path:
+        return pdir / "stages" / f"{len(steps):02d}-{name}-{key}.h5ad"
+
+    steps: list[_Step] = []
+    key = stage_key("", "ingest", ingest_params(specs, config))
+    steps.append(_Step("ingest", cache("ingest", key)))
+    for stage in STAGES:
+        key = stage_key(key, stage.name, stage.params(config))
+        steps.append(_Step(stage.name, cache(stage.name, key), stage))
+    return steps
+
+
+def _resume_point(steps: list[_Step]) -> tuple[list[_Step], list[_Step]]:
+    """The steps up to the last one whose cache exists (none without the inputs' cache), and the rest."""
+    if not steps[0].path.exists():
+        return [], steps
+    last = max(n for n, step in enumerate(steps) if step.path.exists())
+    return steps[: last + 1], steps[last + 1 :]
+
+
 def _run_patient(
     pid: str, specs: list[SampleSpec], config: Config, pdir: Path, *, force: bool, bar
 ) -> PatientOutcome:
-    """All stages for one patient; an internal error is logged and reported, not raised."""
+    """All stages for one patient; an internal error is logged and reported, not raised.
+
+    What a stage needs besides ``run(adata, config)`` is declared on its :class:`Stage` record
+    (hooks, whether it needs both timepoints, whether it may end the patient as indeterminate, whether
+    the matrices are final after it); the runner reads those fields.
+    """
     t0 = time.time()
     timings: dict[str, float] = {}
     umap = cells_file = None
     try:
-        keys = [stage_key("", "ingest", ingest_params(specs, config))]
-        for stage in STAGES:
-            keys.append(stage_key(keys[-1], stage.name, stage.params(config)))
-        names = ["ingest", *(s.name for s in STAGES)]
-        paths = [
-            pdir / "stages" / f"{i:02d}-{n}-{k}.h5ad"
-            for i, (n, k) in enumerate(zip(names, keys, strict=True))
-        ]
+        steps = _plan(specs, config, pdir)
         _remove_temporary(pdir)
         if force:  # a --force run killed midway must not resume onto the caches it replaces
             for old in (pdir / "stages").glob("*.h5ad"):
@@ -155,58 +186,54 @@ def _run_patient(
                 specs, antigen=config.antigen, car_feature=config.car_feature, counts_only=True
             )
 
-        start, adata, last_saved = 0, None, None
-        if not force and paths[0].exists():
-            last = last_saved = max(i for i, p in enumerate(paths) if p.exists())
-            adata = restore(read_inputs, paths[last] if last else None)
-            start = last + 1
-            logger.info("[%s] resuming after stage '%s' (%s)", pid, names[last], paths[last].name)
-            bar.advance(start, f"{pid}: resumed")
+        done, pending = ([], steps) if force else _resume_point(steps)
+        adata, last_saved = None, None
+        if done:
+            resumed = done[-1]
+            last_saved = resumed.path
+            # the ingest cache holds nothing the inputs do not: they are read again
+            adata = restore(read_inputs, None if resumed.stage is None else resumed.path)
+            logger.info("[%s] resuming after stage '%s' (%s)", pid, resumed.name, resumed.path.name)
+            bar.advance(len(done), f"{pid}: resumed")
             umap = start_umap(adata, config)
-            cells_file = _start_cells_file(adata, pdir, config)
-        for i in range(start, len(names)):
-            lost = _lost_timepoint(adata) if i >= 2 else None  # after qc
+            if any(step.stage is not None and step.stage.matrices_final for step in done):
+                cells_file = _start_cells_file(adata, pdir, config)
+        for n, step in enumerate(pending):
+            stage = step.stage
+            lost = None
+            if stage is not None and stage.needs_both_timepoints:
+                lost = _lost_timepoint(adata)
+            if not lost:
+                bar.describe(f"{pid}: {step.name}")
+                t = time.time()
+                if stage is None:
+                    adata = read_inputs()
+                else:
+                    hooks = {}
+                    if "graph_ready" in stage.hooks:
+                        umap = prepare_umap(adata, config)  # ready when the graph is
+                        hooks["graph_ready"] = umap.submit if umap is not None else None
+                    lost = _run_stage(stage, adata, config, hooks, pid)
+                    if not lost and "graph_ready" in stage.hooks and umap is None:
+                        umap = start_umap(adata, config)  # in this process (small data, one CPU)
             if lost:
                 logger.warning("[%s] indeterminate: %s", pid, lost)
                 _record_indeterminate(adata, config, lost)
-                bar.advance(len(names) - i)
+                bar.advance(len(pending) - n)
                 break
-            bar.describe(f"{pid}: {names[i]}")
-            t = time.time()
-            if i == 0:
-                adata = read_inputs()
-            else:
-                hooks = {}
-                if names[i] == "embed":
-                    umap = prepare_umap(adata, config)  # a worker gets ready while embed runs
-                    hooks["graph_ready"] = umap.submit if umap is not None else None
-                try:
-                    STAGES[i - 1].run(adata, config, **hooks)
-                except InputError as err:  # the data cannot support this step (validated config)
-                    why = "; ".join(p.message for p in err.problems)
-                    if names[i] != "clones":
-                        lost = f"the {names[i]} step cannot run on these data: {why}"
-                        logger.warning("[%s] indeterminate: %s", pid, lost)
-                        _record_indeterminate(adata, config, lost)
-                        bar.advance(len(names) - i)
-                        break
-                    # no subclones (e.g. no baseline malignant cells): classify says why
-                    logger.warning("[%s] no subclones: %s", pid, why)
-                if names[i] == "embed" and umap is None:
-                    umap = start_umap(adata, config)  # in this process (small data, one CPU)
-            timings[names[i]] = round(time.time() - t, 2)
+            timings[step.name] = round(time.time() - t, 2)
             if umap is not None and umap.done():
                 umap.attach(adata)  # later caches hold it, so a resumed run need not redo it
                 umap = None
-            _remove_stale(pdir / "stages", names[i:], paths[i:])
-            save_annotations(adata, paths[i])
-            last_saved = i
+            _remove_stale(pdir / "stages", pending[n:])
+            save_annotations(adata, step.path)
+            last_saved = step.path
             release_free_memory()  # what this stage's temporaries left need not add to the next one's peak
-            if names[i] == "embed":
-                # after the embed cache is saved: h5py serialises the calls of a process, and the matrices'
+            if stage is not None and stage.matrices_final:
+                # after its cache is saved: h5py serialises the calls of a process, and the matrices'
                 # write would hold this save back; the next save comes a stage later
                 cells_file = _start_cells_file(adata, pdir, config)
-            logger.info("[%s] stage '%s' finished (%.1f s)", pid, names[i], timings[names[i]])
+            logger.info("[%s] stage '%s' finished (%.1f s)", pid, step.name, timings[step.name])
             bar.advance(1)
         bar.describe(f"{pid}: report")
         t = time.time()
@@ -220,7 +247,7 @@ def _run_patient(
         )  # fmt: skip
         cells_file = umap = None
         if late is not None and last_saved is not None:
-            save_annotations(adata, paths[last_saved])  # with the layout: a resumed run reuses it
+            save_annotations(adata, last_saved)  # with the layout: a resumed run reuses it
         timings["report"] = round(time.time() - t, 2)
         bar.advance(1)
         return PatientOutcome(pid, "done", round(time.time() - t0, 2), timings)
@@ -238,13 +265,22 @@ def _run_patient(
             cells_file.abandon()
 
 
+def _run_stage(stage: Stage, adata, config: Config, hooks: dict[str, Any], pid: str) -> str | None:
+    """Run ``stage``; why the patient ends as indeterminate when the data cannot support it, or None."""
+    try:
+        stage.run(adata, config, **hooks)
+    except InputError as err:  # the config was validated: these data cannot support the step
+        why = "; ".join(p.message for p in err.problems)
+        if stage.may_end_indeterminate:
+            return f"the {stage.name} step cannot run on these data: {why}"
+        logger.warning("[%s] no %s: %s", pid, stage.description, why)  # later stages say why
+    return None
+
+
 def _start_cells_file(adata, pdir: Path, config: Config):
-    """After embed the matrices of cells.h5ad are final: a thread writes them while the stages run."""
-    from .._uns import NS
+    """Once the matrices are final, a thread writes those of cells.h5ad while the later stages run."""
     from ..report._cells_file import CellsFile
 
-    if "embed" not in adata.uns.get(NS, {}):
-        return None
     return CellsFile(adata, pdir / "cells.h5ad", compression=config.h5ad_compression)
 
 
@@ -294,13 +330,13 @@ def _record_indeterminate(adata, config: Config, reason: str) -> None:
     )
 
 
-def _remove_stale(folder: Path, names: list[str], keep: list[Path]) -> None:
-    """Drop cached outputs of these stages computed with other inputs or parameters."""
+def _remove_stale(folder: Path, steps: list[_Step]) -> None:
+    """Drop cached outputs of these steps computed with other inputs or parameters."""
     if not folder.exists():
         return
-    for name, current in zip(names, keep, strict=True):
-        for old in folder.glob(f"*-{name}-*.h5ad"):
-            if old != current:
+    for step in steps:
+        for old in folder.glob(f"*-{step.name}-*.h5ad"):
+            if old != step.path:
                 old.unlink()
 
 

@@ -9,15 +9,58 @@ from typing import Any
 
 from .._config import Config, SampleSpec
 
+#: Callbacks the runner hands to a stage that declares them in :attr:`Stage.hooks`.
+#:
+#: ``graph_ready``
+#:     The stage builds the kNN graph the report's UMAP is laid out from (``pp.embed``): the runner
+#:     starts a UMAP worker before the stage and passes its ``submit`` (or None when a worker would not
+#:     pay off, and then lays the UMAP out in this process once the stage has finished).
+HOOKS = frozenset({"graph_ready"})
+
 
 @dataclass(frozen=True)
 class Stage:
-    """One step of the pipeline: ``run(adata, config, **hooks)`` modifies ``adata`` in place."""
+    """One step of the pipeline: ``run(adata, config, **hooks)`` modifies ``adata`` in place.
+
+    The runner reads what a stage needs from its record, never from its name or position.
+
+    Attributes
+    ----------
+    name
+        Names its cache file (``<nn>-<name>-<key>.h5ad``) and its entry in the logs.
+    description
+        A few words; an optional stage's skip warning reads ``no <description>: <why>``.
+    params
+        What the stage depends on in the config: its part of the cache key.
+    run
+        The library call.
+    needs_both_timepoints
+        The stage compares baseline with relapse: before it runs, a patient whose baseline or relapse
+        has no cell left (after QC) ends as ``indeterminate``, saying which samples failed QC.
+    may_end_indeterminate
+        When the data cannot support the stage (it raises :class:`~cd7escape._errors.InputError`), the
+        patient ends as ``indeterminate`` with the stage's message. Otherwise the stage is skipped
+        with a warning and the later stages say what is missing (no subclones: classify says why).
+    hooks
+        Names from :data:`HOOKS` that ``run`` takes as keyword arguments.
+    matrices_final
+        ``X`` and ``layers['counts']`` do not change after this stage (only ``pp.embed`` sets ``X``):
+        from then on a thread writes the matrices of ``cells.h5ad`` while the later stages run.
+    """
 
     name: str
     description: str
     params: Callable[[Config], dict[str, Any]]
     run: Callable[..., None]
+    needs_both_timepoints: bool = True
+    may_end_indeterminate: bool = True
+    hooks: frozenset[str] = frozenset()
+    matrices_final: bool = False
+
+    def __post_init__(self) -> None:
+        unknown = set(self.hooks) - HOOKS
+        if unknown:
+            raise ValueError(f"stage {self.name!r}: unknown hooks {sorted(unknown)}")
 
 
 def car_features(adata, config: Config) -> list[str]:
@@ -110,12 +153,15 @@ def _section(name: str, *shared: str) -> Callable[[Config], dict[str, Any]]:
 
 
 STAGES: tuple[Stage, ...] = (
-    Stage("qc", "quality control", _section("qc", "seed"), _qc),
+    # QC may leave a timepoint without cells; the stages after it need both
+    Stage("qc", "quality control", _section("qc", "seed"), _qc, needs_both_timepoints=False),
     Stage(
         "embed",
         "embedding",
         _section("embed", "antigen", "integration", "car_feature", "seed"),
         _embed,
+        hooks=frozenset({"graph_ready"}),
+        matrices_final=True,
     ),
     Stage(
         "malignant",
@@ -129,7 +175,14 @@ STAGES: tuple[Stage, ...] = (
         _section("antigen_model", "antigen", "antigen_protein"),
         _antigen,
     ),
-    Stage("clones", "subclones", _section("clones", "antigen", "seed"), _clones),
+    # a patient without subclones (e.g. no baseline malignant cells) is still classified
+    Stage(
+        "clones",
+        "subclones",
+        _section("clones", "antigen", "seed"),
+        _clones,
+        may_end_indeterminate=False,
+    ),
     Stage("classify", "classification", _section("classify", "antigen", "seed"), _classify),
 )
 
