@@ -144,7 +144,7 @@ def test_antigen_distribution_without_model_draws_naive_share_only(toy_adata):
 
 
 def test_model_fraction_sources(toy_adata):
-    from cd7escape.pl._utils import model_fraction
+    from cd7escape._uns import model_fraction
 
     assert model_fraction(toy_adata, "relapse")["source"] == "classify"
     assert model_fraction(toy_adata, "relapse", "S1") == {

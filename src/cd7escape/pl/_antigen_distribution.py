@@ -7,6 +7,7 @@ from pathlib import Path
 
 import numpy as np
 
+from .. import _uns
 from . import _utils
 
 _TICKS = np.array([0, 1, 2, 5, 10, 20, 50, 100, 200, 500])
@@ -57,7 +58,7 @@ def antigen_distribution(
     outer, *rest = list(groupby)
     inner = rest[0] if rest and rest[0] in adata.obs else None
     _utils.require_obs(adata, [outer], by="ce.io (timepoints)")
-    antigen = _utils.antigen_name(adata, antigen)
+    antigen = _uns.antigen_name(adata, antigen)
     y = _utils.antigen_counts(adata, antigen, layer=layer)
     obs = adata.obs
     mal = obs["malignant"].fillna(False).to_numpy(dtype=bool)
@@ -77,12 +78,12 @@ def antigen_distribution(
     outer_vals = obs[outer].astype(str).to_numpy()
     for o in _order(_utils.ordered_categories(obs[outer][mal]), outer):
         m = mal & (outer_vals == o)
-        rows.append((f"{o} · all", m, _utils.model_fraction(adata, o)))
+        rows.append((f"{o} · all", m, _uns.model_fraction(adata, o)))
         if inner is not None:
             inner_vals = obs[inner].astype(str).to_numpy()
             for i in _utils.ordered_categories(obs[inner][m]):
                 mi = m & (inner_vals == i)
-                rows.append((f"{o} · {i}", mi, _utils.model_fraction(adata, o, i)))
+                rows.append((f"{o} · {i}", mi, _uns.model_fraction(adata, o, i)))
 
     if ax is None:
         fig = _utils.new_figure(figsize=(10.5, 0.55 * max(len(rows), 2) + 1.6))

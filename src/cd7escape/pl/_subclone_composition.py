@@ -7,6 +7,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from .. import _uns
 from . import _utils
 
 
@@ -62,7 +63,7 @@ def subclone_composition(
         (t, c): r["pi"]
         for t in frac.index
         for c in cats
-        if (r := _utils.model_fraction(adata, t, c)) is not None
+        if (r := _uns.model_fraction(adata, t, c)) is not None
     }
 
     # a legend column holds up to 18 entries: with dozens of subclones one tall column is higher

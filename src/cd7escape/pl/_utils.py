@@ -1,14 +1,15 @@
-"""The one shared helper of every ``pl`` function: axes, palettes, reading tl results, show/save/return."""
+"""The one shared helper of every ``pl`` function: axes, palettes, show/save/return.
+
+What the steps recorded in ``uns['cd7escape']`` is read through :mod:`cd7escape._uns`.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 import numpy as np
-
-from .._uns import NS
 
 #: Shared parameter text (numpydoc), appended to every plotting function's docstring.
 DOC_SHOW_SAVE = """\
@@ -120,17 +121,6 @@ def _display(fig) -> None:
     plt.show()
 
 
-def step(adata, name: str) -> Mapping[str, Any] | None:
-    """``uns['cd7escape'][name]`` or ``None``."""
-    try:
-        value = adata.uns[NS][name]
-    except (KeyError, TypeError):
-        return None
-    if not isinstance(value, Mapping) and callable(getattr(value, "to_dict", None)):
-        value = value.to_dict()  # e.g. a RelapseCall stored by hand
-    return value if isinstance(value, Mapping) else None
-
-
 def require_obs(adata, keys: Sequence[str], *, by: str) -> None:
     """Raise :class:`~cd7escape._errors.InputError` naming the step to run when obs keys are absent."""
     from .._errors import InputError
@@ -186,139 +176,3 @@ def antigen_counts(adata, antigen: str, *, layer: str = "counts") -> np.ndarray:
     col = m[:, j]
     col = col.toarray() if sparse.issparse(col) else np.asarray(col)
     return np.asarray(col, dtype=float).ravel()
-
-
-def antigen_name(adata, antigen: str | None) -> str:
-    """The antigen: given, else the one ``tl.antigen_state`` (or ``pp.embed``) used, else CD7."""
-    if antigen:
-        return antigen
-    for name in ("antigen", "embed"):
-        entry = step(adata, name)
-        if entry is not None:
-            params = entry.get("params", {})
-            if isinstance(params, Mapping) and isinstance(params.get("antigen"), str):
-                return params["antigen"]
-    return "CD7"
-
-
-def decode(value: Any) -> Any:
-    """Undo h5ad storage: JSON text of nested values back to lists/dicts, ``'None'`` to None, arrays to lists."""
-    import json
-
-    if isinstance(value, str):
-        text = value.strip()
-        if text == "None":
-            return None
-        if text[:1] in "[{":
-            try:
-                return json.loads(text)
-            except ValueError:
-                return value
-        return value
-    if isinstance(value, np.ndarray):
-        return [decode(v) for v in value.tolist()]
-    if isinstance(value, Mapping):
-        return {k: decode(v) for k, v in value.items()}
-    return value
-
-
-def classify_entry(adata) -> dict[str, Any] | None:
-    """``uns['cd7escape']['classify']`` decoded (tl.classify_relapse stores nested values as JSON text)."""
-    entry = step(adata, "classify")
-    return None if entry is None else decode(dict(entry))
-
-
-def table(adata, name: str, key: str):
-    """A DataFrame a step stored (``uns['cd7escape'][name][key]``), or ``None``."""
-    import pandas as pd
-
-    entry = step(adata, name)
-    value = None if entry is None else entry.get(key)
-    if value is None:
-        return None
-    if isinstance(value, pd.DataFrame):
-        return value
-    try:
-        return pd.DataFrame(decode(value))
-    except (ValueError, TypeError):
-        return None
-
-
-def model_fraction(adata, timepoint: str, subclone: str | None = None) -> dict[str, Any] | None:
-    """The antigen model's negative fraction (pi, ci_low, ci_high) of a timepoint or a subclone in it.
-
-    Looks, in order, at the numbers ``tl.classify_relapse`` reported per timepoint, the subclone table of
-    ``tl.subclones`` (``pi_<timepoint>`` …), and the group table of ``tl.antigen_state`` (a group matching
-    the timepoint and subclone columns, or the timepoint's only sample). ``None`` when none has it.
-    """
-    import pandas as pd
-
-    def _row(pi, lo, hi, source):
-        try:
-            pi = float(pi)
-        except (TypeError, ValueError):
-            return None
-        if not np.isfinite(pi):
-            return None
-        out = {"pi": pi, "ci_low": _float(lo), "ci_high": _float(hi), "source": source}
-        return out
-
-    if subclone is None:
-        call = classify_entry(adata)
-        tps = None if call is None else call.get("timepoints")
-        if isinstance(tps, Mapping) and isinstance(tps.get(timepoint), Mapping):
-            t = tps[timepoint]
-            r = _row(
-                t.get("antigen_negative_fraction"), t.get("ci_low"), t.get("ci_high"), "classify"
-            )
-            if r is not None:
-                return r
-    else:
-        sub = table(adata, "subclones", "table")
-        if sub is not None and f"pi_{timepoint}" in sub.columns:
-            sub = sub.reset_index() if "subclone" not in sub.columns else sub
-            if "subclone" not in sub.columns and "index" in sub.columns:
-                sub = sub.rename(columns={"index": "subclone"})
-            m = sub["subclone"].astype(str) == subclone
-            if m.any():
-                rec = sub.loc[m].iloc[0]
-                r = _row(
-                    rec.get(f"pi_{timepoint}"), rec.get(f"ci_low_{timepoint}"),
-                    rec.get(f"ci_high_{timepoint}"), "subclones",
-                )  # fmt: skip
-                if r is not None:
-                    return r
-    groups = table(adata, "antigen", "groups")
-    if groups is None or "pi" not in groups.columns:
-        return None
-    m = np.ones(len(groups), dtype=bool)
-    if "timepoint" in groups.columns:
-        m &= groups["timepoint"].astype(str).to_numpy() == timepoint
-    elif "sample" in groups.columns and "sample" in adata.obs and "timepoint" in adata.obs:
-        obs = adata.obs
-        samples = pd.unique(
-            obs.loc[obs["timepoint"].astype(str) == timepoint, "sample"].astype(str)
-        )
-        if len(samples) != 1:
-            return None
-        m &= groups["sample"].astype(str).to_numpy() == samples[0]
-    else:
-        return None
-    if subclone is not None:
-        if "subclone" not in groups.columns:
-            return None
-        m &= groups["subclone"].astype(str).to_numpy() == subclone
-    elif "subclone" in groups.columns:
-        return None
-    if m.sum() != 1:
-        return None
-    rec = groups.loc[m].iloc[0]
-    return _row(rec.get("pi"), rec.get("ci_low"), rec.get("ci_high"), "antigen")
-
-
-def _float(x: Any) -> float | None:
-    try:
-        f = float(x)
-    except (TypeError, ValueError):
-        return None
-    return f if np.isfinite(f) else None

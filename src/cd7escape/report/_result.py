@@ -37,7 +37,7 @@ def build_result(adata, *, config, patient: str) -> dict[str, Any]:
     """The result dictionary of ``patient``; absent inputs are named under ``missing``, never invented."""
     ns = _ns(adata)
     missing: list[str] = []
-    from ..pl._utils import classify_entry, decode
+    from .._uns import classify_entry, decode
 
     classify = classify_entry(adata)
     if classify is None:
@@ -250,7 +250,7 @@ def _derived_timepoint(adata, tp: str, config) -> dict[str, Any]:
 
         y = antigen_counts(adata, antigen)
         out["zero_count_fraction"] = float(np.mean(y[sel] == 0))
-    from ..pl._utils import model_fraction
+    from .._uns import model_fraction
 
     model = model_fraction(
         adata, tp
