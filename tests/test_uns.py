@@ -14,6 +14,7 @@ from cd7escape._uns import (
     antigen_name,
     classify_entry,
     decode,
+    finite_float,
     model_fraction,
     record,
     step,
@@ -166,3 +167,20 @@ def test_model_fraction_needs_one_sample_per_timepoint():
     a.obs["sample"] = ["P_BL", "P_BL2", "P_BL", "P_REL", "P_REL", "P_REL"]
     assert model_fraction(a, "baseline") is None
     assert model_fraction(a, "relapse")["pi"] == 0.7
+
+
+@pytest.mark.parametrize(
+    ("value", "expected"),
+    [
+        (0.5, 0.5),
+        ("0.25", 0.25),
+        (np.float32(2), 2.0),
+        ("None", None),
+        (None, None),
+        (np.nan, None),
+        (np.inf, None),
+        ("x", None),
+    ],
+)
+def test_finite_float(value, expected):
+    assert finite_float(value) == expected

@@ -140,7 +140,7 @@ def model_fraction(adata, timepoint: str, subclone: str | None = None) -> dict[s
             return None
         if not np.isfinite(pi):
             return None
-        out = {"pi": pi, "ci_low": _float(lo), "ci_high": _float(hi), "source": source}
+        out = {"pi": pi, "ci_low": finite_float(lo), "ci_high": finite_float(hi), "source": source}
         return out
 
     if subclone is None:
@@ -196,7 +196,8 @@ def model_fraction(adata, timepoint: str, subclone: str | None = None) -> dict[s
     return _row(rec.get("pi"), rec.get("ci_low"), rec.get("ci_high"), "antigen")
 
 
-def _float(x: Any) -> float | None:
+def finite_float(x: Any) -> float | None:
+    """``x`` as a float, or ``None`` when it is not a finite number (``'None'``, NaN, text)."""
     try:
         f = float(x)
     except (TypeError, ValueError):

@@ -37,7 +37,7 @@ def build_result(adata, *, config, patient: str) -> dict[str, Any]:
     """The result dictionary of ``patient``; absent inputs are named under ``missing``, never invented."""
     ns = _ns(adata)
     missing: list[str] = []
-    from .._uns import classify_entry, decode
+    from .._uns import classify_entry, decode, finite_float
 
     classify = classify_entry(adata)
     if classify is None:
@@ -48,7 +48,7 @@ def build_result(adata, *, config, patient: str) -> dict[str, Any]:
     mechanism = classify.get("mechanism")
     if mechanism is None and classify:
         missing.append("the classification has no 'mechanism'")
-    confidence = _num(classify.get("confidence"))
+    confidence = finite_float(classify.get("confidence"))
     reason = classify.get("reason")
     if reason is None:
         reason = (
@@ -225,14 +225,6 @@ def _mapping(value: Any) -> Mapping[str, Any] | None:
         d = value.to_dict()
         return d if isinstance(d, Mapping) else None
     return None
-
-
-def _num(value: Any) -> float | None:
-    try:
-        f = float(value)
-    except (TypeError, ValueError):
-        return None
-    return f if math.isfinite(f) else None
 
 
 def _derived_timepoint(adata, tp: str, config) -> dict[str, Any]:
