@@ -26,7 +26,7 @@ def ambient_profile(raw_path: str | Path, cell_barcodes, *, sample: str | None =
     ``{'n_droplets': int, 'n_umis': int, 'genes': array of str, 'fraction': array of float64}`` listing
     only genes with a nonzero fraction (fractions sum to 1); symbols harmonised like the cells' matrix.
     """
-    from ._utils import sniff
+    from ._sniff import sniff
 
     raw_path = Path(raw_path)
     kind = sniff(raw_path)
@@ -41,7 +41,8 @@ def ambient_profile(raw_path: str | Path, cell_barcodes, *, sample: str | None =
             file=str(raw_path),
             sample=sample,
         )
-    from ._utils import GEX, harmonize_names, make_unique
+    from ._feature_types import GEX
+    from ._gene_names import harmonize_names, make_unique
 
     matrix, barcodes, names, ids, types, *_ = parts(raw_path)
     gex = np.flatnonzero(np.asarray(types) == GEX)

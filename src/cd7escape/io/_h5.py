@@ -8,7 +8,9 @@ import numpy as np
 
 from .._errors import InputError
 from .._logging import logger, timed
-from ._utils import GEX, build_10x, decode
+from ._build_10x import build_10x
+from ._feature_types import GEX
+from ._h5_strings import decode_strings
 
 
 def read_10x_h5(path: str | Path, *, counts_layer: bool = True):
@@ -69,10 +71,10 @@ def _read_h5_parts(path: Path):
             group = f["matrix"]
             try:
                 feats = group["features"]
-                names = decode(feats["name"][:])
-                ids = decode(feats["id"][:])
+                names = decode_strings(feats["name"][:])
+                ids = decode_strings(feats["id"][:])
                 types = (
-                    decode(feats["feature_type"][:])
+                    decode_strings(feats["feature_type"][:])
                     if "feature_type" in feats
                     else np.full(len(ids), GEX, dtype=object)
                 )
@@ -93,8 +95,8 @@ def _read_h5_parts(path: Path):
                     file=str(path),
                 )
             group = f[genomes[0]]
-            ids = decode(group["genes"][:])
-            names = decode(group["gene_names"][:]) if "gene_names" in group else ids.copy()
+            ids = decode_strings(group["genes"][:])
+            names = decode_strings(group["gene_names"][:]) if "gene_names" in group else ids.copy()
             types = np.full(len(ids), GEX, dtype=object)
         try:
             shape = tuple(int(s) for s in group["shape"][:])
@@ -105,7 +107,7 @@ def _read_h5_parts(path: Path):
             stored_integers = group["data"].dtype.kind in "iu"
             indices = read_1d(group["indices"], index_dtype)
             indptr = read_1d(group["indptr"], index_dtype)
-            barcodes = decode(group["barcodes"][:])
+            barcodes = decode_strings(group["barcodes"][:])
         except KeyError as err:
             raise InputError.single(
                 f"10x HDF5 without expected matrix field ({err})", file=str(path)

@@ -9,7 +9,9 @@ import pandas as pd
 
 from .._errors import InputError, Problem
 from .._logging import logger, timed
-from ._utils import GEX, SYMBOL_COLUMNS, count_problems, harmonize_names, make_unique, raise_if
+from ._count_checks import count_problems, raise_if
+from ._feature_types import GEX
+from ._gene_names import SYMBOL_COLUMNS, harmonize_names, make_unique
 
 
 def read_h5ad(path: str | Path, *, counts_layer: bool = True):

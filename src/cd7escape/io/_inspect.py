@@ -9,18 +9,11 @@ import numpy as np
 import pandas as pd
 
 from .._errors import InputError, Problem
-from ._utils import (
-    ADT,
-    GEX,
-    SYMBOL_COLUMNS,
-    count_problems,
-    decode,
-    harmonize_names,
-    make_unique,
-    sample_values,
-    scan_nan_negative,
-    sniff,
-)
+from ._count_checks import count_problems, sample_values, scan_nan_negative
+from ._feature_types import ADT, GEX
+from ._gene_names import SYMBOL_COLUMNS, harmonize_names, make_unique
+from ._h5_strings import decode_strings
+from ._sniff import sniff
 
 
 @dataclass
@@ -49,7 +42,7 @@ def inspect_counts(path: str, *, sample: str | None = None, field_name: str = "p
         elif kind == "10x_mtx":
             _inspect_mtx(path, header)
         else:
-            from ._utils import unrecognised
+            from ._sniff import unrecognised
 
             header.problems.append(Problem(unrecognised(path), **where))
     except InputError as err:
@@ -86,9 +79,9 @@ def _inspect_h5(path: str, header: Header) -> None:
         if "matrix" in f:
             group = f["matrix"]
             feats = group["features"]
-            names, ids = decode(feats["name"][:]), decode(feats["id"][:])
+            names, ids = decode_strings(feats["name"][:]), decode_strings(feats["id"][:])
             types = (
-                decode(feats["feature_type"][:])
+                decode_strings(feats["feature_type"][:])
                 if "feature_type" in feats
                 else np.full(len(ids), GEX, dtype=object)
             )
@@ -103,10 +96,10 @@ def _inspect_h5(path: str, header: Header) -> None:
                 )
                 return
             group = f[genomes[0]]
-            ids = decode(group["genes"][:])
-            names = decode(group["gene_names"][:]) if "gene_names" in group else ids
+            ids = decode_strings(group["genes"][:])
+            names = decode_strings(group["gene_names"][:]) if "gene_names" in group else ids
             types = np.full(len(ids), GEX, dtype=object)
-        header.barcodes = pd.Index(decode(group["barcodes"][:]))
+        header.barcodes = pd.Index(decode_strings(group["barcodes"][:]))
         shape = tuple(int(s) for s in group["shape"][:])
         if shape != (len(ids), len(header.barcodes)):
             header.problems.append(
@@ -143,7 +136,7 @@ def _inspect_h5ad(path: str, header: Header) -> None:
     with h5py.File(path, "r") as f:
         obs = f["obs"]
         index_key = obs.attrs.get("_index", "_index")
-        header.barcodes = pd.Index(decode(read_elem(obs[index_key])))
+        header.barcodes = pd.Index(decode_strings(read_elem(obs[index_key])))
         for key in obs:
             if key == index_key:
                 continue
@@ -211,7 +204,7 @@ def _normalized_rows(matrix, path: str, where: str, n_rows: int = 5000) -> list[
 
 def _inspect_mtx(path: str, header: Header) -> None:
     from ._mtx import mtx_files, read_barcodes, read_features
-    from ._utils import open_text
+    from ._text_files import open_text
 
     mtx, features, barcodes = mtx_files(Path(path))
     names, ids, types = read_features(features)

@@ -10,7 +10,7 @@ from typing import Any
 
 from .._config import Config, SampleSpec
 from .._errors import InputError, Problem
-from ._utils import open_text
+from ._text_files import open_text
 
 #: sample fields holding paths (resolved relative to the sheet, or to the config for inline lists)
 PATH_FIELDS = ("path", "vdj", "malignant_labels", "donor_assignment", "raw_path")

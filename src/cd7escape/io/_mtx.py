@@ -9,7 +9,10 @@ import pandas as pd
 
 from .._errors import InputError
 from .._logging import logger, timed
-from ._utils import BARCODE_NAMES, FEATURE_NAMES, GEX, MTX_NAMES, build_10x, find_in_dir, open_text
+from ._build_10x import build_10x
+from ._feature_types import GEX
+from ._sniff import BARCODE_NAMES, FEATURE_NAMES, MTX_NAMES, find_in_dir
+from ._text_files import open_text
 
 
 def read_10x_mtx(path: str | Path, *, counts_layer: bool = True):

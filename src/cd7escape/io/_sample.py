@@ -13,7 +13,8 @@ from .._errors import InputError, Problem
 from .._logging import logger
 from .._uns import NS
 from ._features import match_features
-from ._utils import as_bool, open_text, sniff
+from ._sniff import sniff
+from ._text_files import as_bool, open_text
 
 _SUFFIX = re.compile(r"-\d+$")
 _BARCODE_COLUMNS = ("barcode", "barcodes", "cell", "cell_id", "cellid", "BARCODE")
@@ -80,7 +81,7 @@ def read_sample(
             f"{len(dup)} duplicate barcodes (e.g. {', '.join(dup[:3])})", **where
         )
     if antigen is not None and antigen not in adata.var_names:
-        from ._utils import antigen_missing_message
+        from ._gene_names import antigen_missing_message
 
         raise InputError.single(antigen_missing_message(antigen, adata.var_names), **where)
     warnings: list[Problem] = []
@@ -161,7 +162,7 @@ def _read_counts(file: str, kind: str, *, counts_layer: bool = True):
         from ._mtx import read_10x_mtx
 
         return read_10x_mtx(file, counts_layer=counts_layer)
-    from ._utils import unrecognised
+    from ._sniff import unrecognised
 
     raise InputError.single(unrecognised(file), file=file, field="path")
 

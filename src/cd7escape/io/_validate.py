@@ -205,7 +205,7 @@ def _check_sample_files(spec: SampleSpec, *, antigen: str):
                 )
             )
         if len(header.genes) and antigen not in header.genes:
-            from ._utils import antigen_missing_message
+            from ._gene_names import antigen_missing_message
 
             problems.append(
                 Problem(
@@ -325,7 +325,7 @@ def _check_sample_files(spec: SampleSpec, *, antigen: str):
             except InputError as err:
                 problems += _own(err, sample)
     if spec.raw_path:
-        from ._utils import sniff
+        from ._sniff import sniff
 
         kind = sniff(spec.raw_path)
         if kind == "missing":

@@ -9,7 +9,7 @@ import pandas as pd
 
 from .._errors import InputError
 from .._logging import logger
-from ._utils import as_bool, open_text
+from ._text_files import as_bool, open_text
 
 REQUIRED = ("barcode", "chain", "productive", "cdr3", "cdr3_nt", "umis")
 VDJ_COLUMNS = ("clone_id", "tcr_chains", "trb_cdr3", "tra_cdr3")
