@@ -24,6 +24,7 @@ test: setup  ## run the test suite
 lint: setup
 	$(BIN)/ruff check src tests benchmarks scripts
 	$(BIN)/ruff format --check src tests benchmarks scripts
+	$(BIN)/lint-imports --no-logo  # layers only point down (pyproject.toml [tool.importlinter])
 
 clean:
 	rm -rf results .pytest_cache
