@@ -35,7 +35,7 @@ _ALLOWED = re.compile(r"\btmp\b|\(buf\b|pdf\.savefig|fig\.savefig\(path")
 
 
 def test_outputs_are_written_through_atomic_helpers():
-    """report/ and pipeline/ write files only via pipeline._cache.atomic_write (temp file + os.replace).
+    """report/ and pipeline/ write files only via _files.atomic_write (temp file + os.replace).
 
     pl's ``savefig(path)`` is the user's own ``save=`` argument, outside a run's outputs.
     """
