@@ -2,17 +2,21 @@
 
 from __future__ import annotations
 
-from typing import Literal, get_args
+from typing import TYPE_CHECKING, Literal, get_args
 
 import anndata as ad
 import numpy as np
 import pandas as pd
 import scipy.sparse as sp
 
+from .._docs import doc_params, doc_seed
 from .._errors import InputError
 from .._logging import logger
 from ._params import FittedParams, load_params
 from ._tcr import contig_rows, contig_table, random_chains
+
+if TYPE_CHECKING:
+    from anndata import AnnData
 
 Mechanism = Literal[
     "preexisting_negative_clone",
@@ -59,6 +63,7 @@ LIB_REL = {"malignant": 1.2}  # blasts are larger cells than resting T cells
 ADT = ("CD3", "CD19", "CD33")
 
 
+@doc_params(doc_seed=doc_seed)
 def simulate_patient(
     mechanism: Mechanism = "antigen_downregulation",
     *,
@@ -81,7 +86,7 @@ def simulate_patient(
     empty_droplets: bool = False,
     ambient: float = 0.02,
     patient: str = "P1",
-) -> ad.AnnData:
+) -> AnnData:
     """Simulate one patient (a baseline and a relapse sample) with a known relapse mechanism.
 
     Counts are negative-binomial draws from gene proportions, dispersions and library-size
@@ -104,8 +109,7 @@ def simulate_patient(
         ``antigen_retained``: relapse blasts keep the antigen. ``mixed``: both, each about half of the
         relapse blasts. ``lineage_switch``: relapse blasts lose the T-lineage program (and the antigen)
         and gain a myeloid program, keeping the leukemic CNVs and TCR.
-    seed
-        Seed of every random draw; the same seed gives the same data.
+    {doc_seed}
     n_cells
         Cells per sample.
     depth
@@ -386,7 +390,7 @@ class _Simulator:
         return base, rel, level
 
     # ---- cells ------------------------------------------------------------------------------------
-    def run(self) -> ad.AnnData:
+    def run(self) -> AnnData:
         p, rng, P = self.p, self.rng, self.P
         self.base_profiles()
         self.subclone_profiles()

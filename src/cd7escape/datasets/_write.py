@@ -5,7 +5,7 @@ from __future__ import annotations
 import gzip
 import json
 from pathlib import Path
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
 import anndata as ad
 import h5py
@@ -16,6 +16,9 @@ import scipy.sparse as sp
 from .._errors import InputError
 from .._logging import logger
 from ._tcr import CONTIG_COLUMNS
+
+if TYPE_CHECKING:
+    from anndata import AnnData
 
 TRUTH_COLUMNS = (
     "truth_cell_type",
@@ -28,7 +31,7 @@ TRUTH_COLUMNS = (
 
 
 def write_simulated(
-    adata: ad.AnnData,
+    adata: AnnData,
     outdir: str | Path,
     *,
     fmt: Literal["h5", "h5ad", "mtx"] = "h5",
@@ -169,7 +172,7 @@ def _shuffle_h5ad_matrix(path: Path) -> None:
     tmp.unlink()
 
 
-def _write_truth(adata: ad.AnnData, outdir: Path) -> None:
+def _write_truth(adata: AnnData, outdir: Path) -> None:
     tdir = outdir / "truth"
     tdir.mkdir(exist_ok=True)
     patient = str(adata.obs["patient"].iloc[0])

@@ -4,27 +4,37 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from .. import _uns
+from .._docs import doc_layer, doc_params, doc_returns_plot, doc_show_save_ax
 from . import _utils
+
+if TYPE_CHECKING:
+    from anndata import AnnData
+    from matplotlib.axes import Axes
+    from matplotlib.figure import Figure
 
 _TICKS = np.array([0, 1, 2, 5, 10, 20, 50, 100, 200, 500])
 
 
+@doc_params(
+    doc_layer=doc_layer, doc_show_save_ax=doc_show_save_ax, doc_returns_plot=doc_returns_plot
+)
 def antigen_distribution(
-    adata,
+    adata: AnnData,
     *,
     groupby: Sequence[str] = ("timepoint", "subclone"),
     antigen: str | None = None,
     layer: str = "counts",
     max_points: int = 400,
-    ax=None,
+    ax: Axes | None = None,
     show: bool | None = None,
     save: str | Path | None = None,
     return_fig: bool = False,
-):
+) -> Figure | Axes | None:
     """Antigen counts of malignant cells per group, with the model's negative fraction and CI.
 
     One row per timepoint (all its malignant cells) and per subclone within it. The left panel shows
@@ -33,7 +43,8 @@ def antigen_distribution(
     group (``uns['cd7escape']['antigen']['groups']``: ``pi`` with ``ci_low``–``ci_high``, filled) next
     to the naive share of cells with zero counts (open circle). The naive share includes dropout of
     expressing cells and so overstates loss; the gap between the two is the point of the model. Groups
-    the model did not estimate show only the naive share.
+    the model did not estimate show only the naive share. With ``ax`` given, only the right (fractions)
+    panel is drawn into it.
 
     Parameters
     ----------
@@ -43,16 +54,14 @@ def antigen_distribution(
         The outer (timepoint) and inner (subclone) obs columns; the inner one may be absent.
     antigen
         Gene of the CAR target; by default the one ``tl.antigen_state`` used.
-    layer
-        Layer with raw counts (``X`` when absent).
+    {doc_layer}
     max_points
         Cells drawn per group in the left panel (a fixed, seeded subsample beyond that).
-    {show_save}
-        With ``ax`` given, only the right (fractions) panel is drawn into it.
+    {doc_show_save_ax}
 
     Returns
     -------
-    The figure (``return_fig``), the axes when not shown, else ``None``.
+    {doc_returns_plot}
     """
     _utils.require_obs(adata, ["malignant"], by="ce.tl.call_malignant")
     outer, *rest = list(groupby)
@@ -189,8 +198,3 @@ def _order(values: list[str], key: str) -> list[str]:
         rank = {"baseline": 0, "relapse": 1}
         return sorted(values, key=lambda v: (rank.get(v, 2), v))
     return values
-
-
-antigen_distribution.__doc__ = antigen_distribution.__doc__.replace(
-    "{show_save}", _utils.DOC_SHOW_SAVE.replace("\n", "\n    ")
-)

@@ -3,24 +3,32 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
 
+from .._docs import doc_params, doc_returns_plot, doc_show_save_ax
 from . import _utils
 
+if TYPE_CHECKING:
+    from anndata import AnnData
+    from matplotlib.axes import Axes
+    from matplotlib.figure import Figure
 
+
+@doc_params(doc_show_save_ax=doc_show_save_ax, doc_returns_plot=doc_returns_plot)
 def clonotype_sharing(
-    adata,
+    adata: AnnData,
     *,
     n_top: int = 12,
     key: str = "clone_id",
     timepoint_key: str = "timepoint",
-    ax=None,
+    ax: Axes | None = None,
     show: bool | None = None,
     save: str | Path | None = None,
     return_fig: bool = False,
-):
+) -> Figure | Axes | None:
     """The most frequent TCR clonotypes and their share of cells at each timepoint.
 
     Clonotypes are ranked by cell count over all timepoints and named C1, C2 … in that order (the full
@@ -37,11 +45,11 @@ def clonotype_sharing(
         obs column of clonotypes (NaN for cells without a productive chain).
     timepoint_key
         obs column with timepoints.
-    {show_save}
+    {doc_show_save_ax}
 
     Returns
     -------
-    The figure (``return_fig``), the axes when not shown, else ``None``.
+    {doc_returns_plot}
     """
     _utils.require_obs(adata, [key], by="ce.io with VDJ data")
     _utils.require_obs(adata, [timepoint_key], by="ce.io (timepoints)")
@@ -101,8 +109,3 @@ def top_clonotypes(
         out["malignant_share"] = np.nan
     out.index = [f"C{i + 1}" for i in range(len(out))]
     return out
-
-
-clonotype_sharing.__doc__ = clonotype_sharing.__doc__.replace(
-    "{show_save}", _utils.DOC_SHOW_SAVE.replace("\n", "\n    ")
-)

@@ -5,26 +5,34 @@ from __future__ import annotations
 import itertools
 from collections.abc import Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
 from scipy import sparse
 
+from .._docs import doc_params, doc_returns_plot, doc_show_save_ax
 from .._errors import InputError
 from . import _utils
 
+if TYPE_CHECKING:
+    from anndata import AnnData
+    from matplotlib.axes import Axes
+    from matplotlib.figure import Figure
 
+
+@doc_params(doc_show_save_ax=doc_show_save_ax, doc_returns_plot=doc_returns_plot)
 def cnv_heatmap(
-    adata,
+    adata: AnnData,
     *,
     groupby: str | Sequence[str] = ("cell_class", "subclone"),
     key: str = "cnv",
     max_cells: int = 1500,
-    ax=None,
+    ax: Axes | None = None,
     show: bool | None = None,
     save: str | Path | None = None,
     return_fig: bool = False,
-):
+) -> Figure | Axes | None:
     """Heatmap of inferred copy-number changes: cells (rows, grouped) × genomic windows (columns).
 
     Reads ``obsm['X_' + key]`` and the chromosome starts ``uns[key]['chr_pos']`` that infercnvpy wrote
@@ -41,11 +49,11 @@ def cnv_heatmap(
         infercnvpy's key (``obsm['X_<key>']``, ``uns[key]``).
     max_cells
         Rows drawn at most.
-    {show_save}
+    {doc_show_save_ax}
 
     Returns
     -------
-    The figure (``return_fig``), the axes when not shown, else ``None``.
+    {doc_returns_plot}
     """
     okey = f"X_{key}"
     if okey not in adata.obsm:
@@ -158,8 +166,3 @@ def _chr_pos(adata, key: str) -> dict[str, int]:
         return {str(k): int(v) for k, v in dict(pos).items()}
     except (TypeError, ValueError):
         return {}
-
-
-cnv_heatmap.__doc__ = cnv_heatmap.__doc__.replace(
-    "{show_save}", _utils.DOC_SHOW_SAVE.replace("\n", "\n    ")
-)

@@ -3,25 +3,33 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
 
 from .. import _uns
+from .._docs import doc_params, doc_returns_plot, doc_show_save_ax
 from . import _utils
 
+if TYPE_CHECKING:
+    from anndata import AnnData
+    from matplotlib.axes import Axes
+    from matplotlib.figure import Figure
 
+
+@doc_params(doc_show_save_ax=doc_show_save_ax, doc_returns_plot=doc_returns_plot)
 def subclone_composition(
-    adata,
+    adata: AnnData,
     *,
     key: str = "subclone",
     timepoint_key: str = "timepoint",
     annotate: bool = True,
-    ax=None,
+    ax: Axes | None = None,
     show: bool | None = None,
     save: str | Path | None = None,
     return_fig: bool = False,
-):
+) -> Figure | Axes | None:
     """Share of malignant cells in each subclone per timepoint, as stacked bars.
 
     Reads ``obs[key]`` written by ``tl.subclones`` (baseline subclones; relapse cells carry the label of
@@ -38,11 +46,11 @@ def subclone_composition(
         obs column with timepoints.
     annotate
         Label segments of at least 5 % with their share (and the model's negative fraction).
-    {show_save}
+    {doc_show_save_ax}
 
     Returns
     -------
-    The figure (``return_fig``), the axes when not shown, else ``None``.
+    {doc_returns_plot}
     """
     _utils.require_obs(adata, ["malignant"], by="ce.tl.call_malignant")
     _utils.require_obs(adata, [key], by="ce.tl.subclones")
@@ -99,8 +107,3 @@ def subclone_composition(
     for side in ("top", "right"):
         ax.spines[side].set_visible(False)
     return _utils.finish(fig, ax, show=show, save=save, return_fig=return_fig)
-
-
-subclone_composition.__doc__ = subclone_composition.__doc__.replace(
-    "{show_save}", _utils.DOC_SHOW_SAVE.replace("\n", "\n    ")
-)

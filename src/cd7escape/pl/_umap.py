@@ -4,31 +4,39 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
 
+from .._docs import doc_params, doc_returns_plot, doc_show_save_ax
 from .._errors import InputError
 from . import _utils
+
+if TYPE_CHECKING:
+    from anndata import AnnData
+    from matplotlib.axes import Axes
+    from matplotlib.figure import Figure
 
 #: Categories beyond which a column's names go on the cells instead of a legend beside the panel (a
 #: taller legend than the panel squeezes the panel to nothing, e.g. 50 subclones of a large patient).
 LEGEND_MAX = 20
 
 
+@doc_params(doc_show_save_ax=doc_show_save_ax, doc_returns_plot=doc_returns_plot)
 def umap(
-    adata,
+    adata: AnnData,
     color: str | Sequence[str] = "timepoint",
     *,
     basis: str = "X_umap",
     size: float | None = None,
     ncols: int = 3,
     title: str | Sequence[str] | None = None,
-    ax=None,
+    ax: Axes | None = None,
     show: bool | None = None,
     save: str | Path | None = None,
     return_fig: bool = False,
-):
+) -> Figure | Axes | list[Axes] | None:
     """Cells on the embedding ``pp.embed`` computed, coloured by obs columns.
 
     Categorical columns get one colour per category (fixed colours for ``timepoint``, ``cell_class`` and
@@ -49,11 +57,12 @@ def umap(
         Panels per row when ``color`` has several columns.
     title
         Panel title(s); the column names by default.
-    {show_save}
+    {doc_show_save_ax}
 
     Returns
     -------
-    The figure (``return_fig``), the axes (a list of axes for several panels) when not shown, else ``None``.
+    {doc_returns_plot}
+    With several ``color`` columns, the axes are a list (one per panel).
     """
     colors = [color] if isinstance(color, str) else list(color)
     if not colors:
@@ -157,6 +166,3 @@ def _name_on_data(ax, xy, labels: np.ndarray, cats: list[str]) -> None:
             continue
         x, y = np.median(xy[m], axis=0)
         ax.text(x, y, cat, fontsize=6, ha="center", va="center", path_effects=halo)
-
-
-umap.__doc__ = umap.__doc__.replace("{show_save}", _utils.DOC_SHOW_SAVE.replace("\n", "\n    "))

@@ -3,16 +3,38 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from .._docs import (
+    doc_adata,
+    doc_antigen,
+    doc_batch_key,
+    doc_copy,
+    doc_layer,
+    doc_params,
+    doc_returns_copy,
+    doc_seed,
+)
 from .._logging import logger, timed
 from .._uns import record
 
+if TYPE_CHECKING:
+    from anndata import AnnData
 
+
+@doc_params(
+    doc_adata=doc_adata,
+    doc_antigen=doc_antigen,
+    doc_batch_key=doc_batch_key,
+    doc_layer=doc_layer,
+    doc_seed=doc_seed,
+    doc_copy=doc_copy,
+    doc_returns_copy=doc_returns_copy,
+)
 def embed(
-    adata,
+    adata: AnnData,
     *,
     antigen: str = "CD7",
     integration: str = "pca",
@@ -30,7 +52,7 @@ def embed(
     seed: int = 0,
     copy: bool = False,
     graph_ready: Callable[[Any], None] | None = None,
-):
+) -> AnnData | None:
     """Embed cells without letting the antigen shape the embedding.
 
     Counts are depth-normalised (10,000 per cell) and log-transformed into ``X``. Highly variable genes
@@ -40,10 +62,8 @@ def embed(
 
     Parameters
     ----------
-    adata
-        Cells × genes with raw counts in ``layers[layer]``.
-    antigen
-        Gene symbol of the CAR target.
+    {doc_adata}
+    {doc_antigen}
     integration
         ``'pca'`` (PCA on the log data) or ``'scvi'`` (scVI latent space with ``batch_key`` as batch).
     n_top_genes
@@ -66,21 +86,18 @@ def embed(
         not improved for 10 epochs; on a GPU when one is present (lightning ``accelerator='auto'``).
     exclude
         Further feature names kept out of the embedding (e.g. the CAR transgene).
-    batch_key
-        obs column naming the sample.
-    layer
-        Layer with raw counts.
-    seed
-        Random seed.
-    copy
-        Return a modified copy instead of working in place.
+    {doc_batch_key}
+    {doc_layer}
+    {doc_seed}
+    {doc_copy}
     graph_ready
         Called with the AnnData as soon as the kNN graph is in ``obsp`` (before Leiden): work that needs
         only the graph can start there (``cd7escape run`` sends it to the UMAP worker).
 
     Returns
     -------
-    A copy when ``copy=True``, else ``None``. Writes ``X`` (log-normalised), ``var['highly_variable']``,
+    {doc_returns_copy}
+    Writes ``X`` (log-normalised), ``var['highly_variable']``,
     ``obsm['X_pca']`` or ``obsm['X_scvi']``, ``obsp['connectivities'|'distances']``, ``obs['leiden']``,
     ``obsm['X_umap']`` and ``uns['cd7escape']['embed']`` (with ``excluded_genes``).
     """

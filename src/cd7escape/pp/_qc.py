@@ -2,13 +2,27 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import numpy as np
 import pandas as pd
 from scipy import sparse
 
+from .._docs import (
+    doc_adata,
+    doc_batch_key,
+    doc_copy,
+    doc_layer,
+    doc_params,
+    doc_returns_copy,
+    doc_seed,
+)
 from .._logging import logger, timed
 from .._sparse import nonzero_count
 from .._uns import record
+
+if TYPE_CHECKING:
+    from anndata import AnnData
 
 _QC_COLUMNS = [
     "total_counts",
@@ -20,8 +34,16 @@ _QC_COLUMNS = [
 ]
 
 
+@doc_params(
+    doc_adata=doc_adata,
+    doc_batch_key=doc_batch_key,
+    doc_layer=doc_layer,
+    doc_seed=doc_seed,
+    doc_copy=doc_copy,
+    doc_returns_copy=doc_returns_copy,
+)
 def qc(
-    adata,
+    adata: AnnData,
     *,
     n_mads_counts: float = 5.0,
     n_mads_genes: float = 5.0,
@@ -38,7 +60,7 @@ def qc(
     filter: bool = True,
     seed: int = 0,
     copy: bool = False,
-):
+) -> AnnData | None:
     """Flag low-quality cells and doublets per sample with adaptive thresholds.
 
     Thresholds are set per sample as median ± ``n_mads`` median absolute deviations of log total counts,
@@ -49,8 +71,7 @@ def qc(
 
     Parameters
     ----------
-    adata
-        Cells × genes with raw counts in ``layers[layer]`` (or ``X`` when the layer is absent).
+    {doc_adata}
     n_mads_counts, n_mads_genes, n_mads_mito
         Width of the adaptive windows, in median absolute deviations.
     max_mito_pct, min_counts, min_genes
@@ -67,22 +88,19 @@ def qc(
         cells (each part a random sample of the same population, so the simulated doublets and the
         neighbour counts are those of the whole sample). Parts bound the memory and the neighbour search
         of one score (a part of n cells is 3n points with the simulated doublets).
-    batch_key
-        obs column naming the sample.
-    layer
-        Layer holding raw counts.
+    {doc_batch_key}
+    {doc_layer}
     filter
         Remove failing cells and failed samples; otherwise only annotate ``obs['qc_pass']``.
-    seed
-        Random seed for scrublet.
-    copy
-        Return a new AnnData instead of modifying ``adata``.
+    {doc_seed}
+    {doc_copy}
 
     Returns
     -------
-    The filtered AnnData when ``copy=True``, else ``None``. Writes ``obs['total_counts',
-    'n_genes_by_counts', 'pct_counts_mt', 'doublet_score', 'predicted_doublet', 'qc_pass']`` and
-    ``uns['cd7escape']['qc']``.
+    {doc_returns_copy}
+    Writes ``obs['total_counts', 'n_genes_by_counts', 'pct_counts_mt', 'doublet_score',
+    'predicted_doublet', 'qc_pass']`` and ``uns['cd7escape']['qc']``; with ``filter=True`` failing cells
+    and failed samples are removed.
     """
     if copy:
         adata = adata.copy()

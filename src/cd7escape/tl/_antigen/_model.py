@@ -1,4 +1,4 @@
-"""Numerical kernels of the dropout- and ambient-aware antigen model (DESIGN §6).
+"""Numerical kernels of the dropout- and ambient-aware antigen model (``docs/method.md#antigen-model``).
 
 For a group of cells with antigen counts ``y_i`` and size factors ``s_i`` (total UMIs per cell):
 

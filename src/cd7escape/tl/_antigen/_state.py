@@ -1,19 +1,26 @@
-"""``antigen_state``: negative fraction, dim expression and per-cell posterior of the CAR target (DESIGN §6)."""
+"""``antigen_state``: negative fraction, dim expression and per-cell posterior of the CAR target.
+
+The model is described in ``docs/method.md#antigen-model``.
+"""
 
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
 from scipy import stats
 
 from ..._anndata import antigen_counts
+from ..._docs import doc_adata, doc_antigen, doc_copy, doc_key_added, doc_params, doc_returns_copy
 from ..._errors import InputError
 from ..._logging import logger, timed
 from ..._uns import NS, record
 from ._model import AntigenFit, estimate_ambient_rate, fit_antigen_mixture, theta_interval
+
+if TYPE_CHECKING:
+    from anndata import AnnData
 
 #: lineages (``obs['cell_class']``) that never express the antigen: the ambient reference
 NON_EXPRESSING_LINEAGES: dict[str, tuple[str, ...]] = {
@@ -31,8 +38,15 @@ _DEFAULT_LINEAGES = ("erythroid",)
 _SEP = "|"
 
 
+@doc_params(
+    doc_adata=doc_adata,
+    doc_antigen=doc_antigen,
+    doc_key_added=doc_key_added,
+    doc_copy=doc_copy,
+    doc_returns_copy=doc_returns_copy,
+)
 def antigen_state(
-    adata,
+    adata: AnnData,
     antigen: str = "CD7",
     *,
     groupby: str | Sequence[str] = "sample",
@@ -54,20 +68,19 @@ def antigen_state(
     antigen_protein: str | None = None,
     key_added: str = "antigen",
     copy: bool = False,
-):
+) -> AnnData | None:
     """Antigen-negative fraction, expression level and per-cell state of ``antigen`` in groups of cells.
 
-    Each group (e.g. the malignant cells of one sample) is fitted with the mixture of DESIGN §6:
-    negative cells ``Poisson(s_i a)`` at the ambient rate ``a``, expressing cells ``NB(s_i mu, theta)``,
-    ``s_i`` the total UMIs of cell ``i``. ``theta`` is shared by the patient (zero-truncated ML over all
-    groups). Zero counts of expressing cells (dropout) are not counted as negative.
+    Each group (e.g. the malignant cells of one sample) is fitted with the mixture described in
+    ``docs/method.md#antigen-model``: negative cells ``Poisson(s_i a)`` at the ambient rate ``a``,
+    expressing cells ``NB(s_i mu, theta)``, ``s_i`` the total UMIs of cell ``i``. ``theta`` is shared by
+    the patient's groups (estimated once over all of them). Zero counts of expressing cells (dropout) are
+    not counted as negative.
 
     Parameters
     ----------
-    adata
-        One patient, raw counts in ``layers[layer]``.
-    antigen
-        Gene symbol of the CAR target (any gene of ``var_names``).
+    {doc_adata}
+    {doc_antigen}
     groupby
         obs key(s) defining groups; one fit per combination present.
     restrict_to
@@ -115,21 +128,20 @@ def antigen_state(
     antigen_protein
         Column of ``obsm['protein']`` with the antigen's ADT counts (CITE-seq). When given, a
         background/foreground mixture of the ADT counts (background fitted on the antigen-negative lineages
-        of ``obs['cell_class']``, else the lowest-ADT ``leiden`` cluster; :mod:`cd7escape.tl._protein`) gives
-        per group ``protein_pi`` with its interval and ``protein_state``, per cell
-        ``obs['{key_added}_protein_p_negative']`` and ``obs['{key_added}_rna_protein']`` ('RNA+ protein+',
-        'RNA+ protein-', …), and the finding ``rna_present_protein_absent`` (RNA mostly expressed: interval
-        of pi below 0.5; protein mostly absent: interval of protein_pi at or above 0.5).
-    key_added
-        Results go to ``uns['cd7escape'][key_added]``; per-cell columns are ``obs['{key_added}_p_negative']``
-        and ``obs['{key_added}_cell_state']``.
-    copy
-        Return a modified copy instead of writing into ``adata``.
+        of ``obs['cell_class']``, else the lowest-ADT ``leiden`` cluster;
+        :mod:`cd7escape.tl._antigen._protein`) gives per group ``protein_pi`` with its interval and
+        ``protein_state``, per cell ``obs['{key_added}_protein_p_negative']`` and
+        ``obs['{key_added}_rna_protein']`` ('RNA+ protein+', 'RNA+ protein-', …), and the finding
+        ``rna_present_protein_absent`` (RNA mostly expressed: interval of pi below 0.5; protein mostly
+        absent: interval of protein_pi at or above 0.5).
+    {doc_key_added}
+    {doc_copy}
 
     Returns
     -------
-    None, or the modified copy when ``copy=True``. Writes ``obs['antigen_p_negative']``,
-    ``obs['antigen_cell_state']`` and ``uns['cd7escape'][key_added]`` with ``params``, ``groups`` (one row
+    {doc_returns_copy}
+    Writes ``obs['{key_added}_p_negative']``, ``obs['{key_added}_cell_state']`` and
+    ``uns['cd7escape'][key_added]`` (``antigen`` by default) with ``params``, ``groups`` (one row
     per group: n_cells, pi, ci_low, ci_high, upper_bound, lrt_pvalue, mu, mu_ci_low, mu_ci_high,
     fold_vs_reference with its interval, state, identifiable, zero_fraction (naive), detection_limit),
     ``theta``, ``ambient_rate`` and ``ambient_source``.
