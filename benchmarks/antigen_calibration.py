@@ -1,4 +1,4 @@
-"""Calibration of the antigen mixture on simulated groups (DESIGN §6 acceptance).
+"""Calibration of the antigen mixture on simulated groups (the model of docs/method.md#antigen-model).
 
 Groups are drawn from the model itself: size factors resampled from the real CARPALL library sizes and
 rescaled to a median depth of 500-5,000 UMIs, true negative fraction 0-50 % (a fifth exactly 0), mean
