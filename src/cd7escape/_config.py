@@ -235,6 +235,15 @@ class ClassifyParams(_Section):
         gt=0,
         description="Relapse blasts whose T-lineage program is below this fraction of baseline blasts' are 'lineage_switch'.",
     )
+    trace_neighbors: int = Field(
+        10,
+        ge=2,
+        description=(
+            "Nearest baseline malignant cells (antigen-free space) that each relapse malignant cell is traced "
+            "to; the antigen model on the traced baseline cells decides pre-existing vs downregulation. "
+            "A pre-existing negative state of fewer than about half this many baseline cells cannot be resolved."
+        ),
+    )
     bootstrap_mapping: bool = Field(
         True,
         description=(

@@ -210,8 +210,10 @@ def test_baseline_negatives_are_bounded_jointly_over_positive_subclones():
 
 
 def test_uncertain_mappings_lower_the_confidence(calls):
+    """Of the subclone routes: without the trace (no joint space recorded) the subclone links decide."""
     adata, call = calls["antigen_downregulation"]
     a = adata.copy()
+    del a.obsm["X_clone_trace"]
     rel = (a.obs["timepoint"] == "relapse").to_numpy() & a.obs["malignant"].to_numpy(bool)
     # the same labels, but every relapse cell's clone link is weak (a third of its neighbours agree)
     a.obs.loc[rel, "subclone_confidence"] = 0.35

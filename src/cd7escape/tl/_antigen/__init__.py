@@ -5,7 +5,14 @@
 the subclone and classification steps read with the patient's recorded model.
 """
 
-from ._groups import AntigenModel, group_antigen, recorded_antigen_model, reference_level
+from ._groups import (
+    AntigenModel,
+    anchored_fit,
+    group_antigen,
+    negative_posterior,
+    recorded_antigen_model,
+    reference_level,
+)
 from ._model import (
     AntigenFit,
     estimate_ambient_rate,
@@ -18,11 +25,13 @@ from ._state import antigen_state
 __all__ = [
     "AntigenFit",
     "AntigenModel",
+    "anchored_fit",
     "antigen_state",
     "estimate_ambient_rate",
     "estimate_theta",
     "fit_antigen_mixture",
     "group_antigen",
+    "negative_posterior",
     "recorded_antigen_model",
     "reference_level",
     "theta_interval",

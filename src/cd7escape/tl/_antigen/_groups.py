@@ -76,6 +76,7 @@ def anchored_fit(
     theta: float,
     alpha: float,
     interval: bool = True,
+    weights: np.ndarray | None = None,
 ) -> dict[str, float]:
     """Negative fraction of a group with the expressing level fixed at the patient's reference level.
 
@@ -83,14 +84,25 @@ def anchored_fit(
     at the ambient level; anchoring the expressing component at the baseline malignant level ``mu_ref``
     (same kernel likelihood, one free parameter) answers "which share of these cells does not express the
     antigen at the level this leukemia had?". Profile-likelihood interval and boundary-corrected LRT.
+
+    ``weights`` (non-negative, one per cell) give a weighted likelihood: cells that stand for more of a
+    population count more. They are scaled to sum to the Kish effective sample size
+    ``(sum w)^2 / sum w^2``, so the interval and the test are as wide as that many equally weighted
+    cells would give (``n`` in the result is that size, rounded down).
     """
     from ._mixture_search import anchored_search
     from ._model import _Group, chi2_half_quantile, chi2_pvalue
 
-    n = int(y.size)
-    if n == 0:
+    w = None
+    if weights is not None:
+        keep = np.asarray(weights, float) > 0
+        y, s, w = np.asarray(y)[keep], np.asarray(s)[keep], np.asarray(weights, float)[keep]
+        if w.size:
+            w = w * (w.sum() / (w @ w))
+    n = int(y.size) if w is None else int(np.floor(w.sum() + 1e-9))
+    if y.size == 0:
         return {"pi": np.nan, "ci_low": np.nan, "ci_high": np.nan, "pval": np.nan, "n": 0}
-    grp = _Group(np.asarray(y, float), np.asarray(s, float), ambient, theta)
+    grp = _Group(np.asarray(y, float), np.asarray(s, float), ambient, theta, w=w)
     drop = chi2_half_quantile(1 - alpha) if interval else np.nan
     pi, lmax, ll0, lo, hi = anchored_search(1e-5, drop, *grp.search_terms(mu_ref, anchor=mu_ref))
     pval = chi2_pvalue(max(2 * (lmax - ll0), 0.0))
@@ -180,3 +192,25 @@ def _normal_t(adata) -> np.ndarray:
     if "cell_class" in adata.obs:
         return (adata.obs["cell_class"].astype(str) == "normal_T").to_numpy()
     return np.zeros(adata.n_obs, dtype=bool)
+
+
+def negative_posterior(
+    y: np.ndarray, s: np.ndarray, *, pi: float, mu_ref: float, ambient: float, theta: float
+) -> np.ndarray:
+    """Per-cell ``P(negative | y)`` under the anchored mixture with negative share ``pi``.
+
+    The expressing component is ``NB(s · mu_ref, theta)``, the negative one ``Poisson(s · ambient)``: a zero
+    count is negative evidence only as far as the cell's depth makes a zero unlikely for an expressing cell.
+    """
+    from scipy import special
+
+    y, s = np.asarray(y, float), np.asarray(s, float)
+    pi = float(np.clip(pi, 1e-6, 1 - 1e-6))
+    a = max(ambient, 1e-12)
+    l0 = y * np.log(s * a) - s * a
+    m = s * mu_ref
+    l1 = (
+        special.gammaln(y + theta) - special.gammaln(theta) + theta * np.log(theta / (theta + m))
+        + y * np.log(m / (theta + m))
+    )  # fmt: skip
+    return special.expit(np.log(pi / (1 - pi)) + l0 - l1)

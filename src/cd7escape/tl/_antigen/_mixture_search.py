@@ -102,6 +102,10 @@ def _anchored(t, p):  # pragma: no cover - compiled
     p = min(max(p, 0.0), 1.0)
     lp, lq = np.log(p), np.log1p(-p)
     acc = 0.0
+    if t.w.size:  # weighted cells (pooled groups, traced ancestors)
+        for i in range(t.l0.size):
+            acc += t.w[i] * np.logaddexp(lp + t.l0[i], lq + t.l1[i])
+        return acc
     for i in range(t.l0.size):
         acc += np.logaddexp(lp + t.l0[i], lq + t.l1[i])
     return acc

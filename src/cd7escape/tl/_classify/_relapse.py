@@ -102,6 +102,22 @@ class _Data:
     ambient: float
     theta: float
     mu_ref: float
+    # the relapse → baseline trace (None: no antigen-free space recorded): each relapse row's nearest baseline
+    # cells as positions in the original data (-1 pads), each row's position there, the original counts
+    anc: np.ndarray | None = None
+    orig: np.ndarray | None = None
+    y0: np.ndarray | None = None
+    s0: np.ndarray | None = None
+
+    def resampled(self, pick: np.ndarray, sub: np.ndarray) -> _Data:
+        """The replicate made of the rows ``pick`` (the trace keeps pointing into the original data)."""
+        return _Data(
+            self.y[pick], self.s[pick], self.tp[pick], sub, self.tprog[pick], self.ambient,
+            self.theta, self.mu_ref,
+            anc=None if self.anc is None else self.anc[pick],
+            orig=None if self.orig is None else self.orig[pick],
+            y0=self.y0, s0=self.s0,
+        )  # fmt: skip
 
 
 def _t_program(adata, antigen: str, cells: np.ndarray) -> tuple[np.ndarray, list[str]]:
@@ -325,7 +341,122 @@ def _decide(d: _Data, P: dict[str, Any], *, interval: bool = True) -> dict[str, 
                 f"{100 * shares[worst]:.0f} % {why}"
             ),
         )
+    if d.anc is not None:
+        _decide_by_trace(d, P, out, gb=gb, gr=gr, dim=dim, interval=interval)
     return out
+
+
+def _decide_by_trace(
+    d: _Data, P: dict[str, Any], out: dict[str, Any], *, gb, gr, dim: bool, interval: bool
+) -> None:
+    """Attribute the antigen-negative relapse cells through the baseline cells they resemble (the trace).
+
+    Each relapse cell carries its posterior probability of being negative (all of it when the relapse is
+    dim) to its ``trace_neighbors`` nearest baseline cells in the antigen-free space (:mod:`.._clones._trace`);
+    the antigen model on those baseline cells, weighted by what they received, gives the share of the negative
+    relapse population that descends from baseline cells that were already negative (``pi_trace``, with its
+    profile interval). No cluster boundary enters: a small negative state inside a large positive subclone
+    keeps its own ancestors. The decision replaces the subclone routes' (kept in ``out`` as evidence):
+
+    - lower bound ≥ ``mixed_min_share`` and upper bound ≤ 1 − ``mixed_min_share`` (both routes carry weight)
+      → mixed;
+    - ``pi_trace`` ≥ ``preexisting_min_negative``, its lower bound ≥ ``mixed_min_share``, significantly > 0,
+      and those negatives expanded (their relapse share ≥ ``min_expansion_fold`` times the baseline negative
+      fraction) → pre-existing;
+    - upper bound < ``downregulation_max_negative`` → downregulation (the stricter side: a wrong
+      "downregulation" tells a clinician a baseline screen could not have seen the escape);
+    - otherwise, or when the traced baseline cells are fewer than the antigen model's ``min_cells``
+      (effective size), ``indeterminate`` with the detection limit.
+    """
+    from .._antigen import anchored_fit, negative_posterior
+    from .._clones import ancestor_weights
+
+    b, r = d.tp == 0, d.tp == 1
+    k = int(P["trace_neighbors"])
+    if dim:
+        mass = np.ones(int(r.sum()))
+    else:
+        mass = negative_posterior(
+            d.y[r], d.s[r], pi=gr["pi"], mu_ref=d.mu_ref, ambient=d.ambient, theta=d.theta
+        )
+    drawn = np.bincount(d.orig[b], minlength=d.y0.size)
+    w = ancestor_weights(d.anc[r], mass, k, d.y0.size, drawn=drawn)
+    fit = anchored_fit(
+        d.y0, d.s0, weights=w, mu_ref=d.mu_ref, ambient=d.ambient, theta=d.theta,
+        alpha=P["alpha"], interval=interval,
+    )  # fmt: skip
+    pi, lo, hi = fit["pi"], fit["ci_low"], fit["ci_high"]
+    if not interval:
+        lo = hi = pi
+    n_b, n_r = int(b.sum()), int(r.sum())
+    negative_mass = float(mass.sum())
+    pi_b = float(gb["pi"])
+    # the relapse share of negatives with negative ancestors, against the baseline's negative share
+    fold = (pi * negative_mass / max(n_r, 1)) / max(pi_b, 0.5 / max(n_b, 1))
+    trace = {
+        "pi": pi, "ci_low": lo, "ci_high": hi, "lrt_pvalue": fit["pval"], "n_effective": fit["n"],
+        "n_cells": int((w > 0).sum()), "negative_relapse_cells": negative_mass,
+        "expansion_fold": float(fold), "neighbors": k,
+    }  # fmt: skip
+    out["trace"] = trace
+    a = _aname(P)
+    limit = (
+        f"a pre-existing {a}-negative state of fewer than about {k // 2 + 1} baseline cells "
+        f"({100 * (k // 2 + 1) / max(n_b, 1):.1f} % of {n_b}) cannot be told from its neighbours"
+    )
+    described = (
+        f"the {negative_mass:.0f} antigen-negative relapse cells resemble {trace['n_cells']} baseline cells "
+        f"(effective {fit['n']}), {100 * pi:.0f} % {a}-negative (95 % CI {100 * lo:.0f}–{100 * hi:.0f} %)"
+    )
+    m = P["mixed_min_share"]
+    if fit["n"] < P["min_cells"] or not np.isfinite(pi):
+        call = ("indeterminate", "trace_too_few", f"{described}: too few to decide; {limit}")
+    elif lo >= m and hi <= 1 - m and fold >= P["min_expansion_fold"]:
+        call = (
+            "mixed",
+            "trace_both",
+            f"{described}: some descend from negative, some from positive baseline cells",
+        )
+    elif pi >= P["preexisting_min_negative"] and lo >= m and fit["pval"] < P["alpha"]:
+        call = (
+            ("preexisting_negative_clone", "trace_negative_ancestors", f"{described}, and that negative state expanded {fold:.1f}-fold")
+            if fold >= P["min_expansion_fold"]
+            else ("indeterminate", "trace_negative_not_expanded", f"{described}, but that negative state did not expand ({fold:.1f}-fold)")
+        )  # fmt: skip
+    elif hi < P["downregulation_max_negative"]:
+        call = (
+            "antigen_downregulation",
+            "trace_positive_ancestors",
+            f"{described}: they lost {a} ({'dim' if dim else 'negative'} at relapse)",
+        )
+    else:
+        call = (
+            "indeterminate",
+            "trace_unresolved",
+            f"{described}: neither clearly negative nor positive; {limit}",
+        )
+    by_subclones = {k: out.get(k) for k in ("mechanism", "rule", "reason")}
+    trace["call"] = call[0]
+    out["subclone_call"] = by_subclones
+    mech, rule, reason = call
+    if mech == "antigen_downregulation" and by_subclones["mechanism"] in (
+        "preexisting_negative_clone",
+        "mixed",
+    ):
+        # the finer link sees positive ancestors where a whole subclone was negative: no call rests on one
+        mech, rule = "indeterminate", "links_disagree"
+        reason = f"{reason}; but by subclones: {by_subclones['reason']}"
+    elif (
+        rule == "trace_unresolved"
+        and by_subclones["mechanism"] == "antigen_downregulation"
+        and pi < P["downregulation_max_negative"]
+        and hi < P["preexisting_min_negative"]
+    ):
+        # the trace's ancestors are few (wide interval) but mostly positive and exclude a mostly-negative
+        # ancestry, and whole subclones show the loss: both links point to downregulation
+        mech, rule = "antigen_downregulation", "trace_and_subclones_positive"
+        reason = f"{described}, and {by_subclones['reason']}"
+    out.update(mechanism=mech, rule=rule, reason=reason)
 
 
 def _joint_downregulation_share(
@@ -383,6 +514,7 @@ def classify_relapse(
     dim_max_ratio: float = _CP.dim_max_ratio,
     max_uncertain_negative: float = _CP.max_uncertain_negative,
     lineage_max_ratio: float = _CP.lineage_max_ratio,
+    trace_neighbors: int = _CP.trace_neighbors,
     bootstrap_mapping: bool = _CP.bootstrap_mapping,
     seed: int = 0,
 ) -> RelapseCall:
@@ -436,6 +568,7 @@ def classify_relapse(
         "dim_max_ratio": float(dim_max_ratio),
         "max_uncertain_negative": float(max_uncertain_negative),
         "lineage_max_ratio": float(lineage_max_ratio),
+        "trace_neighbors": int(trace_neighbors),
         "bootstrap_mapping": bool(bootstrap_mapping),
         "seed": int(seed),
     }
@@ -484,6 +617,9 @@ def classify_relapse(
         y=y_all[cells], s=s_all[cells], tp=rt[cells].astype(int), sub=sub, tprog=tprog,
         ambient=ambient, theta=theta, mu_ref=mu_ref,
     )  # fmt: skip
+    anc = _trace_lists(adata, cells, rt[cells], k=P["trace_neighbors"], seed=seed)
+    if anc is not None:
+        d.anc, d.orig, d.y0, d.s0 = anc, np.arange(cells.size), d.y, d.s
 
     with timed("classify_relapse: decision"):
         res = _decide(d, P, interval=True)
@@ -541,6 +677,8 @@ def classify_relapse(
         "subclones": sub_records,
         "shares": res.get("shares", {}),
         "routes": res.get("routes", {}),
+        "trace": res.get("trace", {}),
+        "subclone_call": res.get("subclone_call", {}),
         "rule": res.get("rule"),
         "dim": res.get("dim"),
         "t_program_ratio": res.get("t_program_ratio"),
@@ -568,14 +706,42 @@ def classify_relapse(
     return call
 
 
+def _trace_lists(
+    adata, cells: np.ndarray, relapse: np.ndarray, *, k: int, seed: int
+) -> np.ndarray | None:
+    """Each relapse row's nearest baseline rows of ``cells`` in the subclone step's antigen-free space.
+
+    None when :func:`cd7escape.tl.subclones` recorded no space (the subclone routes then decide alone).
+    Confirmed copy-number subclones restrict a relapse cell's ancestors to baseline cells of its own.
+    """
+    from .._clones import ancestor_lists
+
+    key = "X_clone_trace"
+    if key not in adata.obsm:
+        return None
+    z = np.asarray(adata.obsm[key], dtype=np.float32)[cells]
+    ok = np.isfinite(z).all(axis=1)
+    b_rows, r_rows = np.flatnonzero(~relapse & ok), np.flatnonzero(relapse & ok)
+    if b_rows.size < 2 or r_rows.size == 0:
+        return None
+    confirmed = adata.uns.get(NS, {}).get("subclones", {}).get("cnv_confirmed", [])
+    labels_b = labels_r = None
+    if "cnv_subclone" in adata.obs and len(confirmed):
+        cnv = adata.obs["cnv_subclone"].astype(object).to_numpy()[cells]
+        cnv = np.where(np.isin(cnv.astype(str), [str(c) for c in confirmed]), cnv, None)
+        labels_b, labels_r = cnv[b_rows], cnv[r_rows]
+    lists = ancestor_lists(z[b_rows], z[r_rows], k, labels_b=labels_b, labels_r=labels_r, seed=seed)
+    out = np.full((cells.size, lists.shape[1]), -1, dtype=np.int64)
+    out[r_rows] = np.where(lists >= 0, b_rows[np.maximum(lists, 0)], -1)
+    return out
+
+
 def _replicate_calls(d: _Data, draws: list, P: dict[str, Any]) -> list[str]:
     """The mechanism called on each bootstrap replicate ``(cells picked, clone links kept)``."""
     calls = []
     for pick, keep in draws:
         sub = d.sub[pick] if keep is None else np.where(keep, d.sub[pick], UNMAPPED)
-        db = _Data(
-            d.y[pick], d.s[pick], d.tp[pick], sub, d.tprog[pick], d.ambient, d.theta, d.mu_ref
-        )
+        db = d.resampled(pick, sub)
         calls.append(_decide(db, P, interval=True)["mechanism"])
     return calls
 

@@ -89,14 +89,15 @@ def fit_reference(
     excluded_genes: list[str],
     n_top_genes: int = 2000,
     n_pcs: int = 10,
-    antigen_corr_max: float = 0.3,
+    antigen_corr_max: float | None = 0.3,
     theta: float = 100.0,
     seed: int = 0,
 ) -> tuple[ReferenceSpace, np.ndarray]:
     """Fit the reference space on baseline malignant cells; return it and their coordinates.
 
     Features: the genes with the largest analytic Pearson residual variance (Lause et al. 2021), without the
-    antigen, the genes excluded by ``pp.embed`` and genes correlated with the antigen among these cells.
+    antigen, the genes excluded by ``pp.embed`` and genes correlated with the antigen among these cells
+    (``antigen_corr_max=None``: no new search, ``excluded_genes`` is the whole list).
     A few components only: subclone programs are low-dimensional, extra components add noise to the graph.
     """
     from ._pearson_residuals import residual_variance
@@ -114,7 +115,7 @@ def fit_reference(
     rv = residual_variance(counts, cand, p_all[cand], theta, tot)
     top = cand[np.argsort(-rv)[: min(n_top_genes + 200, cand.size)]]
     newly = []
-    if antigen in set(var_names):
+    if antigen_corr_max is not None and antigen in set(var_names):
         aidx = int(np.flatnonzero(var_names == antigen)[0])
         corr = correlated_genes(counts, aidx, top, max_corr=antigen_corr_max, tot=tot)
         newly = list(var_names[top[corr]])

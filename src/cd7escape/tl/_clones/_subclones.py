@@ -22,6 +22,7 @@ from ._map_relapse import (
     knn_transfer,
     window_shifts,
 )
+from ._trace import joint_space
 
 _CP = CloneParams()
 _EP = EmbedParams()
@@ -629,6 +630,19 @@ def subclones(
     cats = names + ([UNMAPPED] if (lab_r == UNMAPPED).any() else [])
     adata.obs[key_added] = pd.Categorical(obs_lab, categories=cats)
     adata.obs[f"{key_added}_confidence"] = obs_conf
+    # the space in which classify_relapse traces relapse cells to their baseline look-alikes
+    if use_rep is None and r_idx.size:
+        with timed("subclones: joint antigen-free space of both timepoints"):
+            tb, tr = joint_space(
+                xb, xr, var_names, antigen=antigen, excluded_genes=list(space_excluded),
+                n_top_genes=n_top_genes, n_pcs=n_pcs, seed=seed,
+            )  # fmt: skip
+    else:
+        tb, tr = zb, zr
+    trace_coords = np.full((adata.n_obs, tb.shape[1]), np.nan, dtype=np.float32)
+    trace_coords[b_idx] = tb
+    trace_coords[r_idx] = tr
+    adata.obsm["X_clone_trace"] = trace_coords
 
     with timed("subclones: antigen state per subclone and timepoint"):
         y, s = antigen_counts(adata, antigen)
@@ -703,8 +717,10 @@ def subclones(
             "antigen_model": model.options(),
         },
         obs=[key_added, f"{key_added}_confidence"],
+        obsm=["X_clone_trace"],
         results={
             "table": table,
+            "cnv_confirmed": sorted(cnv_kept) if cnv_kept else [],
             "space": space,
             "excluded_genes": list(space_excluded),
             "n_baseline_cells": int(b_idx.size),
