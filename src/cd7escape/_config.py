@@ -1,7 +1,7 @@
 """The configuration schema: the one place where every option and its default lives.
 
-A run is described by a YAML file (DESIGN §3). Stage parameters sit in optional sections
-(``qc``, ``embed``, ``malignant``, ``antigen_model``, ``clones``, ``classify``) whose defaults are
+A run is described by a YAML file (``docs/inputs_outputs.md#config``). Stage parameters sit in optional
+sections (``qc``, ``embed``, ``malignant``, ``antigen_model``, ``clones``, ``classify``) whose defaults are
 defined here and nowhere else; library functions take these same names as keyword arguments.
 """
 
@@ -98,7 +98,7 @@ class MalignantParams(_Section):
 
 
 class AntigenParams(_Section):
-    """The dropout- and ambient-aware antigen model (DESIGN §6)."""
+    """The dropout- and ambient-aware antigen model (``docs/method.md#antigen-model``)."""
 
     alpha: float = Field(
         0.05, gt=0, lt=1, description="Level of tests and 1 - coverage of intervals."
@@ -175,7 +175,7 @@ class CloneParams(_Section):
 
 
 class ClassifyParams(_Section):
-    """Thresholds of the relapse-mechanism decision (DESIGN §7); written into result.json."""
+    """Thresholds of the relapse-mechanism decision (``docs/method.md#classification``); written into result.json."""
 
     min_relapse_cells: int = Field(
         30, ge=1, description="Fewer malignant relapse cells than this is 'indeterminate'."
@@ -257,7 +257,7 @@ class ClassifyParams(_Section):
 
 
 class SampleSpec(_Section):
-    """One row of the sample sheet (DESIGN §3)."""
+    """One row of the sample sheet (``docs/inputs_outputs.md#sample-sheet``)."""
 
     patient: str
     sample: str
@@ -271,7 +271,7 @@ class SampleSpec(_Section):
 
 
 class Config(_Section):
-    """A cd7escape run (DESIGN §3)."""
+    """A cd7escape run (``docs/inputs_outputs.md#config``)."""
 
     antigen: str = Field("CD7", description="Gene symbol of the CAR target.")
     antigen_protein: str | None = Field(
