@@ -6,28 +6,10 @@ import pytest
 import scipy.sparse as sp
 
 from cd7escape._errors import InputError
-from cd7escape.datasets import MECHANISMS, simulate_patient
+from cd7escape.datasets import simulate_patient
 from cd7escape.datasets._params import load_params
 
-N = 400
-
-
-@pytest.fixture(scope="session")
-def sims() -> dict:
-    """One small patient per mechanism (cached for the session)."""
-    out = {
-        m: simulate_patient(m, seed=11, n_cells=N, depth=2000, negative_fraction=0.2)
-        for m in MECHANISMS
-    }
-    out["decoy"] = simulate_patient(
-        "antigen_downregulation",
-        seed=12,
-        n_cells=N,
-        depth=2000,
-        negative_fraction=0.15,
-        decoy_negative_minor=True,
-    )
-    return out
+N = 400  # cells per sample of the patients simulated here
 
 
 def _counts(adata, gene: str) -> np.ndarray:
@@ -51,9 +33,10 @@ def test_determinism():
     assert (a.X != c.X).nnz > 0
 
 
-def test_structure(sims):
-    a = sims["antigen_downregulation"]
-    assert a.n_obs == 2 * N
+def test_structure(simulated, simulated_patients):
+    a = simulated("antigen_downregulation")
+    options = simulated_patients.options("antigen_downregulation")
+    assert a.n_obs == 2 * options["n_cells"]
     assert sp.issparse(a.X)
     assert a.X.format == "csr"
     assert np.issubdtype(a.X.dtype, np.integer)
@@ -83,11 +66,11 @@ def test_structure(sims):
     assert not (ct[_mask(a, timepoint="baseline")] == "car_T").any()
     assert (ct[_mask(a, timepoint="relapse")] == "car_T").sum() > 20
     med = np.median(np.asarray(a.X.sum(1)).ravel()[_mask(a, timepoint="baseline")])
-    assert 1800 < med < 2200
+    assert 0.9 * options["depth"] < med < 1.1 * options["depth"]
 
 
-def test_antigen_truth_and_dropout(sims):
-    a = sims["antigen_retained"]
+def test_antigen_truth_and_dropout(simulated):
+    a = simulated("antigen_retained")
     y = _counts(a, "CD7")
     neg = a.obs["truth_antigen_negative"].to_numpy()
     assert neg.any()
@@ -106,8 +89,8 @@ def test_antigen_truth_and_dropout(sims):
     assert np.allclose(a.obs.loc[neg, "truth_antigen_level"], 0)
 
 
-def test_normal_t_negative_more_at_relapse(sims):
-    a = sims["antigen_retained"]
+def test_normal_t_negative_more_at_relapse(simulated):
+    a = simulated("antigen_retained")
     frac = {
         t: a.obs.loc[
             _mask(a, truth_cell_type="normal_T", timepoint=t), "truth_antigen_negative"
@@ -129,8 +112,8 @@ def _sub_share(a, timepoint: str, subclone: str) -> float:
     return float(np.mean(a.obs.loc[m, "truth_subclone"].astype(str) == subclone))
 
 
-def test_preexisting(sims):
-    a = sims["preexisting_negative_clone"]
+def test_preexisting(simulated):
+    a = simulated("preexisting_negative_clone")
     assert _sub_share(a, "baseline", "S2") == pytest.approx(0.2, abs=0.02)
     assert _neg_share(a, "baseline", "S2") == 1.0
     assert _neg_share(a, "baseline", "S0") == 0.0
@@ -138,16 +121,17 @@ def test_preexisting(sims):
     assert _neg_share(a, "relapse") > 0.8
 
 
-def test_downregulation(sims):
-    a = sims["antigen_downregulation"]
+def test_downregulation(simulated):
+    a = simulated("antigen_downregulation")
     assert _neg_share(a, "baseline") == 0.0
     assert _sub_share(a, "relapse", "S0") > 0.8
     assert _neg_share(a, "relapse", "S0") == 1.0
     assert _neg_share(a, "relapse", "S1") == 0.0
 
 
-def test_dim_downregulation():
-    a = simulate_patient("antigen_downregulation", seed=5, n_cells=N, fold=4.0)
+def test_dim_downregulation(simulated):
+    a = simulated("dim_downregulation")
+    assert a.uns["truth"]["fold"] == 4.0
     mal_rel = a.obs["truth_malignant"].to_numpy() & _mask(
         a, timepoint="relapse", truth_subclone="S0"
     )
@@ -161,14 +145,14 @@ def test_dim_downregulation():
     assert 0.12 < ratio < 0.45
 
 
-def test_retained(sims):
-    a = sims["antigen_retained"]
+def test_retained(simulated):
+    a = simulated("antigen_retained")
     assert _neg_share(a, "baseline") == 0.0
     assert _neg_share(a, "relapse") == 0.0
 
 
-def test_mixed(sims):
-    a = sims["mixed"]
+def test_mixed(simulated):
+    a = simulated("mixed")
     m = a.obs["truth_malignant"].to_numpy() & _mask(a, timepoint="relapse")
     neg = m & a.obs["truth_antigen_negative"].to_numpy()
     subs = a.obs.loc[neg, "truth_subclone"].astype(str).value_counts(normalize=True)
@@ -178,15 +162,15 @@ def test_mixed(sims):
     assert _neg_share(a, "baseline", "S2") == 1.0
 
 
-def test_decoy_minor_does_not_expand(sims):
-    a = sims["decoy"]
+def test_decoy_minor_does_not_expand(simulated):
+    a = simulated("decoy")
     assert _neg_share(a, "baseline", "S2") == 1.0
     assert _sub_share(a, "relapse", "S2") <= _sub_share(a, "baseline", "S2")
     assert _neg_share(a, "relapse", "S0") == 1.0
 
 
-def test_lineage_switch(sims):
-    a = sims["lineage_switch"]
+def test_lineage_switch(simulated):
+    a = simulated("lineage_switch")
     mal = a.obs["truth_malignant"].to_numpy()
     base, rel = mal & _mask(a, timepoint="baseline"), mal & _mask(a, timepoint="relapse")
     lib = np.asarray(a.X.sum(1)).ravel()
@@ -204,8 +188,8 @@ def test_lineage_switch(sims):
     assert clones_r <= clones_b
 
 
-def test_cnv_dosage_visible(sims):
-    a = sims["antigen_retained"]
+def test_cnv_dosage_visible(simulated):
+    a = simulated("antigen_retained")
     cnv = pd.DataFrame(a.uns["truth"]["cnvs"])
     assert (cnv["owner"] == "trunk").sum() == 2
     lib = np.asarray(a.X.sum(1)).ravel()
@@ -231,8 +215,8 @@ def test_cnv_dosage_visible(sims):
     assert "S1" not in set(cnv["owner"])
 
 
-def test_subclones_differ_transcriptionally(sims):
-    a = sims["antigen_retained"]
+def test_subclones_differ_transcriptionally(simulated):
+    a = simulated("antigen_retained")
     prog = a.uns["truth"]["subclone_program_genes"]["S1"]
     mal = a.obs["truth_malignant"].to_numpy()
     s1, s0 = mal & _mask(a, truth_subclone="S1"), mal & _mask(a, truth_subclone="S0")
@@ -244,8 +228,8 @@ def test_subclones_differ_transcriptionally(sims):
     assert np.median(lfc) > 0.8
 
 
-def test_car_t(sims):
-    a = sims["antigen_downregulation"]
+def test_car_t(simulated):
+    a = simulated("antigen_downregulation")
     car = _counts(a, "CAR_CD7")
     is_car = a.obs["truth_car"].to_numpy()
     assert (car[is_car] > 0).mean() > 0.35  # real: 69 % at ~3.2k UMIs
@@ -260,8 +244,8 @@ def test_car_t(sims):
     assert (_counts(b, "CD7")[pebl] > 0).mean() > 0.3
 
 
-def test_tcr(sims):
-    a = sims["antigen_downregulation"]
+def test_tcr(simulated):
+    a = simulated("antigen_downregulation")
     mal = a.obs["truth_malignant"].to_numpy()
     clones = a.obs.loc[mal, "clone_id"]
     assert 0.5 < clones.notna().mean() < 0.85  # VDJ capture as in real sorted T cells
@@ -277,10 +261,8 @@ def test_tcr(sims):
     ).all()
 
 
-def test_protein_and_empties():
-    a = simulate_patient(
-        "preexisting_negative_clone", seed=2, n_cells=400, protein=True, empty_droplets=True
-    )
+def test_protein_and_empties(simulated):
+    a = simulated("protein_empties")
     prot = a.obsm["protein"]
     assert list(prot.columns) == [
         "CD7_TotalSeqC",
@@ -293,18 +275,21 @@ def test_protein_and_empties():
     assert prot["CD7_TotalSeqC"][~neg].median() > 5 * prot["CD7_TotalSeqC"][neg].median()
     assert prot["CD19_TotalSeqC"][_mask(a, truth_cell_type="B")].median() > 50
     e = a.uns["empty_droplets"]["P1_baseline"]
-    assert e["counts"].shape == (800, a.n_vars)
-    assert e["protein"].shape == (800, 4)
+    n_empty = 2 * a.uns["truth"]["n_cells"]  # twice the cells of the sample
+    assert e["counts"].shape == (n_empty, a.n_vars)
+    assert e["protein"].shape == (n_empty, 4)
     assert np.median(np.asarray(e["counts"].sum(1)).ravel()) < 100
     assert not set(e["barcodes"]) & set(a.obs["barcode"])
 
 
-def test_truth_uns(sims):
-    t = sims["preexisting_negative_clone"].uns["truth"]
+def test_truth_uns(simulated, simulated_patients):
+    t = simulated("preexisting_negative_clone").uns["truth"]
+    options = simulated_patients.options("preexisting_negative_clone")
+    assert options["negative_fraction"] == 0.2
     assert t["mechanism"] == "preexisting_negative_clone"
     assert t["negative_fraction"] == 0.2
-    assert t["depth"] == 2000
-    assert t["seed"] == 11
+    for key in ("depth", "seed", "n_cells"):
+        assert t[key] == options[key]
     assert t["negative_fraction_baseline"] == pytest.approx(0.2)
     assert t["params"]["antigen"] == "CD7"
 

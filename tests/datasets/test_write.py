@@ -13,20 +13,14 @@ import scipy.io
 import scipy.sparse as sp
 
 from cd7escape._errors import InputError
-from cd7escape.datasets import simulate_patient, write_simulated
+from cd7escape.datasets import write_simulated
 from cd7escape.datasets._tcr import CONTIG_COLUMNS
 
 
 @pytest.fixture(scope="module")
-def patient():
-    return simulate_patient(
-        "preexisting_negative_clone",
-        seed=7,
-        n_cells=200,
-        negative_fraction=0.2,
-        protein=True,
-        empty_droplets=True,
-    )
+def patient(simulated_patients):
+    """A pre-existing negative clone, 2 x 200 cells, with CITE-seq proteins and empty droplets."""
+    return simulated_patients.copy("protein_empties")
 
 
 @pytest.fixture(scope="module")
@@ -79,7 +73,7 @@ def test_h5_roundtrip(patient, written):
         assert np.array_equal(X[:, G:].toarray(), sub.obsm["protein"].to_numpy())
         # raw matrix: the cells plus empty droplets
         Xr, _, _, braw = _read_h5(sheet.parent / row.raw_path)
-        assert len(braw) == len(barcodes) + 2 * 200
+        assert len(braw) == len(barcodes) + 2 * patient.uns["truth"]["n_cells"]
         assert set(barcodes) <= set(braw)
         assert (Xr[: len(barcodes)] != X).nnz == 0
 
