@@ -7,7 +7,6 @@ import json
 import numpy as np
 import pytest
 
-import cd7escape as ce
 from cd7escape._config import Config
 from cd7escape._uns import NS
 from cd7escape.pipeline._stages import STAGES
@@ -16,12 +15,9 @@ _BY_NAME = {stage.name: stage for stage in STAGES}
 
 
 @pytest.fixture(scope="module")
-def patient():
-    """A downregulation patient (fold 4) with the simulator's malignant calls."""
-    adata = ce.datasets.simulate_patient("antigen_downregulation", seed=5, n_cells=500, fold=4.0)
-    adata.obs["malignant"] = adata.obs["truth_malignant"].to_numpy()
-    adata.obs["cell_class"] = adata.obs["truth_cell_type"].astype(str).to_numpy()
-    return adata
+def patient(simulated_patients):
+    """A downregulation patient (fold 4, 2 x 500 cells) with the simulator's malignant calls."""
+    return simulated_patients.copy("dim_downregulation", malignant=True, cell_class=True)
 
 
 def _run(patient, **sections):

@@ -10,8 +10,8 @@ from cd7escape.pipeline._umap_job import UmapJob, prepare_umap, start_umap
 
 
 @pytest.fixture(scope="module")
-def embedded():
-    adata = ce.datasets.simulate_patient("antigen_downregulation", seed=3, n_cells=300, depth=2000)
+def embedded(simulated_patients):
+    adata = simulated_patients.copy("antigen_downregulation")  # 2 x 400 cells
     ce.pp.embed(adata, antigen="CD7", n_top_genes=400, umap=False)
     return adata
 
@@ -65,16 +65,18 @@ def test_start_umap_lays_out_here_below_the_worker_threshold(embedded, monkeypat
     assert "X_umap" in fresh.obsm
 
 
-def test_graph_sent_from_embed_before_leiden_gives_the_same_layout(embedded, monkeypatch):
+def test_graph_sent_from_embed_before_leiden_gives_the_same_layout(
+    embedded, simulated, monkeypatch
+):
     """The pipeline's worker gets ready during embed and receives the graph before Leiden runs."""
     from cd7escape._config import Config
 
     config = Config.model_validate({"samples": [{"sample": "b", "patient": "P", "timepoint": "baseline",
                                                  "path": "x.h5"}]})  # fmt: skip
-    assert prepare_umap(embedded, config) is None  # 300 cells: not worth a worker
+    assert prepare_umap(embedded, config) is None  # 800 cells: not worth a worker
     monkeypatch.setattr(_umap_job, "BACKGROUND_MIN_CELLS", 10)
     monkeypatch.setattr("cd7escape._parallel.available_cpus", lambda: 2)
-    fresh = ce.datasets.simulate_patient("antigen_downregulation", seed=3, n_cells=300, depth=2000)
+    fresh = simulated("antigen_downregulation")
     job = prepare_umap(fresh, config)
     seen = {}
 
@@ -91,7 +93,7 @@ def test_graph_sent_from_embed_before_leiden_gives_the_same_layout(embedded, mon
     np.testing.assert_array_equal(fresh.obsm["X_umap"], here.obsm["X_umap"])
 
 
-def test_report_draws_the_other_figures_while_the_worker_lays_out(tmp_path, monkeypatch):
+def test_report_draws_the_other_figures_while_the_worker_lays_out(tmp_path, simulated, monkeypatch):
     """A run whose UMAP is still in its worker at the end: the report waits for it last, and the
     last stage's cache gets the layout, so a rerun resumes without laying it out again."""
     import json
@@ -99,7 +101,7 @@ def test_report_draws_the_other_figures_while_the_worker_lays_out(tmp_path, monk
     from cd7escape.pipeline import run_config
     from cd7escape.report import _patient
 
-    adata = ce.datasets.simulate_patient("antigen_downregulation", seed=5, n_cells=1200, depth=2000)
+    adata = simulated("antigen_downregulation")  # 2 x 400 cells: the worker threshold is patched
     ce.datasets.write_simulated(adata, tmp_path / "sim")
     config = tmp_path / "sim" / "config.yaml"
     config.write_text("antigen: CD7\ncar_feature: CAR_CD7\nsamples: samples.csv\noutdir: out\n")

@@ -8,8 +8,8 @@ import cd7escape as ce
 
 
 @pytest.fixture(scope="module")
-def embedded():
-    adata = ce.datasets.simulate_patient("antigen_downregulation", seed=5, n_cells=400, depth=2500)
+def embedded(simulated_patients):
+    adata = simulated_patients.copy("antigen_downregulation")  # 2 x 400 cells
     # a gene that tracks the antigen (its clusters would proxy CD7)
     cd7 = adata.layers["counts"][:, adata.var_names.get_loc("CD7")]
     twin = sparse.csr_matrix(cd7.toarray() * 3)

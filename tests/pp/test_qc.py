@@ -7,9 +7,10 @@ from scipy import sparse
 import cd7escape as ce
 
 
-@pytest.fixture(scope="module")
-def patient():
-    return ce.datasets.simulate_patient("antigen_retained", seed=3, n_cells=400, depth=2500)
+@pytest.fixture
+def patient(simulated):
+    """A test's own copy of the shared antigen-retained patient (2 x 400 cells)."""
+    return simulated("antigen_retained")
 
 
 def test_qc_keeps_good_cells_and_records_thresholds(patient):
@@ -23,7 +24,7 @@ def test_qc_keeps_good_cells_and_records_thresholds(patient):
 
 
 def test_qc_removes_damaged_cells(patient):
-    adata = patient.copy()
+    adata = patient
     counts = adata.layers["counts"].tolil()
     damaged = np.arange(0, 40)
     for i in damaged:  # near-empty droplets: keep a handful of UMIs
@@ -36,7 +37,7 @@ def test_qc_removes_damaged_cells(patient):
 
 
 def test_failed_sample_is_reported_and_dropped(patient):
-    adata = patient.copy()
+    adata = patient
     rng = np.random.default_rng(0)
     relapse = (adata.obs["timepoint"] == "relapse").to_numpy()
     counts = adata.layers["counts"].tocsr().astype(np.float32)
@@ -72,7 +73,7 @@ def test_real_failed_library_is_dropped(shared_data):
 
 def test_doublets_scored_in_parts_cover_every_cell(patient):
     """A sample larger than doublet_max_cells is scored in random parts; every passing cell gets a score."""
-    whole, parts = patient.copy(), patient.copy()
+    whole, parts = patient, patient.copy()
     ce.pp.qc(whole, filter=False)
     ce.pp.qc(parts, filter=False, doublet_max_cells=150)
     assert parts.uns["cd7escape"]["qc"]["params"]["doublet_max_cells"] == 150

@@ -21,8 +21,8 @@ def _patient(mechanism: str, seed: int = 3, **kw):
 
 
 @pytest.fixture(scope="session")
-def pre():
-    adata = _patient("preexisting_negative_clone", negative_fraction=0.15)
+def pre(simulated_patients):
+    adata = simulated_patients.copy("preexisting_700", malignant=True)  # nf 0.15, seed 3
     ce.tl.subclones(adata)
     return adata
 
@@ -87,8 +87,8 @@ def test_fold_ci_brackets():
     assert hi < 1
 
 
-def test_missing_malignant_is_input_error():
-    adata = _patient("antigen_retained")
+def test_missing_malignant_is_input_error(simulated):
+    adata = simulated("antigen_retained", malignant=True)
     del adata.obs["malignant"]
     with pytest.raises(ce._errors.InputError):
         ce.tl.subclones(adata)
