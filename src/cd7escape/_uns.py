@@ -125,49 +125,151 @@ def table(adata, name: str, key: str):
 
 
 def model_fraction(adata, timepoint: str, subclone: str | None = None) -> dict[str, Any] | None:
-    """The antigen model's negative fraction (pi, ci_low, ci_high) of a timepoint or a subclone in it.
+    """The antigen model's negative fraction (pi, ci_low, ci_high, source) of a timepoint or a subclone in it.
 
-    Looks, in order, at the numbers ``tl.classify_relapse`` reported per timepoint, the subclone table of
-    ``tl.subclones`` (``pi_<timepoint>`` …), and the group table of ``tl.antigen_state`` (a group matching
-    the timepoint and subclone columns, or the timepoint's only sample). ``None`` when none has it.
+    A timepoint's is :func:`timepoint_fraction`'s (the patient's one number). A subclone's is read from
+    the subclone table of ``tl.subclones`` (``pi_<timepoint>`` …), else from a group of
+    ``tl.antigen_state`` matching the timepoint and subclone columns. ``None`` when none has it.
     """
+    if subclone is None:
+        tp = timepoint_fraction(adata, timepoint)
+        if tp is None or tp["pi"] is None:
+            return None
+        return {k: tp[k] for k in ("pi", "ci_low", "ci_high", "source")}
+    sub = table(adata, "subclones", "table")
+    if sub is not None and f"pi_{timepoint}" in sub.columns:
+        sub = sub.reset_index() if "subclone" not in sub.columns else sub
+        if "subclone" not in sub.columns and "index" in sub.columns:
+            sub = sub.rename(columns={"index": "subclone"})
+        m = sub["subclone"].astype(str) == subclone
+        if m.any():
+            rec = sub.loc[m].iloc[0]
+            pi = finite_float(rec.get(f"pi_{timepoint}"))
+            if pi is not None:
+                return {
+                    "pi": pi,
+                    "ci_low": finite_float(rec.get(f"ci_low_{timepoint}")),
+                    "ci_high": finite_float(rec.get(f"ci_high_{timepoint}")),
+                    "source": "subclones",
+                }
+    rec = _antigen_group(adata, timepoint, subclone)
+    pi = None if rec is None else finite_float(rec.get("pi"))
+    if pi is None:
+        return None
+    return {
+        "pi": pi,
+        "ci_low": finite_float(rec.get("ci_low")),
+        "ci_high": finite_float(rec.get("ci_high")),
+        "source": "antigen",
+    }
+
+
+def timepoint_fraction(adata, timepoint: str) -> dict[str, Any] | None:
+    """The patient's antigen-negative fraction at ``timepoint``: the one number every output shows.
+
+    The numbers ``tl.classify_relapse`` reported for the timepoint (``numbers['timepoints']``, the
+    malignant cells of the timepoint fitted at the baseline expression level) whenever the
+    classification has the timepoint, even when it made no estimate there (too few cells); only
+    without them the group of ``tl.antigen_state`` holding the timepoint's malignant cells (its only
+    sample, fitted on its own). The report's tables and text, ``result.json``, the cohort summary and
+    the figures all read it here.
+
+    Returns
+    -------
+    ``None`` when neither step has the timepoint, else a dict: ``pi``, ``ci_low``, ``ci_high``,
+    ``lrt_pvalue`` (finite floats or None), ``n_cells`` (the cells fitted), ``alpha`` (the test level),
+    ``detection_limit`` (:func:`detection_limit`'s sentence) and ``source`` (``'classify'`` or
+    ``'antigen'``).
+    """
+    call = classify_entry(adata)
+    tps = None if call is None else call.get("timepoints")
+    if isinstance(tps, Mapping) and isinstance(tps.get(timepoint), Mapping):
+        t = tps[timepoint]
+        return _fraction_record(
+            t.get("malignant_cells"), t.get("antigen_negative_fraction"), t.get("ci_low"),
+            t.get("ci_high"), t.get("lrt_pvalue"), alpha=recorded_alpha(call), source="classify",
+        )  # fmt: skip
+    rec = _antigen_group(adata, timepoint, None)
+    if rec is None:
+        return None
+    return _fraction_record(
+        rec.get("n_cells"), rec.get("pi"), rec.get("ci_low"), rec.get("ci_high"),
+        rec.get("lrt_pvalue"), alpha=recorded_alpha(step(adata, "antigen")), source="antigen",
+    )  # fmt: skip
+
+
+#: How :func:`detection_limit` begins when the test finds no negative cells.
+NONE_DETECTED = "none detected"
+
+
+def detection_limit(
+    n_cells: Any, pi: Any, ci_low: Any, ci_high: Any, lrt_pvalue: Any, *, alpha: float = 0.05
+) -> str | None:
+    """The detection-limit sentence of a negative fraction: its one wording, wherever it is shown.
+
+    ``'none detected in 176 cells (95 % CI 0.0–38.2 %)'`` when the test of ``pi == 0`` is not
+    significant at ``alpha``, ``'22.7 % of 176 cells (95 % CI 14.1–32.0 %)'`` when it is (or when no
+    p-value is given), ``'8 malignant cells: too few for an estimate'`` without an estimate, ``None``
+    without cells. The numbers are those shown beside it, in :func:`percent`'s rounding.
+    """
+    n = finite_float(n_cells)
+    if not n:
+        return None
+    n = int(n)
+    pi = finite_float(pi)
+    if pi is None:
+        return f"{n} malignant cells: too few for an estimate"
+    lo, hi, p = finite_float(ci_low), finite_float(ci_high), finite_float(lrt_pvalue)
+    ci = (
+        f" ({100 * (1 - alpha):g} % CI {_digits(lo)}–{_digits(hi)} %)"
+        if lo is not None and hi is not None
+        else ""
+    )
+    if p is not None and p >= alpha:
+        return f"{NONE_DETECTED} in {n} cells{ci}"
+    return f"{_digits(pi)} % of {n} cells{ci}"
+
+
+def percent(x: Any) -> str:
+    """A fraction as people read it, the rounding of every shown fraction: ``0.2270 -> '22.7%'``."""
+    f = finite_float(x)
+    return "n/a" if f is None else f"{_digits(f)}%"
+
+
+def _digits(f: float) -> str:
+    return f"{100 * f:.1f}"
+
+
+def _fraction_record(n, pi, lo, hi, p, *, alpha: float, source: str) -> dict[str, Any]:
+    n = finite_float(n)
+    n = None if n is None else int(n)
+    return {
+        "pi": finite_float(pi),
+        "ci_low": finite_float(lo),
+        "ci_high": finite_float(hi),
+        "lrt_pvalue": finite_float(p),
+        "n_cells": n,
+        "alpha": alpha,
+        "detection_limit": detection_limit(n, pi, lo, hi, p, alpha=alpha),
+        "source": source,
+    }
+
+
+def recorded_alpha(entry: Mapping[str, Any] | None) -> float:
+    """The test level a step recorded (its ``params['alpha']``), else the antigen model's default."""
+    params = None if entry is None else entry.get("params")
+    alpha = finite_float(params.get("alpha")) if isinstance(params, Mapping) else None
+    if alpha is None or not 0 < alpha < 1:
+        from ._config import AntigenParams
+
+        alpha = AntigenParams.model_fields["alpha"].default
+    return alpha
+
+
+def _antigen_group(adata, timepoint: str, subclone: str | None) -> Mapping[str, Any] | None:
+    """The row of ``tl.antigen_state``'s groups holding exactly the timepoint's (subclone's) cells."""
     import pandas as pd
 
-    def _row(pi, lo, hi, source):
-        try:
-            pi = float(pi)
-        except (TypeError, ValueError):
-            return None
-        if not np.isfinite(pi):
-            return None
-        out = {"pi": pi, "ci_low": finite_float(lo), "ci_high": finite_float(hi), "source": source}
-        return out
-
-    if subclone is None:
-        call = classify_entry(adata)
-        tps = None if call is None else call.get("timepoints")
-        if isinstance(tps, Mapping) and isinstance(tps.get(timepoint), Mapping):
-            t = tps[timepoint]
-            r = _row(
-                t.get("antigen_negative_fraction"), t.get("ci_low"), t.get("ci_high"), "classify"
-            )
-            if r is not None:
-                return r
-    else:
-        sub = table(adata, "subclones", "table")
-        if sub is not None and f"pi_{timepoint}" in sub.columns:
-            sub = sub.reset_index() if "subclone" not in sub.columns else sub
-            if "subclone" not in sub.columns and "index" in sub.columns:
-                sub = sub.rename(columns={"index": "subclone"})
-            m = sub["subclone"].astype(str) == subclone
-            if m.any():
-                rec = sub.loc[m].iloc[0]
-                r = _row(
-                    rec.get(f"pi_{timepoint}"), rec.get(f"ci_low_{timepoint}"),
-                    rec.get(f"ci_high_{timepoint}"), "subclones",
-                )  # fmt: skip
-                if r is not None:
-                    return r
     groups = table(adata, "antigen", "groups")
     if groups is None or "pi" not in groups.columns:
         return None
@@ -192,8 +294,7 @@ def model_fraction(adata, timepoint: str, subclone: str | None = None) -> dict[s
         return None
     if m.sum() != 1:
         return None
-    rec = groups.loc[m].iloc[0]
-    return _row(rec.get("pi"), rec.get("ci_low"), rec.get("ci_high"), "antigen")
+    return groups.loc[m].iloc[0]
 
 
 def finite_float(x: Any) -> float | None:
