@@ -13,7 +13,7 @@ import pandas as pd
 import pytest
 
 import cd7escape as ce
-from cd7escape._uns import NS
+from cd7escape._uns import NS, detection_limit
 from cd7escape.report._result import DIGITS, TIMEPOINT_FIELDS, build_result, dumps, plain
 
 
@@ -26,6 +26,16 @@ def _expected(value):
     if isinstance(value, float):
         return None if not math.isfinite(value) else round(value, DIGITS) + 0.0
     return value
+
+
+def _worded(tp: dict) -> dict:
+    """A timepoint of the call as result.json words it: the detection limit in the one wording
+    (cd7escape._uns.detection_limit, at the call's alpha 0.05) and the source of the numbers."""
+    limit = detection_limit(
+        tp["malignant_cells"], tp["antigen_negative_fraction"], tp["ci_low"], tp["ci_high"],
+        tp["lrt_pvalue"], alpha=0.05,
+    )  # fmt: skip
+    return {**tp, "detection_limit": limit, "source": "classify"}
 
 
 @pytest.fixture(scope="module")
@@ -64,7 +74,7 @@ def test_the_call_is_reported_as_classify_relapse_made_it(called, result):
     assert result["reason"] == call.reason
     assert result["evidence"] == call.evidence
     for tp in ("baseline", "relapse"):
-        assert result["timepoints"][tp] == _expected(call.numbers["timepoints"][tp])
+        assert result["timepoints"][tp] == _worded(_expected(call.numbers["timepoints"][tp]))
     assert result["subclones"] == _expected(call.numbers["subclones"])
     assert result["numbers"] == _expected(
         {k: v for k, v in call.numbers.items() if k not in ("timepoints", "subclones")}
@@ -76,7 +86,8 @@ def test_the_numbers_equal_those_in_uns(called, result):
     adata, _ = called
     stored = adata.uns[NS]["classify"]  # nested values are JSON text in uns
     assert result["confidence"] == _expected(stored["confidence"])
-    assert result["timepoints"] == _expected(json.loads(stored["timepoints"]))
+    stored_tps = _expected(json.loads(stored["timepoints"]))
+    assert result["timepoints"] == {tp: _worded(v) for tp, v in stored_tps.items()}
     numbers = json.loads(stored["numbers"])
     assert result["numbers"]["shares"] == _expected(numbers["shares"])
     assert (
@@ -179,7 +190,8 @@ def test_without_classification_the_cells_give_the_zero_fraction(called, config)
     for tp in ("baseline", "relapse"):
         cells = bare.obs["malignant"].to_numpy(bool) & (bare.obs["timepoint"] == tp).to_numpy()
         entry = result["timepoints"][tp]
-        assert set(entry) == set(TIMEPOINT_FIELDS)
+        assert set(entry) == {*TIMEPOINT_FIELDS, "lrt_pvalue", "detection_limit", "source"}
+        assert entry["source"] == "antigen"  # tl.antigen_state's group of the timepoint's sample
         assert entry["malignant_cells"] == int(cells.sum())
         assert entry["zero_count_fraction"] == _expected(float(np.mean(y[cells] == 0)))
         [pi] = groups.loc[groups["sample"] == f"P1_{tp}", "pi"]

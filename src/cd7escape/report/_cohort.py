@@ -29,6 +29,8 @@ COLUMNS = [
     "relapse_ci_low",
     "relapse_ci_high",
     "relapse_zero_count_fraction",
+    "baseline_detection_limit",
+    "relapse_detection_limit",
 ]
 _TP = {
     "malignant_cells": "malignant_cells",
@@ -36,7 +38,14 @@ _TP = {
     "ci_low": "ci_low",
     "ci_high": "ci_high",
     "zero_count_fraction": "zero_count_fraction",
+    "detection_limit": "detection_limit",
 }
+#: Columns cohort.html shows as percentages, in the patient report's rounding.
+_FRACTIONS = frozenset(
+    f"{tp}_{c}"
+    for tp in ("baseline", "relapse")
+    for c in ("negative_fraction", "ci_low", "ci_high", "zero_count_fraction")
+)
 
 
 def write_cohort(outdir: Path, patients: Sequence[str]) -> list[dict[str, Any]]:
@@ -70,6 +79,7 @@ def write_cohort(outdir: Path, patients: Sequence[str]) -> list[dict[str, Any]]:
         version=__version__,
         counts=sorted(counts.items(), key=lambda kv: (-kv[1], kv[0])),
         label=_narrative.label,
+        show=_show,
     )
     atomic_write_text(outdir / "cohort.html", html)
     logger.info(
@@ -120,3 +130,8 @@ def _cell(value: Any) -> str:
     if isinstance(value, float):
         return repr(round(value, 6))
     return " ".join(str(value).split())  # no tabs or newlines inside a field
+
+
+def _show(column: str, value: Any) -> str:
+    """A cell of cohort.html: fractions as the patient's report shows them (22.7%), the rest as is."""
+    return _render.pct(value) if column in _FRACTIONS and value is not None else _render.fmt(value)

@@ -5,6 +5,8 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
+from .._uns import NONE_DETECTED, percent
+
 LABELS = {
     "preexisting_negative_clone": "Pre-existing antigen-negative clone expanded",
     "antigen_downregulation": "Antigen downregulation in the dominant clone",
@@ -48,7 +50,7 @@ def label(mechanism: str | None) -> str:
 
 
 def _pct(x: Any) -> str | None:
-    return None if x is None else f"{100 * float(x):.1f}%"
+    return None if x is None else percent(x)
 
 
 def _tp_sentence(name: str, tp: Mapping[str, Any], antigen: str) -> str | None:
@@ -57,8 +59,10 @@ def _tp_sentence(name: str, tp: Mapping[str, Any], antigen: str) -> str | None:
         return None
     clauses = []
     pi, lo, hi = tp.get("antigen_negative_fraction"), tp.get("ci_low"), tp.get("ci_high")
-    if pi is not None:
-        ci = f" (95% CI {_pct(lo)}–{_pct(hi)})" if lo is not None and hi is not None else ""
+    ci = f" (95% CI {_pct(lo)}–{_pct(hi)})" if lo is not None and hi is not None else ""
+    if pi is not None and str(tp.get("detection_limit") or "").startswith(NONE_DETECTED):
+        clauses.append(f"the model detects no {antigen}-negative cells among them{ci}")
+    elif pi is not None:
         clauses.append(f"the model estimates {_pct(pi)}{ci} of them to be {antigen}-negative")
     z = tp.get("zero_count_fraction")
     if z is not None:

@@ -26,23 +26,6 @@ _QC_COLUMNS = [
     "status",
     "reason",
 ]
-_GROUP_COLUMNS = [
-    "group",
-    "sample",
-    "timepoint",
-    "subclone",
-    "n_cells",
-    "pi",
-    "ci_low",
-    "ci_high",
-    "upper_bound",
-    "zero_fraction",
-    "mu",
-    "dim_fold",
-    "lrt_p",
-    "state",
-    "detection_limit",
-]
 #: The figures a report can hold (figures/<name>.png).
 FIGURES = frozenset(
     {"umap", "antigen_distribution", "subclone_composition", "cnv_heatmap", "clonotype_sharing"}
@@ -212,7 +195,7 @@ def _figure_sections(adata, result: dict[str, Any], figdir: Path) -> list[dict[s
     sec = _section(
         "antigen",
         f"{antigen} per subclone and timepoint",
-        f"Malignant cells only. Left: {antigen} counts per cell. Right: the model's {antigen}-negative fraction with its 95% CI (filled) next to the naive share of cells with zero counts (open).",
+        f"Malignant cells only. Left: {antigen} counts per cell. Right: the model's {antigen}-negative fraction with its 95% CI (filled) next to the naive share of cells with zero counts (open). The '· all' rows are the patient's numbers per timepoint (as in 'Numbers per timepoint'); the other rows are per subclone.",
     )
     if "malignant" not in obs:
         sec["notes"].append("obs['malignant'] is absent (tl.call_malignant was not run).")
@@ -225,7 +208,7 @@ def _figure_sections(adata, result: dict[str, Any], figdir: Path) -> list[dict[s
             f"{antigen} counts and negative fractions per timepoint and subclone.",
         )
     if result.get("antigen_groups"):
-        sec["rows"], sec["columns"] = result["antigen_groups"], _GROUP_COLUMNS
+        sec["rows"], sec["table_note"] = _group_rows(result, _only_samples(adata))
     sections.append(sec)
 
     sec = _section(
@@ -284,6 +267,65 @@ def _figure_sections(adata, result: dict[str, Any], figdir: Path) -> list[dict[s
         sec["rows"] = _clonotype_rows(adata)
     sections.append(sec)
     return sections
+
+
+def _only_samples(adata) -> set[str]:
+    """Samples that are the only one of their timepoint: their malignant cells are the timepoint's."""
+    obs = adata.obs
+    if "sample" not in obs or "timepoint" not in obs:
+        return set()
+    per = obs.groupby(obs["timepoint"].astype(str), observed=True)["sample"].agg(
+        lambda s: sorted(set(s.astype(str)))
+    )
+    return {v[0] for v in per if len(v) == 1}
+
+
+def _group_rows(result: dict[str, Any], only: set[str]) -> tuple[list[dict[str, Any]] | None, str]:
+    """tl.antigen_state's groups (one per sample by default) labelled as theirs, never as the
+    patient's baseline or relapse number; a sample that is its timepoint's only one is left out (its
+    cells are the timepoint's, whose one number is under 'Numbers per timepoint')."""
+    antigen = result["antigen"]
+    params = (result.get("step_parameters") or {}).get("antigen") or {}
+    keys = params.get("groupby") if isinstance(params, dict) else None
+    keys = [keys] if isinstance(keys, str) else list(keys or [])
+    noun = "sample" if keys == ["sample"] else "group"
+    rows, left_out = [], []
+    for r in result["antigen_groups"]:
+        if not isinstance(r, dict):
+            rows.append({noun: r})
+            continue
+        if keys == ["sample"] and str(r.get("sample")) in only:
+            left_out.append(str(r.get("sample")))
+            continue
+        shown = [k for k in keys if k in r] or ["group"]
+        row: dict[str, Any] = {k: r.get(k) for k in shown}
+        row["cells"] = r.get("n_cells")
+        row[f"{antigen}-negative fraction of this {noun} (95% CI)"] = _with_ci(
+            r.get("pi"), r.get("ci_low"), r.get("ci_high")
+        )
+        row["zero-count fraction (naive)"] = _render.pct(r.get("zero_fraction"))
+        row["state"] = r.get("state")
+        row[f"detection limit of this {noun}"] = r.get("detection_limit")
+        rows.append(row)
+    if not rows:
+        note = (
+            "Each timepoint has one sample, whose malignant cells are the timepoint's: its "
+            f"{antigen}-negative fraction is under 'Numbers per timepoint'. tl.antigen_state's own "
+            "fit of each sample (expression level free) is in result.json, under antigen_groups."
+        )
+        return None, note
+    note = (
+        f"Per {noun}: tl.antigen_state's fit of each {noun}'s malignant cells on their own "
+        f"({antigen} expression level free), not the patient's baseline or relapse "
+        f"{antigen}-negative fraction, which is under 'Numbers per timepoint'."
+    )
+    if left_out:
+        note += (
+            f" Not repeated here: {', '.join(left_out)}, the only sample of "
+            f"{'its timepoint' if len(left_out) == 1 else 'their timepoints'} (the same cells as the "
+            f"timepoint; result.json keeps every {noun} under antigen_groups)."
+        )
+    return rows or None, note
 
 
 def _clonotype_rows(adata) -> list[dict[str, Any]] | None:
@@ -374,6 +416,7 @@ def _section(id_: str, title: str, text: str) -> dict[str, Any]:
         "notes": [],
         "rows": None,
         "columns": None,
+        "table_note": None,
     }
 
 

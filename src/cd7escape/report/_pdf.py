@@ -82,6 +82,11 @@ def _first_page(fig, r: Mapping[str, Any]) -> None:
         y -= 0.02
         for x, cell in zip(xs, row, strict=True):
             fig.text(x, y, cell, fontsize=9, weight="bold" if k == 0 else "normal")
+    for tp in ("baseline", "relapse"):
+        limit = ((r.get("timepoints") or {}).get(tp) or {}).get("detection_limit")
+        if limit:
+            y -= 0.018
+            fig.text(0.07, y, f"Detection limit at {tp}: {limit}", fontsize=9)
     evidence = r.get("evidence") or []
     if evidence:
         y -= 0.04

@@ -11,6 +11,8 @@ from typing import Any
 
 from markupsafe import Markup, escape
 
+from .._uns import percent
+
 
 @cache
 def environment():
@@ -56,7 +58,8 @@ def fmt(value: Any) -> str:
 
 
 def pct(value: Any) -> str:
-    return "n/a" if value is None else f"{100 * float(value):.1f}%"
+    """A fraction in the one rounding every output shows (:func:`cd7escape._uns.percent`)."""
+    return percent(value)
 
 
 def table(

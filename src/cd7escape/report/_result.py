@@ -60,19 +60,11 @@ def build_result(adata, *, config, patient: str) -> dict[str, Any]:
     timepoints = {}
     given = _mapping(classify.get("timepoints")) or {}
     for tp in ("baseline", "relapse"):
-        entry = dict(_mapping(given.get(tp)) or {})
-        derived = _derived_timepoint(adata, tp, config)
-        if entry:  # the classification reported this timepoint: its model numbers stand as they are
-            derived = {
-                k: v for k, v in derived.items() if k in ("malignant_cells", "zero_count_fraction")
-            }
+        timepoints[tp] = entry = _timepoint(adata, tp, _mapping(given.get(tp)), config.antigen)
         for key in TIMEPOINT_FIELDS:
-            if entry.get(key) is None and derived.get(key) is not None:
-                entry[key] = derived[key]
             if entry.get(key) is None:
                 entry[key] = None
                 missing.append(f"timepoints.{tp}.{key} is not available")
-        timepoints[tp] = entry
 
     subclones = classify.get("subclones")
     if subclones is None:
@@ -88,6 +80,8 @@ def build_result(adata, *, config, patient: str) -> dict[str, Any]:
     groups = None if antigen_entry is None else decode(antigen_entry.get("groups"))
     if groups is None:
         missing.append("no per-group antigen table (tl.antigen_state)")
+    else:
+        groups = _groups_worded(_records(groups), antigen_entry)
 
     qc_entry = _mapping(ns.get("qc"))
     qc = None if qc_entry is None else decode(qc_entry.get("samples"))
@@ -227,8 +221,56 @@ def _mapping(value: Any) -> Mapping[str, Any] | None:
     return None
 
 
-def _derived_timepoint(adata, tp: str, config) -> dict[str, Any]:
-    """What can be read straight from the cells when the classification did not report it."""
+def _timepoint(adata, tp: str, given: Mapping[str, Any] | None, antigen: str) -> dict[str, Any]:
+    """One timepoint's numbers: the patient's negative fraction, its interval and detection-limit
+    sentence from :func:`~cd7escape._uns.timepoint_fraction` (the classification's, else the antigen
+    model's group of the timepoint), the cell counts from the classification or else the cells."""
+    from .._uns import timepoint_fraction
+
+    entry = dict(given or {})
+    if entry.get("malignant_cells") is None or entry.get("zero_count_fraction") is None:
+        for key, value in _from_cells(adata, tp, antigen).items():
+            if entry.get(key) is None:
+                entry[key] = value
+    one = timepoint_fraction(adata, tp)
+    if one is None:  # no model fit of the timepoint: nothing to word
+        entry.update(detection_limit=None, source=None)
+        return entry
+    entry["antigen_negative_fraction"] = one["pi"]
+    entry["ci_low"] = one["ci_low"]
+    entry["ci_high"] = one["ci_high"]
+    if one["lrt_pvalue"] is not None:
+        entry["lrt_pvalue"] = one["lrt_pvalue"]
+    entry["detection_limit"] = one["detection_limit"]
+    entry["source"] = one["source"]
+    return entry
+
+
+def _groups_worded(rows: list[Any] | None, antigen_entry: Mapping[str, Any]) -> list[Any] | None:
+    """The per-group (per-sample) table with its detection-limit sentences in the one wording."""
+    from .._uns import detection_limit, recorded_alpha
+
+    if not rows:
+        return rows
+    alpha = recorded_alpha(antigen_entry)
+    out = []
+    for row in rows:
+        if isinstance(row, dict) and "pi" in row:
+            row = {
+                **row,
+                "detection_limit": detection_limit(
+                    row.get("n_cells"), row.get("pi"), row.get("ci_low"), row.get("ci_high"),
+                    row.get("lrt_pvalue"), alpha=alpha,
+                ),
+            }  # fmt: skip
+        out.append(row)
+    return out
+
+
+def _from_cells(adata, tp: str, antigen: str) -> dict[str, Any]:
+    """What is read straight from the cells: malignant cells and the naive zero-count share."""
+    from ..pl._utils import antigen_counts
+
     obs = adata.obs
     if "timepoint" not in obs or "malignant" not in obs:
         return {}
@@ -236,21 +278,9 @@ def _derived_timepoint(adata, tp: str, config) -> dict[str, Any]:
     at = (obs["timepoint"].astype(str) == tp).to_numpy()
     sel = mal & at
     out: dict[str, Any] = {"malignant_cells": int(sel.sum())}
-    antigen = config.antigen
     if sel.any() and antigen in adata.var_names:
-        from ..pl._utils import antigen_counts
-
         y = antigen_counts(adata, antigen)
         out["zero_count_fraction"] = float(np.mean(y[sel] == 0))
-    from .._uns import model_fraction
-
-    model = model_fraction(
-        adata, tp
-    )  # the antigen model's own fit of the timepoint, if unambiguous
-    if model is not None:
-        out["antigen_negative_fraction"] = model["pi"]
-        out["ci_low"] = model["ci_low"]
-        out["ci_high"] = model["ci_high"]
     return out
 
 
