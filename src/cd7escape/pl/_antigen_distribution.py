@@ -40,11 +40,15 @@ def antigen_distribution(
     One row per timepoint (all its malignant cells) and per subclone within it. The left panel shows
     every cell's antigen UMIs (log scale, jittered, coloured by ``obs['antigen_cell_state']`` when
     ``tl.antigen_state`` ran); the right panel the negative fraction the model estimated for that
-    group (``uns['cd7escape']['antigen']['groups']``: ``pi`` with ``ci_low``–``ci_high``, filled) next
-    to the naive share of cells with zero counts (open circle). The naive share includes dropout of
-    expressing cells and so overstates loss; the gap between the two is the point of the model. Groups
-    the model did not estimate show only the naive share. With ``ax`` given, only the right (fractions)
-    panel is drawn into it.
+    group (``pi`` with ``ci_low``–``ci_high``, filled) next to the naive share of cells with zero counts
+    (open circle). The naive share includes dropout of expressing cells and so overstates loss; the gap
+    between the two is the point of the model. Groups the model did not estimate show only the naive
+    share. With ``ax`` given, only the right (fractions) panel is drawn into it.
+
+    A timepoint's row shows the patient's negative fraction at that timepoint, the one number the report,
+    ``result.json`` and the cohort summary give (:func:`cd7escape._uns.timepoint_fraction`: the
+    classification's, else ``tl.antigen_state``'s group of the timepoint), also written under its label
+    in the report's rounding; a subclone's row shows the subclone's own (``tl.subclones``' table).
 
     Parameters
     ----------
@@ -83,16 +87,17 @@ def antigen_distribution(
         else {}
     )
 
-    rows = []  # (label, cell mask, model row)
+    rows = []  # (label, cell mask, model row, the number written under the label)
     outer_vals = obs[outer].astype(str).to_numpy()
     for o in _order(_utils.ordered_categories(obs[outer][mal]), outer):
         m = mal & (outer_vals == o)
-        rows.append((f"{o} · all", m, _uns.model_fraction(adata, o)))
+        model = _uns.model_fraction(adata, o)
+        rows.append((f"{o} · all", m, model, _written(model)))
         if inner is not None:
             inner_vals = obs[inner].astype(str).to_numpy()
             for i in _utils.ordered_categories(obs[inner][m]):
                 mi = m & (inner_vals == i)
-                rows.append((f"{o} · {i}", mi, _uns.model_fraction(adata, o, i)))
+                rows.append((f"{o} · {i}", mi, _uns.model_fraction(adata, o, i), None))
 
     if ax is None:
         fig = _utils.new_figure(figsize=(10.5, 0.55 * max(len(rows), 2) + 1.6))
@@ -102,9 +107,9 @@ def antigen_distribution(
 
     rng = np.random.default_rng(0)
     labels = []
-    for k, (label, m, model) in enumerate(rows):
+    for k, (label, m, model, written) in enumerate(rows):
         idx = np.flatnonzero(m)
-        labels.append(f"{label} (n={len(idx)})")
+        labels.append(f"{label} (n={len(idx)})" + (f"\n{written}" if written else ""))
         zero = float(np.mean(y[idx] == 0)) if len(idx) else np.nan
         if ax_counts is not None and len(idx):
             sub = (
@@ -184,6 +189,15 @@ def antigen_distribution(
         save=save,
         return_fig=return_fig,
     )
+
+
+def _written(model) -> str | None:
+    """A timepoint's negative fraction as the report writes it: ``'22.7% neg. (95% CI 14.1%–32.0%)'``."""
+    if model is None or not _finite(model.get("pi")):
+        return None
+    lo, hi = model.get("ci_low"), model.get("ci_high")
+    ci = f" (95% CI {_uns.percent(lo)}–{_uns.percent(hi)})" if _finite(lo) and _finite(hi) else ""
+    return f"{_uns.percent(model['pi'])} neg.{ci}"
 
 
 def _finite(x) -> bool:
