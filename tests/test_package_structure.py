@@ -67,13 +67,6 @@ PENDING: dict[tuple[str, str], str] = {
     ("tl.call_malignant", "adata"): "adata not annotated AnnData",
     ("tl.call_malignant", "returns"): "no return annotation (-> AnnData | None)",
     ("tl.call_malignant", "copy"): "return not annotated AnnData | None",
-    # tl/_clones/_subclones.py
-    ("tl.subclones", "adata"): "adata not annotated AnnData",
-    ("tl.subclones", "copy"): "no copy parameter (returns None, annotated -> None)",
-    # tl/_classify/_relapse.py
-    ("tl.classify_relapse", "adata"): "adata not annotated AnnData",
-    ("tl.classify_relapse", "key_added"): "no key_added (writes uns['cd7escape']['classify'])",
-    ("tl.classify_relapse", "docstring"): "no Parameters section; cites DESIGN §7",
     # io/_h5.py, io/_mtx.py, io/_h5ad.py, io/_sample.py, io/_patient.py, io/_load_config.py
     ("io.read_10x_h5", "returns"): "no return annotation (-> AnnData)",
     ("io.read_10x_mtx", "returns"): "no return annotation (-> AnnData)",
@@ -92,8 +85,6 @@ PENDING_DESIGN_CITATIONS: set[str] = {
     "pipeline/_run.py",
     "report/_patient.py",
     "report/_result.py",
-    "tl/_classify/_relapse.py",
-    "tl/_clones/_subclones.py",
     "tl/_malignant/_call.py",
 }
 

@@ -236,12 +236,13 @@ class ClassifyParams(_Section):
         description="Relapse blasts whose T-lineage program is below this fraction of baseline blasts' are 'lineage_switch'.",
     )
     trace_neighbors: int = Field(
-        10,
+        20,
         ge=2,
         description=(
-            "Nearest baseline malignant cells (antigen-free space) that each relapse malignant cell is traced "
-            "to; the antigen model on the traced baseline cells decides pre-existing vs downregulation. "
-            "A pre-existing negative state of fewer than about half this many baseline cells cannot be resolved."
+            "Neighbourhood size of the trace: around each baseline malignant cell, its nearest malignant cells of "
+            "both timepoints in the joint antigen-free space; baseline cells whose neighbourhood holds more "
+            "antigen-negative relapse cells than the patient-wide share weight the antigen model that decides "
+            "pre-existing vs downregulation."
         ),
     )
     bootstrap_mapping: bool = Field(

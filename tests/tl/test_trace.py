@@ -8,57 +8,50 @@ import pytest
 from scipy import stats
 
 from cd7escape.tl._antigen import anchored_fit, negative_posterior
-from cd7escape.tl._clones import ancestor_lists, ancestor_weights
+from cd7escape.tl._clones import neighbourhood_lists, neighbourhood_shares
 
 
-def _brute_weights(lists, mass, k, n, drawn):
-    """Each relapse cell's k places go to its nearest drawn baseline copies, one place per copy."""
-    w = np.zeros(n)
-    for row, m in zip(lists, mass, strict=True):
+def _brute_shares(lists, value, k, drawn):
+    """Each neighbourhood's k places go to its nearest drawn copies, one place per copy."""
+    out = np.zeros(len(lists))
+    for i, row in enumerate(lists):
         places = []
         for j in row:
-            if j < 0:
-                continue
-            places += [j] * int(drawn[j])
+            if j >= 0:
+                places += [j] * int(drawn[j])
         places = places[:k]
-        for j in places:
-            w[j] += m / len(places)
-    return w
+        out[i] = np.mean([value[j] for j in places]) if places else 0.0
+    return out
 
 
 @pytest.mark.parametrize("seed", [0, 1, 2])
-def test_ancestor_weights_equal_a_place_by_place_count(seed):
+def test_neighbourhood_shares_equal_a_place_by_place_count(seed):
     rng = np.random.default_rng(seed)
-    n_b, n_r, k = 40, 25, 4
-    lists = np.array([rng.permutation(n_b)[: 3 * k] for _ in range(n_r)])
+    n, k = 50, 4
+    lists = np.array([rng.permutation(n)[: 3 * k] for _ in range(20)])
     lists[0, -2:] = -1  # a short list
-    mass = rng.random(n_r)
-    drawn = rng.poisson(1.0, n_b)
-    got = ancestor_weights(lists, mass, k, n_b, drawn=drawn)
-    np.testing.assert_allclose(got, _brute_weights(lists, mass, k, n_b, drawn))
-    ones = np.ones(n_b, int)
+    value = rng.random(n)
+    drawn = rng.poisson(1.0, n)
+    got = neighbourhood_shares(lists, value, k, drawn=drawn)
+    np.testing.assert_allclose(got, _brute_shares(lists, value, k, drawn))
     np.testing.assert_allclose(
-        ancestor_weights(lists, mass, k, n_b), _brute_weights(lists, mass, k, n_b, ones)
-    )
-    assert got.sum() == pytest.approx(
-        mass[(drawn[np.maximum(lists, 0)] * (lists >= 0)).sum(1) > 0].sum()
+        neighbourhood_shares(lists, value, k), _brute_shares(lists, value, k, np.ones(n, int))
     )
 
 
-def test_ancestor_lists_are_nearest_first_and_respect_clone_labels():
+def test_neighbourhood_lists_are_nearest_first_and_respect_clone_labels():
     rng = np.random.default_rng(0)
-    zb = rng.normal(size=(60, 3))
-    zr = rng.normal(size=(10, 3))
-    lists = ancestor_lists(zb, zr, 3)
-    d = np.linalg.norm(zr[:, None, :] - zb[None, :, :], axis=2)
+    z = rng.normal(size=(80, 3))
+    centres = np.arange(0, 80, 8)
+    lists = neighbourhood_lists(z, centres, 3)
+    d = np.linalg.norm(z[centres][:, None, :] - z[None, :, :], axis=2)
     np.testing.assert_array_equal(lists, np.argsort(d, axis=1, kind="stable")[:, :9])
-    labels_b = np.where(np.arange(60) < 20, "cnv1", None).astype(object)
-    labels_r = np.array(["cnv1"] * 5 + [None] * 5, dtype=object)
-    lab = ancestor_lists(zb, zr, 3, labels_b=labels_b, labels_r=labels_r)
-    assert (
-        lab[:5] < 20
-    ).all()  # a relapse cell of a confirmed copy-number subclone traces within it
-    np.testing.assert_array_equal(lab[5:], lists[5:])
+    assert (lists[:, 0] == centres).all()  # a centre is its own nearest cell
+    labels = np.where(np.arange(80) < 40, "cnv1", None).astype(object)
+    lab = neighbourhood_lists(z, centres, 3, labels=labels)
+    inside = centres < 40
+    assert (lab[inside] < 40).all()  # a confirmed copy-number subclone keeps its neighbourhoods
+    np.testing.assert_array_equal(lab[~inside], lists[~inside])
 
 
 def _cells(rng, n, pi, mu=2e-3, a=1e-5, theta=3.0):

@@ -1,18 +1,21 @@
-"""The relapse-mechanism decision (DESIGN §7) and its bootstrap confidence."""
+"""The relapse-mechanism decision (docs/method.md#classification) and its bootstrap confidence."""
 
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
+
+if TYPE_CHECKING:
+    from anndata import AnnData
 
 from ..._anndata import antigen_counts, counts_matrix, malignant_mask, timepoint_masks
 from ..._config import ClassifyParams
 from ..._errors import InputError
 from ..._logging import logger, timed
-from ..._uns import NS, _plain, record
+from ..._uns import NS, _plain, detection_limit, record
 from ..._version import __version__
 from .._antigen import group_antigen, recorded_antigen_model, reference_level
 from .._clones import UNMAPPED
@@ -102,8 +105,9 @@ class _Data:
     ambient: float
     theta: float
     mu_ref: float
-    # the relapse → baseline trace (None: no antigen-free space recorded): each relapse row's nearest baseline
-    # cells as positions in the original data (-1 pads), each row's position there, the original counts
+    # the trace (None: no joint antigen-free space recorded): each original baseline cell's nearest cells of
+    # both timepoints, as positions in the original data (-1 pads; rows of relapse cells unused); each row's
+    # position in the original data; the original counts. Replicates share the original lists.
     anc: np.ndarray | None = None
     orig: np.ndarray | None = None
     y0: np.ndarray | None = None
@@ -114,7 +118,7 @@ class _Data:
         return _Data(
             self.y[pick], self.s[pick], self.tp[pick], sub, self.tprog[pick], self.ambient,
             self.theta, self.mu_ref,
-            anc=None if self.anc is None else self.anc[pick],
+            anc=self.anc,
             orig=None if self.orig is None else self.orig[pick],
             y0=self.y0, s0=self.s0,
         )  # fmt: skip
@@ -133,7 +137,7 @@ def _t_program(adata, antigen: str, cells: np.ndarray) -> tuple[np.ndarray, list
 
 
 def _decide(d: _Data, P: dict[str, Any], *, interval: bool = True) -> dict[str, Any]:
-    """Apply DESIGN §7 to one data set (the original or a bootstrap replicate)."""
+    """Apply the rules (docs/method.md#rules) to one data set (the original or a bootstrap replicate)."""
     alpha = P["alpha"]
     b, r = d.tp == 0, d.tp == 1
     nb, nr = int(b.sum()), int(r.sum())
@@ -351,12 +355,13 @@ def _decide_by_trace(
 ) -> None:
     """Attribute the antigen-negative relapse cells through the baseline cells they resemble (the trace).
 
-    Each relapse cell carries its posterior probability of being negative (all of it when the relapse is
-    dim) to its ``trace_neighbors`` nearest baseline cells in the antigen-free space (:mod:`.._clones._trace`);
-    the antigen model on those baseline cells, weighted by what they received, gives the share of the negative
-    relapse population that descends from baseline cells that were already negative (``pi_trace``, with its
-    profile interval). No cluster boundary enters: a small negative state inside a large positive subclone
-    keeps its own ancestors. The decision replaces the subclone routes' (kept in ``out`` as evidence):
+    Each relapse cell counts by its posterior probability of being negative (fully when the relapse is dim).
+    Around every baseline cell, the share of its ``trace_neighbors`` nearest cells of the joint antigen-free
+    graph that is negative relapse mass is compared with the patient-wide share; the squared excess weights
+    the baseline cell (:mod:`.._clones._trace`, differential abundance on neighbourhoods). The antigen model on the
+    baseline cells so weighted gives the share of the negative relapse population that grew from baseline
+    cells already negative (``pi_trace``, with its profile interval). No cluster boundary enters: a small
+    negative state inside a large positive subclone keeps its own neighbourhoods. The decision replaces the subclone routes' (kept in ``out`` as evidence):
 
     - lower bound ≥ ``mixed_min_share`` and upper bound ≤ 1 − ``mixed_min_share`` (both routes carry weight)
       → mixed;
@@ -369,7 +374,7 @@ def _decide_by_trace(
       (effective size), ``indeterminate`` with the detection limit.
     """
     from .._antigen import anchored_fit, negative_posterior
-    from .._clones import ancestor_weights
+    from .._clones import neighbourhood_shares
 
     b, r = d.tp == 0, d.tp == 1
     k = int(P["trace_neighbors"])
@@ -379,10 +384,24 @@ def _decide_by_trace(
         mass = negative_posterior(
             d.y[r], d.s[r], pi=gr["pi"], mu_ref=d.mu_ref, ambient=d.ambient, theta=d.theta
         )
-    drawn = np.bincount(d.orig[b], minlength=d.y0.size)
-    w = ancestor_weights(d.anc[r], mass, k, d.y0.size, drawn=drawn)
+    n0 = d.y0.size
+    drawn = np.bincount(d.orig, minlength=n0)
+    # negative relapse mass per copy of each original cell (baseline cells carry none)
+    per_copy = np.bincount(d.orig[r], weights=mass, minlength=n0) / np.maximum(drawn, 1)
+    centres = np.unique(d.orig[b])
+    share = neighbourhood_shares(d.anc[centres], per_copy, k, drawn=drawn)
+    # under no differential expansion every neighbourhood holds the patient-wide share
+    expected = float(mass.sum()) / max(int(b.sum() + r.sum()), 1)
+    # squared: the core of an expanding state outweighs its border, where positive cells share neighbours
+    # with it (on semi-synthetic patients of real T cells the border otherwise pulled a pre-existing clone's
+    # traced negative share from about 0.7 towards 0.6, into 'mixed')
+    excess = np.maximum(share - expected, 0.0) ** 2
+    # one row per drawn copy, as the replicate holds them (weights of copies, not of positions, set the
+    # effective size)
+    copies = np.repeat(centres, drawn[centres])
+    w = np.repeat(excess, drawn[centres])
     fit = anchored_fit(
-        d.y0, d.s0, weights=w, mu_ref=d.mu_ref, ambient=d.ambient, theta=d.theta,
+        d.y0[copies], d.s0[copies], weights=w, mu_ref=d.mu_ref, ambient=d.ambient, theta=d.theta,
         alpha=P["alpha"], interval=interval,
     )  # fmt: skip
     pi, lo, hi = fit["pi"], fit["ci_low"], fit["ci_high"]
@@ -395,18 +414,19 @@ def _decide_by_trace(
     fold = (pi * negative_mass / max(n_r, 1)) / max(pi_b, 0.5 / max(n_b, 1))
     trace = {
         "pi": pi, "ci_low": lo, "ci_high": hi, "lrt_pvalue": fit["pval"], "n_effective": fit["n"],
-        "n_cells": int((w > 0).sum()), "negative_relapse_cells": negative_mass,
+        "n_cells": int((excess > 0).sum()), "negative_relapse_cells": negative_mass,
         "expansion_fold": float(fold), "neighbors": k,
     }  # fmt: skip
     out["trace"] = trace
     a = _aname(P)
+    floor = int(P["min_cells"])
     limit = (
-        f"a pre-existing {a}-negative state of fewer than about {k // 2 + 1} baseline cells "
-        f"({100 * (k // 2 + 1) / max(n_b, 1):.1f} % of {n_b}) cannot be told from its neighbours"
+        f"a pre-existing {a}-negative state of fewer than about {floor} baseline cells "
+        f"({100 * floor / max(n_b, 1):.1f} % of {n_b} baseline malignant cells) cannot be resolved"
     )
     described = (
-        f"the {negative_mass:.0f} antigen-negative relapse cells resemble {trace['n_cells']} baseline cells "
-        f"(effective {fit['n']}), {100 * pi:.0f} % {a}-negative (95 % CI {100 * lo:.0f}–{100 * hi:.0f} %)"
+        f"the {negative_mass:.0f} antigen-negative relapse cells grew where {trace['n_cells']} baseline cells "
+        f"lie (effective {fit['n']}), {100 * pi:.0f} % {a}-negative (95 % CI {100 * lo:.0f}–{100 * hi:.0f} %)"
     )
     m = P["mixed_min_share"]
     if fit["n"] < P["min_cells"] or not np.isfinite(pi):
@@ -499,7 +519,7 @@ def _aname(P: dict[str, Any]) -> str:
 
 
 def classify_relapse(
-    adata,
+    adata: AnnData,
     *,
     antigen: str = "CD7",
     min_relapse_cells: int = _CP.min_relapse_cells,
@@ -517,42 +537,80 @@ def classify_relapse(
     trace_neighbors: int = _CP.trace_neighbors,
     bootstrap_mapping: bool = _CP.bootstrap_mapping,
     seed: int = 0,
+    key_added: str = "classify",
 ) -> RelapseCall:
-    """Call the relapse mechanism (DESIGN §7) from malignant cells, their subclones and the antigen model.
+    """Call the relapse mechanism from malignant cells, the trace, the subclones and the antigen model.
 
-    Rules, in order (thresholds are the keyword arguments, defaults in ``ClassifyParams``):
+    The logic is that of docs/method.md#classification. Rules, in order:
 
-    1. fewer than ``min_baseline_cells`` / ``min_relapse_cells`` malignant cells → ``indeterminate``;
+    1. fewer than ``min_baseline_cells`` / ``min_relapse_cells`` malignant cells (or fewer than the antigen
+       model's ``min_cells`` at a timepoint) → ``indeterminate``;
     2. relapse blasts whose T-lineage program is below ``lineage_max_ratio`` of baseline blasts' →
        ``lineage_switch`` (they are clone-linked: called malignant from CNV/TCR evidence, never the antigen);
-    3. relapse negative fraction below ``retained_max_negative`` and expression not dim (level not
-       significantly below ``dim_max_ratio`` of baseline) → ``antigen_retained`` (``indeterminate`` when the
-       upper bound still exceeds ``max_uncertain_negative``: low depth);
-    4. otherwise the antigen-negative relapse cells are attributed through their mapped baseline subclone:
-       *preexisting* (subclone ≥ ``preexisting_min_negative`` negative at baseline, significantly, and
-       expanded ≥ ``min_expansion_fold`` with CI above 1), *downregulation* (subclone's baseline upper bound
-       below ``downregulation_max_negative``), *persisting* (negative at baseline, not expanded), *unresolved*,
-       *unmapped*. Both preexisting and downregulation ≥ ``mixed_min_share`` → ``mixed``; one ≥
-       ``min_call_share`` → that mechanism; else ``indeterminate`` naming the largest unexplained share.
+    3. relapse negative fraction below ``retained_max_negative`` and expression not dim → ``antigen_retained``
+       (``indeterminate`` when the upper bound still exceeds ``max_uncertain_negative``: low depth);
+    4. otherwise, where did the antigen-negative relapse population grow? **The trace** (docs/method.md#the-trace):
+       around each baseline malignant cell, the share of its ``trace_neighbors`` nearest cells of the joint
+       antigen-free graph that is negative relapse mass, against the patient-wide share; the antigen model on
+       the baseline cells weighted by that (squared) excess gives ``pi_trace``, the share of the negative
+       relapse population that grew from baseline cells already negative. Lower bound ≥ ``mixed_min_share`` and
+       upper bound ≤ 1 − ``mixed_min_share`` → ``mixed``; ``pi_trace`` ≥ ``preexisting_min_negative`` with its
+       lower bound ≥ ``mixed_min_share`` and that negative state expanded ≥ ``min_expansion_fold`` →
+       ``preexisting_negative_clone``; upper bound < ``downregulation_max_negative`` →
+       ``antigen_downregulation``; else ``indeterminate`` with the detection limit. **The subclone routes**
+       (each mapped baseline subclone's baseline negative fraction, expansion and share of the relapse
+       negatives; ``min_call_share`` of them for a call) are the second link: a trace downregulation against a
+       subclone pre-existing/mixed call is ``indeterminate``; a trace whose few baseline cells are mostly
+       positive (point below ``downregulation_max_negative``, upper bound below ``preexisting_min_negative``)
+       confirms a subclone downregulation. Without a recorded joint space the subclone routes decide alone.
+
+    Parameters
+    ----------
+    adata
+        Patient AnnData with raw counts, ``obs['malignant']``, ``obs['timepoint']``, the antigen model of
+        :func:`cd7escape.tl.antigen_state` and :func:`cd7escape.tl.subclones` (both run here with their
+        defaults when missing).
+    antigen
+        Gene symbol of the CAR target.
+    min_relapse_cells, min_baseline_cells
+        Fewer malignant cells at that timepoint is ``indeterminate``.
+    retained_max_negative
+        Relapse negative fraction below this (and not dim) is ``antigen_retained``.
+    preexisting_min_negative
+        Negative share that makes a baseline subclone, or the traced baseline cells, antigen-negative.
+    downregulation_max_negative
+        Upper bound of the negative share below which they count as antigen-positive.
+    mixed_min_share
+        Share both routes must reach (at their lower bound, for the trace) for ``mixed``.
+    min_expansion_fold
+        Smallest relapse/baseline frequency ratio called an expansion.
+    n_bootstrap
+        Replicates of the confidence: cells resampled within each timepoint, the antigen model refitted and
+        the trace redone on the drawn cells.
+    min_call_share
+        Share of the relapse negatives a subclone route must explain for a call.
+    dim_max_ratio
+        Relapse expression below this fraction of the baseline level (significantly) is dim.
+    max_uncertain_negative
+        A relapse whose negative fraction may exceed this is not called ``antigen_retained``.
+    lineage_max_ratio
+        Relapse T-lineage program below this fraction of the baseline's is ``lineage_switch``.
+    trace_neighbors
+        Neighbourhood size of the trace.
+    bootstrap_mapping
+        Replicates also redraw each relapse cell's subclone link with probability its mapping confidence.
+    seed
+        Seed of the bootstrap.
+    key_added
+        The result goes to ``uns['cd7escape'][key_added]``.
 
     Negative fractions are those of the antigen mixture with the expressing level anchored at the baseline
-    blasts' level (see :func:`cd7escape.tl._subclones.anchored_fit`), so dropout zeros are not negatives.
-    Confidence: share of ``n_bootstrap`` replicates (cells resampled with replacement within each
-    timepoint, mixture refitted) giving the same mechanism. With ``bootstrap_mapping`` each replicate also
-    redraws the clone link of every relapse cell: it keeps its subclone with probability equal to its mapping
-    confidence (``obs['subclone_confidence']``) and is unmapped otherwise, so that a call resting on uncertain
-    mappings is not reported as certain.
-
-    Relapse negatives of mostly-positive subclones count as downregulation only above the negatives those
-    subclones already had at baseline (``pi_baseline · n_relapse``, bounded one-sidedly and jointly over the
-    subclones); the rest is unresolved.
-
-    Needs ``obs['malignant']``, ``obs['timepoint']`` and :func:`cd7escape.tl.subclones` (run here with its
-    defaults when ``obs['subclone']`` is missing).
+    blasts' level (:func:`cd7escape.tl._antigen.anchored_fit`), so dropout zeros are not negatives.
 
     Returns
     -------
-    :class:`RelapseCall`, also stored in ``uns['cd7escape']['classify']``.
+    :class:`RelapseCall`, also stored in ``uns['cd7escape'][key_added]`` (numbers: ``trace``,
+    ``subclone_call``, ``routes``, ``shares``, ``timepoints`` …).
     """
     P = {
         "antigen": antigen,
@@ -666,7 +724,14 @@ def classify_relapse(
             "lrt_pvalue": g.get("lrt_pvalue"),
             "expression_ratio": g.get("mu_ratio"),
             "state": g.get("state"),
-            "detection_limit": _detection(g, n, alpha=model.alpha),
+            "detection_limit": detection_limit(
+                n,
+                g.get("pi"),
+                g.get("ci_low"),
+                g.get("ci_high"),
+                g.get("lrt_pvalue"),
+                alpha=model.alpha,
+            ),
         }
     table = (
         adata.uns.get(NS, {}).get("subclones", {}).get("table") if "subclone" in adata.obs else None
@@ -698,7 +763,7 @@ def classify_relapse(
     )  # fmt: skip
     record(
         adata,
-        "classify",
+        key_added,
         P,
         results={k: _plain_json(v) for k, v in call.to_dict().items() if k != "params"},
     )
@@ -709,30 +774,30 @@ def classify_relapse(
 def _trace_lists(
     adata, cells: np.ndarray, relapse: np.ndarray, *, k: int, seed: int
 ) -> np.ndarray | None:
-    """Each relapse row's nearest baseline rows of ``cells`` in the subclone step's antigen-free space.
+    """Each baseline row's nearest rows of ``cells`` (both timepoints) in the joint antigen-free space.
 
     None when :func:`cd7escape.tl.subclones` recorded no space (the subclone routes then decide alone).
-    Confirmed copy-number subclones restrict a relapse cell's ancestors to baseline cells of its own.
+    Confirmed copy-number subclones keep a baseline cell's neighbourhood within its own.
     """
-    from .._clones import ancestor_lists
+    from .._clones import neighbourhood_lists
 
     key = "X_clone_trace"
     if key not in adata.obsm:
         return None
     z = np.asarray(adata.obsm[key], dtype=np.float32)[cells]
     ok = np.isfinite(z).all(axis=1)
-    b_rows, r_rows = np.flatnonzero(~relapse & ok), np.flatnonzero(relapse & ok)
-    if b_rows.size < 2 or r_rows.size == 0:
+    rows = np.flatnonzero(ok)
+    b_rows = np.flatnonzero(~relapse[rows])
+    if b_rows.size < 2 or b_rows.size == rows.size:
         return None
     confirmed = adata.uns.get(NS, {}).get("subclones", {}).get("cnv_confirmed", [])
-    labels_b = labels_r = None
+    labels = None
     if "cnv_subclone" in adata.obs and len(confirmed):
-        cnv = adata.obs["cnv_subclone"].astype(object).to_numpy()[cells]
-        cnv = np.where(np.isin(cnv.astype(str), [str(c) for c in confirmed]), cnv, None)
-        labels_b, labels_r = cnv[b_rows], cnv[r_rows]
-    lists = ancestor_lists(z[b_rows], z[r_rows], k, labels_b=labels_b, labels_r=labels_r, seed=seed)
+        cnv = adata.obs["cnv_subclone"].astype(object).to_numpy()[cells][rows]
+        labels = np.where(np.isin(cnv.astype(str), [str(c) for c in confirmed]), cnv, None)
+    lists = neighbourhood_lists(z[rows], b_rows, k, labels=labels, seed=seed)
     out = np.full((cells.size, lists.shape[1]), -1, dtype=np.int64)
-    out[r_rows] = np.where(lists >= 0, b_rows[np.maximum(lists, 0)], -1)
+    out[rows[b_rows]] = np.where(lists >= 0, rows[np.maximum(lists, 0)], -1)
     return out
 
 
@@ -792,14 +857,6 @@ def _plain_json(v: Any) -> Any:
     ):
         return json.dumps(v)
     return _plain(v)
-
-
-def _detection(g: dict[str, Any], n: int, *, alpha: float) -> str | None:
-    if "pi" not in g:
-        return f"{n} malignant cells: too few for an estimate" if n else None
-    if g["lrt_pvalue"] >= alpha:
-        return f"none detected in {n} cells; 95 % upper bound {100 * g['ci_high']:.1f} %"
-    return f"{100 * g['pi']:.1f} % of {n} cells (95 % CI {100 * g['ci_low']:.1f}–{100 * g['ci_high']:.1f} %)"
 
 
 def _evidence(res, tps, numbers, P, adata) -> list[str]:

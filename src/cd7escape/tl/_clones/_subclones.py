@@ -1,12 +1,15 @@
-"""Baseline subclones and the mapping of relapse malignant cells onto them (DESIGN §5 'clones')."""
+"""Baseline subclones and the mapping of relapse malignant cells onto them (docs/method.md#clone-linking)."""
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
 import scipy.sparse as sp
+
+if TYPE_CHECKING:
+    from anndata import AnnData
 
 from ..._anndata import antigen_counts, counts_matrix, malignant_mask, timepoint_masks
 from ..._config import CloneParams, EmbedParams
@@ -382,7 +385,7 @@ def _cnv_link_new_states(
 
 
 def subclones(
-    adata,
+    adata: AnnData,
     *,
     antigen: str = "CD7",
     resolution: float = _CP.resolution,
@@ -395,7 +398,8 @@ def subclones(
     use_rep: str | None = None,
     seed: int = 0,
     key_added: str = "subclone",
-) -> None:
+    copy: bool = False,
+) -> AnnData | None:
     """Baseline malignant subclones, relapse cells mapped onto them, frequencies and antigen state.
 
     Baseline malignant cells get a malignant-only embedding whose features exclude the antigen and the genes
@@ -438,15 +442,21 @@ def subclones(
         Random seed (PCA, Leiden).
     key_added
         ``obs`` key of the labels; the confidence goes to ``obs[key_added + '_confidence']``.
+    copy
+        Work on a copy and return it; otherwise modify ``adata`` and return None.
 
     Returns
     -------
-    None. Writes ``obs[key_added]`` (baseline subclone, the mapped subclone for relapse cells, ``'unmapped'``,
+    The annotated copy when ``copy``, else None. Writes ``obs[key_added]`` (baseline subclone, the mapped subclone for relapse cells, ``'unmapped'``,
     NaN for non-malignant and other timepoints), ``obs[key_added + '_confidence']`` and
     ``uns['cd7escape']['subclones']`` with ``table`` (one row per subclone: cells and frequency per timepoint,
     expansion fold and CI, antigen-negative fraction and state per timepoint, CNV subclone, clonotype,
-    markers).
+    markers), and ``obsm['X_clone_trace']``: the malignant cells of both timepoints in a joint antigen-free
+    space (fit on both; the integrated ``use_rep`` when given), in which :func:`classify_relapse` traces the
+    negative relapse population to baseline cells (NaN rows outside).
     """
+    if copy:
+        adata = adata.copy()
     if not (0 <= min_mapping_confidence <= 1):
         raise InputError.single(
             "min_mapping_confidence must be within [0, 1]", field="min_mapping_confidence"
@@ -744,3 +754,4 @@ def subclones(
             ),
         },
     )
+    return adata if copy else None

@@ -1,16 +1,18 @@
 """Tracing relapse cells back to the baseline cells they resemble, without a clustering resolution.
 
 A subclone partition answers "which cluster does this relapse cell belong to?", and a small antigen-negative
-state merged into a larger positive cluster disappears in the answer. The trace asks the finer question
-directly: for each relapse malignant cell, its ``k`` nearest baseline malignant cells in the antigen-free
-space (its *ancestors*), restricted to baseline cells of the same confirmed copy-number subclone when the cell
-has one seen at baseline (an independent clone link). Summed over the antigen-negative relapse cells, the
-ancestors' weights say which baseline cells the negative relapse population looks like; the antigen model on
-those cells (weighted, :func:`cd7escape.tl._antigen.anchored_fit`) says whether they were already negative.
+state merged into a larger positive cluster disappears in the answer. The trace asks the finer question with
+neighbourhoods of the joint antigen-free graph of baseline and relapse malignant cells (the idea of Milo,
+Dann et al. 2022): around every baseline cell, the share of its ``k`` nearest cells that are antigen-negative
+relapse cells. Where that share exceeds the patient-wide share, the baseline cell's state is where the
+negative relapse population grew; the excess weights the baseline cell. The antigen model on the baseline
+cells, so weighted (:func:`cd7escape.tl._antigen.anchored_fit`), says whether the baseline cells that look
+like the negative relapse were already negative. Confirmed copy-number subclones keep neighbourhoods within
+one subclone (an independent clone link).
 
-The neighbour lists are kept longer than ``k`` so that a bootstrap replicate, which draws baseline cells with
-replacement, can take each relapse cell's ``k`` nearest *drawn* baseline cells without a new search: the
-clone link is redone in every replicate.
+The neighbour lists are kept longer than ``k`` so that a bootstrap replicate, which draws cells with
+replacement, takes each neighbourhood's ``k`` nearest *drawn* cells without a new search: the clone link is
+redone in every replicate.
 """
 
 from __future__ import annotations
@@ -18,7 +20,7 @@ from __future__ import annotations
 import numpy as np
 import scipy.sparse as sp
 
-#: Neighbours kept per relapse cell beyond ``k``: replicates skip baseline cells that were not drawn (about a
+#: Neighbours listed per neighbourhood beyond ``k``: replicates skip cells that were not drawn (about a
 #: third of them), so ``3 k`` nearest hold ``k`` drawn ones nearly always.
 LIST_FACTOR = 3
 
@@ -65,91 +67,72 @@ def joint_space(
     return space.project(xb), space.project(xr)
 
 
-def ancestor_lists(
-    zb: np.ndarray,
-    zr: np.ndarray,
+def neighbourhood_lists(
+    z: np.ndarray,
+    centres: np.ndarray,
     k: int,
     *,
-    labels_b: np.ndarray | None = None,
-    labels_r: np.ndarray | None = None,
+    labels: np.ndarray | None = None,
     seed: int = 0,
 ) -> np.ndarray:
-    """Nearest baseline cells of every relapse cell, nearest first (``-1`` pads short lists).
+    """The nearest cells (rows of ``z``, nearest first, the centre itself included) of each centre.
 
     Parameters
     ----------
-    zb, zr
-        Coordinates of the baseline and relapse malignant cells in one antigen-free space.
+    z
+        Coordinates of all malignant cells of both timepoints in one antigen-free space.
+    centres
+        Rows of ``z`` whose neighbourhoods are wanted (the baseline cells).
     k
-        Ancestors per relapse cell; ``LIST_FACTOR * k`` are listed.
-    labels_b, labels_r
-        Optional clone labels (confirmed copy-number subclones, NaN/None when a cell has none). A relapse
-        cell whose label is seen at baseline gets ancestors of that label only.
+        Neighbourhood size; ``LIST_FACTOR * k`` neighbours are listed (``-1`` pads short lists).
+    labels
+        Optional clone label per row of ``z`` (a confirmed copy-number subclone, None otherwise). A centre with
+        a label gets neighbours of that label only, when the label has at least ``k`` cells.
     seed
         Seed of the approximate search on large data.
-
-    Returns
-    -------
-    Integer array ``(n_relapse, LIST_FACTOR * k)`` of row indices into ``zb``.
     """
     from ...pp._knn import nearest_neighbors
 
-    n_b, n_r = zb.shape[0], zr.shape[0]
-    width = max(1, min(LIST_FACTOR * k, n_b))
-    out = np.full((n_r, LIST_FACTOR * k), -1, dtype=np.int64)
-    if n_b == 0 or n_r == 0:
+    width = LIST_FACTOR * k
+    out = np.full((centres.size, width), -1, dtype=np.int64)
+    if centres.size == 0:
         return out
     groups: list[tuple[np.ndarray, np.ndarray]] = []
-    rest = np.ones(n_r, dtype=bool)
-    if labels_b is not None and labels_r is not None:
-        lb = np.asarray(labels_b, dtype=object)
-        lr = np.asarray(labels_r, dtype=object)
-        known_b = np.array(
-            [v is not None and v == v and str(v) not in ("", "none", "nan") for v in lb]
-        )
-        for label in sorted({str(v) for v in lb[known_b]}):
-            in_b = np.flatnonzero(known_b & (lb.astype(str) == label))
-            in_r = np.flatnonzero(rest & (lr.astype(str) == label))
-            if in_r.size and in_b.size >= k:
-                groups.append((in_b, in_r))
-                rest[in_r] = False
-    groups.append((np.arange(n_b), np.flatnonzero(rest)))
-    for in_b, in_r in groups:
-        if in_r.size == 0:
+    rest = np.ones(centres.size, dtype=bool)
+    if labels is not None:
+        lab = np.array([None if v is None or v != v else str(v) for v in labels], dtype=object)
+        for label in sorted({v for v in lab[centres] if v is not None}):
+            members = np.flatnonzero(lab == label)
+            mine = np.flatnonzero(rest & (lab[centres] == label))
+            if mine.size and members.size >= k:
+                groups.append((members, mine))
+                rest[mine] = False
+    groups.append((np.arange(z.shape[0]), np.flatnonzero(rest)))
+    for members, mine in groups:
+        if mine.size == 0:
             continue
-        m = min(width, in_b.size)
+        m = min(width, members.size)
         _, idx = nearest_neighbors(
-            np.ascontiguousarray(zb[in_b], dtype=np.float32),
+            np.ascontiguousarray(z[members], dtype=np.float32),
             m,
-            query=np.ascontiguousarray(zr[in_r], dtype=np.float32),
+            query=np.ascontiguousarray(z[centres[mine]], dtype=np.float32),
             seed=seed,
         )
-        out[in_r, :m] = in_b[idx[:, :m]]
+        out[mine, :m] = members[idx[:, :m]]
     return out
 
 
-def ancestor_weights(
-    lists: np.ndarray, mass: np.ndarray, k: int, n_baseline: int, drawn: np.ndarray | None = None
+def neighbourhood_shares(
+    lists: np.ndarray, value: np.ndarray, k: int, drawn: np.ndarray | None = None
 ) -> np.ndarray:
-    """Weight of every baseline cell as an ancestor of the relapse cells' ``mass``.
+    """Mean ``value`` over the ``k`` nearest (drawn) cells of each neighbourhood.
 
-    Each relapse cell ``r`` spreads ``mass[r]`` evenly over its ``k`` nearest baseline cells; with ``drawn``
-    (how many times each baseline cell was drawn in a bootstrap replicate) the ``k`` places go to the nearest
-    drawn cells, a cell drawn twice taking two places, as two cells at one position would.
-
-    Returns
-    -------
-    Float array of length ``n_baseline``: the summed mass per baseline cell (drawn copies together).
+    With ``drawn`` (copies of each cell in a bootstrap replicate) the ``k`` places go to the nearest drawn
+    cells, a cell drawn twice taking two places, as two cells at one position would; ``value`` is per copy.
     """
     valid = lists >= 0
-    copies = (
-        np.where(valid, 1, 0) if drawn is None else np.where(valid, drawn[np.maximum(lists, 0)], 0)
-    )
+    at = np.maximum(lists, 0)
+    copies = np.where(valid, 1, 0) if drawn is None else np.where(valid, drawn[at], 0)
     before = np.cumsum(copies, axis=1) - copies
     places = np.clip(k - before, 0, copies)
-    per_place = mass / np.maximum(places.sum(axis=1), 1)
-    return np.bincount(
-        np.maximum(lists, 0).ravel(),
-        weights=(places * per_place[:, None]).ravel(),
-        minlength=n_baseline,
-    )
+    return (places * value[at]).sum(axis=1) / np.maximum(places.sum(axis=1), 1)
