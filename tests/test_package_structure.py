@@ -67,24 +67,10 @@ PENDING: dict[tuple[str, str], str] = {
     ("tl.call_malignant", "adata"): "adata not annotated AnnData",
     ("tl.call_malignant", "returns"): "no return annotation (-> AnnData | None)",
     ("tl.call_malignant", "copy"): "return not annotated AnnData | None",
-    # io/_h5.py, io/_mtx.py, io/_h5ad.py, io/_sample.py, io/_patient.py, io/_load_config.py
-    ("io.read_10x_h5", "returns"): "no return annotation (-> AnnData)",
-    ("io.read_10x_mtx", "returns"): "no return annotation (-> AnnData)",
-    ("io.read_h5ad", "returns"): "no return annotation (-> AnnData)",
-    ("io.read_sample", "returns"): "no return annotation (-> AnnData)",
-    ("io.read_patient", "returns"): "no return annotation (-> AnnData)",
-    ("io.load_config", "docstring"): "cites DESIGN §3",
-    # report/_patient.py
-    ("report.write_patient", "adata"): "adata not annotated AnnData",
-    ("report.write_patient", "docstring"): "cites DESIGN §4",
 }
 
 #: Modules of src/ that still cite the design file (relative to src/cd7escape), to be pointed at docs/.
 PENDING_DESIGN_CITATIONS: set[str] = {
-    "io/_load_config.py",
-    "pipeline/_run.py",
-    "report/_patient.py",
-    "report/_result.py",
     "tl/_malignant/_call.py",
 }
 

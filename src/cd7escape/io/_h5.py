@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
@@ -12,8 +13,11 @@ from ._build_10x import build_10x
 from ._feature_types import GEX
 from ._h5_strings import decode_strings
 
+if TYPE_CHECKING:
+    from anndata import AnnData
 
-def read_10x_h5(path: str | Path, *, counts_layer: bool = True):
+
+def read_10x_h5(path: str | Path, *, counts_layer: bool = True) -> AnnData:
     """Read a Cell Ranger ``filtered_feature_bc_matrix.h5`` (or raw) with h5py.
 
     Parameters

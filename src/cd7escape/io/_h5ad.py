@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
@@ -13,8 +14,11 @@ from ._count_checks import count_problems, raise_if
 from ._feature_types import GEX
 from ._gene_names import SYMBOL_COLUMNS, harmonize_names, make_unique
 
+if TYPE_CHECKING:
+    from anndata import AnnData
 
-def read_h5ad(path: str | Path, *, counts_layer: bool = True):
+
+def read_h5ad(path: str | Path, *, counts_layer: bool = True) -> AnnData:
     """Read an h5ad with raw UMI counts and bring it to the package conventions.
 
     Parameters

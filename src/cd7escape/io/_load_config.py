@@ -17,7 +17,7 @@ PATH_FIELDS = ("path", "vdj", "malignant_labels", "donor_assignment", "raw_path"
 
 
 def load_config(path: str | Path) -> Config:
-    """Load a cd7escape YAML config (DESIGN §3) and its sample sheet.
+    """Load a cd7escape YAML config (``docs/inputs_outputs.md#config``) and its sample sheet.
 
     Only the structure is checked here (keys, types, timepoint words, ids usable as folder names); the
     data files are checked by :func:`validate_config`.

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
@@ -14,8 +15,11 @@ from ._feature_types import GEX
 from ._sniff import BARCODE_NAMES, FEATURE_NAMES, MTX_NAMES, find_in_dir
 from ._text_files import open_text
 
+if TYPE_CHECKING:
+    from anndata import AnnData
 
-def read_10x_mtx(path: str | Path, *, counts_layer: bool = True):
+
+def read_10x_mtx(path: str | Path, *, counts_layer: bool = True) -> AnnData:
     """Read a Cell Ranger matrix directory.
 
     Parameters

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
@@ -11,6 +12,9 @@ from .._config import SampleSpec
 from .._errors import InputError, Problem
 from .._logging import logger, timed
 from .._uns import NS
+
+if TYPE_CHECKING:
+    from anndata import AnnData
 
 #: warn when the genes shared by all samples are fewer than this share of the union
 MIN_SHARED_GENES = 0.9
@@ -22,7 +26,7 @@ def read_patient(
     antigen: str | None = "CD7",
     car_feature: str | None = None,
     counts_only: bool = False,
-):
+) -> AnnData:
     """Read and concatenate every sample of a patient.
 
     Parameters

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
@@ -16,6 +17,9 @@ from ._features import match_features
 from ._sniff import sniff
 from ._text_files import as_bool, open_text
 
+if TYPE_CHECKING:
+    from anndata import AnnData
+
 _SUFFIX = re.compile(r"-\d+$")
 _BARCODE_COLUMNS = ("barcode", "barcodes", "cell", "cell_id", "cellid", "BARCODE")
 _DONOR_COLUMNS = ("donor", "donor_id", "assignment", "best_singlet", "sample")
@@ -27,7 +31,7 @@ def read_sample(
     antigen: str | None = "CD7",
     car_feature: str | None = None,
     counts_layer: bool = True,
-):
+) -> AnnData:
     """Read one sample of the sample sheet with everything the sheet attaches to it.
 
     Parameters

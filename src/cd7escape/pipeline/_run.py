@@ -45,7 +45,7 @@ def run_config(
     Parameters
     ----------
     config_path
-        YAML configuration (DESIGN §3).
+        YAML configuration (``docs/inputs_outputs.md#config``).
     outdir
         Overrides the config's ``outdir``.
     patient

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from .._files import atomic_write_bytes, atomic_write_h5ad, atomic_write_text
 from .._logging import logger, timed
@@ -13,6 +13,9 @@ from .._parallel import in_thread
 from . import _narrative, _render
 from ._pdf import write_pdf
 from ._result import build_result, dumps
+
+if TYPE_CHECKING:
+    from anndata import AnnData
 
 _QC_COLUMNS = [
     "sample",
@@ -45,9 +48,9 @@ _EVIDENCE_COLUMNS = None  # every key the classification recorded
 
 
 def write_patient(
-    adata, pdir: Path, *, config, cells_file=None, umap: Callable[[], None] | None = None
+    adata: AnnData, pdir: Path, *, config, cells_file=None, umap: Callable[[], None] | None = None
 ) -> dict[str, Any]:
-    """Write every per-patient output of DESIGN §4 into ``pdir``.
+    """Write every per-patient output (``docs/inputs_outputs.md#outputs``) into ``pdir``.
 
     Writes ``result.json`` (deterministic: sorted keys, rounded floats, no timestamps), ``cells.h5ad``
     (all cells with every annotation), ``figures/*.png``, ``report.pdf`` (printable: verdict, numbers

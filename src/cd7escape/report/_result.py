@@ -1,4 +1,7 @@
-"""The machine-readable result of one patient (DESIGN §4), read defensively from what the steps wrote."""
+"""One patient's machine-readable result, read defensively from what the steps wrote.
+
+The keys are described in ``docs/inputs_outputs.md#resultjson``.
+"""
 
 from __future__ import annotations
 
