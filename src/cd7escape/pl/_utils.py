@@ -11,18 +11,6 @@ from typing import Any
 
 import numpy as np
 
-#: Shared parameter text (numpydoc), appended to every plotting function's docstring.
-DOC_SHOW_SAVE = """\
-ax
-    Matplotlib axes to draw into; a new figure is made when ``None``.
-show
-    Show the figure (``plt.show()``); by default only on an interactive backend and when neither
-    ``save`` nor ``return_fig`` is given.
-save
-    Write the figure to this path (format from the suffix, e.g. ``.png``, ``.pdf``).
-return_fig
-    Return the :class:`~matplotlib.figure.Figure` instead of the axes."""
-
 #: Fixed colours, so that the same category has the same colour in every figure and report.
 PALETTES: dict[str, dict[str, str]] = {
     "timepoint": {"baseline": "#1f77b4", "relapse": "#d62728", "other": "#7f7f7f"},
