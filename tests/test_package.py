@@ -1,8 +1,10 @@
-"""Package-level contracts: lazy imports, a fast CLI, the function signature convention."""
+"""Package-level contracts: lazy imports and a fast CLI.
+
+The function signature conventions are checked in ``test_package_structure.py``.
+"""
 
 from __future__ import annotations
 
-import inspect
 import subprocess
 import sys
 
@@ -39,19 +41,3 @@ def test_help_does_not_import_heavy_modules():
     for command in ("run", "validate", "simulate", "summarize"):
         assert command in out.stdout
     assert out.stderr.strip() == ""
-
-
-@pytest.mark.parametrize("namespace", ["pp", "tl"])
-def test_anndata_functions_take_keyword_only_options(namespace):
-    import cd7escape as ce
-
-    ns = getattr(ce, namespace)
-    for name in ns.__all__:
-        fn = getattr(ns, name)
-        if not inspect.isfunction(fn):
-            continue
-        params = list(inspect.signature(fn).parameters.values())
-        positional = [p for p in params if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)]
-        assert positional, f"{namespace}.{name} takes no positional parameter"
-        assert positional[0].name == "adata", f"{namespace}.{name} must take adata first"
-        assert len(positional) <= 3, f"{namespace}.{name} has too many positional parameters"

@@ -10,6 +10,7 @@ functions). Each rule is one test per function:
 ``adata``
     A parameter named ``adata`` comes first and is annotated :class:`~anndata.AnnData` (the string
     ``'AnnData'`` under ``from __future__ import annotations``, with the import under ``TYPE_CHECKING``).
+    Every ``pp`` and ``tl`` function takes one.
 ``returns``
     The return is annotated (``-> None`` when nothing comes back).
 ``copy``
@@ -147,6 +148,8 @@ def check_adata(qualname, fn) -> list[str]:
     params = list(inspect.signature(fn).parameters.values())
     names = [p.name for p in params]
     if "adata" not in names:
+        if qualname.split(".")[0] in WRITER_NAMESPACES:
+            return ["takes no adata (every pp and tl function does, first)"]
         return []
     problems = []
     if names[0] != "adata":
