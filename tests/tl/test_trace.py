@@ -8,7 +8,7 @@ import pytest
 from scipy import stats
 
 from cd7escape.tl._antigen import anchored_fit, negative_posterior
-from cd7escape.tl._clones import neighbourhood_lists, neighbourhood_shares
+from cd7escape.tl._clones import attribute, neighbourhood_lists, neighbourhood_shares
 
 
 def _brute_shares(lists, value, k, drawn):
@@ -52,6 +52,38 @@ def test_neighbourhood_lists_are_nearest_first_and_respect_clone_labels():
     inside = centres < 40
     assert (lab[inside] < 40).all()  # a confirmed copy-number subclone keeps its neighbourhoods
     np.testing.assert_array_equal(lab[~inside], lists[~inside])
+
+
+def _brute_attribution(lists, mass, k, affinity, drawn):
+    out = np.zeros(affinity.size)
+    for row, m in zip(lists, mass, strict=True):
+        places = []
+        for j in row:
+            if j >= 0:
+                places += [j] * int(drawn[j])
+        places = places[:k]
+        total = sum(affinity[j] for j in places)
+        for j in places:
+            if total > 0:
+                out[j] += m * affinity[j] / total
+    return out
+
+
+@pytest.mark.parametrize("seed", [0, 1])
+def test_attribution_spreads_mass_by_affinity_over_the_nearest_drawn_cells(seed):
+    rng = np.random.default_rng(seed)
+    n, k = 30, 4
+    lists = np.array([rng.permutation(n)[: 3 * k] for _ in range(15)])
+    mass = rng.random(15)
+    affinity = 1.0 + rng.exponential(2.0, n)
+    drawn = rng.poisson(1.0, n)
+    got = attribute(lists, mass, k, affinity, drawn=drawn)
+    np.testing.assert_allclose(got, _brute_attribution(lists, mass, k, affinity, drawn))
+    even = attribute(lists, mass, k, np.ones(n))
+    np.testing.assert_allclose(
+        even, _brute_attribution(lists, mass, k, np.ones(n), np.ones(n, int))
+    )
+    assert even.sum() == pytest.approx(mass.sum())
 
 
 def _cells(rng, n, pi, mu=2e-3, a=1e-5, theta=3.0):

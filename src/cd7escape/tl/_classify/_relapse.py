@@ -109,6 +109,7 @@ class _Data:
     # both timepoints, as positions in the original data (-1 pads; rows of relapse cells unused); each row's
     # position in the original data; the original counts. Replicates share the original lists.
     anc: np.ndarray | None = None
+    anc_r: np.ndarray | None = None
     orig: np.ndarray | None = None
     y0: np.ndarray | None = None
     s0: np.ndarray | None = None
@@ -119,6 +120,7 @@ class _Data:
             self.y[pick], self.s[pick], self.tp[pick], sub, self.tprog[pick], self.ambient,
             self.theta, self.mu_ref,
             anc=self.anc,
+            anc_r=self.anc_r,
             orig=None if self.orig is None else self.orig[pick],
             y0=self.y0, s0=self.s0,
         )  # fmt: skip
@@ -374,7 +376,7 @@ def _decide_by_trace(
       (effective size), ``indeterminate`` with the detection limit.
     """
     from .._antigen import anchored_fit, negative_posterior
-    from .._clones import neighbourhood_shares
+    from .._clones import attribute, neighbourhood_shares
 
     b, r = d.tp == 0, d.tp == 1
     k = int(P["trace_neighbors"])
@@ -393,13 +395,19 @@ def _decide_by_trace(
     # under no differential expansion every neighbourhood holds the patient-wide share
     expected = float(mass.sum()) / max(int(b.sum() + r.sum()), 1)
     # squared: the core of an expanding state outweighs its border, where positive cells share neighbours
-    # with it (on semi-synthetic patients of real T cells the border otherwise pulled a pre-existing clone's
-    # traced negative share from about 0.7 towards 0.6, into 'mixed')
+    # with it
     excess = np.maximum(share - expected, 0.0) ** 2
+    mean_excess = float(drawn[centres] @ excess) / max(int(drawn[centres].sum()), 1)
+    # 1 + relative expansion: a relapse cell beside an expanded state gives its mass to that state rather than
+    # to the positive cells at its border; without expansion anywhere the mass is shared evenly
+    affinity = np.zeros(n0)
+    affinity[centres] = 1.0 + (excess / mean_excess if mean_excess > 0 else 0.0)
+    # every negative relapse cell's mass goes to its nearest drawn baseline cells, drawn to the expanded ones
+    received = attribute(d.anc_r[d.orig[r]], mass, k, affinity, drawn=drawn)
     # one row per drawn copy, as the replicate holds them (weights of copies, not of positions, set the
     # effective size)
     copies = np.repeat(centres, drawn[centres])
-    w = np.repeat(excess, drawn[centres])
+    w = np.repeat(received[centres] / drawn[centres], drawn[centres])
     fit = anchored_fit(
         d.y0[copies], d.s0[copies], weights=w, mu_ref=d.mu_ref, ambient=d.ambient, theta=d.theta,
         alpha=P["alpha"], interval=interval,
@@ -414,7 +422,7 @@ def _decide_by_trace(
     fold = (pi * negative_mass / max(n_r, 1)) / max(pi_b, 0.5 / max(n_b, 1))
     trace = {
         "pi": pi, "ci_low": lo, "ci_high": hi, "lrt_pvalue": fit["pval"], "n_effective": fit["n"],
-        "n_cells": int((excess > 0).sum()), "negative_relapse_cells": negative_mass,
+        "n_cells": int((received[centres] > 0).sum()), "negative_relapse_cells": negative_mass,
         "expansion_fold": float(fold), "neighbors": k,
     }  # fmt: skip
     out["trace"] = trace
@@ -675,9 +683,10 @@ def classify_relapse(
         y=y_all[cells], s=s_all[cells], tp=rt[cells].astype(int), sub=sub, tprog=tprog,
         ambient=ambient, theta=theta, mu_ref=mu_ref,
     )  # fmt: skip
-    anc = _trace_lists(adata, cells, rt[cells], k=P["trace_neighbors"], seed=seed)
-    if anc is not None:
-        d.anc, d.orig, d.y0, d.s0 = anc, np.arange(cells.size), d.y, d.s
+    lists = _trace_lists(adata, cells, rt[cells], k=P["trace_neighbors"], seed=seed)
+    if lists is not None:
+        d.anc, d.anc_r = lists
+        d.orig, d.y0, d.s0 = np.arange(cells.size), d.y, d.s
 
     with timed("classify_relapse: decision"):
         res = _decide(d, P, interval=True)
@@ -773,11 +782,13 @@ def classify_relapse(
 
 def _trace_lists(
     adata, cells: np.ndarray, relapse: np.ndarray, *, k: int, seed: int
-) -> np.ndarray | None:
-    """Each baseline row's nearest rows of ``cells`` (both timepoints) in the joint antigen-free space.
+) -> tuple[np.ndarray, np.ndarray] | None:
+    """The trace's neighbour lists over the rows of ``cells``, in the joint antigen-free space.
 
-    None when :func:`cd7escape.tl.subclones` recorded no space (the subclone routes then decide alone).
-    Confirmed copy-number subclones keep a baseline cell's neighbourhood within its own.
+    Two arrays of positions (``-1`` pads): per baseline row its nearest rows of both timepoints (its
+    neighbourhood), per relapse row its nearest baseline rows. None when :func:`cd7escape.tl.subclones`
+    recorded no space (the subclone routes then decide alone). Confirmed copy-number subclones keep both
+    within one subclone.
     """
     from .._clones import neighbourhood_lists
 
@@ -788,17 +799,26 @@ def _trace_lists(
     ok = np.isfinite(z).all(axis=1)
     rows = np.flatnonzero(ok)
     b_rows = np.flatnonzero(~relapse[rows])
-    if b_rows.size < 2 or b_rows.size == rows.size:
+    r_rows = np.flatnonzero(relapse[rows])
+    if b_rows.size < 2 or r_rows.size == 0:
         return None
     confirmed = adata.uns.get(NS, {}).get("subclones", {}).get("cnv_confirmed", [])
     labels = None
     if "cnv_subclone" in adata.obs and len(confirmed):
         cnv = adata.obs["cnv_subclone"].astype(object).to_numpy()[cells][rows]
         labels = np.where(np.isin(cnv.astype(str), [str(c) for c in confirmed]), cnv, None)
-    lists = neighbourhood_lists(z[rows], b_rows, k, labels=labels, seed=seed)
-    out = np.full((cells.size, lists.shape[1]), -1, dtype=np.int64)
-    out[rows[b_rows]] = np.where(lists >= 0, rows[np.maximum(lists, 0)], -1)
-    return out
+    zr = z[rows]
+    hoods = neighbourhood_lists(zr, b_rows, k, labels=labels, seed=seed)
+    # relapse cells among baseline cells only: the same search on the baseline rows
+    ancestors = neighbourhood_lists(
+        zr[b_rows], np.arange(b_rows.size), k, labels=None if labels is None else labels[b_rows],
+        seed=seed, query=zr[r_rows], query_labels=None if labels is None else labels[r_rows],
+    )  # fmt: skip
+    out_b = np.full((cells.size, hoods.shape[1]), -1, dtype=np.int64)
+    out_b[rows[b_rows]] = np.where(hoods >= 0, rows[np.maximum(hoods, 0)], -1)
+    out_r = np.full((cells.size, ancestors.shape[1]), -1, dtype=np.int64)
+    out_r[rows[r_rows]] = np.where(ancestors >= 0, rows[b_rows][np.maximum(ancestors, 0)], -1)
+    return out_b, out_r
 
 
 def _replicate_calls(d: _Data, draws: list, P: dict[str, Any]) -> list[str]:

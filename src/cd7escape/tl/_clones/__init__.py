@@ -7,10 +7,11 @@ population grew: neighbourhoods of the joint antigen-free graph of both timepoin
 """
 
 from ._subclones import UNMAPPED, fold_ci, subclones
-from ._trace import joint_space, neighbourhood_lists, neighbourhood_shares
+from ._trace import attribute, joint_space, neighbourhood_lists, neighbourhood_shares
 
 __all__ = [
     "UNMAPPED",
+    "attribute",
     "fold_ci",
     "joint_space",
     "neighbourhood_lists",

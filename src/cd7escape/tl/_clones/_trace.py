@@ -74,36 +74,48 @@ def neighbourhood_lists(
     *,
     labels: np.ndarray | None = None,
     seed: int = 0,
+    query: np.ndarray | None = None,
+    query_labels: np.ndarray | None = None,
 ) -> np.ndarray:
-    """The nearest cells (rows of ``z``, nearest first, the centre itself included) of each centre.
+    """The nearest rows of ``z`` (nearest first, a centre itself included) of each centre or query point.
 
     Parameters
     ----------
     z
-        Coordinates of all malignant cells of both timepoints in one antigen-free space.
+        Coordinates of the cells to search among.
     centres
-        Rows of ``z`` whose neighbourhoods are wanted (the baseline cells).
+        Rows of ``z`` whose neighbourhoods are wanted (ignored when ``query`` is given).
     k
         Neighbourhood size; ``LIST_FACTOR * k`` neighbours are listed (``-1`` pads short lists).
     labels
-        Optional clone label per row of ``z`` (a confirmed copy-number subclone, None otherwise). A centre with
+        Optional clone label per row of ``z`` (a confirmed copy-number subclone, None otherwise). A point with
         a label gets neighbours of that label only, when the label has at least ``k`` cells.
     seed
         Seed of the approximate search on large data.
+    query, query_labels
+        Points (and their labels) to find neighbours for instead of the centres.
     """
     from ...pp._knn import nearest_neighbors
 
-    width = LIST_FACTOR * k
-    out = np.full((centres.size, width), -1, dtype=np.int64)
-    if centres.size == 0:
-        return out
-    groups: list[tuple[np.ndarray, np.ndarray]] = []
-    rest = np.ones(centres.size, dtype=bool)
+    points = z[centres] if query is None else query
+    plabels = None
     if labels is not None:
-        lab = np.array([None if v is None or v != v else str(v) for v in labels], dtype=object)
-        for label in sorted({v for v in lab[centres] if v is not None}):
+        plabels = labels[centres] if query is None else query_labels
+    width = LIST_FACTOR * k
+    out = np.full((points.shape[0], width), -1, dtype=np.int64)
+    if points.shape[0] == 0 or z.shape[0] == 0:
+        return out
+
+    def clean(values) -> np.ndarray:
+        return np.array([None if v is None or v != v else str(v) for v in values], dtype=object)
+
+    groups: list[tuple[np.ndarray, np.ndarray]] = []
+    rest = np.ones(points.shape[0], dtype=bool)
+    if labels is not None and plabels is not None:
+        lab, plab = clean(labels), clean(plabels)
+        for label in sorted({v for v in plab if v is not None}):
             members = np.flatnonzero(lab == label)
-            mine = np.flatnonzero(rest & (lab[centres] == label))
+            mine = np.flatnonzero(rest & (plab == label))
             if mine.size and members.size >= k:
                 groups.append((members, mine))
                 rest[mine] = False
@@ -115,7 +127,7 @@ def neighbourhood_lists(
         _, idx = nearest_neighbors(
             np.ascontiguousarray(z[members], dtype=np.float32),
             m,
-            query=np.ascontiguousarray(z[centres[mine]], dtype=np.float32),
+            query=np.ascontiguousarray(points[mine], dtype=np.float32),
             seed=seed,
         )
         out[mine, :m] = members[idx[:, :m]]
@@ -136,3 +148,42 @@ def neighbourhood_shares(
     before = np.cumsum(copies, axis=1) - copies
     places = np.clip(k - before, 0, copies)
     return (places * value[at]).sum(axis=1) / np.maximum(places.sum(axis=1), 1)
+
+
+def attribute(
+    lists: np.ndarray,
+    mass: np.ndarray,
+    k: int,
+    affinity: np.ndarray,
+    drawn: np.ndarray | None = None,
+) -> np.ndarray:
+    """Spread each relapse cell's ``mass`` over its ``k`` nearest (drawn) baseline cells by ``affinity``.
+
+    Parameters
+    ----------
+    lists
+        Per relapse cell, its nearest baseline cells as positions (nearest first, ``-1`` pads).
+    mass
+        What each relapse cell carries (its posterior probability of being antigen-negative).
+    k
+        Baseline cells sharing a relapse cell's mass.
+    affinity
+        Per position, how strongly a baseline cell draws the mass (1 + its neighbourhood's relative
+        expansion): the mass of a relapse cell next to an expanded state goes to that state, not to the
+        positive cells at its border; with no expansion anywhere it is shared evenly.
+    drawn
+        Copies of each position in a bootstrap replicate: the ``k`` places go to the nearest drawn copies.
+
+    Returns
+    -------
+    The mass received per position (all its copies together); it sums to the mass of the relapse cells
+    that have a baseline cell in reach.
+    """
+    valid = lists >= 0
+    at = np.maximum(lists, 0)
+    copies = np.where(valid, 1, 0) if drawn is None else np.where(valid, drawn[at], 0)
+    before = np.cumsum(copies, axis=1) - copies
+    places = np.clip(k - before, 0, copies) * affinity[at]
+    total = places.sum(axis=1)
+    share = places * (mass / np.where(total > 0, total, 1.0))[:, None]
+    return np.bincount(at.ravel(), weights=share.ravel(), minlength=affinity.size)
