@@ -50,6 +50,12 @@ and the same malignant cells (the labels, or the tool's own calls without labels
     nice python benchmarks/semisynthetic.py [--boot 25] [--jobs 1] [--limit N] [--only IDS]
         [--seeds 3] [--pools P02,P11] [--out benchmarks/out/semisynthetic.csv] [--summary-only]
 
+To measure one commit while others edit the tree, run a snapshot of its ``src`` (PYTHONPATH comes before
+the editable install)::
+
+    mkdir -p /tmp/snap && git archive <commit> src | tar -x -C /tmp/snap && PYTHONPATH=/tmp/snap/src nice python \
+        benchmarks/semisynthetic.py --out benchmarks/out/semisynthetic_<commit>.csv
+
 One csv row per patient and labels setting, appended as it finishes; a rerun skips rows already in
 ``--out``. Needs ../shared/data/carpall (skips otherwise). Nothing is written into the repository except
 ``--out``; the real-cell pool is cached under /tmp and each patient's files live in a temporary folder.
@@ -726,8 +732,8 @@ def summarize(df: pd.DataFrame) -> str:
                        f"{int((f1.fillna(0) < 0.5).sum())}/{n}; CAR-T cells called malignant {car:.1%} "
                        f"({car_mal}/{n_car}); normal cells called "
                        f"malignant: median {d['normal_called_malignant'].median():.0f} per patient")  # fmt: skip
-        out.append(f"\nRun time per patient (pipeline, this labels setting): median {d['seconds_total'].median():.1f} s, "
-                   f"max {d['seconds_total'].max():.1f} s")  # fmt: skip
+        out.append(f"\nRun time per patient: pipeline (this labels setting) median {d['seconds_total'].median():.1f} s, "
+                   f"max {d['seconds_total'].max():.1f} s; building its files median {d['seconds_build'].median():.1f} s")  # fmt: skip
     return "\n".join(out)
 
 
@@ -766,6 +772,9 @@ def main() -> None:
     cl = cluster_table(P)
     top = cl.loc[cl["n"] >= 50, "rate"].max()
     pools = args.pools.split(",")
+    import cd7escape as ce
+
+    print(f"cd7escape from {Path(ce.__file__).parent}")
     print(f"pool ready ({time.perf_counter() - t0:.0f} s): " + "; ".join(
         f"{p}: {int(((P.obs['person'] == p) & (P.obs['role'] == r)).sum())} {r}" for p in pools
         for r in ("sorted_T", "normal_T", "nonT")))  # fmt: skip
