@@ -1,4 +1,4 @@
-"""call_malignant on a small seeded simulated patient (and one real CARPALL sample)."""
+"""call_malignant on small seeded simulated patients (and one real CARPALL sample)."""
 
 from __future__ import annotations
 
@@ -10,6 +10,7 @@ import pytest
 
 import cd7escape as ce
 from cd7escape._config import MalignantParams
+from cd7escape.tl._malignant._blast_program import BLAST_SPECIFIC, BLAST_SUPPORTING
 from cd7escape.tl._malignant._call import CELL_CLASSES
 
 
@@ -174,3 +175,113 @@ def test_real_carpall_sample_has_no_malignant_cells(shared_data):
     assert theirs.sum() > 20
     assert (ours & theirs).sum() / theirs.sum() > 0.5  # sensitivity
     assert (ours & theirs).sum() / ours.sum() > 0.5  # precision
+
+
+# ---- blasts without a blast program (mature-phenotype T-ALL): CNV + leukemic clonotype suffice ----------
+CYTOTOXIC = (
+    "GZMB",
+    "GZMH",
+    "GZMA",
+    "NKG7",
+    "CCL5",
+    "CCL4",
+    "GNLY",
+    "PRF1",
+    "CST7",
+    "KLRD1",
+    "KLRG1",
+)
+
+
+def _without_blast_program(adata, rng: np.random.Generator) -> None:
+    """Give the blasts a normal T cell's counts of every blast-program and mature-T gene, in place.
+
+    The genes the simulator raises or lowers in blasts and those the caller scores (blast program, mature-T
+    and NOTCH panels) are copied from a normal T cell of similar depth (one of the five nearest in library
+    size), so the blasts keep only their copy-number changes, subclone programs and monoclonal TCR.
+    """
+    from cd7escape.datasets._simulate import BLAST_UP, MATURE_DOWN
+    from cd7escape.tl._malignant._blast_program import MATURE_T, NOTCH_TARGETS
+
+    genes = {*BLAST_UP, *MATURE_DOWN, *BLAST_SPECIFIC, *BLAST_SUPPORTING, *MATURE_T, *NOTCH_TARGETS}
+    cols = adata.var_names.get_indexer(
+        sorted(g for g in genes if g in adata.var_names and g != "CD7")
+    )
+    kind = adata.obs["truth_cell_type"].to_numpy()
+    blasts, normal = np.flatnonzero(kind == "malignant"), np.flatnonzero(kind == "normal_T")
+    x = adata.layers["counts"].tolil()
+    depth = np.asarray(adata.layers["counts"].sum(axis=1)).ravel()
+    nearest = np.argsort(np.abs(depth[blasts][:, None] - depth[normal][None, :]), axis=1)[:, :5]
+    donors = normal[nearest[np.arange(blasts.size), rng.integers(0, 5, blasts.size)]]
+    x[blasts[:, None], cols] = adata.layers["counts"][donors][:, cols].toarray()
+    adata.layers["counts"] = x.tocsr()
+
+
+def _normal_expansion(adata, rng: np.random.Generator, per_timepoint: int = 25) -> np.ndarray:
+    """A clonal normal T-cell expansion (a CMV-like cytotoxic clone) at both timepoints, without CNV."""
+    kind = adata.obs["truth_cell_type"].to_numpy()
+    tp = adata.obs["timepoint"].astype(str).to_numpy()
+    cells = np.concatenate(
+        [
+            rng.choice(
+                np.flatnonzero((kind == "normal_T") & (tp == t)), per_timepoint, replace=False
+            )
+            for t in ("baseline", "relapse")
+        ]
+    )
+    cols = adata.var_names.get_indexer([g for g in CYTOTOXIC if g in adata.var_names])
+    x = adata.layers["counts"].tolil()
+    x[cells[:, None], cols] = rng.poisson(
+        4.0 * (adata.layers["counts"][cells][:, cols].toarray() + 0.5)
+    )
+    adata.layers["counts"] = x.tocsr()
+    clone = adata.obs["clone_id"].astype(object)
+    clone.iloc[cells] = "TRB:TGTGCCAGCAGTTTAGGGGGAGCCTAC;TRA:TGTGCTGTGAGGGATAGCAACTATCAG"
+    adata.obs["clone_id"] = clone
+    return cells
+
+
+@pytest.fixture(scope="session")
+def mature_blast_patient():
+    """Simulated patient whose blasts lack the blast program, with a clonal normal expansion; called."""
+    rng = np.random.default_rng(0)
+    adata = ce.datasets.simulate_patient(
+        "antigen_retained", seed=7, n_cells=500, negative_fraction=0.2
+    )
+    _without_blast_program(adata, rng)
+    normal_clone = _normal_expansion(adata, rng)
+    adata.X = adata.layers["counts"].copy()
+    ce.pp.embed(adata, umap=False, exclude=("CAR_CD7",))
+    ce.tl.call_malignant(adata, car_feature="CAR_CD7")
+    adata.obs["truth_normal_clone"] = False
+    adata.obs.iloc[normal_clone, adata.obs.columns.get_loc("truth_normal_clone")] = True
+    return adata
+
+
+def test_blasts_without_blast_program_are_called(mature_blast_patient):
+    obs = mature_blast_patient.obs
+    truth = obs["truth_malignant"].to_numpy()
+    called = obs["malignant"].to_numpy()
+    assert np.median(obs["blast_score"].to_numpy()[truth]) < 0.05  # no blast program left
+    assert _f1(truth, called) >= 0.9
+    entry = mature_blast_patient.uns["cd7escape"]["malignant"]
+    leukemic = pd.DataFrame(entry["leukemic_clonotypes"])
+    assert leukemic["copy_number"].any()  # declared on the ground of its copy-number change
+    assert (leukemic["timepoints"] == "baseline,relapse").all()
+    tested = pd.DataFrame(entry["clone_copy_number"]["clones"])
+    normal = tested[tested["clone_id"].str.startswith("TRB:TGTGCCAGCAGTTTAGG")]
+    assert len(normal) == 1
+    assert not normal["altered"].iloc[0]
+
+
+def test_normal_expansion_car_t_and_normal_t_stay_out_without_blast_program(mature_blast_patient):
+    obs = mature_blast_patient.obs
+    called = obs["malignant"].to_numpy()
+    kind = obs["truth_cell_type"].to_numpy()
+    assert not called[obs["truth_normal_clone"].to_numpy()].any()
+    assert called[kind == "normal_T"].mean() <= 0.02
+    assert not called[np.isin(kind, ["NK", "B", "myeloid", "erythroid"])].any()
+    assert not called[obs["car_detected"].to_numpy()].any()
+    # a CAR-T cell with neither CAR counts nor a TCR, among blasts, is indistinguishable from a blast
+    # whose TCR was not read unless its own copy number says otherwise: at most one in ~45
+    assert called[kind == "car_T"].mean() <= 0.025

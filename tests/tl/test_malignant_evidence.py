@@ -126,3 +126,123 @@ def test_cnv_subclones_groups_clusters_by_profile():
     assert lab[0] == lab[40] != lab[80]
     assert (lab[120:] == "none").all()
     assert lab[0] == "cnv0"  # the largest subclone first
+
+
+def _pseudo_genome(rng, n_chrom: int = 6, per_chrom: int = 200):
+    """Gene positions (6 chromosomes x 200 genes) and per-gene rates of a T-cell-like profile."""
+    names = [f"G{c}_{i}" for c in range(1, n_chrom + 1) for i in range(per_chrom)]
+    table = pd.DataFrame(
+        {
+            "chromosome": [f"chr{c}" for c in range(1, n_chrom + 1) for _ in range(per_chrom)],
+            "start": [1000 * (i + 1) for _ in range(n_chrom) for i in range(per_chrom)],
+            "end": [1000 * (i + 1) + 500 for _ in range(n_chrom) for i in range(per_chrom)],
+        },
+        index=pd.Index(names),
+    )
+    rate = rng.lognormal(0, 1, len(names))
+    return table, rate / rate.sum()
+
+
+def _cells(rng, rate: np.ndarray, n: int, depth: float = 3000.0) -> np.ndarray:
+    lib = rng.lognormal(np.log(depth), 0.3, n)
+    return rng.poisson(rng.gamma(5.0, 0.2, (n, rate.size)) * rate * lib[:, None])
+
+
+def test_clone_copy_number_finds_a_loss_and_ignores_a_phenotype():
+    from scipy import sparse
+
+    from cd7escape.tl._malignant._cnv import clone_copy_number
+
+    rng = np.random.default_rng(0)
+    table, rate = _pseudo_genome(rng)
+    loss = rate.copy()
+    loss[200:300] *= 0.5  # first half of chr2: one copy of two
+    pheno = rate.copy()
+    pheno[rng.choice(rate.size, 12, replace=False)] *= 8  # an effector program: scattered genes
+    cytotoxic_block = rate.copy()
+    cytotoxic_block[600:608] *= 10  # a cluster of 8 neighbouring genes (an NK-receptor complex)
+    parts = {
+        "normal": _cells(rng, rate, 300),
+        "leukemic": _cells(rng, loss, 120),
+        "effector": _cells(rng, pheno, 60),
+        "complex": _cells(rng, cytotoxic_block, 60),
+    }
+    counts = sparse.csr_matrix(np.vstack(list(parts.values())))
+    label = np.repeat(list(parts), [len(v) for v in parts.values()])
+    clone = pd.Series(np.where(label == "normal", [f"poly{i}" for i in range(len(label))], label))
+    clone[label == "normal"] = [f"poly{i // 2}" for i in range(300)]  # polyclonal: 1-2 cells each
+    reference = label == "normal"
+    batches = np.where(np.arange(len(label)) % 2 == 0, "a", "b")
+    var = pd.DataFrame(index=table.index)
+    total = np.asarray(counts.sum(axis=1)).ravel().astype(float)
+    clones, segments = clone_copy_number(
+        counts, total, var, table, reference, clone, [batches], antigen="CD7"
+    )
+    result = clones.set_index("clone_id")
+    assert set(result.index) == {"leukemic", "effector", "complex"}
+    assert result.loc["leukemic", "altered"]
+    assert result.loc["leukemic", "chromosome"] == "chr2"
+    assert result.loc["leukemic", "log2_ratio"] == pytest.approx(-1.0, abs=0.25)
+    assert not result.loc["effector", "altered"]
+    assert not result.loc["complex", "altered"]
+    assert set(segments["clone_id"]) == {"leukemic"}
+    assert (segments["chromosome"] == "chr2").all()
+    assert (segments["log2_ratio"] < 0).all()
+    # too small a reference: nothing tested
+    none, _ = clone_copy_number(
+        counts, total, var, table, reference & (np.arange(len(label)) < 30), clone, [batches],
+        antigen="CD7",
+    )  # fmt: skip
+    assert none.empty
+
+
+def test_leukemic_by_copy_number_needs_two_timepoints_when_there_are_two():
+    from cd7escape.tl._malignant._tcr_evidence import leukemic_by_copy_number
+
+    clone = pd.Series(["A"] * 4 + ["B"] * 4 + [np.nan] * 2)
+    tp = pd.Series(["baseline", "relapse"] * 2 + ["relapse"] * 4 + ["baseline"] * 2)
+    assert leukemic_by_copy_number(clone, ["A", "B"], tp) == ["A"]
+    assert leukemic_by_copy_number(clone, ["A", "B"], pd.Series(["relapse"] * 10)) == ["A", "B"]
+    assert leukemic_by_copy_number(clone, ["A", "B"], None) == ["A", "B"]
+    assert leukemic_by_copy_number(clone, [], tp) == []
+
+
+def test_copy_number_clone_is_leukemic_without_other_evidence_and_keeps_its_chains():
+    from cd7escape.tl._malignant._tcr_evidence import same_clone
+
+    full = "TRB:AAA;TRA:CCC"
+    clone = pd.Series(
+        [full] * 30 + ["TRB:AAA"] * 3 + ["TRA:CCC"] + ["TRB:AAA;TRA:GGG"] + ["TRB:TTT;TRA:CCC"]
+        + ["V"] * 10 + ["p", "q"]
+    )  # fmt: skip
+    other = np.zeros(len(clone))  # no blast program, no CNV evidence per cell
+    ev, _, table = tcr_evidence(clone, other, copy_number_clones=[full])
+    assert (ev[:35] == 1).all()  # the clone, also where one chain or a second TRA was read
+    assert ev[35] == -1  # shares only a TRA chain, with another TRB: another clone
+    assert (ev[36:] == -1).all()
+    assert table.loc[table["clone_id"] == full, "copy_number"].item()
+    assert set(table.loc[table["part_of"] == full, "clone_id"]) == {
+        "TRB:AAA", "TRA:CCC", "TRB:AAA;TRA:GGG",
+    }  # fmt: skip
+    # without the copy-number ground the same clonotype is not leukemic
+    ev, _, table = tcr_evidence(clone, other)
+    assert (ev[:30] == -1).all()
+    assert table.empty
+    assert same_clone(["X", "TRB:AAA"], ["X"]) == {}
+
+
+def test_cnv_llr_is_linear_and_learnt_from_both_classes():
+    from cd7escape.tl._malignant._cnv import cnv_llr
+
+    rng = np.random.default_rng(1)
+    score = np.r_[rng.normal(3, 1, 200), rng.normal(0, 1, 200), np.nan]
+    blast = np.r_[np.ones(200, bool), np.zeros(201, bool)]
+    normal = np.r_[np.zeros(200, bool), np.ones(200, bool), False]
+    llr = cnv_llr(score, blast, normal)
+    assert llr[-1] == 0.0
+    assert np.median(llr[:200]) > 3
+    assert np.median(llr[200:400]) < -3
+    order = np.argsort(score[:400])
+    assert (np.diff(llr[:400][order]) >= 0).all()  # monotone in the score
+    assert cnv_llr(score, blast & (np.arange(401) < 10), normal) is None
+    assert cnv_llr(score, normal, blast) is None  # the 'leukemic' cells do not score higher

@@ -16,21 +16,24 @@ from ..._sparse import scale_rows
 from ..._uns import record
 from ._blast_program import blast_evidence, blast_score, program_llr
 from ._car import detect_car, find_car_feature
-from ._cell_types import NON_T, assign_lineage, lineage_scores
-from ._cnv import cnv_subclones, gene_positions_frame, infer_cnv
-from ._tcr_evidence import clone_sizes, tcr_evidence
+from ._cell_types import NON_T, assign_lineage, lineage_scores, t_transcripts
+from ._cnv import clone_copy_number, cnv_llr, cnv_subclones, gene_positions_frame, infer_cnv
+from ._tcr_evidence import clone_sizes, leukemic_by_copy_number, tcr_evidence
 
 _D = MalignantParams()
 CELL_CLASSES = ("malignant", "normal_T", "car_T", "NK", "B", "myeloid", "erythroid", "other")
 
-# Log-odds model of malignancy (per cell, before smoothing). Each evidence is in [0, 1] (TCR in {-1, 0, 1}).
+# Log-odds model of malignancy (per cell, before smoothing). Each evidence is in [0, 1]; a cell's own
+# productive clonotype (TCR in {-1, 0, 1}) sets its log-odds outright.
 W_PRIOR = -4.0
 W_BLAST = 8.0  # blast/ETP program, counted for T-lineage (or unassigned) cells only
 W_CNV = 8.0  # copy-number alteration against the normal reference
-W_TCR_LEUKEMIC = 4.0  # carries the leukemic clonotype
-W_TCR_OTHER = -4.0  # carries another productive clonotype (polyclonal/normal)
-W_TCR_LEUKEMIC_OWN, W_TCR_OTHER_OWN = 4.0, -6.0  # the same, added again to the cell after smoothing
 LOGIT_CLIP = 8.0
+W_TCR_LEUKEMIC = LOGIT_CLIP  # the log-odds of a cell carrying the leukemic clonotype ...
+W_TCR_OTHER = (
+    -LOGIT_CLIP
+)  # ... and of one carrying another productive clonotype (polyclonal/normal)
+W_TCR_LEUKEMIC_OWN, W_TCR_OTHER_OWN = 4.0, -6.0  # added again to the cell after smoothing
 # Mean CNV z of a Leiden cluster at which its CNV evidence starts / saturates (normal clusters: |mean| < 1).
 CLUSTER_Z_LOW, CLUSTER_Z_HIGH = 2.0, 4.0
 # Without a leukemic CNV profile (fewer than 20 blast-program cells), CNV evidence is capped here.
@@ -38,8 +41,18 @@ AMPLITUDE_EV_CAP = 0.4
 CELL_WEIGHT = 0.5  # share of the cell's own log-odds; the rest is its Leiden cluster's mean
 CONTEXT_CLIP = 6.0  # T cells: the neighbourhood log-odds are bounded by this ...
 LLR_CLIP = (
-    12.0  # ... and the cell's own blast-vs-normal-T likelihood ratio is added (bounded by this)
+    12.0  # ... and the cell's own blast-vs-normal-T likelihood ratios are added (bounded by this)
 )
+# The blast program's ratio is learnt only when the clearly malignant T cells' median blast evidence is this.
+PROGRAM_LLR_MIN_EVIDENCE = 0.5
+# CNV scores that compare cells with the leukemic copy-number profile (not a bare amplitude)
+LEUKEMIC_PROFILE = ("consensus_projection", "clone_segments")
+# Polyclonal T cells below this number make a thin reference: CAR-T cells join it.
+MIN_NORMAL_T = 40
+# Cells with a blast program from which the leukemic CNV profile is learnt (as in infer_cnv).
+MIN_PRIOR_CELLS = 20
+# T cells of a cluster whose TCR was read that make its clonal make-up the context of its unread T cells.
+MIN_TYPED = 10
 
 
 def call_malignant(
@@ -61,15 +74,23 @@ def call_malignant(
     antigen-negative normal T cells (which expand after CD7 CAR-T) and CAR-T cells are not mistaken for a
     CD7-negative tumour.
 
-    Evidence per cell (each kept in ``obs``):
+    Evidence per cell (each kept in ``obs``); no piece is a gate, each adds:
 
     - ``blast_score``: blast/ETP program (CD1A, DNTT, CD34, KIT, PTCRA, CD99, …), evidence for T-lineage cells.
     - ``cnv_score``: robust z of the inferred copy-number alteration (infercnvpy's method) against held-out normal
-      reference cells of the same patient (normal non-T lineages; polyclonal T cells when a TCR is present);
-      ``cnv_subclone`` groups altered cells by CNV profile.
+      reference cells of the same patient (normal non-T lineages; polyclonal T cells when a TCR is present,
+      joined by CAR-T cells when fewer than 40); ``cnv_subclone`` groups altered cells by CNV profile. It
+      compares a cell with the leukemic CNV profile, learnt from blast-program cells, or, without them, the
+      segments a leukemic clonotype has lost or gained (the cell's own counts there; ``'clone_segments'``);
+      a bare amplitude (no leukemic profile at all) is capped and never makes a cell malignant.
     - ``clone_expanded``: the cell's clonotype (``obs['clone_id']``) is carried by ≥ 3 cells. A clonotype is
-      leukemic when its cells carry the other evidence; cells of another productive clonotype count as normal;
-      cells without a productive TCR get no TCR evidence.
+      leukemic when its cells carry the other evidence, or when its cells, summed, carry a copy-number change
+      against the polyclonal T cells beyond what normal T-cell groups show and it is seen at more than one
+      timepoint (``uns[...]['clone_copy_number']``): an expanded clonotype shared across timepoints whose
+      cells carry a copy-number change is leukemic with or without a blast program, while a normal expansion
+      (virus-specific, CAR-T) carries none. A clonotype that is a leukemic one read with fewer chains or
+      another TRA is leukemic too. Cells of another productive clonotype count as normal; cells without a
+      productive TCR get no TCR evidence.
     - ``car_detected``: CAR transgene counts above ambient. CAR-T cells are class ``car_T``, never malignant.
     - ``donor`` (when ``obs['donor']`` exists): in a donor-derived product/transplant setting the leukemia is
       recipient-derived, so cells assigned to the donor are never malignant. The recipient label is
@@ -77,13 +98,18 @@ def call_malignant(
       unassigned/doublet/missing assignments are neutral.
     - ``user_malignant`` (when present): user labels override everything (missing values are not labels).
 
-    Combination (log-odds): the blast and CNV evidence, smoothed over the kNN graph, plus the TCR term give a
-    cell's log-odds, averaged half-and-half with its Leiden cluster's mean (``obs['leiden']``). For T cells
-    this neighbourhood value (bounded at ±6) is then corrected by the cell's own counts: a Poisson
-    likelihood ratio, blast vs normal T, over the blast and mature-T gene panels with rates learnt from the
-    clearly malignant and clearly normal T cells of the data (``obs['program_llr']``; skipped when either
-    class has < 30 cells). A cell's own TCR counts again after smoothing. The logistic of the result is
-    ``malignant_score``; CAR-T (strong CAR signal) and donor cells are set to 0, user labels to 0/1.
+    Combination (log-odds): the blast and CNV evidence, smoothed over the kNN graph, give a cell's log-odds;
+    a cell's own productive clonotype sets it (±8: leukemic or another one). It is averaged half-and-half
+    with its Leiden cluster's mean (``obs['leiden']``) or, for a T cell whose TCR was not read in a cluster
+    with a leukemic clonotype and ≥ 10 T cells read, with the log-odds of the leukemic clonotype among
+    them. For T cells this neighbourhood value (bounded at ±6) is then corrected by the cell's own counts:
+    a Poisson likelihood ratio, blast vs normal T, over the blast and mature-T gene panels with rates learnt
+    from the clearly malignant and clearly normal T cells of the data (``obs['program_llr']``; only when
+    those malignant cells carry the blast program, skipped when either class has < 30 cells), and a
+    likelihood ratio of the cell's own copy number on the leukemic profile learnt the same way
+    (``obs['cnv_llr']``). A cell's own TCR counts again after smoothing. The logistic of the result is
+    ``malignant_score``; CAR-T (strong CAR signal) and donor cells are set to 0, user labels to 0/1. The
+    antigen is in none of this.
 
     Parameters
     ----------
@@ -154,6 +180,7 @@ def call_malignant(
         "cnv_score",
     ]
     obs_keys += ["cnv_subclone", "clone_expanded", "tcr_evidence", "car_detected", "program_llr"]
+    obs_keys += ["cnv_llr"]
     if "donor" in adata.obs:
         obs_keys.append("donor")
     obsm_keys = ["X_cnv"] if "X_cnv" in adata.obsm else []
@@ -198,6 +225,18 @@ def _cluster_mean(values: np.ndarray, clusters: np.ndarray | None) -> np.ndarray
         return values
     s = pd.Series(values).groupby(clusters).transform("mean")
     return s.to_numpy()
+
+
+def _clonal_composition(
+    tcr: np.ndarray, is_t: np.ndarray, clusters: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
+    """Per cell, of its cluster's T cells with a productive TCR: log((leukemic + 1) / (other + 1)),
+    bounded by ±LOGIT_CLIP, and whether at least ``MIN_TYPED`` of them were read."""
+    frame = pd.DataFrame({"c": clusters, "k": is_t & (tcr > 0), "m": is_t & (tcr < 0)})
+    k = frame.groupby("c")["k"].transform("sum").to_numpy(dtype=float)
+    m = frame.groupby("c")["m"].transform("sum").to_numpy(dtype=float)
+    log_odds = np.clip(np.log((k + 1.0) / (m + 1.0)), -LOGIT_CLIP, LOGIT_CLIP)
+    return log_odds, (k + m) >= MIN_TYPED
 
 
 def _donor_mask(donor: pd.Series, evidence: np.ndarray) -> tuple[np.ndarray, str | None]:
@@ -266,6 +305,10 @@ def _call(
         adata.obs["clone_id"] if has_clone else pd.Series([np.nan] * n, index=adata.obs_names)
     )
     sizes = clone_sizes(clone_id)
+    timepoint = adata.obs.get("timepoint", None)
+    samples = adata.obs["sample"].astype(str).to_numpy() if "sample" in adata.obs else None
+    clone_cnv = clone_segments = None
+    cnv_clones: list[str] = []
 
     # CNV
     cnv_score = np.full(n, np.nan)
@@ -288,8 +331,37 @@ def _call(
             if (cand & (tp == "baseline")).sum() >= 40:
                 cand &= tp == "baseline"
             ref[cand] = lin
-        ref[(lineage == "T") & calm & (sizes >= 1) & (sizes <= 2)] = "normal_T"
+        normal_t = (lineage == "T") & calm & (sizes >= 1) & (sizes <= 2)
+        if normal_t.sum() < MIN_NORMAL_T:
+            # few polyclonal T cells with a TCR (a sample's VDJ library failed or was not made): CAR-T
+            # cells are T cells of a normal genome, whatever their clonotype
+            normal_t |= (lineage == "T") & car & (blast_ev < 0.05)
+        ref[normal_t] = "normal_T"
         table = gene_positions_frame(gene_positions)
+        # Expanded clonotypes whose cells, summed, carry a copy-number change against the polyclonal
+        # normal T cells: leukemic (when seen at more than one timepoint) with or without a blast program,
+        # and the cells from which the leukemic CNV profile is learnt.
+        if has_clone:
+            with timed("testing expanded clonotypes for copy-number changes"):
+                clone_cnv, clone_segments = clone_copy_number(
+                    counts,
+                    total,
+                    adata.var.set_axis(var_names),
+                    table,
+                    ref == "normal_T",
+                    clone_id,
+                    [labels for labels in (clusters, samples) if labels is not None],
+                    antigen=antigen,
+                )
+            cnv_clones = leukemic_by_copy_number(
+                clone_id, list(clone_cnv.loc[clone_cnv["altered"], "clone_id"]), timepoint
+            )
+        blast_prior = blast_ev >= 0.8
+        prior = blast_prior | clone_id.astype(object).isin(cnv_clones).to_numpy()
+        # Without blasts to learn it from, the leukemic CNV profile is the clonotypes' altered segments only
+        segments = None
+        if blast_prior.sum() < MIN_PRIOR_CELLS and cnv_clones:
+            segments = clone_segments[clone_segments["clone_id"].isin(cnv_clones)]
         with timed("inferring copy-number changes (infercnvpy's method)"):
             cnv_res = infer_cnv(
                 counts,
@@ -300,7 +372,8 @@ def _call(
                 smooth,
                 total=total,
                 antigen=antigen,
-                prior_altered=blast_ev >= 0.8,
+                prior_altered=prior,
+                segments=segments,
                 seed=seed,
             )
         if cnv_res is None:
@@ -308,7 +381,7 @@ def _call(
             cnv_info = {"run": False, "reason": "too few normal reference cells"}
         else:
             cnv_score = cnv_res["score"]
-            if cnv_res["method"] == "consensus_projection":
+            if cnv_res["method"] in LEUKEMIC_PROFILE:
                 # similarity to the leukemic CNV profile; a cluster's mean z is far less noisy than a
                 # cell's, so it saturates sooner
                 cluster_z = _cluster_mean(cnv_res["score"], clusters)
@@ -340,25 +413,63 @@ def _call(
                 "compared_with": cnv_res["compared"],
             }
 
-    # TCR evidence needs the other evidence to recognise the leukemic clonotype
+    # A clonotype is leukemic when its cells carry the other evidence, or a copy-number change of their own
     other = np.maximum(blast_ev, cnv_ev)
-    timepoint = adata.obs.get("timepoint", None)
-    tcr, expanded, leukemic = tcr_evidence(clone_id, other, timepoint)
+    tcr, expanded, leukemic = tcr_evidence(
+        clone_id, other, timepoint, copy_number_clones=cnv_clones
+    )
 
     logit = W_PRIOR + W_BLAST * blast_ev + W_CNV * cnv_ev
-    logit = logit + np.where(tcr > 0, W_TCR_LEUKEMIC, 0.0) + np.where(tcr < 0, W_TCR_OTHER, 0.0)
     logit = np.clip(logit, -LOGIT_CLIP, LOGIT_CLIP)
+    # A cell's own productive clonotype settles its log-odds (the leukemic one, or another, normal one),
+    # so that its neighbours see it for what it is: a cell without a TCR among cells of the leukemic
+    # clonotype is most likely a blast whose TCR was not captured, even without a blast program.
+    logit = np.where(tcr > 0, W_TCR_LEUKEMIC, np.where(tcr < 0, W_TCR_OTHER, logit))
     smoothed = CELL_WEIGHT * logit + (1 - CELL_WEIGHT) * _cluster_mean(logit, clusters)
+    is_t = lineage == "T"
+    # T cells by their own transcripts too, not only by their neighbourhood's: a cell among T cells with
+    # none of CD3D/E/G, CD5, BCL11B, TRAC, TRBC1/2 (an NK cell) is not a T cell whose TCR went unread,
+    # and weighs on its own evidence, not on that of the T cells around it
+    not_t = t_transcripts(counts, var_names, antigen) == 0
+    smoothed = np.where(is_t & not_t, logit, smoothed)
+    # A T cell whose TCR was not read takes, as its neighbourhood, the clonal make-up of its cluster's T
+    # cells whose TCR was read (capture does not depend on being a blast): where the leukemia has a
+    # clonotype and enough of the cluster's T cells were read.
+    if clusters is not None and (tcr > 0).any():
+        composition, informative = _clonal_composition(tcr, is_t, clusters)
+        untyped = is_t & ~not_t & (tcr == 0) & informative
+        smoothed = np.where(
+            untyped, CELL_WEIGHT * logit + (1 - CELL_WEIGHT) * composition, smoothed
+        )
     # A cell's own expression of the blast/mature-T programs, weighed by its depth (likelihood ratio learnt
     # from the clearly malignant and clearly normal T cells), corrects the neighbourhood for T cells that
     # the clustering placed among blasts (and the reverse).
-    is_t = lineage == "T"
+    # Learnt only where the clearly malignant T cells carry the blast program: otherwise the panel's
+    # differences are those of T-cell phenotypes (a cytotoxic normal subset, a naive one), not of blasts.
     prob = 1.0 / (1.0 + np.exp(-smoothed))
-    llr = program_llr(
-        counts, total, var_names, is_t & (prob > 0.9), is_t & (prob < 0.1) & ~car, antigen
-    )
-    if llr is not None:
-        own = np.clip(llr, -LLR_CLIP, LLR_CLIP)
+    blast_t, normal_t = is_t & (prob > 0.9), is_t & (prob < 0.1) & ~car
+    llr = None
+    if blast_t.any() and np.median(blast_ev[blast_t]) >= PROGRAM_LLR_MIN_EVIDENCE:
+        llr = program_llr(counts, total, var_names, blast_t, normal_t, antigen)
+    # ... and so does its own copy number (its unsmoothed profile on the leukemic CNV profile), which tells
+    # blasts without a blast program from the normal T cells they cluster with. Learnt from clear
+    # neighbourhoods and from the cells' own clonotypes (leukemic, or another productive one).
+    llr_cnv = None
+    if cnv_res is not None and cnv_res["method"] in LEUKEMIC_PROFILE:
+        llr_cnv = cnv_llr(
+            cnv_res["own_score"],
+            is_t & ((prob > 0.9) | (tcr > 0)) & (tcr >= 0),
+            is_t & ((prob < 0.1) | (tcr < 0) | car) & (tcr <= 0),  # CAR-T: a normal genome
+        )
+    if llr_cnv is not None:
+        # read against normal T cells, a cell's own copy number is evidence for T cells only
+        llr_cnv = np.where(not_t, 0.0, llr_cnv)
+    if llr is not None or llr_cnv is not None:
+        own = np.clip(
+            (llr if llr is not None else 0.0) + (llr_cnv if llr_cnv is not None else 0.0),
+            -LLR_CLIP,
+            LLR_CLIP,
+        )
         smoothed = np.where(is_t, np.clip(smoothed, -CONTEXT_CLIP, CONTEXT_CLIP) + own, smoothed)
     # A cell's own TCR is its own: it counts again after smoothing (a T cell with a productive clonotype
     # other than the leukemic one is normal even when its neighbours are blasts).
@@ -415,6 +526,7 @@ def _call(
     )
     obs["car_detected"] = car
     obs["program_llr"] = (llr if llr is not None else np.full(n, np.nan)).astype(np.float32)
+    obs["cnv_llr"] = (llr_cnv if llr_cnv is not None else np.full(n, np.nan)).astype(np.float32)
 
     n_mal = int(malignant.sum())
     logger.info(
@@ -430,6 +542,15 @@ def _call(
         "cnv": cnv_info,
         "car": car_info,
         "leukemic_clonotypes": leukemic.to_dict(orient="list"),
+        "clone_copy_number": (
+            {
+                "clones": clone_cnv.to_dict(orient="list"),
+                "segments": clone_segments.to_dict(orient="list"),
+                "leukemic": list(cnv_clones),
+            }
+            if clone_cnv is not None
+            else {"run": False}
+        ),
         "tcr_available": bool(has_clone),
         "weights": {
             "prior": W_PRIOR,
@@ -444,6 +565,7 @@ def _call(
             "context_clip": CONTEXT_CLIP,
             "llr_clip": LLR_CLIP,
             "program_llr": llr is not None,
+            "cnv_llr": llr_cnv is not None,
         },
     }
     if donor_info:

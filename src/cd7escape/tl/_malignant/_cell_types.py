@@ -18,6 +18,9 @@ LINEAGE_MARKERS: dict[str, tuple[str, ...]] = {
     "myeloid": ("LYZ", "CD14", "S100A8", "S100A9", "CST3", "FCN1", "CSF1R", "CD68", "LST1"),
     "erythroid": ("HBB", "HBA1", "HBA2", "HBD", "GYPA", "ALAS2", "CA1", "AHSP"),
 }
+# Transcripts of T cells (blasts included) that NK cells lack: a cell with none of them detected gives no
+# evidence of its own that it is a T cell, whatever its neighbours are.
+T_SPECIFIC: tuple[str, ...] = ("CD3D", "CD3E", "CD3G", "CD5", "BCL11B", "TRAC", "TRBC1", "TRBC2")
 # Lineages that count as "normal non-T" and may serve as the CNV reference.
 NON_T = ("NK", "B", "myeloid", "erythroid")
 # Log-normalised expression at which a marker counts as fully on (scores are in [0, 1]).
@@ -70,3 +73,14 @@ def assign_lineage(scores: pd.DataFrame, smooth, *, min_score: float = 0.05) -> 
     labels = np.asarray(sm.columns)[best].astype(object)
     labels[sm.to_numpy().max(axis=1) < min_score] = "other"
     return labels
+
+
+def t_transcripts(counts, var_names: pd.Index, antigen: str) -> np.ndarray:
+    """Per cell: UMIs of the T-specific transcripts (``T_SPECIFIC`` without the antigen)."""
+    genes = without_antigen(T_SPECIFIC, antigen)
+    check_antigen_free(genes, antigen)
+    idx = var_names.get_indexer([g for g in genes if g in var_names])
+    idx = idx[idx >= 0]
+    if idx.size == 0:
+        return np.zeros(counts.shape[0])
+    return np.asarray(counts[:, idx].sum(axis=1)).ravel()

@@ -3,8 +3,11 @@
 A leukemia is one clone: its TCR (when it has a productive one) is expanded and carried by blast-like cells,
 often at several timepoints. Polyclonal T cells are normal. An expanded clonotype is not by itself
 leukemic (virus-specific and CAR-T clones expand too): a clonotype is called leukemic when its cells carry
-the other evidence (blast program, CNV). Cells with no productive TCR get no TCR evidence either way:
-immature/ETP blasts often lack one, and VDJ capture misses many cells.
+the other evidence (blast program, CNV), or when its cells, summed, carry a copy-number change
+(:func:`~cd7escape.tl._malignant._cnv.clone_copy_number`) and it is seen at more than one timepoint (when
+the data hold more than one): mature-phenotype blasts lack the blast program, and a normal expansion
+(CMV/EBV-specific, CAR-T) carries no copy-number change. Cells with no productive TCR get no TCR evidence
+either way: immature/ETP blasts often lack one, and VDJ capture misses many cells.
 """
 
 from __future__ import annotations
@@ -16,6 +19,7 @@ import pandas as pd
 MIN_EXPANDED = 3
 # Mean non-TCR evidence of its cells above which an expanded clonotype is leukemic.
 LEUKEMIC_MIN_EVIDENCE = 0.7
+LEUKEMIC_COLUMNS = ["clone_id", "n_cells", "mean_evidence", "timepoints", "copy_number", "part_of"]
 
 
 def clone_sizes(clone_id: pd.Series) -> np.ndarray:
@@ -25,10 +29,31 @@ def clone_sizes(clone_id: pd.Series) -> np.ndarray:
     return ids.map(counts).fillna(0).to_numpy(dtype=int)
 
 
+def leukemic_by_copy_number(
+    clone_id: pd.Series, altered: list[str], timepoint: pd.Series | None = None
+) -> list[str]:
+    """The clonotypes with a copy-number change that are leukemic on that ground.
+
+    ``altered``: clonotypes whose cells carry a copy-number change. When the data hold more than one
+    timepoint, a clonotype must be seen at two or more of them (a leukemia persists from baseline to
+    relapse); with one timepoint (or none given) every altered clonotype qualifies.
+    """
+    altered = [str(c) for c in altered]
+    if timepoint is None or not altered:
+        return altered
+    tp = np.asarray(timepoint.astype(str))
+    if len(set(tp)) < 2:
+        return altered
+    ids = np.asarray(clone_id.astype(object).where(clone_id.notna(), "")).astype(str)
+    return [c for c in altered if len(set(tp[ids == c])) >= 2]
+
+
 def tcr_evidence(
     clone_id: pd.Series,
     other_evidence: np.ndarray,
     timepoint: pd.Series | None = None,
+    *,
+    copy_number_clones: list[str] | None = None,
 ) -> tuple[np.ndarray, np.ndarray, pd.DataFrame]:
     """Per-cell TCR evidence: +1 leukemic clonotype, -1 another productive clonotype, 0 none.
 
@@ -40,10 +65,15 @@ def tcr_evidence(
         Per-cell malignancy evidence in [0, 1] from everything except the TCR.
     timepoint
         Timepoint per cell, to report whether a leukemic clonotype is shared across timepoints.
+    copy_number_clones
+        Expanded clonotypes leukemic because their cells carry a copy-number change
+        (:func:`leukemic_by_copy_number`), whatever their other evidence.
 
     Returns
     -------
-    evidence, clone_expanded, table of leukemic clonotypes (size, mean evidence, timepoints).
+    evidence, clone_expanded, table of leukemic clonotypes (size, mean evidence, timepoints,
+    ``copy_number``: leukemic on the ground of a copy-number change, and ``part_of``: for a clonotype
+    that is a leukemic one seen with fewer chains or another TRA, that one (:func:`same_clone`)).
     """
     sizes = clone_sizes(clone_id)
     has_tcr = sizes > 0
@@ -55,7 +85,10 @@ def tcr_evidence(
         if timepoint is not None:
             df["tp"] = timepoint.astype(str).to_numpy()[expanded]
         stats = df.groupby("clone", observed=True)["ev"].agg(["size", "mean"])
-        leukemic = stats.index[stats["mean"] >= LEUKEMIC_MIN_EVIDENCE]
+        by_cnv = set(copy_number_clones or ())
+        leukemic = stats.index[
+            (stats["mean"] >= LEUKEMIC_MIN_EVIDENCE) | stats.index.astype(str).isin(by_cnv)
+        ]
         for clone in leukemic:
             tps = sorted(df.loc[df["clone"] == clone, "tp"].unique()) if "tp" in df else []
             rows.append(
@@ -64,12 +97,57 @@ def tcr_evidence(
                     "n_cells": int(stats.loc[clone, "size"]),
                     "mean_evidence": float(stats.loc[clone, "mean"]),
                     "timepoints": ",".join(tps),
+                    "copy_number": str(clone) in by_cnv,
+                    "part_of": "",
                 }
             )
-        in_leukemic = clone_id.isin(leukemic).to_numpy()
+        # the same clone seen with fewer chains (one chain not captured) or with the same TRB
+        ids = clone_id.astype(object).where(clone_id.notna(), None)
+        part_of = same_clone(pd.unique(ids.dropna()), [str(c) for c in leukemic])
+        for clone, parent in part_of.items():
+            cells = (ids == clone).to_numpy()
+            tps = (
+                sorted(set(timepoint.astype(str).to_numpy()[cells]))
+                if timepoint is not None
+                else []
+            )
+            rows.append(
+                {
+                    "clone_id": str(clone),
+                    "n_cells": int(cells.sum()),
+                    "mean_evidence": float(np.mean(other_evidence[cells])),
+                    "timepoints": ",".join(tps),
+                    "copy_number": False,
+                    "part_of": parent,
+                }
+            )
+        in_leukemic = ids.isin([*map(str, leukemic), *part_of]).to_numpy()
         evidence[in_leukemic] = 1.0
-    return (
-        evidence,
-        expanded,
-        pd.DataFrame(rows, columns=["clone_id", "n_cells", "mean_evidence", "timepoints"]),
-    )
+    return evidence, expanded, pd.DataFrame(rows, columns=LEUKEMIC_COLUMNS)
+
+
+def _chains(clone: str) -> frozenset[str]:
+    return frozenset(part for part in str(clone).split(";") if part)
+
+
+def same_clone(clones, leukemic: list[str]) -> dict[str, str]:
+    """Clonotypes that are a leukemic clonotype seen differently, mapped to it.
+
+    Clonotypes are ``'TRB:<nt>;TRA:<nt>'``, ``'TRB:<nt>'`` or ``'TRA:<nt>'`` (as :func:`cd7escape.io.read_vdj`
+    names them): a cell whose captured chains are all chains of a leukemic clonotype (one chain was not
+    captured), or that shares its TRB chain (the nucleotide sequence; a second TRA chain was captured
+    instead), carries the leukemic clone.
+    """
+    parents = [(c, _chains(c)) for c in leukemic]
+    out = {}
+    for clone in clones:
+        clone = str(clone)
+        if clone in leukemic:
+            continue
+        chains = _chains(clone)
+        for parent, pchains in parents:
+            shared_trb = {c for c in chains & pchains if c.startswith("TRB:")}
+            if chains and (chains <= pchains or shared_trb):
+                out[clone] = parent
+                break
+    return out
