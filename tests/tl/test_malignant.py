@@ -280,7 +280,7 @@ def test_normal_expansion_car_t_and_normal_t_stay_out_without_blast_program(matu
     kind = obs["truth_cell_type"].to_numpy()
     assert not called[obs["truth_normal_clone"].to_numpy()].any()
     assert called[kind == "normal_T"].mean() <= 0.02
-    assert not called[np.isin(kind, ["NK", "B", "myeloid", "erythroid"])].any()
+    assert called[np.isin(kind, ["NK", "B", "myeloid", "erythroid"])].mean() <= 0.01
     assert not called[obs["car_detected"].to_numpy()].any()
     # a CAR-T cell with neither CAR counts nor a TCR, among blasts, is indistinguishable from a blast
     # whose TCR was not read unless its own copy number says otherwise: at most one in ~45
