@@ -36,7 +36,8 @@ W_TCR_OTHER = (
 W_TCR_LEUKEMIC_OWN, W_TCR_OTHER_OWN = 4.0, -6.0  # added again to the cell after smoothing
 # Mean CNV z of a Leiden cluster at which its CNV evidence starts / saturates (normal clusters: |mean| < 1).
 CLUSTER_Z_LOW, CLUSTER_Z_HIGH = 2.0, 4.0
-# Without a leukemic CNV profile (fewer than 20 blast-program cells), CNV evidence is capped here.
+# Without a leukemic CNV profile (fewer than 20 blast-program cells and no leukemic clonotype with a
+# copy-number change), CNV evidence is capped here.
 AMPLITUDE_EV_CAP = 0.4
 CELL_WEIGHT = 0.5  # share of the cell's own log-odds; the rest is its Leiden cluster's mean
 CONTEXT_CLIP = 6.0  # T cells: the neighbourhood log-odds are bounded by this ...
@@ -357,7 +358,7 @@ def _call(
                 clone_id, list(clone_cnv.loc[clone_cnv["altered"], "clone_id"]), timepoint
             )
         blast_prior = blast_ev >= 0.8
-        prior = blast_prior | clone_id.astype(object).isin(cnv_clones).to_numpy()
+        prior = blast_prior | clone_id.astype("string").isin(cnv_clones).fillna(False).to_numpy()
         # Without blasts to learn it from, the leukemic CNV profile is the clonotypes' altered segments only
         segments = None
         if blast_prior.sum() < MIN_PRIOR_CELLS and cnv_clones:
@@ -451,9 +452,10 @@ def _call(
     llr = None
     if blast_t.any() and np.median(blast_ev[blast_t]) >= PROGRAM_LLR_MIN_EVIDENCE:
         llr = program_llr(counts, total, var_names, blast_t, normal_t, antigen)
-    # ... and so does its own copy number (its unsmoothed profile on the leukemic CNV profile), which tells
-    # blasts without a blast program from the normal T cells they cluster with. Learnt from clear
-    # neighbourhoods and from the cells' own clonotypes (leukemic, or another productive one).
+    # ... and so does its own copy number (its unsmoothed profile projected on the leukemic one, or its own
+    # counts in the leukemic clonotypes' altered segments), which tells blasts without a blast program from
+    # the normal T cells they cluster with. Learnt from clear neighbourhoods and from the cells' own
+    # clonotypes (leukemic, or another productive one).
     llr_cnv = None
     if cnv_res is not None and cnv_res["method"] in LEUKEMIC_PROFILE:
         llr_cnv = cnv_llr(

@@ -9,6 +9,11 @@ which per-cell scores are calibrated. Gene positions come from the shipped table
 
 Speed: only the ``max_genes`` most expressed positioned genes enter, the reference is subsampled, and the
 profile is infercnvpy's computed with matrix products (``tl._infercnv_core``: equal output, 3-4x faster).
+
+Without blasts to learn the leukemic profile from (no blast program), copy number is read where it is
+deep: an expanded clonotype's cells summed (:func:`clone_copy_number`, every expressed gene, blocks of 40
+and 80 genes), and a cell's own counts in the segments such a clonotype has lost or gained
+(:func:`segment_statistic`).
 """
 
 from __future__ import annotations

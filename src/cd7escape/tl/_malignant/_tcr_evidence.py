@@ -102,10 +102,10 @@ def tcr_evidence(
                 }
             )
         # the same clone seen with fewer chains (one chain not captured) or with the same TRB
-        ids = clone_id.astype(object).where(clone_id.notna(), None)
+        ids = clone_id.astype("string")
         part_of = same_clone(pd.unique(ids.dropna()), [str(c) for c in leukemic])
         for clone, parent in part_of.items():
-            cells = (ids == clone).to_numpy()
+            cells = (ids == clone).fillna(False).to_numpy(dtype=bool)
             tps = (
                 sorted(set(timepoint.astype(str).to_numpy()[cells]))
                 if timepoint is not None
@@ -121,7 +121,7 @@ def tcr_evidence(
                     "part_of": parent,
                 }
             )
-        in_leukemic = ids.isin([*map(str, leukemic), *part_of]).to_numpy()
+        in_leukemic = ids.isin([*map(str, leukemic), *part_of]).fillna(False).to_numpy(dtype=bool)
         evidence[in_leukemic] = 1.0
     return evidence, expanded, pd.DataFrame(rows, columns=LEUKEMIC_COLUMNS)
 
