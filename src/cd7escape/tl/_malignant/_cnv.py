@@ -576,7 +576,10 @@ def clone_copy_number(
     for clone in tested:
         cells = (ids == clone).to_numpy()
         c, t = summed(cells)
-        rc, rt = summed(reference & ~cells)
+        rc, rt = ref_counts, ref_total
+        if (reference & cells).any():  # CAR-T cells of an expanded clonotype may be reference cells
+            drop_c, drop_t = summed(reference & cells)
+            rc, rt = rc - drop_c, rt - drop_t
         # the most altered block over both scales (large enough first, then by |z|), and every altered one
         best: tuple = (-1.0, np.nan, np.nan, np.nan, None)
         hits = []
