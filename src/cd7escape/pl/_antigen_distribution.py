@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from .. import _uns
+from .._anndata import gene_counts
 from .._docs import doc_layer, doc_params, doc_returns_plot, doc_show_save_ax
 from . import _utils
 
@@ -72,7 +73,7 @@ def antigen_distribution(
     inner = rest[0] if rest and rest[0] in adata.obs else None
     _utils.require_obs(adata, [outer], by="ce.io (timepoints)")
     antigen = _uns.antigen_name(adata, antigen)
-    y = _utils.antigen_counts(adata, antigen, layer=layer)
+    y = gene_counts(adata, antigen, layer=layer)
     obs = adata.obs
     mal = obs["malignant"].fillna(False).to_numpy(dtype=bool)
     state = (

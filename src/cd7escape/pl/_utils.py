@@ -9,8 +9,6 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-
 #: Fixed colours, so that the same category has the same colour in every figure and report.
 PALETTES: dict[str, dict[str, str]] = {
     "timepoint": {"baseline": "#1f77b4", "relapse": "#d62728", "other": "#7f7f7f"},
@@ -149,18 +147,3 @@ def ordered_categories(values) -> list[str]:
         present = set(s.dropna().astype(str))
         return [str(c) for c in s.cat.categories if str(c) in present]
     return sorted({str(v) for v in s.dropna()})
-
-
-def antigen_counts(adata, antigen: str, *, layer: str = "counts") -> np.ndarray:
-    """Raw counts of ``antigen`` per cell (``layers[layer]``, else ``X``)."""
-    from scipy import sparse
-
-    from .._errors import InputError
-
-    if antigen not in adata.var_names:
-        raise InputError.single(f"the antigen {antigen!r} is not among the genes", field="antigen")
-    j = adata.var_names.get_loc(antigen)
-    m = adata.layers.get(layer, adata.X)
-    col = m[:, j]
-    col = col.toarray() if sparse.issparse(col) else np.asarray(col)
-    return np.asarray(col, dtype=float).ravel()

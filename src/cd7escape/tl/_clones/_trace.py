@@ -42,9 +42,10 @@ def joint_space(
     The subclone space is fit on baseline cells, where a small subclone adds too little variance to own a
     component; here the relapse cells, in which such a subclone may dominate, shape the space as much as
     the baseline does (at most ``max_fit_cells / 2`` cells of each timepoint fit it; all are projected).
-    The genes are those of the baseline space minus its exclusions (the antigen, genes correlated with it
-    among baseline cells, and ``pp.embed``'s list); no new correlation search is made across timepoints,
-    where a negative subclone's own program would correlate with the antigen and be dropped.
+    The genes are chosen again by Pearson residual variance on the fitting cells of both timepoints, with the
+    baseline space's exclusions left out (the antigen, genes correlated with it among baseline cells, and
+    ``pp.embed``'s list); no new correlation search is made across timepoints, where a negative subclone's
+    own program would correlate with the antigen and be dropped.
     """
     from ._map_relapse import fit_reference
 
