@@ -272,7 +272,7 @@ def _groups_worded(rows: list[Any] | None, antigen_entry: Mapping[str, Any]) -> 
 
 def _from_cells(adata, tp: str, antigen: str) -> dict[str, Any]:
     """What is read straight from the cells: malignant cells and the naive zero-count share."""
-    from ..pl._utils import antigen_counts
+    from .._anndata import gene_counts
 
     obs = adata.obs
     if "timepoint" not in obs or "malignant" not in obs:
@@ -282,7 +282,7 @@ def _from_cells(adata, tp: str, antigen: str) -> dict[str, Any]:
     sel = mal & at
     out: dict[str, Any] = {"malignant_cells": int(sel.sum())}
     if sel.any() and antigen in adata.var_names:
-        y = antigen_counts(adata, antigen)
+        y = gene_counts(adata, antigen)
         out["zero_count_fraction"] = float(np.mean(y[sel] == 0))
     return out
 
