@@ -235,14 +235,14 @@ class ClassifyParams(_Section):
         gt=0,
         description="Relapse blasts whose T-lineage program is below this fraction of baseline blasts' are 'lineage_switch'.",
     )
-    trace_neighbors: int = Field(
-        20,
-        ge=2,
+    trace_penalty: float = Field(
+        3.0,
+        gt=0,
         description=(
-            "Neighbourhood size of the trace: around each baseline malignant cell, its nearest malignant cells of "
-            "both timepoints in the joint antigen-free space; baseline cells whose neighbourhood holds more "
-            "antigen-negative relapse cells than the patient-wide share weight the antigen model that decides "
-            "pre-existing vs downregulation."
+            "L2 penalty (scikit-learn's 1/C) of the trace's logistic regression, which contrasts antigen-negative "
+            "relapse cells with baseline malignant cells in the joint antigen-free space (components scaled to unit "
+            "root mean variance); its cross-fitted odds at each baseline cell weight the antigen model that decides "
+            "pre-existing vs downregulation. Larger: a smoother ratio."
         ),
     )
     bootstrap_mapping: bool = Field(

@@ -105,11 +105,11 @@ class _Data:
     ambient: float
     theta: float
     mu_ref: float
-    # the trace (None: no joint antigen-free space recorded): each original baseline cell's nearest cells of
-    # both timepoints, as positions in the original data (-1 pads; rows of relapse cells unused); each row's
-    # position in the original data; the original counts. Replicates share the original lists.
-    anc: np.ndarray | None = None
-    anc_r: np.ndarray | None = None
+    # the trace (None: no joint antigen-free space recorded): each original cell's coordinates in the joint
+    # antigen-free space and its confirmed copy-number subclone (None where it has none); each row's position
+    # in the original data; the original counts. Replicates share the original arrays.
+    zt: np.ndarray | None = None
+    tlab: np.ndarray | None = None
     orig: np.ndarray | None = None
     y0: np.ndarray | None = None
     s0: np.ndarray | None = None
@@ -119,8 +119,8 @@ class _Data:
         return _Data(
             self.y[pick], self.s[pick], self.tp[pick], sub, self.tprog[pick], self.ambient,
             self.theta, self.mu_ref,
-            anc=self.anc,
-            anc_r=self.anc_r,
+            zt=self.zt,
+            tlab=self.tlab,
             orig=None if self.orig is None else self.orig[pick],
             y0=self.y0, s0=self.s0,
         )  # fmt: skip
@@ -193,16 +193,19 @@ def _decide(d: _Data, P: dict[str, Any], *, interval: bool = True) -> dict[str, 
     )
     out["dim"] = dim
     neg_r = gr["pi"]
-    if not dim and neg_r < P["retained_max_negative"]:
+    # negative beyond the baseline's own negative fraction: a relapse no more negative than the baseline it
+    # came from has not escaped the antigen (real expressing populations hold some negative cells)
+    pi_base = float(gb["pi"])
+    if not dim and neg_r - pi_base < P["retained_max_negative"]:
         hi = gr["ci_high"] if interval else neg_r
-        if hi < P["max_uncertain_negative"]:
+        if hi - pi_base < P["max_uncertain_negative"]:
             out.update(
                 mechanism="antigen_retained",
                 rule="relapse_positive",
                 reason=(
                     f"relapse blasts express {_aname(P)}: {100 * neg_r:.1f} % negative "
-                    f"(95 % CI {100 * gr['ci_low']:.1f}–{100 * hi:.1f} %), expression at "
-                    f"{100 * gr['mu_ratio']:.0f} % of baseline"
+                    f"(95 % CI {100 * gr['ci_low']:.1f}–{100 * hi:.1f} %; baseline {100 * pi_base:.1f} %), "
+                    f"expression at {100 * gr['mu_ratio']:.0f} % of baseline"
                 ),
             )
         else:
@@ -347,7 +350,7 @@ def _decide(d: _Data, P: dict[str, Any], *, interval: bool = True) -> dict[str, 
                 f"{100 * shares[worst]:.0f} % {why}"
             ),
         )
-    if d.anc is not None:
+    if d.zt is not None:
         _decide_by_trace(d, P, out, gb=gb, gr=gr, dim=dim, interval=interval)
     return out
 
@@ -358,12 +361,13 @@ def _decide_by_trace(
     """Attribute the antigen-negative relapse cells through the baseline cells they resemble (the trace).
 
     Each relapse cell counts by its posterior probability of being negative (fully when the relapse is dim).
-    Around every baseline cell, the share of its ``trace_neighbors`` nearest cells of the joint antigen-free
-    graph that is negative relapse mass is compared with the patient-wide share; the squared excess weights
-    the baseline cell (:mod:`.._clones._trace`, differential abundance on neighbourhoods). The antigen model on the
-    baseline cells so weighted gives the share of the negative relapse population that grew from baseline
-    cells already negative (``pi_trace``, with its profile interval). No cluster boundary enters: a small
-    negative state inside a large positive subclone keeps its own neighbourhoods. The decision replaces the subclone routes' (kept in ``out`` as evidence):
+    Each baseline cell is weighted by the cross-fitted density ratio of negative relapse mass to baseline
+    cells at its place in the joint antigen-free space (:func:`.._clones.density_ratio`), capped so that no
+    cell stands for more than 1/``min_cells`` of the population (:func:`.._clones.cap_weights`). The antigen
+    model on the baseline cells so weighted gives the share of the negative relapse population that grew from
+    baseline cells already negative (``pi_trace``, with its profile interval). No cluster boundary enters: a
+    small negative state inside a large positive subclone keeps its own weight. The decision replaces the
+    subclone routes' (kept in ``out`` as evidence):
 
     - lower bound ≥ ``mixed_min_share`` and upper bound ≤ 1 − ``mixed_min_share`` (both routes carry weight)
       → mixed;
@@ -372,14 +376,16 @@ def _decide_by_trace(
       fraction) → pre-existing;
     - upper bound < ``downregulation_max_negative`` → downregulation (the stricter side: a wrong
       "downregulation" tells a clinician a baseline screen could not have seen the escape);
+    - ``pi_trace`` < 1 − ``min_call_share`` and even its upper bound gives those negatives less than
+      ``min_expansion_fold`` expansion over the baseline negative fraction → downregulation (ancestors partly
+      negative as the baseline at large was; existence is not expansion);
     - otherwise, or when the traced baseline cells are fewer than the antigen model's ``min_cells``
       (effective size), ``indeterminate`` with the detection limit.
     """
     from .._antigen import anchored_fit, negative_posterior
-    from .._clones import attribute, neighbourhood_shares
+    from .._clones import cap_weights, density_ratio
 
     b, r = d.tp == 0, d.tp == 1
-    k = int(P["trace_neighbors"])
     if dim:
         mass = np.ones(int(r.sum()))
     else:
@@ -387,27 +393,20 @@ def _decide_by_trace(
             d.y[r], d.s[r], pi=gr["pi"], mu_ref=d.mu_ref, ambient=d.ambient, theta=d.theta
         )
     n0 = d.y0.size
-    drawn = np.bincount(d.orig, minlength=n0)
-    # negative relapse mass per copy of each original cell (baseline cells carry none)
-    per_copy = np.bincount(d.orig[r], weights=mass, minlength=n0) / np.maximum(drawn, 1)
-    centres = np.unique(d.orig[b])
-    share = neighbourhood_shares(d.anc[centres], per_copy, k, drawn=drawn)
-    # under no differential expansion every neighbourhood holds the patient-wide share
-    expected = float(mass.sum()) / max(int(b.sum() + r.sum()), 1)
-    # squared: the core of an expanding state outweighs its border, where positive cells share neighbours
-    # with it
-    excess = np.maximum(share - expected, 0.0) ** 2
-    mean_excess = float(drawn[centres] @ excess) / max(int(drawn[centres].sum()), 1)
-    # 1 + relative expansion: a relapse cell beside an expanded state gives its mass to that state rather than
-    # to the positive cells at its border; without expansion anywhere the mass is shared evenly
-    affinity = np.zeros(n0)
-    affinity[centres] = 1.0 + (excess / mean_excess if mean_excess > 0 else 0.0)
-    # every negative relapse cell's mass goes to its nearest drawn baseline cells, drawn to the expanded ones
-    received = attribute(d.anc_r[d.orig[r]], mass, k, affinity, drawn=drawn)
+    # per original cell: its copies as a baseline cell, and the negative relapse mass of its copies
+    copies_b = np.bincount(d.orig[b], minlength=n0).astype(float)
+    mass_r = np.bincount(d.orig[r], weights=mass, minlength=n0)
+    odds = density_ratio(
+        d.zt, copies_b, mass_r, penalty=P["trace_penalty"], labels=d.tlab, seed=P["seed"]
+    )
+    centres = np.flatnonzero(copies_b > 0)
     # one row per drawn copy, as the replicate holds them (weights of copies, not of positions, set the
     # effective size)
-    copies = np.repeat(centres, drawn[centres])
-    w = np.repeat(received[centres] / drawn[centres], drawn[centres])
+    copies = np.repeat(centres, copies_b[centres].astype(int))
+    # a linear log-ratio keeps growing along its direction, so a few cells at the far edge of a state would
+    # stand for all of it: no baseline cell stands for more than 1/min_cells of the negative relapse
+    # population (the antigen model's floor), so the trace never rests on fewer cells than that
+    w = cap_weights(np.nan_to_num(odds[copies], nan=0.0), int(P["min_cells"]))
     fit = anchored_fit(
         d.y0[copies], d.s0[copies], weights=w, mu_ref=d.mu_ref, ambient=d.ambient, theta=d.theta,
         alpha=P["alpha"], interval=interval,
@@ -419,11 +418,14 @@ def _decide_by_trace(
     negative_mass = float(mass.sum())
     pi_b = float(gb["pi"])
     # the relapse share of negatives with negative ancestors, against the baseline's negative share
-    fold = (pi * negative_mass / max(n_r, 1)) / max(pi_b, 0.5 / max(n_b, 1))
+    floor_b = max(pi_b, 0.5 / max(n_b, 1))
+    fold = (pi * negative_mass / max(n_r, 1)) / floor_b
+    # the most those negatives can have expanded (upper end of pi_trace)
+    fold_high = (hi * negative_mass / max(n_r, 1)) / floor_b
     trace = {
         "pi": pi, "ci_low": lo, "ci_high": hi, "lrt_pvalue": fit["pval"], "n_effective": fit["n"],
-        "n_cells": int((received[centres] > 0).sum()), "negative_relapse_cells": negative_mass,
-        "expansion_fold": float(fold), "neighbors": k,
+        "n_cells": int(centres.size), "negative_relapse_cells": negative_mass,
+        "expansion_fold": float(fold), "expansion_fold_high": float(fold_high),
     }  # fmt: skip
     out["trace"] = trace
     a = _aname(P)
@@ -456,6 +458,16 @@ def _decide_by_trace(
             "antigen_downregulation",
             "trace_positive_ancestors",
             f"{described}: they lost {a} ({'dim' if dim else 'negative'} at relapse)",
+        )
+    elif pi < 1 - P["min_call_share"] and fold_high < P["min_expansion_fold"]:
+        # ancestors partly negative, as the baseline at large was: those already negative did not expand
+        # (existence is not expansion), and most of the negative relapse cells descend from positive ones
+        call = (
+            "antigen_downregulation",
+            "trace_negatives_not_expanded",
+            f"{described}, no more than the baseline's {100 * pi_b:.0f} %: the already-negative cells among them "
+            f"did not expand (at most {fold_high:.1f}-fold), the rest lost {a} "
+            f"({'dim' if dim else 'negative'} at relapse)",
         )
     else:
         call = (
@@ -542,7 +554,7 @@ def classify_relapse(
     dim_max_ratio: float = _CP.dim_max_ratio,
     max_uncertain_negative: float = _CP.max_uncertain_negative,
     lineage_max_ratio: float = _CP.lineage_max_ratio,
-    trace_neighbors: int = _CP.trace_neighbors,
+    trace_penalty: float = _CP.trace_penalty,
     bootstrap_mapping: bool = _CP.bootstrap_mapping,
     seed: int = 0,
     key_added: str = "classify",
@@ -555,17 +567,21 @@ def classify_relapse(
        model's ``min_cells`` at a timepoint) → ``indeterminate``;
     2. relapse blasts whose T-lineage program is below ``lineage_max_ratio`` of baseline blasts' →
        ``lineage_switch`` (they are clone-linked: called malignant from CNV/TCR evidence, never the antigen);
-    3. relapse negative fraction below ``retained_max_negative`` and expression not dim → ``antigen_retained``
-       (``indeterminate`` when the upper bound still exceeds ``max_uncertain_negative``: low depth);
+    3. relapse negative fraction less than ``retained_max_negative`` above the baseline's and expression not
+       dim → ``antigen_retained`` (``indeterminate`` when the upper bound still exceeds the baseline's by
+       ``max_uncertain_negative``: low depth);
     4. otherwise, where did the antigen-negative relapse population grow? **The trace** (docs/method.md#the-trace):
-       around each baseline malignant cell, the share of its ``trace_neighbors`` nearest cells of the joint
-       antigen-free graph that is negative relapse mass, against the patient-wide share; the antigen model on
-       the baseline cells weighted by that (squared) excess gives ``pi_trace``, the share of the negative
-       relapse population that grew from baseline cells already negative. Lower bound ≥ ``mixed_min_share`` and
-       upper bound ≤ 1 − ``mixed_min_share`` → ``mixed``; ``pi_trace`` ≥ ``preexisting_min_negative`` with its
+       each baseline malignant cell is weighted by the density ratio of negative relapse mass to baseline cells
+       at its place in the joint antigen-free space (cross-fitted logistic regression, ``trace_penalty``;
+       capped so that the weight rests on at least the antigen model's ``min_cells``); the antigen model on
+       the baseline cells so weighted gives ``pi_trace``, the share of the negative relapse population that
+       grew from baseline cells already negative. Lower bound ≥ ``mixed_min_share`` and upper bound ≤
+       1 − ``mixed_min_share`` and expanded → ``mixed``; ``pi_trace`` ≥ ``preexisting_min_negative`` with its
        lower bound ≥ ``mixed_min_share`` and that negative state expanded ≥ ``min_expansion_fold`` →
-       ``preexisting_negative_clone``; upper bound < ``downregulation_max_negative`` →
-       ``antigen_downregulation``; else ``indeterminate`` with the detection limit. **The subclone routes**
+       ``preexisting_negative_clone``; upper bound < ``downregulation_max_negative``, or ``pi_trace`` <
+       1 − ``min_call_share`` with even its upper bound giving less than ``min_expansion_fold`` expansion of
+       those negatives → ``antigen_downregulation``; else ``indeterminate`` with the detection limit.
+       **The subclone routes**
        (each mapped baseline subclone's baseline negative fraction, expansion and share of the relapse
        negatives; ``min_call_share`` of them for a call) are the second link: a trace downregulation against a
        subclone pre-existing/mixed call is ``indeterminate``; a trace whose few baseline cells are mostly
@@ -603,8 +619,8 @@ def classify_relapse(
         A relapse whose negative fraction may exceed this is not called ``antigen_retained``.
     lineage_max_ratio
         Relapse T-lineage program below this fraction of the baseline's is ``lineage_switch``.
-    trace_neighbors
-        Neighbourhood size of the trace.
+    trace_penalty
+        L2 penalty of the trace's logistic regression (scikit-learn's ``1 / C``).
     bootstrap_mapping
         Replicates also redraw each relapse cell's subclone link with probability its mapping confidence.
     seed
@@ -634,7 +650,7 @@ def classify_relapse(
         "dim_max_ratio": float(dim_max_ratio),
         "max_uncertain_negative": float(max_uncertain_negative),
         "lineage_max_ratio": float(lineage_max_ratio),
-        "trace_neighbors": int(trace_neighbors),
+        "trace_penalty": float(trace_penalty),
         "bootstrap_mapping": bool(bootstrap_mapping),
         "seed": int(seed),
     }
@@ -683,9 +699,9 @@ def classify_relapse(
         y=y_all[cells], s=s_all[cells], tp=rt[cells].astype(int), sub=sub, tprog=tprog,
         ambient=ambient, theta=theta, mu_ref=mu_ref,
     )  # fmt: skip
-    lists = _trace_lists(adata, cells, rt[cells], k=P["trace_neighbors"], seed=seed)
-    if lists is not None:
-        d.anc, d.anc_r = lists
+    space = _trace_space(adata, cells)
+    if space is not None:
+        d.zt, d.tlab = space
         d.orig, d.y0, d.s0 = np.arange(cells.size), d.y, d.s
 
     with timed("classify_relapse: decision"):
@@ -780,45 +796,28 @@ def classify_relapse(
     return call
 
 
-def _trace_lists(
-    adata, cells: np.ndarray, relapse: np.ndarray, *, k: int, seed: int
-) -> tuple[np.ndarray, np.ndarray] | None:
-    """The trace's neighbour lists over the rows of ``cells``, in the joint antigen-free space.
+def _trace_space(adata, cells: np.ndarray) -> tuple[np.ndarray, np.ndarray | None] | None:
+    """The trace's coordinates of ``cells`` in the joint antigen-free space, and their clone labels.
 
-    Two arrays of positions (``-1`` pads): per baseline row its nearest rows of both timepoints (its
-    neighbourhood), per relapse row its nearest baseline rows. None when :func:`cd7escape.tl.subclones`
-    recorded no space (the subclone routes then decide alone). Confirmed copy-number subclones keep both
-    within one subclone.
+    None when :func:`cd7escape.tl.subclones` recorded no space (the subclone routes then decide alone). The
+    labels are the confirmed copy-number subclones (None for a cell outside them; None for all when there
+    are none). Cells without coordinates (non-finite) get the mean of the others: they then weigh like an
+    average baseline cell.
     """
-    from .._clones import neighbourhood_lists
-
     key = "X_clone_trace"
     if key not in adata.obsm:
         return None
-    z = np.asarray(adata.obsm[key], dtype=np.float32)[cells]
+    z = np.asarray(adata.obsm[key], dtype=np.float64)[cells]
     ok = np.isfinite(z).all(axis=1)
-    rows = np.flatnonzero(ok)
-    b_rows = np.flatnonzero(~relapse[rows])
-    r_rows = np.flatnonzero(relapse[rows])
-    if b_rows.size < 2 or r_rows.size == 0:
+    if ok.sum() < 2:
         return None
+    z[~ok] = z[ok].mean(axis=0)
     confirmed = adata.uns.get(NS, {}).get("subclones", {}).get("cnv_confirmed", [])
     labels = None
     if "cnv_subclone" in adata.obs and len(confirmed):
-        cnv = adata.obs["cnv_subclone"].astype(object).to_numpy()[cells][rows]
+        cnv = adata.obs["cnv_subclone"].astype(object).to_numpy()[cells]
         labels = np.where(np.isin(cnv.astype(str), [str(c) for c in confirmed]), cnv, None)
-    zr = z[rows]
-    hoods = neighbourhood_lists(zr, b_rows, k, labels=labels, seed=seed)
-    # relapse cells among baseline cells only: the same search on the baseline rows
-    ancestors = neighbourhood_lists(
-        zr[b_rows], np.arange(b_rows.size), k, labels=None if labels is None else labels[b_rows],
-        seed=seed, query=zr[r_rows], query_labels=None if labels is None else labels[r_rows],
-    )  # fmt: skip
-    out_b = np.full((cells.size, hoods.shape[1]), -1, dtype=np.int64)
-    out_b[rows[b_rows]] = np.where(hoods >= 0, rows[np.maximum(hoods, 0)], -1)
-    out_r = np.full((cells.size, ancestors.shape[1]), -1, dtype=np.int64)
-    out_r[rows[r_rows]] = np.where(ancestors >= 0, rows[b_rows][np.maximum(ancestors, 0)], -1)
-    return out_b, out_r
+    return z, labels
 
 
 def _replicate_calls(d: _Data, draws: list, P: dict[str, Any]) -> list[str]:

@@ -1,18 +1,21 @@
 """Tracing relapse cells back to the baseline cells they resemble, without a clustering resolution.
 
 A subclone partition answers "which cluster does this relapse cell belong to?", and a small antigen-negative
-state merged into a larger positive cluster disappears in the answer. The trace asks the finer question with
-neighbourhoods of the joint antigen-free graph of baseline and relapse malignant cells (the idea of Milo,
-Dann et al. 2022): around every baseline cell, the share of its ``k`` nearest cells that are antigen-negative
-relapse cells. Where that share exceeds the patient-wide share, the baseline cell's state is where the
-negative relapse population grew; the excess weights the baseline cell. The antigen model on the baseline
-cells, so weighted (:func:`cd7escape.tl._antigen.anchored_fit`), says whether the baseline cells that look
-like the negative relapse were already negative. Confirmed copy-number subclones keep neighbourhoods within
-one subclone (an independent clone link).
+state merged into a larger positive cluster disappears in the answer. The trace asks instead, for every
+baseline malignant cell, how much more of the antigen-negative relapse population lies where it lies than
+baseline cells do: the density ratio of negative relapse mass to baseline cells in the joint antigen-free
+space of both timepoints. Under selection the ancestors of the negative relapse cells are the baseline cells
+weighted by that ratio (importance weights), and the antigen model on the baseline cells so weighted
+(:func:`cd7escape.tl._antigen.anchored_fit`) says whether those ancestors were already negative.
 
-The neighbour lists are kept longer than ``k`` so that a bootstrap replicate, which draws cells with
-replacement, takes each neighbourhood's ``k`` nearest *drawn* cells without a new search: the clone link is
-redone in every replicate.
+The ratio is estimated by probabilistic classification (Sugiyama, Suzuki & Kanamori 2012, ch. 4): an
+L2-penalised logistic regression separates baseline cells from negative relapse mass; its odds at a baseline
+cell, predicted by a model that did not see that cell (cross-fitting), is the cell's weight. On real data a
+small negative state overlaps larger positive ones in any few-component space, and a neighbourhood count
+(the idea of Milo) spreads the state's weight over its positive neighbours; the classifier's direction is
+chosen by the negative relapse cells themselves and keeps it on the state. Confirmed copy-number subclones
+enter as indicator features (an independent clone link). Every bootstrap replicate refits it on its drawn
+cells: the clone link is redone, not held fixed.
 """
 
 from __future__ import annotations
@@ -68,123 +71,108 @@ def joint_space(
     return space.project(xb), space.project(xr)
 
 
-def neighbourhood_lists(
+def density_ratio(
     z: np.ndarray,
-    centres: np.ndarray,
-    k: int,
+    baseline: np.ndarray,
+    mass: np.ndarray,
     *,
+    penalty: float,
     labels: np.ndarray | None = None,
+    folds: int = 5,
+    max_fit: int = 20_000,
     seed: int = 0,
-    query: np.ndarray | None = None,
-    query_labels: np.ndarray | None = None,
 ) -> np.ndarray:
-    """The nearest rows of ``z`` (nearest first, a centre itself included) of each centre or query point.
+    """Cross-fitted odds of "negative relapse mass rather than baseline cell" at every baseline point.
 
     Parameters
     ----------
     z
-        Coordinates of the cells to search among.
-    centres
-        Rows of ``z`` whose neighbourhoods are wanted (ignored when ``query`` is given).
-    k
-        Neighbourhood size; ``LIST_FACTOR * k`` neighbours are listed (``-1`` pads short lists).
-    labels
-        Optional clone label per row of ``z`` (a confirmed copy-number subclone, None otherwise). A point with
-        a label gets neighbours of that label only, when the label has at least ``k`` cells.
-    seed
-        Seed of the approximate search on large data.
-    query, query_labels
-        Points (and their labels) to find neighbours for instead of the centres.
-    """
-    from ...pp._knn import nearest_neighbors
-
-    points = z[centres] if query is None else query
-    plabels = None
-    if labels is not None:
-        plabels = labels[centres] if query is None else query_labels
-    width = LIST_FACTOR * k
-    out = np.full((points.shape[0], width), -1, dtype=np.int64)
-    if points.shape[0] == 0 or z.shape[0] == 0:
-        return out
-
-    def clean(values) -> np.ndarray:
-        return np.array([None if v is None or v != v else str(v) for v in values], dtype=object)
-
-    groups: list[tuple[np.ndarray, np.ndarray]] = []
-    rest = np.ones(points.shape[0], dtype=bool)
-    if labels is not None and plabels is not None:
-        lab, plab = clean(labels), clean(plabels)
-        for label in sorted({v for v in plab if v is not None}):
-            members = np.flatnonzero(lab == label)
-            mine = np.flatnonzero(rest & (plab == label))
-            if mine.size and members.size >= k:
-                groups.append((members, mine))
-                rest[mine] = False
-    groups.append((np.arange(z.shape[0]), np.flatnonzero(rest)))
-    for members, mine in groups:
-        if mine.size == 0:
-            continue
-        m = min(width, members.size)
-        _, idx = nearest_neighbors(
-            np.ascontiguousarray(z[members], dtype=np.float32),
-            m,
-            query=np.ascontiguousarray(points[mine], dtype=np.float32),
-            seed=seed,
-        )
-        out[mine, :m] = members[idx[:, :m]]
-    return out
-
-
-def neighbourhood_shares(
-    lists: np.ndarray, value: np.ndarray, k: int, drawn: np.ndarray | None = None
-) -> np.ndarray:
-    """Mean ``value`` over the ``k`` nearest (drawn) cells of each neighbourhood.
-
-    With ``drawn`` (copies of each cell in a bootstrap replicate) the ``k`` places go to the nearest drawn
-    cells, a cell drawn twice taking two places, as two cells at one position would; ``value`` is per copy.
-    """
-    valid = lists >= 0
-    at = np.maximum(lists, 0)
-    copies = np.where(valid, 1, 0) if drawn is None else np.where(valid, drawn[at], 0)
-    before = np.cumsum(copies, axis=1) - copies
-    places = np.clip(k - before, 0, copies)
-    return (places * value[at]).sum(axis=1) / np.maximum(places.sum(axis=1), 1)
-
-
-def attribute(
-    lists: np.ndarray,
-    mass: np.ndarray,
-    k: int,
-    affinity: np.ndarray,
-    drawn: np.ndarray | None = None,
-) -> np.ndarray:
-    """Spread each relapse cell's ``mass`` over its ``k`` nearest (drawn) baseline cells by ``affinity``.
-
-    Parameters
-    ----------
-    lists
-        Per relapse cell, its nearest baseline cells as positions (nearest first, ``-1`` pads).
+        Coordinates of the distinct cells (one row each) in the joint antigen-free space.
+    baseline
+        Weight of each row as a baseline cell (its copies in a bootstrap replicate; 0 for relapse cells).
     mass
-        What each relapse cell carries (its posterior probability of being antigen-negative).
-    k
-        Baseline cells sharing a relapse cell's mass.
-    affinity
-        Per position, how strongly a baseline cell draws the mass (1 + its neighbourhood's relative
-        expansion): the mass of a relapse cell next to an expanded state goes to that state, not to the
-        positive cells at its border; with no expansion anywhere it is shared evenly.
-    drawn
-        Copies of each position in a bootstrap replicate: the ``k`` places go to the nearest drawn copies.
+        Weight of each row as a negative relapse cell (its negative posterior times its copies; 0 for
+        baseline cells).
+    penalty
+        L2 penalty on the coefficients against the weighted sum of the log-losses (scikit-learn's ``1 / C``):
+        the larger, the smoother the log ratio; its weight falls as cells are added.
+    labels
+        Optional clone label per row (a confirmed copy-number subclone, None otherwise), given to the
+        classifier as indicator features.
+    folds
+        Each row's odds come from a model fit without the rows of its fold, so that a baseline cell does not
+        weight itself by having been learnt as a baseline cell.
+    max_fit
+        At most this many rows of each class fit a fold's model (a seeded draw); all rows are predicted.
+    seed
+        Seed of the fold assignment and of the draw.
 
     Returns
     -------
-    The mass received per position (all its copies together); it sums to the mass of the relapse cells
-    that have a baseline cell in reach.
+    Odds per row (``nan`` where ``baseline`` is 0); proportional to the density ratio of negative relapse
+    mass to baseline cells.
     """
-    valid = lists >= 0
-    at = np.maximum(lists, 0)
-    copies = np.where(valid, 1, 0) if drawn is None else np.where(valid, drawn[at], 0)
-    before = np.cumsum(copies, axis=1) - copies
-    places = np.clip(k - before, 0, copies) * affinity[at]
-    total = places.sum(axis=1)
-    share = places * (mass / np.where(total > 0, total, 1.0))[:, None]
-    return np.bincount(at.ravel(), weights=share.ravel(), minlength=affinity.size)
+    from sklearn.linear_model import LogisticRegression
+
+    z = np.asarray(z, dtype=np.float64)
+    # one scale for all components (their root mean variance), so that the penalty means the same on any
+    # space while minor components keep their smaller spread (and so their stronger shrinkage)
+    z = z - z.mean(axis=0)
+    rms = float(np.sqrt(np.mean(z.var(axis=0)))) if z.size else 1.0
+    z = z / (rms if rms > 0 else 1.0)
+    if labels is not None:
+        names = sorted({str(v) for v in labels if v is not None and v == v})
+        if names:
+            ind = np.stack([np.array([str(v) == n for v in labels], float) for n in names], axis=1)
+            z = np.hstack([z, ind])
+    out = np.full(z.shape[0], np.nan)
+    rows_b = np.flatnonzero(baseline > 0)
+    rows_r = np.flatnonzero(mass > 0)
+    if rows_b.size == 0:
+        return out
+    if rows_r.size == 0 or mass.sum() <= 0:
+        out[rows_b] = 1.0
+        return out
+    rng = np.random.default_rng(seed)
+    # the fold of a row depends on the row alone: copies of a cell in a replicate share it
+    fold = np.random.default_rng(seed).permutation(z.shape[0]) % max(folds, 2)
+    for f in range(max(folds, 2)):
+        fit_b, fit_r = rows_b[fold[rows_b] != f], rows_r[fold[rows_r] != f]
+        if fit_b.size > max_fit:
+            fit_b = np.sort(rng.choice(fit_b, max_fit, replace=False))
+        if fit_r.size > max_fit:
+            fit_r = np.sort(rng.choice(fit_r, max_fit, replace=False))
+        pred = rows_b[fold[rows_b] == f]
+        if pred.size == 0:
+            continue
+        if fit_r.size == 0 or fit_b.size == 0:
+            out[pred] = 1.0
+            continue
+        x = np.vstack([z[fit_b], z[fit_r]])
+        yb = np.r_[np.zeros(fit_b.size), np.ones(fit_r.size)]
+        w = np.r_[baseline[fit_b], mass[fit_r]].astype(float)
+        model = LogisticRegression(C=1.0 / penalty, max_iter=1000)
+        model.fit(x, yb, sample_weight=w)
+        out[pred] = np.exp(np.clip(model.decision_function(z[pred]), -50, 50))
+    return out
+
+
+def cap_weights(w: np.ndarray, min_cells: int) -> np.ndarray:
+    """``min(w, t)`` with the level ``t`` at which no weight exceeds ``1 / min_cells`` of the total.
+
+    ``t`` solves ``sum(min(w, t)) = min_cells · t`` (water-filling): the capped weights hold at least
+    ``min_cells`` cells' worth. Weights already spread over that many cells are returned unchanged.
+    """
+    w = np.asarray(w, dtype=float)
+    m = max(int(min_cells), 1)
+    pos = np.sort(w[w > 0])[::-1]
+    if pos.size <= m:
+        return np.where(w > 0, 1.0, 0.0)
+    # with the j largest capped, t = (sum of the others) / (m - j); the j that keeps pos[j] <= t <= pos[j-1]
+    # exists and is unique (sum(min(w, t)) - m t is concave, rising at 0, falling beyond max(w))
+    rest = np.cumsum(pos[::-1])[::-1]  # rest[j] = sum(pos[j:])
+    for j in range(m):
+        t = rest[j] / (m - j)
+        if pos[j] <= t and (j == 0 or t <= pos[j - 1]):
+            return np.minimum(w, t)
+    raise AssertionError("water-filling level not found")  # pragma: no cover
