@@ -17,7 +17,15 @@ from ..._uns import record
 from ._blast_program import blast_evidence, blast_score, program_llr
 from ._car import detect_car, find_car_feature
 from ._cell_types import NON_T, assign_lineage, lineage_scores, t_transcripts
-from ._cnv import clone_copy_number, cnv_llr, cnv_subclones, gene_positions_frame, infer_cnv
+from ._cnv import (
+    clone_copy_number,
+    cnv_llr,
+    cnv_subclones,
+    gene_positions_frame,
+    infer_cnv,
+    positions_for,
+)
+from ._copy_number_llr import mixture_prior, segment_count_llr
 from ._tcr_evidence import clone_sizes, leukemic_by_copy_number, tcr_evidence
 
 _D = MalignantParams()
@@ -108,7 +116,14 @@ def call_malignant(
     from the clearly malignant and clearly normal T cells of the data (``obs['program_llr']``; only when
     those malignant cells carry the blast program, skipped when either class has < 30 cells), and a
     likelihood ratio of the cell's own copy number on the leukemic profile learnt the same way
-    (``obs['cnv_llr']``). A cell's own TCR counts again after smoothing. The logistic of the result is
+    (``obs['cnv_llr']``). Where a leukemic clonotype carries a copy-number change, that ratio is of the
+    cell's counts in the clonotype's altered regions carried by (nearly) all its cells: a negative binomial
+    at the cell's depth with the rates of the clonotype's cells (per Leiden cluster) and of T cells of a
+    normal genome (another clonotype, CAR-T cells); and a T cell whose TCR was not read (and no CAR) takes
+    as its neighbourhood the share of blasts among the unread T cells of its cluster and sample, learnt by
+    EM from their own ratios (``uns[...]['copy_number_regions']``, ``'unread_t_leukemic_share'``), not
+    the clonal make-up of the read ones (VDJ capture differs between blasts and normal T cells). A cell's
+    own TCR counts again after smoothing. The logistic of the result is
     ``malignant_score``; CAR-T (strong CAR signal) and donor cells are set to 0, user labels to 0/1. The
     antigen is in none of this.
 
@@ -463,16 +478,48 @@ def _call(
             is_t & ((prob > 0.9) | (tcr > 0)) & (tcr >= 0),
             is_t & ((prob < 0.1) | (tcr < 0) | car) & (tcr <= 0),  # CAR-T: a normal genome
         )
+    # Where a leukemic clonotype carries a copy-number change, a cell's own counts in its altered regions
+    # give a likelihood ratio, leukemic vs normal genome, with the rates of the clonotype's cells and of T
+    # cells of a normal genome (another clonotype, CAR-T cells) and a depth-aware negative binomial: this
+    # replaces the projection's ratio above.
+    count_llr, region_info = None, []
+    if has_clone and cnv_res is not None and cnv_clones and clone_segments is not None:
+        leukemic_segments = clone_segments[clone_segments["clone_id"].isin(cnv_clones)]
+        count_llr, region_info = segment_count_llr(
+            counts,
+            total,
+            adata.var.set_axis(var_names),
+            positions_for(adata.var.set_axis(var_names), table),
+            leukemic_segments,
+            tcr > 0,
+            is_t & ~not_t & (tcr <= 0) & ((tcr < 0) | car),
+            clusters=clusters,
+            antigen=antigen,
+        )
+        if count_llr is not None:
+            llr_cnv = count_llr
     if llr_cnv is not None:
         # read against normal T cells, a cell's own copy number is evidence for T cells only
         llr_cnv = np.where(not_t, 0.0, llr_cnv)
+    unread_share = None
     if llr is not None or llr_cnv is not None:
         own = np.clip(
             (llr if llr is not None else 0.0) + (llr_cnv if llr_cnv is not None else 0.0),
             -LLR_CLIP,
             LLR_CLIP,
         )
-        smoothed = np.where(is_t, np.clip(smoothed, -CONTEXT_CLIP, CONTEXT_CLIP) + own, smoothed)
+        context = np.clip(smoothed, -CONTEXT_CLIP, CONTEXT_CLIP)
+        if count_llr is not None:
+            # T cells whose TCR was not read (and no CAR): their neighbourhood is the share of blasts among
+            # the unread T cells of their cluster, learnt from those cells' own likelihood ratios (the share
+            # among the read ones is biased: VDJ capture differs between blasts and normal T cells)
+            unread = is_t & ~not_t & (tcr == 0) & ~car
+            prior = mixture_prior(own, unread, clusters, samples)
+            context = np.where(unread, prior, context)
+            unread_share = (
+                float(np.mean(1.0 / (1.0 + np.exp(-prior[unread])))) if unread.any() else None
+            )
+        smoothed = np.where(is_t, context + own, smoothed)
     # A cell's own TCR is its own: it counts again after smoothing (a T cell with a productive clonotype
     # other than the leukemic one is normal even when its neighbours are blasts).
     smoothed = np.where(tcr < 0, np.minimum(smoothed, logit) + W_TCR_OTHER_OWN, smoothed)
@@ -568,7 +615,10 @@ def _call(
             "llr_clip": LLR_CLIP,
             "program_llr": llr is not None,
             "cnv_llr": llr_cnv is not None,
+            "cnv_llr_from_counts": count_llr is not None,
         },
+        "copy_number_regions": pd.DataFrame(region_info).to_dict(orient="list"),
+        "unread_t_leukemic_share": unread_share,
     }
     if donor_info:
         results["donor"] = donor_info

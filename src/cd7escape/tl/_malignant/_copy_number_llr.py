@@ -1,0 +1,231 @@
+"""A cell's own copy number in the leukemic segments, as a likelihood ratio of its counts.
+
+For :func:`cd7escape.tl.call_malignant`, where a leukemic clonotype carries a copy-number change
+(:func:`~cd7escape.tl._malignant._cnv.clone_copy_number`): the leukemic blasts whose TCR was not read carry
+the same change. Per altered region, the counts of a cell in its expressed genes are, at the cell's depth,
+those of the leukemic clonotype's cells (rate ``p1``) or those of T cells of a normal genome (rate ``p0``:
+T cells with another productive clonotype, and CAR-T cells); a negative binomial with one dispersion per
+region, learnt from both classes, makes the log-likelihood ratio of the two (:func:`segment_count_llr`).
+Unlike a z of the cell's log ratio, it weighs a deep cell more than a shallow one, and a region by how much
+it changes.
+
+Which share of the T cells whose TCR was not read are blasts is not the share among those whose TCR was
+read (VDJ capture differs between blasts and normal T cells, between samples): it is learnt from the
+unread cells' own likelihood ratios, per Leiden cluster, shrunk towards all unread cells'
+(:func:`mixture_prior`).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import scipy.sparse as sp
+
+from ._cnv import select_genes
+
+MIN_CLASS_CELLS = 30  # cells of each class (leukemic clonotype, normal genome) to learn the rates
+MIN_REGION_UMIS = 200  # UMIs of a region summed over each class's cells for the region to be used
+PRIOR_CELLS = 20.0  # pseudo-cells of the all-unread share shrinking a cluster's share
+PRIOR_BOUNDS = (0.02, 0.98)  # a share of blasts among unread T cells is never taken as certain
+TRUNK_SHARE = (
+    0.8  # share of the leukemic clonotype's cells carrying a region's change for it to count
+)
+CLUSTER_PSEUDO_UMIS = 200.0  # a cluster's leukemic rate of a region is shrunk by this many UMIs
+
+
+def merge_segments(segments: pd.DataFrame) -> list[tuple[str, int, int, int]]:
+    """Overlapping segments of one sign (across clonotypes) merged: (chromosome, start, end, sign)."""
+    out: list[tuple[str, int, int, int]] = []
+    if segments is None or len(segments) == 0:
+        return out
+    frame = segments.assign(sign=np.sign(segments["log2_ratio"]).astype(int))
+    for (chrom, sign), part in frame.groupby(["chromosome", "sign"], sort=True):
+        part = part.sort_values("start")
+        cur_s, cur_e = None, None
+        for s, e in zip(part["start"].astype(int), part["end"].astype(int), strict=True):
+            if cur_s is None:
+                cur_s, cur_e = s, e
+            elif s <= cur_e:
+                cur_e = max(cur_e, e)
+            else:
+                out.append((str(chrom), cur_s, cur_e, int(sign)))
+                cur_s, cur_e = s, e
+        if cur_s is not None:
+            out.append((str(chrom), cur_s, cur_e, int(sign)))
+    return out
+
+
+def _nb_llr(y: np.ndarray, mu1: np.ndarray, mu0: np.ndarray, phi: float) -> np.ndarray:
+    """log NB(y; mu1, phi) - log NB(y; mu0, phi) (Poisson when phi = 0)."""
+    if phi <= 0:
+        return y * np.log(mu1 / mu0) - (mu1 - mu0)
+    r = 1.0 / phi
+    return y * np.log(mu1 / mu0) + (y + r) * np.log((mu0 + r) / (mu1 + r))
+
+
+def _dispersion(y: np.ndarray, mu: np.ndarray) -> float:
+    """Method-of-moments NB dispersion: excess variance over Poisson per squared mean."""
+    den = float(np.sum(mu**2))
+    if den <= 0:
+        return 0.0
+    return max(float(np.sum((y - mu) ** 2 - mu)) / den, 0.0)
+
+
+def segment_count_llr(
+    counts: sp.csr_matrix,
+    total: np.ndarray,
+    var: pd.DataFrame,
+    pos: pd.DataFrame,
+    segments: pd.DataFrame,
+    leukemic: np.ndarray,
+    normal: np.ndarray,
+    *,
+    clusters: np.ndarray | None = None,
+    antigen: str,
+) -> tuple[np.ndarray | None, list[dict]]:
+    """Per cell: log-likelihood ratio, leukemic vs normal genome, of its counts in the altered regions.
+
+    Parameters
+    ----------
+    counts
+        Raw counts, cells × all genes.
+    total
+        Library size per cell (without the antigen and the CAR).
+    var, pos
+        ``var`` indexed by gene name and the genes' positions (:func:`~._cnv.positions_for`).
+    segments
+        Altered segments of the leukemic clonotypes (``chromosome``, ``start``, ``end``, ``log2_ratio``);
+        overlapping ones of one sign are merged into regions.
+    leukemic, normal
+        Cells of the leukemic clonotype(s), and T cells of a normal genome (another productive clonotype,
+        CAR-T cells): the rates of each region are learnt from them.
+    antigen
+        Never among the genes.
+
+    Returns
+    -------
+    The per-cell ratio (natural log; summed over the regions whose rates differ in the segment's
+    direction and hold ≥ 200 UMIs in each class), or ``None`` when a class has fewer than 30 cells or no
+    region qualifies; and one dict per region (chromosome, start, end, sign, n_genes, rate_ratio,
+    dispersion, used).
+    """
+    info: list[dict] = []
+    if leukemic.sum() < MIN_CLASS_CELLS or normal.sum() < MIN_CLASS_CELLS:
+        return None, info
+    regions = merge_segments(segments)
+    if not regions:
+        return None, info
+    mean_counts = np.asarray(counts.sum(axis=0)).ravel() / max(counts.shape[0], 1)
+    genes = select_genes(var, pos, mean_counts, antigen, max_genes=None)
+    chrom = pos["chromosome"].to_numpy()[genes].astype(str)
+    start = pd.to_numeric(pos["start"].iloc[genes]).to_numpy()
+    x = sp.csr_matrix(counts)
+    inside = [(chrom == c) & (start >= s) & (start <= e) for c, s, e, _ in regions]
+    # a gene in a lost and a gained region (of different clonotypes) is left out of both
+    lost = np.any([m for m, r in zip(inside, regions, strict=True) if r[3] < 0] or [False], axis=0)
+    gained = np.any(
+        [m for m, r in zip(inside, regions, strict=True) if r[3] > 0] or [False], axis=0
+    )
+    ambiguous = lost & gained
+    llr = np.zeros(counts.shape[0])
+    used_any = False
+    for (c, s, e, sign), mask in zip(regions, inside, strict=True):
+        cols = genes[mask & ~ambiguous]
+        row = {"chromosome": c, "start": s, "end": e, "sign": sign, "n_genes": int(cols.size)}
+        row.update(rate_ratio=np.nan, leukemic_share=np.nan, dispersion=np.nan)
+        row["used"] = False
+        info.append(row)
+        if cols.size == 0:
+            continue
+        y = np.asarray(x[:, cols].sum(axis=1)).ravel().astype(np.float64)
+        y1, y0 = y[leukemic].sum(), y[normal].sum()
+        if min(y1, y0) < MIN_REGION_UMIS:
+            continue
+        p1 = y1 / max(total[leukemic].sum(), 1.0)
+        p0 = y0 / max(total[normal].sum(), 1.0)
+        ratio = p1 / p0
+        row["rate_ratio"] = float(ratio)
+        # the region counts only where the leukemic cells differ in the direction of the change
+        if np.sign(np.log(ratio)) != sign:
+            continue
+        # Rates per Leiden cluster: blasts of one subclone (phenotype) express a region's genes at their
+        # own level; a cluster's leukemic cells (their pooled counts, with 200 UMIs of the overall rate)
+        # give its leukemic rate, and that over the overall ratio its normal one.
+        p1_cell = np.full(counts.shape[0], p1)
+        if clusters is not None:
+            for c_ in pd.unique(clusters[leukemic]):
+                members = clusters == c_
+                y_c, t_c = y[members & leukemic].sum(), total[members & leukemic].sum()
+                p1_cell[members] = (y_c + CLUSTER_PSEUDO_UMIS) / (t_c + CLUSTER_PSEUDO_UMIS / p1)
+        mu1 = p1_cell * total
+        mu0 = mu1 / ratio
+        phi = _dispersion(y[normal], mu0[normal])
+        ok = total > 0
+        lr = np.zeros(counts.shape[0])
+        lr[ok] = _nb_llr(y[ok], mu1[ok], mu0[ok], phi)
+        # A change carried by a share of the leukemic clonotype's cells only (a subclone's; or a region
+        # where expression, not copy number, differs) does not tell blasts from normal T cells: a blast
+        # without it is a blast. Only the trunk's regions count.
+        share = _share(lr[leukemic & ok], 0.5, 0.0, 0.5, bounds=(0.0, 1.0))
+        row.update(dispersion=phi, leukemic_share=share)
+        if share < TRUNK_SHARE:
+            continue
+        row["used"] = True
+        used_any = True
+        llr += lr
+    return (llr if used_any else None), info
+
+
+def _share(
+    llr: np.ndarray,
+    prior: float,
+    weight: float,
+    start: float,
+    *,
+    bounds: tuple[float, float] = (0.02, 0.98),
+) -> float:
+    """EM for the share of cells of the first kind given each cell's likelihood ratio (a Beta-like pull
+    of ``weight`` pseudo-cells towards ``prior``), kept within ``bounds``."""
+    lo, hi = bounds
+    pi = float(np.clip(start, lo, hi))
+    ratio = np.exp(np.clip(llr, -30.0, 30.0))
+    for _ in range(200):
+        post = pi * ratio / (pi * ratio + 1.0 - pi)
+        new = float(np.clip((post.sum() + weight * prior) / (llr.size + weight), lo, hi))
+        if abs(new - pi) < 1e-6:
+            return new
+        pi = new
+    return pi
+
+
+def mixture_prior(
+    llr: np.ndarray,
+    cells: np.ndarray,
+    clusters: np.ndarray | None,
+    samples: np.ndarray | None = None,
+) -> np.ndarray:
+    """Per cell of ``cells``, the share of leukemic cells among them (log-odds), learnt by EM.
+
+    The share over all ``cells`` is the maximum-likelihood mixing weight of their likelihood ratios
+    (``llr``: leukemic vs normal); per Leiden cluster, the same among its ``cells``, shrunk towards it by
+    20 pseudo-cells; and per cluster and sample (CAR-T cells, whose CAR went undetected, are in the
+    samples after infusion only), shrunk towards the cluster's. Shares are kept within [0.02, 0.98].
+    NaN outside ``cells``.
+    """
+    out = np.full(llr.size, np.nan)
+    if not cells.any():
+        return out
+    overall = _share(llr[cells], 0.5, 0.0, 0.5, bounds=PRIOR_BOUNDS)
+    share = np.full(llr.size, overall)
+    levels = [lv for lv in (clusters, samples) if lv is not None]
+    groups = np.zeros(llr.size, dtype=object)
+    groups[:] = ""
+    for level in levels:
+        parent = share.copy()
+        groups = groups + "|" + np.asarray(level).astype(str)
+        for g in pd.unique(groups[cells]):
+            members = cells & (groups == g)
+            prior = float(parent[members][0])
+            share[members] = _share(llr[members], prior, PRIOR_CELLS, prior, bounds=PRIOR_BOUNDS)
+    out[cells] = np.log(share[cells] / (1.0 - share[cells]))
+    return out

@@ -1,0 +1,124 @@
+"""The per-cell copy-number likelihood ratio of call_malignant and the share of blasts among unread T cells."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+from scipy import sparse
+
+from cd7escape.tl._malignant._copy_number_llr import (
+    merge_segments,
+    mixture_prior,
+    segment_count_llr,
+)
+
+
+def _genome(rng, n_chrom: int = 4, per_chrom: int = 200):
+    names = [f"G{c}_{i}" for c in range(1, n_chrom + 1) for i in range(per_chrom)]
+    table = pd.DataFrame(
+        {
+            "chromosome": [f"chr{c}" for c in range(1, n_chrom + 1) for _ in range(per_chrom)],
+            "start": [1000 * (i + 1) for _ in range(n_chrom) for i in range(per_chrom)],
+            "end": [1000 * (i + 1) + 500 for _ in range(n_chrom) for i in range(per_chrom)],
+        },
+        index=pd.Index(names),
+    )
+    rate = rng.lognormal(0, 1, len(names))
+    return table, rate / rate.sum()
+
+
+def _cells(rng, rate, n, depth=1500.0):
+    lib = rng.lognormal(np.log(depth), 0.3, n)
+    return rng.poisson(rng.gamma(5.0, 0.2, (n, rate.size)) * rate * lib[:, None])
+
+
+def test_merge_segments_joins_overlaps_of_one_sign():
+    seg = pd.DataFrame(
+        {
+            "chromosome": ["chr1", "chr1", "chr1", "chr2"],
+            "start": [100, 150, 120, 10],
+            "end": [200, 300, 180, 50],
+            "log2_ratio": [-1.0, -0.9, 0.6, -1.0],
+        }
+    )
+    assert merge_segments(seg) == [
+        ("chr1", 100, 300, -1),
+        ("chr1", 120, 180, 1),
+        ("chr2", 10, 50, -1),
+    ]
+
+
+@pytest.fixture(scope="module")
+def loss_data():
+    rng = np.random.default_rng(3)
+    table, rate = _genome(rng)
+    trunk, sub = rate.copy(), rate.copy()
+    trunk[0:200] *= 0.5  # chr1 lost in every blast
+    sub[0:200] *= 0.5
+    sub[200:400] *= 0.5  # chr2 lost in a subclone (a fifth of the blasts)
+    parts = {
+        "leukemic": _cells(rng, trunk, 160),
+        "leukemic_sub": _cells(rng, sub, 40),
+        "normal": _cells(rng, rate, 120),
+        "unread_blast": _cells(rng, trunk, 200),
+        "unread_normal": _cells(rng, rate, 60),
+    }
+    counts = sparse.csr_matrix(np.vstack(list(parts.values())))
+    label = np.repeat(list(parts), [len(v) for v in parts.values()])
+    segments = pd.DataFrame(
+        {"clone_id": ["L", "L"], "chromosome": ["chr1", "chr2"], "start": [1000, 1000],
+         "end": [200500, 200500], "z": [-9.0, -5.0], "log2_ratio": [-1.0, -0.5]}
+    )  # fmt: skip
+    return counts, label, table, segments
+
+
+def test_segment_count_llr_separates_blasts_and_ignores_a_subclonal_region(loss_data):
+    counts, label, table, segments = loss_data
+    total = np.asarray(counts.sum(axis=1)).ravel().astype(float)
+    var = pd.DataFrame(index=table.index)
+    leukemic = np.isin(label, ["leukemic", "leukemic_sub"])
+    normal = label == "normal"
+    llr, info = segment_count_llr(
+        counts, total, var, table, segments, leukemic, normal, antigen="CD7"
+    )
+    regions = pd.DataFrame(info).set_index("chromosome")
+    assert regions.loc["chr1", "used"]
+    assert regions.loc["chr1", "leukemic_share"] > 0.9
+    # a change carried by a fifth of the clonotype's cells does not tell blasts from normal cells
+    assert not regions.loc["chr2", "used"]
+    assert np.median(llr[label == "unread_blast"]) > 2
+    assert np.median(llr[label == "unread_normal"]) < -2
+    assert (llr[label == "unread_blast"] > 0).mean() > 0.9
+    assert (llr[label == "unread_normal"] < 0).mean() > 0.9
+    # too few cells of a class: no ratio
+    none, _ = segment_count_llr(
+        counts, total, var, table, segments, leukemic, normal & (np.arange(label.size) < 220),
+        antigen="CD7",
+    )  # fmt: skip
+    assert none is None
+
+
+def test_mixture_prior_learns_the_share_of_blasts_from_the_unread_cells():
+    rng = np.random.default_rng(0)
+    # likelihood ratios of 300 blasts (+2 on average) and 100 normal cells (-2) in cluster a, and
+    # 20 blasts and 180 normal cells in cluster b
+    llr = np.concatenate(
+        [
+            rng.normal(2, 2, 300),
+            rng.normal(-2, 2, 100),
+            rng.normal(2, 2, 20),
+            rng.normal(-2, 2, 180),
+        ]
+    )
+    cells = np.ones(llr.size, dtype=bool)
+    clusters = np.repeat(["a", "b"], [400, 200])
+    prior = mixture_prior(llr, cells, clusters)
+    share = 1 / (1 + np.exp(-prior))
+    assert share[0] == pytest.approx(0.75, abs=0.08)
+    assert share[-1] == pytest.approx(0.1, abs=0.08)
+    # outside the cells: NaN; a cluster of few cells leans on the overall share
+    cells[:10] = False
+    prior = mixture_prior(llr, cells, clusters)
+    assert np.isnan(prior[:10]).all()
+    assert np.isfinite(prior[10:]).all()
