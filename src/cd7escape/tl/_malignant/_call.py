@@ -60,6 +60,8 @@ LEUKEMIC_PROFILE = ("consensus_projection", "clone_segments")
 MIN_NORMAL_T = 40
 # Cells with a blast program from which the leukemic CNV profile is learnt (as in infer_cnv).
 MIN_PRIOR_CELLS = 20
+# Share of a cluster's NK-lineage cells with a productive TCR that makes them T cells.
+NK_TCR_SHARE = 0.2
 # T cells of a cluster whose TCR was read that make its clonal make-up the context of its unread T cells.
 MIN_TYPED = 10
 
@@ -100,6 +102,9 @@ def call_malignant(
       (virus-specific, CAR-T) carries none. A clonotype that is a leukemic one read with fewer chains or
       another TRA is leukemic too. Cells of another productive clonotype count as normal; cells without a
       productive TCR get no TCR evidence.
+    - ``lineage``: by marker scores; an NK-scoring cell with a productive TCR, or in a Leiden cluster where
+      ≥ 20 % of the NK-scoring cells have one, is a T cell (NK cells carry no TCR; cytotoxic T cells and
+      blasts with few CD3 reads score as NK).
     - ``car_detected``: CAR transgene counts above ambient. CAR-T cells are class ``car_T``, never malignant.
     - ``donor`` (when ``obs['donor']`` exists): in a donor-derived product/transplant setting the leukemia is
       recipient-derived, so cells assigned to the donor are never malignant. The recipient label is
@@ -298,6 +303,16 @@ def _call(
     lineage = assign_lineage(
         scores, lambda v: 0.5 * smooth(v) + 0.5 * _cluster_mean(smooth(v), clusters)
     )
+    # NK cells carry no productive TCR: an NK-lineage cell with one, or in a Leiden cluster where a fifth
+    # or more of the NK-lineage cells have one, is a T cell (cytotoxic T cells, blasts too, with few CD3
+    # reads score as NK)
+    if "clone_id" in adata.obs and clusters is not None:
+        read = adata.obs["clone_id"].notna().to_numpy()
+        nk = lineage == "NK"
+        frame = pd.DataFrame({"c": clusters, "nk": nk, "read": nk & read}).groupby("c")
+        share = frame["read"].transform("sum") / frame["nk"].transform("sum").clip(lower=1)
+        to_t = nk & (read | (share.to_numpy() >= NK_TCR_SHARE))
+        lineage = np.where(to_t, "T", lineage).astype(object)
     t_like = lineage == "T"
     blast = blast_score(logx, var_names, antigen)
     blast_ev = blast_evidence(_cluster_mean(smooth(blast), clusters) * 0.5 + smooth(blast) * 0.5)
