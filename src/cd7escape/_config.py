@@ -71,6 +71,13 @@ class EmbedParams(_Section):
         100, ge=1, description="Upper bound on scVI epochs (early stopping usually ends sooner)."
     )
     scvi_n_latent: int = Field(20, ge=2, description="scVI latent dimensions.")
+    scvi_mode: Literal["query", "joint"] = Field(
+        "query",
+        description="With `integration: scvi`. query: an scVI reference of the baseline samples, the "
+        "relapse (and other) samples mapped onto it scArches-style, so a relapse-only state is not "
+        "integrated away (a patient with one timepoint gets the joint model); joint: one scVI model of "
+        "all samples.",
+    )
 
 
 class MalignantParams(_Section):
@@ -269,6 +276,11 @@ class SampleSpec(_Section):
     malignant_labels: str | None = None
     donor_assignment: str | None = None
     raw_path: str | None = None
+    cellranger: dict[str, str] | None = Field(
+        None,
+        description="Set by load_config, not by the sheet: when path is a Cell Ranger output folder, "
+        "that folder, its layout and the fields filled from it.",
+    )
 
 
 class Config(_Section):

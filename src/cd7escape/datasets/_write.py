@@ -35,6 +35,7 @@ def write_simulated(
     outdir: str | Path,
     *,
     fmt: Literal["h5", "h5ad", "mtx"] = "h5",
+    layout: Literal["files", "count", "multi"] = "files",
 ) -> Path:
     """Write a patient from :func:`simulate_patient` as per-sample input files and a sample sheet.
 
@@ -49,6 +50,16 @@ def write_simulated(
       ``uns['empty_droplets']``.
     - ``filtered_contig_annotations.csv``: the 10x VDJ contigs of the sample's cells.
 
+    With ``layout='count'`` or ``'multi'`` the same files sit where Cell Ranger puts them, and the
+    sheet's ``path`` names the run folder (``cd7escape`` finds the files in it):
+
+    - ``'count'``: ``<sample>/outs/filtered_feature_bc_matrix.h5`` (or ``…/filtered_feature_bc_matrix/``),
+      ``<sample>/outs/raw_feature_bc_matrix.h5``, and the contigs in a ``cellranger vdj`` run folder
+      ``<sample>_vdj/outs/filtered_contig_annotations.csv`` (the sheet's ``vdj`` names that folder).
+    - ``'multi'``: ``<sample>/outs/per_sample_outs/<sample>/count/sample_filtered_feature_bc_matrix.h5``,
+      ``<sample>/outs/per_sample_outs/<sample>/vdj_t/filtered_contig_annotations.csv`` and the raw
+      matrix ``<sample>/outs/multi/count/raw_feature_bc_matrix.h5`` (the sheet names the folder only).
+
     Plus ``<outdir>/samples.csv`` (columns ``patient, sample, timepoint, path, vdj, tissue,
     raw_path``; paths relative to the sheet) and the truth, kept apart from the inputs:
     ``<outdir>/truth/<patient>_cells.csv.gz`` (barcode, sample and the ``truth_*`` columns) and
@@ -62,6 +73,9 @@ def write_simulated(
         Folder to write into (created if needed; existing files of the same names are replaced).
     fmt
         Format of the count matrices: ``'h5'`` (10x HDF5), ``'h5ad'`` or ``'mtx'`` (10x matrix folder).
+    layout
+        ``'files'`` (one folder of files per sample), or a Cell Ranger output folder per sample:
+        ``'count'`` or ``'multi'`` (10x formats only).
 
     Returns
     -------
@@ -70,10 +84,21 @@ def write_simulated(
     Raises
     ------
     InputError
-        Unknown format, or data that do not come from :func:`simulate_patient`.
+        Unknown format or layout, an h5ad in a Cell Ranger layout, or data that do not come from
+        :func:`simulate_patient`.
     """
     if fmt not in ("h5", "h5ad", "mtx"):
         raise InputError.single(f"fmt must be 'h5', 'h5ad' or 'mtx', not {fmt!r}", field="fmt")
+    if layout not in ("files", "count", "multi"):
+        raise InputError.single(
+            f"layout must be 'files', 'count' or 'multi', not {layout!r}", field="layout"
+        )
+    if layout != "files" and fmt == "h5ad":
+        raise InputError.single(
+            "Cell Ranger writes 10x HDF5 or matrix folders, not h5ad: use fmt 'h5' or 'mtx' with "
+            f"layout {layout!r}",
+            field="layout",
+        )
     missing = [c for c in ("patient", "sample", "timepoint", "barcode") if c not in adata.obs]
     if missing or "counts" not in adata.layers:
         raise InputError.single(
@@ -91,6 +116,17 @@ def write_simulated(
         obs = adata.obs.iloc[sel]
         sdir = outdir / sample
         sdir.mkdir(exist_ok=True)
+        # where each file goes: the sample's folder, or Cell Ranger's places in it
+        mdir, filtered, rawdir, vdjdir = sdir, "filtered_feature_bc_matrix", sdir, sdir
+        if layout == "count":
+            mdir = rawdir = sdir / "outs"
+            vdjdir = outdir / f"{sample}_vdj" / "outs"
+        elif layout == "multi":
+            one = sdir / "outs" / "per_sample_outs" / sample
+            mdir, filtered = one / "count", "sample_filtered_feature_bc_matrix"
+            rawdir, vdjdir = sdir / "outs" / "multi" / "count", one / "vdj_t"
+        for d in {mdir, rawdir}:
+            d.mkdir(parents=True, exist_ok=True)
         X = counts[sel]
         barcodes = obs["barcode"].astype(str).to_numpy()
         prot = protein.iloc[sel] if protein is not None else None
@@ -101,10 +137,10 @@ def write_simulated(
             "tissue": str(obs["tissue"].iloc[0]) if "tissue" in obs else "",
         }
         if fmt == "h5":
-            path = sdir / "filtered_feature_bc_matrix.h5"
+            path = mdir / f"{filtered}.h5"
             _write_10x_h5(path, X, barcodes, adata.var, prot)
         elif fmt == "mtx":
-            path = sdir / "filtered_feature_bc_matrix"
+            path = mdir / filtered
             _write_mtx(path, X, barcodes, adata.var, prot)
         else:
             path = sdir / f"{sample}.h5ad"
@@ -120,7 +156,7 @@ def write_simulated(
         row["path"] = str(path.relative_to(outdir))
         if sample in empties:
             e = empties[sample]
-            raw = sdir / "raw_feature_bc_matrix.h5"
+            raw = rawdir / "raw_feature_bc_matrix.h5"
             e_prot = None
             if prot is not None:
                 e_prot = pd.DataFrame(np.asarray(e["protein"]), columns=prot.columns)
@@ -135,9 +171,19 @@ def write_simulated(
             row["raw_path"] = str(raw.relative_to(outdir))
         if contigs is not None and len(contigs):
             c = contigs[contigs["sample"].astype(str) == sample][CONTIG_COLUMNS]
-            vdj = sdir / "filtered_contig_annotations.csv"
+            vdjdir.mkdir(parents=True, exist_ok=True)
+            vdj = vdjdir / "filtered_contig_annotations.csv"
             c.to_csv(vdj, index=False)
             row["vdj"] = str(vdj.relative_to(outdir))
+        if layout == "count":  # the run folders, as a user's sheet names them
+            row["path"] = sample
+            if "vdj" in row:
+                row["vdj"] = f"{sample}_vdj"
+            row.pop("raw_path", None)
+        elif layout == "multi":
+            row["path"] = sample
+            row.pop("raw_path", None)
+            row.pop("vdj", None)
         rows.append(row)
     sheet = pd.DataFrame(rows)
     cols = [
@@ -148,7 +194,7 @@ def write_simulated(
     sheet_path = outdir / "samples.csv"
     sheet[cols].to_csv(sheet_path, index=False)
     _write_truth(adata, outdir)
-    logger.info("wrote %d samples (%s) and %s", len(rows), fmt, sheet_path)
+    logger.info("wrote %d samples (%s, layout %s) and %s", len(rows), fmt, layout, sheet_path)
     return sheet_path
 
 

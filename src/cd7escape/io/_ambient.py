@@ -17,7 +17,8 @@ EMPTY_MAX_UMIS = 100
 def ambient_profile(raw_path: str | Path, cell_barcodes, *, sample: str | None = None) -> dict:
     """Per-gene share of the UMIs in empty droplets.
 
-    Empty droplets are barcodes of the raw matrix that are not in ``cell_barcodes`` and have between
+    Empty droplets are barcodes of the raw matrix that are not in ``cell_barcodes`` (both compared in
+    the form :func:`~cd7escape.io._barcodes.normalize_barcodes` gives) and have between
     ``EMPTY_MIN_UMIS`` and ``EMPTY_MAX_UMIS`` gene-expression UMIs (the emptyDrops convention of
     ≤ 100 UMIs for the ambient pool).
 
@@ -48,7 +49,11 @@ def ambient_profile(raw_path: str | Path, cell_barcodes, *, sample: str | None =
     gex = np.flatnonzero(np.asarray(types) == GEX)
     matrix = matrix[:, gex]
     totals = np.asarray(matrix.sum(axis=1)).ravel()
-    is_cell = np.isin(barcodes.astype(str), np.asarray(list(cell_barcodes), dtype=str))
+    from ._barcodes import normalize_barcodes
+
+    # the raw matrix's barcodes in the form of the cells' (read_sample normalises those alike)
+    raw_barcodes = normalize_barcodes(barcodes, sample).to_numpy(dtype=str)
+    is_cell = np.isin(raw_barcodes, np.asarray(list(cell_barcodes), dtype=str))
     empty = (~is_cell) & (totals >= EMPTY_MIN_UMIS) & (totals <= EMPTY_MAX_UMIS)
     per_gene = np.asarray(matrix[empty].sum(axis=0)).ravel()
     n_umis = int(per_gene.sum())

@@ -105,6 +105,17 @@ def _load(path: Path) -> tuple[Config | None, list[SampleSpec], list[Problem]]:
         row = {k: v for k, v in row.items() if v is not None}
         sample = row.get("sample")
         label = f"{prefix} {i + 2}" if prefix == "sheet row" else f"samples[{i}]"
+        if "cellranger" in row:
+            problems.append(
+                Problem(
+                    "'cellranger' is set by cd7escape (the files found in a Cell Ranger folder); "
+                    "give the folder as path",
+                    field=f"{label}.cellranger",
+                    file=row_file,
+                    sample=sample,
+                )
+            )
+            row.pop("cellranger")
         if isinstance(row.get("timepoint"), str):
             row["timepoint"] = row["timepoint"].strip().lower()
         try:
@@ -144,7 +155,7 @@ def _load(path: Path) -> tuple[Config | None, list[SampleSpec], list[Problem]]:
                 continue
             updates[key] = _resolve(value, row_base)
         updates["path"] = _resolve(spec.path, row_base)
-        specs.append(spec.model_copy(update=updates))
+        specs.append(_cellranger_files(spec.model_copy(update=updates)))
     seen: dict[str, int] = {}
     for spec in specs:
         seen[spec.sample] = seen.get(spec.sample, 0) + 1
@@ -171,6 +182,17 @@ def _load(path: Path) -> tuple[Config | None, list[SampleSpec], list[Problem]]:
     if problems:
         return None, specs, problems
     return config, specs, problems
+
+
+def _cellranger_files(spec: SampleSpec) -> SampleSpec:
+    """A Cell Ranger folder's files in place of the folder; a folder that is not one stays as given
+    (validate_config and read_sample report it, with the other problems of the sample)."""
+    from ._cellranger import resolve_cellranger
+
+    try:
+        return resolve_cellranger(spec)
+    except InputError:
+        return spec
 
 
 @lru_cache(maxsize=1)

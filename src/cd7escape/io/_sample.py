@@ -13,6 +13,8 @@ from .._config import SampleSpec
 from .._errors import InputError, Problem
 from .._logging import logger
 from .._uns import NS
+from ._barcodes import match_barcodes, normalize_barcodes
+from ._cellranger import resolve_cellranger
 from ._features import match_features
 from ._sniff import sniff
 from ._text_files import as_bool, open_text
@@ -20,7 +22,6 @@ from ._text_files import as_bool, open_text
 if TYPE_CHECKING:
     from anndata import AnnData
 
-_SUFFIX = re.compile(r"-\d+$")
 _BARCODE_COLUMNS = ("barcode", "barcodes", "cell", "cell_id", "cellid", "BARCODE")
 _DONOR_COLUMNS = ("donor", "donor_id", "assignment", "best_singlet", "sample")
 
@@ -38,7 +39,9 @@ def read_sample(
     ----------
     spec
         A :class:`cd7escape._config.SampleSpec` whose paths are absolute (as :func:`load_config` makes
-        them). ``path`` may be a 10x HDF5, a 10x matrix folder or an h5ad (sniffed from the content).
+        them). ``path`` may be a 10x HDF5, a 10x matrix folder or an h5ad (sniffed from the content), or
+        a Cell Ranger ``count``/``multi`` output folder, whose filtered matrix, raw matrix and VDJ
+        contigs are taken where the sheet does not name them (:func:`find_cellranger_files`).
     antigen
         Gene symbol of the CAR target; its absence from the genes is an error (``None`` skips the check).
     car_feature
@@ -64,6 +67,12 @@ def read_sample(
         Unreadable or unsupported files, non-raw counts, duplicate barcodes, no cells, missing antigen,
         unreadable VDJ/labels/donor files.
     """
+    try:
+        spec = resolve_cellranger(spec)
+    except InputError as err:
+        for p in err.problems:
+            p.sample = p.sample or spec.sample
+        raise
     file = spec.path
     kind = sniff(file)
     where = {"sample": spec.sample, "file": file, "field": "path"}
@@ -78,7 +87,8 @@ def read_sample(
         raise
     if adata.n_obs == 0:
         raise InputError.single("no cells in the matrix (empty sample)", **where)
-    barcodes = pd.Index(adata.obs_names.astype(str))
+    # one form of the barcodes for the matrix and every file that lists them (VDJ, labels, donors, raw)
+    barcodes = normalize_barcodes(adata.obs_names, spec.sample)
     if barcodes.has_duplicates:
         dup = barcodes[barcodes.duplicated()].unique()
         raise InputError.single(
@@ -90,8 +100,6 @@ def read_sample(
         raise InputError.single(antigen_missing_message(antigen, adata.var_names), **where)
     warnings: list[Problem] = []
     prefix = f"{spec.sample}_"
-    if (barcodes.str.startswith(prefix)).all():
-        barcodes = pd.Index(barcodes.str.slice(len(prefix)))
     obs = adata.obs
     obs["barcode"] = barcodes.to_numpy()
     for key, value in (
@@ -171,21 +179,6 @@ def _read_counts(file: str, kind: str, *, counts_layer: bool = True):
     raise InputError.single(unrecognised(file), file=file, field="path")
 
 
-def match_barcodes(cell_barcodes: pd.Index, other: pd.Index) -> tuple[pd.Index, int]:
-    """Map ``other`` barcodes onto cell barcodes; falls back to ignoring a '-1' style suffix.
-
-    Returns the cell barcodes each ``other`` barcode corresponds to (NaN where none) and how many matched.
-    """
-    direct = other.isin(cell_barcodes)
-    if direct.any():
-        return pd.Index(np.where(direct, other, None)), int(direct.sum())
-    core_cells = pd.Series(cell_barcodes, index=cell_barcodes.str.replace(_SUFFIX, "", regex=True))
-    core_cells = core_cells[~core_cells.index.duplicated()]
-    core_other = other.str.replace(_SUFFIX, "", regex=True)
-    mapped = core_cells.reindex(core_other)
-    return pd.Index(mapped.to_numpy()), int(mapped.notna().sum())
-
-
 def _attach_vdj(adata, spec: SampleSpec, barcodes: pd.Index, warnings: list[Problem]) -> list[str]:
     from ._vdj import VDJ_COLUMNS, read_vdj
 
@@ -196,7 +189,7 @@ def _attach_vdj(adata, spec: SampleSpec, barcodes: pd.Index, warnings: list[Prob
             p.sample = spec.sample
         raise
     n_vdj = len(vdj)
-    target, n_match = match_barcodes(barcodes, pd.Index(vdj.index.astype(str)))
+    target, n_match = match_barcodes(barcodes, normalize_barcodes(vdj.index, spec.sample))
     vdj = vdj.set_axis(target)
     vdj = vdj[vdj.index.notna() & ~vdj.index.duplicated()]
     table = vdj.reindex(barcodes)
@@ -242,9 +235,7 @@ def _attach_labels(adata, spec: SampleSpec, barcodes: pd.Index, kind: str) -> No
     assert labels is not None
     where = {"sample": spec.sample, "field": "malignant_labels", "file": labels}
     if Path(labels).is_file():
-        listed = read_label_barcodes(labels, sample=spec.sample)
-        prefix = f"{spec.sample}_"
-        listed = pd.Index([b[len(prefix) :] if b.startswith(prefix) else b for b in listed])
+        listed = normalize_barcodes(read_label_barcodes(labels, sample=spec.sample), spec.sample)
         target, n_match = match_barcodes(barcodes, listed)
         if n_match == 0:
             raise InputError.single(
@@ -297,7 +288,7 @@ def read_donor_table(path: str, *, sample: str | None = None) -> pd.Series:
 def _attach_donor(adata, spec: SampleSpec, barcodes: pd.Index, warnings: list[Problem]) -> None:
     assert spec.donor_assignment is not None
     donors = read_donor_table(spec.donor_assignment, sample=spec.sample)
-    target, n_match = match_barcodes(barcodes, pd.Index(donors.index))
+    target, n_match = match_barcodes(barcodes, normalize_barcodes(donors.index, spec.sample))
     donors = donors.set_axis(target)
     donors = donors[donors.index.notna() & ~donors.index.duplicated()]
     if n_match == 0:

@@ -66,6 +66,7 @@ def validate_config(path: str | Path) -> tuple[Config | None, list[Problem]]:
                     protein_found |= antigen_protein in header.proteins
         checked = any(p.field == "path" for p in problems)
         problems += _gene_positions_problems(config, path)
+        problems += _integration_problems(config, path)
         if car_feature and not car_found and not _is_regex(car_feature):
             problems.append(
                 Problem(
@@ -171,6 +172,34 @@ def _gene_positions_problems(config: Config | None, path: Path) -> list[Problem]
     return []
 
 
+def _integration_problems(config: Config | None, path: Path) -> list[Problem]:
+    """``integration: scvi`` needs the scvi extra: looked up with find_spec (torch is not imported)."""
+    import importlib.util
+
+    integration = config.integration if config is not None else None
+    if config is None:
+        import yaml
+
+        try:
+            raw = yaml.safe_load(path.read_text(encoding="utf-8"))
+        except Exception:
+            raw = None
+        integration = raw.get("integration") if isinstance(raw, dict) else None
+    if integration != "scvi":
+        return []
+    missing = [name for name in ("scvi", "torch") if importlib.util.find_spec(name) is None]
+    if not missing:
+        return []
+    return [
+        Problem(
+            f"integration 'scvi' needs the scvi extra ({', '.join(missing)} not installed): "
+            "pip install 'cd7escape[scvi]' (or set integration: pca)",
+            field="integration",
+            file=str(path),
+        )
+    ]
+
+
 def _check_sample(spec: SampleSpec, *, antigen: str):
     try:
         return _check_sample_files(spec, antigen=antigen)
@@ -181,14 +210,21 @@ def _check_sample(spec: SampleSpec, *, antigen: str):
 
 
 def _check_sample_files(spec: SampleSpec, *, antigen: str):
+    from ._barcodes import match_barcodes, normalize_barcodes
+    from ._cellranger import resolve_cellranger
     from ._inspect import inspect_counts
-    from ._sample import match_barcodes, read_donor_table, read_label_barcodes
+    from ._sample import read_donor_table, read_label_barcodes
 
     sample = spec.sample
+    try:
+        spec = resolve_cellranger(spec)  # load_config did it already unless the folder is not one
+    except InputError as err:
+        return _own(err, sample), None
     header = inspect_counts(spec.path, sample=sample)
     problems = list(header.problems)
     fatal = header.kind in ("missing", "unknown") or (header.barcodes.empty and bool(problems))
-    barcodes = pd.Index(header.barcodes.astype(str))
+    # one form of the barcodes for the matrix and every file that lists them (as read_sample does)
+    barcodes = normalize_barcodes(header.barcodes, sample)
     if not fatal:
         if len(barcodes) == 0:
             problems.append(
@@ -215,9 +251,6 @@ def _check_sample_files(spec: SampleSpec, *, antigen: str):
                     file=spec.path,
                 )
             )
-    prefix = f"{sample}_"
-    if len(barcodes) and barcodes.str.startswith(prefix).all():
-        barcodes = pd.Index(barcodes.str.slice(len(prefix)))
 
     def no_match(listed: pd.Index) -> bool:
         return not fatal and len(barcodes) > 0 and match_barcodes(barcodes, listed)[1] == 0
@@ -243,7 +276,7 @@ def _check_sample_files(spec: SampleSpec, *, antigen: str):
                             file=spec.vdj,
                         ),
                     )
-                elif no_match(pd.Index(vdj.index.astype(str))):
+                elif no_match(normalize_barcodes(vdj.index, sample)):
                     problems.append(
                         Problem(
                             f"none of the {len(vdj)} VDJ barcodes matches a cell of the sample",
@@ -258,8 +291,7 @@ def _check_sample_files(spec: SampleSpec, *, antigen: str):
         labels = spec.malignant_labels
         if Path(labels).is_file():
             try:
-                listed = read_label_barcodes(labels, sample=sample)
-                listed = pd.Index([b[len(prefix) :] if b.startswith(prefix) else b for b in listed])
+                listed = normalize_barcodes(read_label_barcodes(labels, sample=sample), sample)
                 if len(listed) == 0:
                     problems.append(
                         Problem(
@@ -313,7 +345,7 @@ def _check_sample_files(spec: SampleSpec, *, antigen: str):
         else:
             try:
                 donors = read_donor_table(spec.donor_assignment, sample=sample)
-                if no_match(pd.Index(donors.index)):
+                if no_match(normalize_barcodes(donors.index, sample)):
                     problems.append(
                         Problem(
                             "no barcode of the donor assignment is a cell of the sample",
