@@ -92,6 +92,12 @@ def validate(
         _fail_input(InputError(problems), f"{config} is not valid")
     n_samples = len(cfg.samples)
     n_patients = len({s.patient for s in cfg.samples})
+    from .io._cellranger import describe_sources
+
+    for spec in cfg.samples:  # the files taken from Cell Ranger folders
+        line = describe_sources(spec)
+        if line:
+            typer.echo(line)
     typer.echo(
         f"{config}: valid ({n_patients} patient(s), {n_samples} sample(s), antigen {cfg.antigen})"
     )
