@@ -200,6 +200,88 @@ def test_a_lost_cache_in_the_middle_resumes_after_the_last_one(tmp_path, sheet, 
     assert "resuming after stage 'clones'" in _log(config)
 
 
+def _damage_truncate(path: Path) -> None:
+    data = path.read_bytes()
+    path.write_bytes(data[: len(data) // 3])
+
+
+def _damage_flip(path: Path) -> None:
+    """Same size, a few bytes changed in the middle: only the checksum tells."""
+    data = bytearray(path.read_bytes())
+    mid = len(data) // 2
+    data[mid : mid + 8] = bytes(b ^ 0xFF for b in data[mid : mid + 8])
+    path.write_bytes(bytes(data))
+
+
+def _damage_no_record(path: Path) -> None:
+    path.with_name(path.name + ".sha256").unlink()
+
+
+def _damage_unreadable_with_matching_record(path: Path) -> None:
+    """Garbage whose checksum record was rewritten to match: reading it fails, still no traceback."""
+    from cd7escape.pipeline._cache import file_digest, sidecar_path
+
+    path.write_bytes(b"\x89HDF\r\n\x1a\n" + bytes(range(256)) * 40)
+    sidecar_path(path).write_text(json.dumps(file_digest(path)))
+
+
+@pytest.mark.parametrize(
+    ("damage", "why"),
+    [
+        (_damage_truncate, "truncated or damaged"),
+        (_damage_flip, "checksum differs"),
+        (_damage_no_record, "checksum record is missing"),
+        (_damage_unreadable_with_matching_record, "cannot be read"),
+    ],
+)
+def test_a_damaged_cache_is_detected_and_recomputed(tmp_path, sheet, spy, damage, why):
+    config = _config(tmp_path, sheet)
+    _run_it(config, spy)
+    first = _result(config)
+    stages = config.parent / "out" / "P1" / "stages"
+    [classify] = stages.glob("*-classify-*.h5ad")
+    assert classify.with_name(classify.name + ".sha256").is_file()
+    damage(classify)
+    _run_it(config, spy)
+    log = _log(config)
+    assert "the cache of stage 'classify'" in log
+    assert why in log
+    assert "Traceback" not in log
+    assert spy.names == ["classify"]  # the stages before it came from their intact caches
+    assert "resuming after stage 'clones'" in log
+    assert _result(config) == first
+    from cd7escape.pipeline._cache import verify
+
+    [again] = stages.glob("*-classify-*.h5ad")
+    assert verify(again) is None  # rewritten with a new record
+
+
+def test_damage_in_several_caches_falls_back_to_the_last_intact_one(tmp_path, sheet, spy):
+    config = _config(tmp_path, sheet)
+    _run_it(config, spy)
+    stages = config.parent / "out" / "P1" / "stages"
+    for name in ("antigen", "clones", "classify"):
+        [path] = stages.glob(f"*-{name}-*.h5ad")
+        _damage_truncate(path)
+    _run_it(config, spy)
+    assert spy.names == ["antigen", "clones", "classify"]
+    assert "resuming after stage 'malignant'" in _log(config)
+    assert sorted(p.name.split("-")[1] for p in stages.glob("*.h5ad.sha256")) == sorted(
+        ["ingest", *NAMES]
+    )
+
+
+def test_every_cache_has_a_matching_checksum_record(tmp_path, sheet, spy):
+    from cd7escape.pipeline._cache import file_digest, sidecar_path
+
+    config = _config(tmp_path, sheet)
+    _run_it(config, spy)
+    caches = sorted((config.parent / "out" / "P1" / "stages").glob("*.h5ad"))
+    assert len(caches) == len(NAMES) + 1
+    for path in caches:
+        assert json.loads(sidecar_path(path).read_text()) == file_digest(path)
+
+
 # --- what the Stage records declare ------------------------------------------------------------------
 
 

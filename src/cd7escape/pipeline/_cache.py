@@ -1,4 +1,10 @@
-"""Stage outputs on disk, keyed by a hash of everything they depend on; written atomically (``_files``)."""
+"""Stage outputs on disk, keyed by a hash of everything they depend on; written atomically (``_files``).
+
+Each cache ``<nn>-<stage>-<key>.h5ad`` has a sidecar ``<nn>-<stage>-<key>.h5ad.sha256`` (JSON: size and
+SHA-256 of the file, written once the file is in place). A cache whose bytes do not match its sidecar, or
+that has none (a run killed between the two renames, a copy that lost it), or that cannot be read, is
+damaged: :func:`verify` says why, and the runner recomputes the stage with a warning.
+"""
 
 from __future__ import annotations
 
@@ -7,7 +13,10 @@ import json
 from pathlib import Path
 from typing import Any
 
-from .._files import atomic_write_h5ad
+from .._files import atomic_write_text, move_into_place, temporary_path
+
+#: Bytes read at a time when hashing a cache.
+_BLOCK = 1 << 20
 
 
 def stage_key(previous: str, name: str, params: dict[str, Any]) -> str:
@@ -37,7 +46,61 @@ def save_annotations(adata, path: Path) -> None:
         varm=dict(adata.varm),
         uns=dict(adata.uns),
     )
-    atomic_write_h5ad(shell, path, compression="none")
+    tmp = temporary_path(path)
+    try:
+        shell.write_h5ad(tmp)
+        digest = file_digest(tmp)
+        sidecar_path(path).unlink(missing_ok=True)  # never an old checksum beside a new file
+        move_into_place(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
+    atomic_write_text(sidecar_path(path), json.dumps(digest) + "\n")
+
+
+def sidecar_path(path: Path) -> Path:
+    """Where the size and checksum of the cache ``path`` are recorded."""
+    return path.with_name(path.name + ".sha256")
+
+
+def file_digest(path: Path) -> dict[str, Any]:
+    """``{'size': bytes, 'sha256': hex}`` of a file."""
+    h = hashlib.sha256()
+    with open(path, "rb") as fh:
+        while block := fh.read(_BLOCK):
+            h.update(block)
+    return {"size": Path(path).stat().st_size, "sha256": h.hexdigest()}
+
+
+def verify(path: Path) -> str | None:
+    """Why the cache ``path`` cannot be trusted (size or checksum differ from its record, or no
+    record), or None when it is intact."""
+    record = sidecar_path(path)
+    try:
+        expected = json.loads(record.read_text(encoding="utf-8"))
+        size, digest = int(expected["size"]), str(expected["sha256"])
+    except FileNotFoundError:
+        return "its checksum record is missing"
+    except (OSError, ValueError, KeyError, TypeError):
+        return "its checksum record is unreadable"
+    try:
+        actual_size = path.stat().st_size
+    except OSError as err:
+        return f"it cannot be read ({err.strerror or err})"
+    if actual_size != size:
+        return f"it has {actual_size} bytes where {size} were written (truncated or damaged)"
+    try:
+        actual = file_digest(path)["sha256"]
+    except OSError as err:
+        return f"it cannot be read ({err.strerror or err})"
+    if actual != digest:
+        return "its checksum differs from the one recorded when it was written (damaged)"
+    return None
+
+
+def discard(path: Path) -> None:
+    """Delete a cache and its checksum record."""
+    path.unlink(missing_ok=True)
+    sidecar_path(path).unlink(missing_ok=True)
 
 
 def restore(read_inputs, annotations_path: Path | None):
@@ -47,12 +110,21 @@ def restore(read_inputs, annotations_path: Path | None):
     cached copy would (the cache key holds each input file's size and modification time, so they are the
     same files), and writing that copy cost ~10 s and 1 GB per 100k cells.
     """
+    if annotations_path is None:
+        return read_inputs()
+    shell = read_annotations(annotations_path)
+    return attach_annotations(read_inputs(), shell)
+
+
+def read_annotations(annotations_path: Path):
+    """The annotations a stage cached (an AnnData without matrices); raises what reading raises."""
     import anndata as ad
 
-    adata = read_inputs()
-    if annotations_path is None:
-        return adata
-    shell = ad.read_h5ad(annotations_path)
+    return ad.read_h5ad(annotations_path)
+
+
+def attach_annotations(adata, shell):
+    """The inputs ``adata`` restricted to the cached cells, with the cached annotations and ``X``."""
     adata = adata[shell.obs_names].copy()
     adata.obs = shell.obs
     adata.var = shell.var

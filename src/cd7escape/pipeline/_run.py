@@ -18,7 +18,15 @@ from .._errors import InputError
 from .._files import atomic_write_text
 from .._logging import logger
 from .._version import __version__
-from ._cache import restore, save_annotations, stage_key
+from ._cache import (
+    attach_annotations,
+    discard,
+    read_annotations,
+    save_annotations,
+    stage_key,
+    verify,
+)
+from ._lock import acquire_all
 from ._stages import STAGES, Stage, ingest_params
 from ._umap_job import prepare_umap, start_umap
 
@@ -89,6 +97,8 @@ def run_config(
         raise InputError.single(
             f"cannot create the output folder ({why})", field="outdir", file=str(out)
         ) from None
+    # one run per patient folder at a time: a second run on the same outdir exits 2 naming the first
+    locks = acquire_all(out, patients)
     handler = _attach_log(out / "run.log")
     started = time.time()
     outcomes: list[PatientOutcome] = []
@@ -111,6 +121,8 @@ def run_config(
     finally:
         logger.removeHandler(handler)
         handler.close()
+        for lock in locks:
+            lock.release()
     return outcomes
 
 
@@ -151,6 +163,38 @@ def _plan(specs: list[SampleSpec], config: Config, pdir: Path) -> list[_Step]:
     return steps
 
 
+def _trusted_resume_point(steps: list[_Step], pid: str):
+    """:func:`_resume_point` over caches that pass :func:`~._cache.verify` and can be read.
+
+    A damaged cache (size or checksum not as written, no checksum record, unreadable) is deleted with a
+    warning and the one before it is tried: the stages after the last intact cache are recomputed.
+    Returns the steps done, the steps pending and the annotations of the last step done (None for
+    ingest, whose cache holds nothing the inputs do not).
+    """
+    while True:
+        done, pending = _resume_point(steps)
+        if not done:
+            return done, pending, None
+        last = done[-1]
+        why = verify(last.path)
+        shell = None
+        if why is None and last.stage is not None:
+            try:
+                shell = read_annotations(last.path)
+            except Exception as err:  # any reader failure means the same: do not trust it
+                why = f"it cannot be read ({type(err).__name__}: {err})"
+        if why is None:
+            return done, pending, shell
+        logger.warning(
+            "[%s] the cache of stage '%s' (%s) is damaged: %s; recomputing from there",
+            pid,
+            last.name,
+            last.path,
+            why,
+        )
+        discard(last.path)
+
+
 def _resume_point(steps: list[_Step]) -> tuple[list[_Step], list[_Step]]:
     """The steps up to the last one whose cache exists (none without the inputs' cache), and the rest."""
     if not steps[0].path.exists():
@@ -176,7 +220,7 @@ def _run_patient(
         _remove_temporary(pdir)
         if force:  # a --force run killed midway must not resume onto the caches it replaces
             for old in (pdir / "stages").glob("*.h5ad"):
-                old.unlink()
+                discard(old)
         from ..io import read_patient
 
         def read_inputs():
@@ -186,13 +230,14 @@ def _run_patient(
                 specs, antigen=config.antigen, car_feature=config.car_feature, counts_only=True
             )
 
-        done, pending = ([], steps) if force else _resume_point(steps)
+        done, pending, shell = ([], steps, None) if force else _trusted_resume_point(steps, pid)
         adata, last_saved = None, None
         if done:
             resumed = done[-1]
             last_saved = resumed.path
             # the ingest cache holds nothing the inputs do not: they are read again
-            adata = restore(read_inputs, None if resumed.stage is None else resumed.path)
+            adata = read_inputs() if shell is None else attach_annotations(read_inputs(), shell)
+            del shell
             logger.info("[%s] resuming after stage '%s' (%s)", pid, resumed.name, resumed.path.name)
             bar.advance(len(done), f"{pid}: resumed")
             umap = start_umap(adata, config)
@@ -337,7 +382,10 @@ def _remove_stale(folder: Path, steps: list[_Step]) -> None:
     for step in steps:
         for old in folder.glob(f"*-{step.name}-*.h5ad"):
             if old != step.path:
-                old.unlink()
+                discard(old)
+        for record in folder.glob(f"*-{step.name}-*.h5ad.sha256"):
+            if not record.with_suffix("").exists():  # its cache was lost
+                record.unlink(missing_ok=True)
 
 
 def _attach_log(path: Path) -> logging.Handler:
