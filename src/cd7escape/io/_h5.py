@@ -116,6 +116,27 @@ def _read_h5_parts(path: Path):
             raise InputError.single(
                 f"10x HDF5 without expected matrix field ({err})", file=str(path)
             ) from None
+    _check_structure(path, shape, data, indices, indptr)
     # stored features × cells in CSC = cells × features in CSR
     matrix = sp.csr_matrix((data, indices, indptr), shape=(shape[1], shape[0]))
     return matrix, barcodes, names, ids, types, stored_integers
+
+
+def _check_structure(path: Path, shape, data, indices, indptr) -> None:
+    """A damaged CSC (indptr not rising from 0 to nnz, indices beyond the features) is bad input,
+    not something for the compiled readers downstream to index with (it crashed the process)."""
+    why = None
+    if len(shape) != 2 or min(shape) < 0:
+        why = f"shape {shape} is not two sizes"
+    elif len(indptr) != shape[1] + 1:
+        why = f"indptr has {len(indptr)} entries for {shape[1]} barcodes (expected {shape[1] + 1})"
+    elif len(indices) != len(data):
+        why = f"{len(indices)} indices for {len(data)} values"
+    elif len(indptr) and (indptr[0] != 0 or indptr[-1] != len(data)):
+        why = f"indptr runs from {indptr[0]} to {indptr[-1]}, not from 0 to {len(data)}"
+    elif len(indptr) > 1 and (np.diff(indptr) < 0).any():
+        why = "indptr decreases"
+    elif len(indices) and (indices.min() < 0 or indices.max() >= shape[0]):
+        why = f"feature indices outside 0–{shape[0] - 1}"
+    if why is not None:
+        raise InputError.single(f"damaged 10x HDF5 matrix: {why}", file=str(path))

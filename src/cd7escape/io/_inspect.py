@@ -106,6 +106,15 @@ def _inspect_h5(path: str, header: Header) -> None:
                 Problem(f"matrix shape {shape} does not match its features/barcodes", file=path)
             )
         data = group["data"]
+        indptr = group["indptr"][:] if "indptr" in group else None  # one entry per barcode: cheap
+        if indptr is not None and (
+            len(indptr) != len(header.barcodes) + 1
+            or (len(indptr) and (indptr[0] != 0 or indptr[-1] != data.shape[0]))
+            or (np.diff(indptr) < 0).any()
+        ):
+            header.problems.append(
+                Problem("damaged 10x HDF5 matrix: indptr does not rise from 0 to nnz", file=path)
+            )
         if data.dtype.kind == "f":
             header.problems += count_problems(sample_values(data), file=path, full=False)
             n_nan, minimum = scan_nan_negative(data)
@@ -214,6 +223,11 @@ def _inspect_mtx(path: str, header: Header) -> None:
     if len(first) < 4 or first[0] != "%%matrixmarket":
         header.problems.append(Problem("not a Matrix Market file", file=str(mtx)))
         return
+    if first[2] != "coordinate":  # 10x writes sparse coordinates; 'array' is a dense layout
+        header.problems.append(
+            Problem(f"Matrix Market format '{first[2]}' is not 'coordinate'", file=str(mtx))
+        )
+        return
     line = text.readline()
     while line.startswith("%"):
         line = text.readline()
@@ -230,8 +244,14 @@ def _inspect_mtx(path: str, header: Header) -> None:
             Problem(f"Matrix Market field '{first[3]}' is not numeric", file=str(mtx))
         )
         return
-    values = (
-        pd.read_csv(text, sep=r"\s+", header=None, usecols=[2], dtype=float).iloc[:, 0].to_numpy()
-    )
+    entries = pd.read_csv(text, sep=r"\s+", header=None, usecols=[0, 1, 2], dtype=float)
+    rows, cols = entries[0].to_numpy(), entries[1].to_numpy()
+    if len(rows) and (
+        rows.min() < 1 or rows.max() > n_rows or cols.min() < 1 or cols.max() > n_cols
+    ):
+        header.problems.append(
+            Problem(f"entries outside the declared {n_rows} × {n_cols} matrix", file=str(mtx))
+        )
+    values = entries[2].to_numpy()
     header.problems += count_problems(values, file=path, check_integer=True)
     _set_genes(header, names, ids, types, path)
