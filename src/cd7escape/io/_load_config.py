@@ -290,6 +290,16 @@ def _read_sheet(sheet: Path) -> tuple[list[dict[str, Any]], list[Problem]]:
             )
         )
         return [], problems
+    repeated = sorted({h for h in header if h and header.count(h) > 1})
+    if repeated:  # csv.DictReader would keep the last one silently
+        problems.append(
+            Problem(
+                f"sample sheet repeats column(s) {', '.join(repeated)}: which one is meant is unclear",
+                field="samples",
+                file=file,
+            )
+        )
+        return [], problems
     rows = []
     for row in reader:
         extra = row.pop(None, None)
