@@ -1,4 +1,5 @@
-"""The Snakemake cohort workflow: local profile end to end on two small simulated patients; SLURM profile parses."""
+"""The Snakemake cohort workflow: local profile end to end on two small simulated patients; SLURM profile parses
+(run on a real single-node SLURM in test_slurm.py)."""
 
 from __future__ import annotations
 
@@ -83,8 +84,12 @@ def test_slurm_profile_is_valid(cohort, tmp_path):
     """Every option of the SLURM profile is accepted by snakemake (the executor plugin itself may be absent)."""
     profile = yaml.safe_load((PROFILES / "slurm" / "config.yaml").read_text())
     assert profile["executor"] == "slurm"
-    for key in ("slurm_account", "slurm_partition", "mem_mb", "runtime"):
+    # job states by squeue (clusters without accounting); account/partition from --config or the
+    # environment, never placeholders in the profile (tests/pipelines/test_slurm*.py run it for real)
+    assert profile["slurm-status-command"] == "squeue"
+    for key in ("mem_mb", "runtime"):
         assert key in profile["default-resources"]
+    assert not {"slurm_account", "slurm_partition"} & set(profile["default-resources"])
     # the same profile without the executor line must pass a dry run: the options and resources parse
     local = tmp_path / "slurm-like"
     local.mkdir()
