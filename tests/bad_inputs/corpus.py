@@ -648,6 +648,356 @@ def _case_gene_positions_missing(f: Path) -> Case:
     return Case("gene_positions_missing", f, needles=("positions.tsv", "not found"))
 
 
+# --- more malformed sample sheets, VDJ files and count matrices (issue 22) -------------------------
+
+
+def write_mtx(
+    folder: Path,
+    *,
+    matrix=None,
+    cells: list[str] | None = None,
+    names: list[str] | None = None,
+    header: str = "%%MatrixMarket matrix coordinate integer general",
+    gz: bool = False,
+) -> Path:
+    """A Cell Ranger v3 matrix folder (matrix.mtx, features.tsv, barcodes.tsv), gzipped or not."""
+    matrix = counts(seed=11) if matrix is None else np.asarray(matrix)
+    names = names or GENES
+    cells = cells if cells is not None else barcodes(matrix.shape[0], 11)
+    coo = sp.coo_matrix(matrix.T)  # features x cells
+    lines = [header, f"{coo.shape[0]} {coo.shape[1]} {coo.nnz}"]
+    lines += [f"{i + 1} {j + 1} {v}" for i, j, v in zip(coo.row, coo.col, coo.data, strict=True)]
+    files = {
+        "matrix.mtx": "\n".join(lines) + "\n",
+        "features.tsv": "".join(
+            f"{ENSEMBL.get(n, 'ENSG0')}\t{n}\tGene Expression\n" for n in names
+        ),
+        "barcodes.tsv": "".join(f"{b}\n" for b in cells),
+    }
+    folder.mkdir(parents=True, exist_ok=True)
+    for name, text in files.items():
+        if gz:
+            (folder / f"{name}.gz").write_bytes(gzip.compress(text.encode()))
+        else:
+            (folder / name).write_text(text)
+    return folder
+
+
+@case
+def _case_sheet_duplicate_sample_across_patients(f: Path) -> Case:
+    """The same sample id under two patients: sample ids name output rows and must be unique."""
+    standard(
+        f,
+        extra_rows=[
+            {"patient": "P2", "sample": "base", "timepoint": "baseline", "path": "data/base.h5"},
+            {"patient": "P2", "sample": "rel2", "timepoint": "relapse", "path": "data/rel.h5"},
+        ],
+    )
+    return Case("sheet_duplicate_sample_across_patients", f, needles=("samples.csv", "base"))
+
+
+@case
+def _case_sheet_header_only(f: Path) -> Case:
+    standard(f)
+    (f / "samples.csv").write_text("patient,sample,timepoint,path\n")
+    return Case("sheet_header_only", f, needles=("samples.csv",))
+
+
+@case
+def _case_sheet_ragged_row(f: Path) -> Case:
+    """A row with more fields than the header (an unquoted comma in a path)."""
+    standard(f)
+    with open(f / "samples.csv", "a", encoding="utf-8") as fh:
+        fh.write("P1,extra,relapse,data/a,b.h5,oops\n")
+    return Case("sheet_ragged_row", f, needles=("samples.csv",))
+
+
+@case
+def _case_sheet_is_excel(f: Path) -> Case:
+    """An .xlsx saved under the name samples.csv (a zip archive)."""
+    import io
+    import zipfile
+
+    standard(f)
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w") as z:
+        z.writestr("[Content_Types].xml", "<Types/>")
+        z.writestr("xl/workbook.xml", "<workbook/>")
+    (f / "samples.csv").write_bytes(buf.getvalue())
+    return Case("sheet_is_excel", f, needles=("samples.csv",))
+
+
+@case
+def _case_sheet_utf16(f: Path) -> Case:
+    """Excel's 'Unicode text' export: UTF-16 with a byte-order mark."""
+    standard(f)
+    text = (f / "samples.csv").read_text()
+    (f / "samples.csv").write_bytes(text.encode("utf-16"))
+    return Case("sheet_utf16", f, needles=("samples.csv",))
+
+
+@case
+def _case_sheet_nul_bytes(f: Path) -> Case:
+    standard(f)
+    data = (f / "samples.csv").read_bytes().replace(b"P1,rel", b"P1\x00,rel")
+    (f / "samples.csv").write_bytes(data)
+    return Case("sheet_nul_bytes", f, needles=("samples.csv",))
+
+
+@case
+def _case_sheet_blank_path(f: Path) -> Case:
+    standard(f, rel={"path": ""})
+    return Case("sheet_blank_path", f, needles=("samples.csv", "path"))
+
+
+@case
+def _case_sheet_duplicate_column(f: Path) -> Case:
+    standard(f)
+    lines = (f / "samples.csv").read_text().splitlines()
+    lines[0] += ",path"
+    lines[1:] = [line + ",data/base.h5" for line in lines[1:]]
+    (f / "samples.csv").write_text("\n".join(lines) + "\n")
+    return Case("sheet_duplicate_column", f, needles=("samples.csv", "path"))
+
+
+@case
+def _case_config_non_utf8(f: Path) -> Case:
+    standard(f)
+    (f / "config.yaml").write_bytes(
+        "antigen: CD7\nsamples: samples.csv\n# rémission\n".encode("latin-1")
+    )
+    return Case("config_non_utf8", f, needles=("config.yaml",))
+
+
+@case
+def _case_vdj_missing_barcode_column(f: Path) -> Case:
+    standard(f, rel={"vdj": "data/contigs.csv"})
+    rows = vdj_rows(barcodes(5, 2)).replace("barcode,", "cell,", 1)
+    (f / "data" / "contigs.csv").write_text(rows)
+    return Case("vdj_missing_barcode_column", f, needles=("contigs.csv", "barcode"))
+
+
+@case
+def _case_vdj_missing_productive_and_cdr3(f: Path) -> Case:
+    """Cell Ranger's all_contig_annotations trimmed by hand: no productive, no cdr3_nt."""
+    standard(f, rel={"vdj": "data/contigs.csv"})
+    cells = barcodes(5, 2)
+    text = "barcode,chain,cdr3,umis\n" + "".join(f"{b},TRB,CASSF,3\n" for b in cells)
+    (f / "data" / "contigs.csv").write_text(text)
+    return Case(
+        "vdj_missing_productive_and_cdr3", f, needles=("contigs.csv", "productive", "cdr3_nt")
+    )
+
+
+@case
+def _case_vdj_ragged_rows(f: Path) -> Case:
+    standard(f, rel={"vdj": "data/contigs.csv"})
+    text = vdj_rows(barcodes(5, 2)) + 'AAAC-1,true,x,true,500,TRB,"unterminated quote\n'
+    (f / "data" / "contigs.csv").write_text(text)
+    return Case("vdj_ragged_rows", f, needles=("contigs.csv",))
+
+
+@case
+def _case_vdj_is_h5(f: Path) -> Case:
+    """The count matrix named as the VDJ file."""
+    standard(f, rel={"vdj": "data/base.h5"})
+    return Case("vdj_is_h5", f, needles=("base.h5",))
+
+
+@case
+def _case_vdj_tsv_not_airr(f: Path) -> Case:
+    standard(f, rel={"vdj": "data/contigs.tsv"})
+    (f / "data" / "contigs.tsv").write_text("cell\tclonotype\nAAAC-1\tc1\n")
+    return Case("vdj_tsv_not_airr", f, needles=("contigs.tsv",))
+
+
+@case
+def _case_mtx_wrong_header(f: Path) -> Case:
+    standard(f, rel={"path": "data/mtx"})
+    write_mtx(f / "data" / "mtx", header="%%NotMatrixMarket counts")
+    return Case("mtx_wrong_header", f, needles=("mtx",))
+
+
+@case
+def _case_mtx_dense_array(f: Path) -> Case:
+    """A valid Matrix Market file in 'array' (dense) format with the coordinate lines of a sparse one."""
+    standard(f, rel={"path": "data/mtx"})
+    write_mtx(f / "data" / "mtx", header="%%MatrixMarket matrix array real general")
+    return Case("mtx_dense_array", f, needles=("mtx",))
+
+
+@case
+def _case_mtx_dims_mismatch(f: Path) -> Case:
+    """features.tsv lists fewer genes than the matrix has rows."""
+    standard(f, rel={"path": "data/mtx"})
+    folder = write_mtx(f / "data" / "mtx")
+    lines = (folder / "features.tsv").read_text().splitlines()
+    (folder / "features.tsv").write_text("\n".join(lines[:-3]) + "\n")
+    return Case("mtx_dims_mismatch", f, needles=("mtx", "features"))
+
+
+@case
+def _case_mtx_entry_out_of_range(f: Path) -> Case:
+    standard(f, rel={"path": "data/mtx"})
+    folder = write_mtx(f / "data" / "mtx")
+    with open(folder / "matrix.mtx", "a") as fh:
+        fh.write("999 1 5\n")
+    return Case("mtx_entry_out_of_range", f, needles=("matrix.mtx",))
+
+
+@case
+def _case_mtx_duplicate_barcodes(f: Path) -> Case:
+    standard(f, rel={"path": "data/mtx"})
+    cells = barcodes(40, 12)
+    cells[5] = cells[9]
+    write_mtx(f / "data" / "mtx", cells=cells)
+    return Case("mtx_duplicate_barcodes", f, needles=("mtx", "duplicate barcodes"))
+
+
+@case
+def _case_mtx_gz_truncated(f: Path) -> Case:
+    standard(f, rel={"path": "data/mtx"})
+    folder = write_mtx(f / "data" / "mtx", matrix=counts(300, seed=13), gz=True)
+    data = (folder / "matrix.mtx.gz").read_bytes()
+    (folder / "matrix.mtx.gz").write_bytes(data[: len(data) // 2])
+    return Case("mtx_gz_truncated", f, needles=("matrix.mtx.gz",))
+
+
+@case
+def _case_mtx_non_utf8_features(f: Path) -> Case:
+    standard(f, rel={"path": "data/mtx"})
+    folder = write_mtx(f / "data" / "mtx")
+    text = (folder / "features.tsv").read_text().replace("ACTB", "ACTBé")
+    (folder / "features.tsv").write_bytes(text.encode("latin-1"))
+    return Case("mtx_non_utf8_features", f, needles=("features.tsv", "not UTF-8"))
+
+
+@case
+def _case_mtx_bad_size_line(f: Path) -> Case:
+    """The size line has two numbers instead of rows, columns, entries."""
+    standard(f, rel={"path": "data/mtx"})
+    folder = write_mtx(f / "data" / "mtx")
+    lines = (folder / "matrix.mtx").read_text().splitlines()
+    lines[1] = " ".join(lines[1].split()[:2])
+    (folder / "matrix.mtx").write_text("\n".join(lines) + "\n")
+    return Case("mtx_bad_size_line", f, needles=("mtx",))
+
+
+@case
+def _case_vdj_header_only(f: Path) -> Case:
+    """A VDJ file with its header and no contig: like an empty library, a warning when GEX is usable."""
+    standard(f, rel={"vdj": "data/contigs.csv"})
+    (f / "data" / "contigs.csv").write_text(VDJ_HEADER + "\n")
+    return Case("vdj_header_only", f, code=0, run_code=None, needles=("contigs.csv",))
+
+
+@case
+def _case_h5_empty_file(f: Path) -> Case:
+    standard(f, rel=_rel_path(f, "zero.h5"))
+    (f / "data" / "zero.h5").write_bytes(b"")
+    return Case("h5_empty_file", f, needles=("zero.h5",))
+
+
+@case
+def _case_h5_shape_mismatch(f: Path) -> Case:
+    """shape names more features than the file lists."""
+    import h5py
+
+    standard(f, rel=_rel_path(f, "shape.h5"))
+    path = write_h5(f / "data" / "shape.h5", seed=14)
+    with h5py.File(path, "a") as h:
+        del h["matrix/shape"]
+        h["matrix/shape"] = np.array([len(GENES) + 5, 40], dtype=np.int32)
+    return Case("h5_shape_mismatch", f, needles=("shape.h5",))
+
+
+@case
+def _case_h5_barcodes_count_mismatch(f: Path) -> Case:
+    import h5py
+
+    standard(f, rel=_rel_path(f, "cells.h5"))
+    path = write_h5(f / "data" / "cells.h5", seed=15)
+    with h5py.File(path, "a") as h:
+        kept = h["matrix/barcodes"][:30]
+        del h["matrix/barcodes"]
+        h["matrix/barcodes"] = kept
+    return Case("h5_barcodes_count_mismatch", f, needles=("cells.h5",))
+
+
+@case
+def _case_h5_indptr_broken(f: Path) -> Case:
+    """indptr decreasing and pointing past the data: a damaged CSC matrix."""
+    import h5py
+
+    standard(f, rel=_rel_path(f, "indptr.h5"))
+    path = write_h5(f / "data" / "indptr.h5", seed=16)
+    with h5py.File(path, "a") as h:
+        indptr = h["matrix/indptr"][:]
+        indptr[5] = indptr[-1] + 1000
+        del h["matrix/indptr"]
+        h["matrix/indptr"] = indptr
+    return Case("h5_indptr_broken", f, needles=("indptr.h5",))
+
+
+@case
+def _case_h5ad_truncated(f: Path) -> Case:
+    standard(f, rel=_rel_path(f, "cut.h5ad"))
+    good = write_h5ad(f / "data" / "full.h5ad", counts(400, seed=17).astype(np.float32))
+    data = good.read_bytes()
+    (f / "data" / "cut.h5ad").write_bytes(data[: len(data) // 2])
+    good.unlink()
+    return Case("h5ad_truncated", f, needles=("cut.h5ad",))
+
+
+@case
+def _case_h5ad_duplicate_cells(f: Path) -> Case:
+    import anndata as ad
+    import pandas as pd
+
+    standard(f, rel=_rel_path(f, "dupcells.h5ad"))
+    cells = barcodes(60, 18)
+    cells[10] = cells[20]
+    adata = ad.AnnData(
+        X=counts(60, seed=18).astype(np.float32),
+        obs=pd.DataFrame(index=pd.Index(cells)),
+        var=pd.DataFrame(index=pd.Index(GENES)),
+    )
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        adata.write_h5ad(f / "data" / "dupcells.h5ad")
+    return Case("h5ad_duplicate_cells", f, needles=("dupcells.h5ad", "duplicate"))
+
+
+@case
+def _case_h5ad_duplicate_genes(f: Path) -> Case:
+    import anndata as ad
+    import pandas as pd
+
+    standard(f, rel=_rel_path(f, "dupgenes.h5ad"))
+    names = list(GENES)
+    names[4] = names[0]  # CD7 twice
+    adata = ad.AnnData(
+        X=counts(60, seed=19).astype(np.float32),
+        obs=pd.DataFrame(index=pd.Index(barcodes(60, 19))),
+        var=pd.DataFrame(index=pd.Index(names)),
+    )
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        adata.write_h5ad(f / "data" / "dupgenes.h5ad")
+    return Case("h5ad_duplicate_genes", f, code=0, run_code=None, needles=("valid",))
+
+
+@case
+def _case_labels_non_utf8(f: Path) -> Case:
+    standard(f, rel={"malignant_labels": "data/blasts.txt"})
+    (f / "data" / "blasts.txt").write_bytes("AAACé-1\n".encode("latin-1"))
+    return Case("labels_non_utf8", f, needles=("blasts.txt",))
+
+
 #: configs that are valid YAML but hostile or surprising: (text, words the message must contain)
 NASTY_YAML = {
     "yaml_duplicate_key": (

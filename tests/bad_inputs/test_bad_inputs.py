@@ -49,7 +49,7 @@ def _has_results(folder: Path) -> bool:
 
 
 def test_corpus_is_large_enough():
-    assert len(CASES) >= 25
+    assert len(CASES) >= 90
 
 
 @pytest.mark.parametrize("name", sorted(CASES))
