@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 import sys
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Literal, get_args
 
 import typer
 
@@ -120,47 +120,211 @@ def summarize(
     typer.echo(f"wrote {path}")
 
 
+#: the simulator's choices, listed here so that ``--help`` needs no import of the simulator
+#: (tests/test_cli_simulate.py checks them against cd7escape.datasets)
+SimMechanism = Literal[
+    "preexisting_negative_clone",
+    "antigen_downregulation",
+    "antigen_retained",
+    "mixed",
+    "lineage_switch",
+]
+SimProduct = Literal["knockout", "pebl"]
+SimFormat = Literal["h5", "h5ad", "mtx"]
+SimLayout = Literal["files", "count", "multi"]
+
+
+def _sim_option(help: str, *names: str, **kw):
+    return typer.Option(*names, help=help, rich_help_panel="Simulation", **kw)
+
+
+def _write_run_config(
+    outdir: Path, *, antigen: str, protein: bool, car_feature: str, seed: int, patient: str
+) -> Path:
+    """``<outdir>/config.yaml`` that ``cd7escape run`` takes as it is (paths relative to it)."""
+    lines = [
+        f"# Simulated patient {patient}: cd7escape run {outdir / 'config.yaml'}",
+        "# (truth apart from the inputs: truth/)",
+        f"antigen: {antigen}",
+        f"antigen_protein: {antigen}_TotalSeqC" if protein else "antigen_protein: null",
+        f"car_feature: {car_feature}",
+        "outdir: results",
+        "samples: samples.csv",
+        f"seed: {seed}",
+    ]
+    path = outdir / "config.yaml"
+    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    return path
+
+
 @app.command()
 def simulate(
     outdir: Annotated[
-        Path, typer.Argument(help="Folder to write samples, sample sheet and config into.")
+        Path,
+        typer.Argument(
+            help="Folder to write into: the samples' files, samples.csv, config.yaml (ready for "
+            "`cd7escape run`) and the truth (truth/)."
+        ),
     ],
     mechanism: Annotated[
-        str, typer.Option(help="Relapse mechanism to simulate.")
+        SimMechanism,
+        _sim_option(
+            "Relapse mechanism to simulate: " + ", ".join(get_args(SimMechanism)) + ".",
+            metavar="MECHANISM",
+        ),
     ] = "antigen_downregulation",
-    seed: Annotated[int, typer.Option(help="Random seed.")] = 0,
-    n_cells: Annotated[int, typer.Option(help="Cells per sample.")] = 2000,
-    depth: Annotated[int, typer.Option(help="Median UMIs per cell.")] = 3000,
+    seed: Annotated[int, _sim_option("Random seed (also the seed of the written config).")] = 0,
+    n_cells: Annotated[int, _sim_option("Cells per sample (≥ 50).")] = 2000,
+    depth: Annotated[float, _sim_option("Median UMIs per cell.")] = 3000,
     negative_fraction: Annotated[
-        float, typer.Option(help="Share of baseline blasts in the antigen-negative subclone.")
+        float,
+        _sim_option(
+            "Share of baseline blasts in the antigen-negative subclone (pre-existing, mixed, "
+            "decoy); in [0, 0.9)."
+        ),
     ] = 0.1,
-    fold: Annotated[float, typer.Option(help="Downregulation fold (inf: complete loss).")] = float(
-        "inf"
-    ),
-    tcr: Annotated[bool, typer.Option(help="Blasts carry a productive monoclonal TCR.")] = True,
-    patient: Annotated[str, typer.Option(help="Patient id.")] = "P1",
-    fmt: Annotated[str, typer.Option("--format", help="h5 (10x HDF5), h5ad or mtx.")] = "h5",
+    fold: Annotated[
+        float, _sim_option("Downregulation fold at relapse (≥ 1; inf: complete loss).")
+    ] = float("inf"),
+    antigen: Annotated[str, _sim_option("Gene symbol of the CAR target.")] = "CD7",
+    blast_fraction_baseline: Annotated[
+        float, _sim_option("Share of blasts among the baseline sample's cells, in (0, 1).")
+    ] = 0.6,
+    blast_fraction_relapse: Annotated[
+        float, _sim_option("Share of blasts among the relapse sample's cells, in (0, 1).")
+    ] = 0.5,
+    tcr: Annotated[
+        bool, _sim_option("Blasts carry a productive monoclonal TCR.", "--tcr/--no-tcr")
+    ] = True,
+    n_subclones: Annotated[
+        int, _sim_option("Baseline subclones S0 … S{n-1}; the antigen-negative one is the last.")
+    ] = 3,
+    minor_subclone_without_cnv: Annotated[
+        bool,
+        _sim_option(
+            "Subclone S1 has no CNV of its own (trunk CNVs only); --s1-own-cnv gives it one.",
+            "--minor-subclone-without-cnv/--s1-own-cnv",
+        ),
+    ] = True,
+    decoy_negative_minor: Annotated[
+        bool,
+        _sim_option(
+            "With antigen_downregulation: an antigen-negative minor subclone exists at baseline and "
+            "does not expand (a decoy).",
+            "--decoy-negative-minor",
+        ),
+    ] = False,
+    relapse_shift: Annotated[
+        float, _sim_option("Therapy-induced transcriptional shift of relapse blasts (log2 s.d.).")
+    ] = 0.0,
+    car_product: Annotated[
+        SimProduct,
+        _sim_option(
+            "CAR-T product: knockout (no antigen RNA in CAR-T cells) or pebl (RNA kept, protein "
+            "blocked; visible with --protein).",
+        ),
+    ] = "knockout",
+    car_feature: Annotated[
+        str, _sim_option("Feature name of the CAR transgene (written into the config).")
+    ] = "CAR_CD7",
+    protein: Annotated[
+        bool,
+        _sim_option(
+            "CITE-seq: Antibody Capture counts (<marker>_TotalSeqC) in the matrices; the config "
+            "names <antigen>_TotalSeqC as antigen_protein.",
+            "--protein",
+        ),
+    ] = False,
+    protein_loss: Annotated[
+        bool,
+        _sim_option(
+            "Relapse blasts lose the antigen's surface protein, keeping its RNA (needs --protein).",
+            "--protein-loss",
+        ),
+    ] = False,
+    empty_droplets: Annotated[
+        bool,
+        _sim_option(
+            "Also simulate empty droplets, written as each sample's raw matrix (ambient estimate).",
+            "--empty-droplets",
+        ),
+    ] = False,
+    ambient: Annotated[
+        float, _sim_option("Share of each cell's UMIs from the ambient pool, in [0, 0.5).")
+    ] = 0.02,
+    patient: Annotated[
+        str, _sim_option("Patient id; samples are <patient>_baseline and <patient>_relapse.")
+    ] = "P1",
+    fmt: Annotated[
+        SimFormat,
+        typer.Option(
+            "--format",
+            help="Count files: 10x HDF5, h5ad or 10x matrix folders.",
+            rich_help_panel="Files",
+        ),
+    ] = "h5",
+    layout: Annotated[
+        SimLayout,
+        typer.Option(
+            help="files: one folder of files per sample; count / multi: Cell Ranger output folders "
+            "(the sheet names the run folders).",
+            rich_help_panel="Files",
+        ),
+    ] = "files",
 ) -> None:
-    """Simulate a patient with known truth and write it as 10x/h5ad files with a sample sheet."""
+    """Simulate a patient with known truth; write its files, a sample sheet and a config that `cd7escape run` takes as it is."""
     from .datasets import simulate_patient, write_simulated
 
-    try:
-        adata = simulate_patient(
-            mechanism,
-            seed=seed,
-            n_cells=n_cells,
-            depth=depth,
-            negative_fraction=negative_fraction,
-            fold=fold,
-            tcr=tcr,
-            patient=patient,
+    if layout != "files" and fmt == "h5ad":  # before the simulation: Cell Ranger writes no h5ad
+        _fail_input(
+            InputError.single(
+                f"--layout {layout} writes Cell Ranger folders: use --format h5 or mtx",
+                field="--layout",
+            ),
+            "cannot simulate",
         )
-    except ValueError as err:
-        typer.echo(f"cd7escape simulate: {err}", err=True)
-        raise typer.Exit(EXIT_INPUT) from None
-    sheet = write_simulated(adata, outdir, fmt=fmt)
+    options = {
+        "seed": seed,
+        "n_cells": n_cells,
+        "depth": depth,
+        "negative_fraction": negative_fraction,
+        "fold": fold,
+        "antigen": antigen,
+        "blast_fraction_baseline": blast_fraction_baseline,
+        "blast_fraction_relapse": blast_fraction_relapse,
+        "tcr": tcr,
+        "n_subclones": n_subclones,
+        "minor_subclone_without_cnv": minor_subclone_without_cnv,
+        "decoy_negative_minor": decoy_negative_minor,
+        "relapse_shift": relapse_shift,
+        "car_product": car_product,
+        "car_feature": car_feature,
+        "protein": protein,
+        "empty_droplets": empty_droplets,
+        "ambient": ambient,
+        "patient": patient,
+    }
+    if protein_loss:
+        options["protein_loss"] = True
+    try:
+        adata = simulate_patient(mechanism, **options)
+        sheet = write_simulated(adata, outdir, fmt=fmt, layout=layout)
+    except InputError as err:
+        for p in err.problems:  # name the command-line option, not the Python argument
+            if p.field in ("simulate_patient", "fmt", "layout", None):
+                p.field = "cd7escape simulate"
+        _fail_input(err, "cannot simulate")
+    config = _write_run_config(
+        outdir,
+        antigen=antigen,
+        protein=protein,
+        car_feature=car_feature,
+        seed=seed,
+        patient=patient,
+    )
     typer.echo(
-        f"wrote {adata.n_obs} cells of patient {patient} ({mechanism}); sample sheet {sheet}"
+        f"wrote {adata.n_obs} cells of patient {patient} ({mechanism}) to {outdir}: sample sheet "
+        f"{sheet.name}, config {config.name}; run it with: cd7escape run {config}"
     )
 
 
