@@ -46,6 +46,7 @@ def embed(
     umap: bool = True,
     scvi_max_epochs: int = 100,
     scvi_n_latent: int = 20,
+    scvi_mode: str = "query",
     exclude: tuple[str, ...] = (),
     batch_key: str = "sample",
     layer: str = "counts",
@@ -84,6 +85,11 @@ def embed(
         Bound on scVI training epochs and latent size. Training stops at the smaller of this and
         scvi-tools' own heuristic (fewer epochs above 20k cells), or earlier when the validation ELBO has
         not improved for 10 epochs; on a GPU when one is present (lightning ``accelerator='auto'``).
+    scvi_mode
+        ``'query'``: baseline cells train an scVI reference (batch = baseline samples) and the other
+        samples are mapped onto it scArches-style (only their own batch weights are trained), so a state
+        only the relapse shows is not integrated away; a patient with one timepoint gets the joint model.
+        ``'joint'``: one scVI model of all cells (batch = ``batch_key``). See ``pp._scvi.scvi_latent``.
     exclude
         Further feature names kept out of the embedding (e.g. the CAR transgene).
     {doc_batch_key}
@@ -99,7 +105,8 @@ def embed(
     {doc_returns_copy}
     Writes ``X`` (log-normalised), ``var['highly_variable']``,
     ``obsm['X_pca']`` or ``obsm['X_scvi']``, ``obsp['connectivities'|'distances']``, ``obs['leiden']``,
-    ``obsm['X_umap']`` and ``uns['cd7escape']['embed']`` (with ``excluded_genes``).
+    ``obsm['X_umap']`` and ``uns['cd7escape']['embed']`` (with ``excluded_genes``; with scVI, ``scvi``:
+    the mode used, reference and query samples, epochs of each).
     """
     import scanpy as sc
     import scipy.sparse as sp
@@ -110,6 +117,13 @@ def embed(
         adata = adata.copy()
     if integration not in ("pca", "scvi"):
         raise ValueError(f"integration must be 'pca' or 'scvi', not {integration!r}")
+    scvi_info: dict[str, Any] = {}
+    if integration == "scvi":
+        from ._scvi import require_scvi
+
+        require_scvi()  # before any work
+        if scvi_mode not in ("query", "joint"):
+            raise ValueError(f"scvi_mode must be 'query' or 'joint', not {scvi_mode!r}")
     if layer not in adata.layers:
         adata.layers[layer] = adata.X.copy()
 
@@ -159,10 +173,13 @@ def embed(
                 sc.pp.pca(adata, n_comps=n_comps, mask_var="highly_variable", random_state=seed)
                 adata.uns.pop("pca", None)
     else:
+        from ._scvi import scvi_latent
+
         rep = "X_scvi"
-        adata.obsm[rep] = _scvi_latent(
-            adata, hvg, batch_key, layer, scvi_n_latent, scvi_max_epochs, seed
-        )
+        adata.obsm[rep], scvi_info = scvi_latent(
+            adata, hvg, batch_key=batch_key, layer=layer, n_latent=scvi_n_latent,
+            max_epochs=scvi_max_epochs, mode=scvi_mode, seed=seed,
+        )  # fmt: skip
 
     from ._knn import KnnTransformer
     from ._numba import cache_numba_compilation
@@ -200,6 +217,7 @@ def embed(
         umap=umap,
         scvi_max_epochs=scvi_max_epochs,
         scvi_n_latent=scvi_n_latent,
+        scvi_mode=scvi_mode,
         exclude=list(exclude),
         seed=seed,
     )
@@ -209,7 +227,8 @@ def embed(
         params,
         obs=["leiden"],
         obsm=[rep] + (["X_umap"] if umap else []),
-        results={"excluded_genes": excluded, "use_rep": rep},
+        results={"excluded_genes": excluded, "use_rep": rep}
+        | ({"scvi": scvi_info} if scvi_info else {}),
     )
     return adata if copy else None
 
@@ -273,31 +292,3 @@ def _antigen_linked_genes(adata, antigen: str, corr_max: float) -> list[str]:
         ", ".join(linked[:10]),
     )
     return linked
-
-
-def _scvi_latent(adata, hvg, batch_key, layer, n_latent, max_epochs, seed) -> np.ndarray:
-    """scVI latent space on the antigen-free features, bounded epochs with early stopping."""
-    import scvi
-
-    scvi.settings.seed = seed
-    sub = adata[:, hvg].copy()
-    sub.X = sub.layers[layer]
-    # scvi-tools' own heuristic (400 epochs up to 20k cells, fewer beyond), capped by max_epochs
-    from scvi.model._utils import get_max_epochs_heuristic
-
-    max_epochs = int(min(max_epochs, get_max_epochs_heuristic(sub.n_obs)))
-    with timed(f"embed: scVI on {sub.n_obs} cells × {sub.n_vars} genes (≤ {max_epochs} epochs)"):
-        scvi.model.SCVI.setup_anndata(sub, layer=layer, batch_key=batch_key)
-        model = scvi.model.SCVI(sub, n_latent=n_latent)
-        model.train(
-            max_epochs=max_epochs,
-            accelerator="auto",  # a GPU when present
-            early_stopping=True,
-            early_stopping_patience=10,
-            batch_size=1024,
-            enable_progress_bar=False,
-        )
-        epochs = int(model.history["elbo_train"].shape[0])
-        adata.uns.setdefault("cd7escape", {})["scvi_epochs"] = epochs
-        logger.info("embed: scVI trained %d of at most %d epochs", epochs, max_epochs)
-        return model.get_latent_representation()
