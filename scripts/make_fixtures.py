@@ -5,7 +5,8 @@ One simulated patient per mechanism, in different input formats so that every re
 
 ===  ===========================  =====  ============================================
 P1   preexisting_negative_clone   h5     10x HDF5 with Antibody Capture (CITE-seq)
-P2   antigen_downregulation       h5     10x HDF5 + raw matrix with empty droplets
+P2   antigen_downregulation       h5     a Cell Ranger multi folder per sample (path names the folder):
+                                         10x HDF5, contigs and the raw matrix with empty droplets
 P3   antigen_retained             h5ad   AnnData files
 P4   mixed                        mtx    10x matrix folders
 ===  ===========================  =====  ============================================
@@ -34,9 +35,11 @@ from cd7escape.datasets._params import load_params
 from cd7escape.datasets._simulate import BLAST_UP, MATURE_DOWN, MYELOID_UP, T_PROGRAM
 
 REPO = Path(__file__).resolve().parents[1]
+#: patients written as Cell Ranger output folders (the others: one folder of files per sample)
+LAYOUTS = {"P2": "multi"}
 PATIENTS = [
     ("P1", "preexisting_negative_clone", "h5", {"negative_fraction": 0.2, "protein": True}),
-    ("P2", "antigen_downregulation", "h5", {"empty_droplets": True}),
+    ("P2", "antigen_downregulation", "h5", {"empty_droplets": True}),  # Cell Ranger multi layout
     ("P3", "antigen_retained", "h5ad", {}),
     ("P4", "mixed", "mtx", {"negative_fraction": 0.2}),
 ]
@@ -105,7 +108,8 @@ def main() -> None:
         if "empty_droplets" in adata.uns:  # trim the empty droplets' genes alike
             for e in adata.uns["empty_droplets"].values():
                 e["counts"] = e["counts"][:, cols]
-        sheet = write_simulated(adata, args.out / patient, fmt=fmt)
+        layout = LAYOUTS.get(patient, "files")
+        sheet = write_simulated(adata, args.out / patient, fmt=fmt, layout=layout)
         s = pd.read_csv(sheet)
         for col in ("path", "vdj", "raw_path"):
             if col in s:
@@ -136,6 +140,8 @@ def main() -> None:
     config.write_text(
         "# Example cohort: four simulated patients, one per relapse mechanism (scripts/make_fixtures.py).\n"
         "# Paths are relative to this file. Truth: data/test_h5ad/<patient>/truth/.\n"
+        "# P2's samples are Cell Ranger multi output folders: the sheet's path names the folder, and\n"
+        "# the filtered matrix, raw matrix and contigs are found in it (cd7escape validate lists them).\n"
         "antigen: CD7\n"
         "antigen_protein: null        # P1 has CITE-seq: CD7_TotalSeqC\n"
         f"car_feature: {car}\n"

@@ -183,7 +183,12 @@ def describe_sources(spec: SampleSpec) -> str | None:
     record = spec.cellranger
     if not record:
         return None
-    taken = ", ".join(f"{k} {record[k]}" for k in FILLED_FIELDS if k in record)
+    folder = Path(record["folder"])
+
+    def short(file: str) -> str:  # inside the folder: relative to it
+        return str(Path(file).relative_to(folder)) if Path(file).is_relative_to(folder) else file
+
+    taken = ", ".join(f"{k} {short(record[k])}" for k in FILLED_FIELDS if k in record)
     which = f" (per_sample_outs/{record['sample_id']})" if record.get("sample_id") else ""
     return f"sample {spec.sample}: Cell Ranger {record['layout']} folder {record['folder']}{which} → {taken}"
 
