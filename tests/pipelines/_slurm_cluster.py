@@ -7,6 +7,7 @@ the processes it started. Clients find the cluster through ``SLURM_CONF`` (see :
 
 from __future__ import annotations
 
+import atexit
 import os
 import re
 import shutil
@@ -265,6 +266,7 @@ def start_cluster(root: Path | None = None, *, timeout: float = 60) -> SlurmClus
             cmd, stdout=log, stderr=subprocess.STDOUT, env=cluster.env(), start_new_session=True
         )
 
+    atexit.register(cluster.stop)  # a safety net; the caller stops it (stop() is idempotent)
     try:
         spawn(
             "munged",

@@ -85,10 +85,10 @@ def test_slurm_profile_runs_cohort(slurm, cohort, record_property):
     """The profile as shipped (squeue status, retries, resources from the Snakefile) on the cluster."""
     env = slurm.env()
     env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{env.get('PATH', '')}"
-    env["CD7ESCAPE_SLURM_PARTITION"] = (
-        "debug"  # the partition from the environment, not the profile
-    )
-    env.pop("SBATCH_ACCOUNT", None)
+    # account from the environment, partition from --config: neither is in the profile
+    env["CD7ESCAPE_SLURM_ACCOUNT"] = "cd7lab"
+    for key in ("CD7ESCAPE_SLURM_PARTITION", "SBATCH_ACCOUNT", "SBATCH_PARTITION"):
+        env.pop(key, None)
     cmd = [
         SNAKEMAKE,
         "-s",
@@ -97,6 +97,7 @@ def test_slurm_profile_runs_cohort(slurm, cohort, record_property):
         str(PROFILE),
         "--config",
         f"cd7config={cohort / 'config.yaml'}",
+        "slurm_partition=debug",
         "patient_threads=1",  # both patients at once on a 2-CPU node
         # test speed only: the first status check after 2 s instead of 40 s
         "--slurm-init-seconds-before-status-checks",
@@ -134,10 +135,12 @@ def test_slurm_profile_runs_cohort(slurm, cohort, record_property):
         job = _scontrol_job(slurm, job_id)
         assert job.get("JobState") == "COMPLETED", job
         assert job.get("Partition") == "debug", job
+        assert job.get("Account") == "cd7lab", job
         name = job.get("Comment") or job.get("JobName", "")
         requested[job_id] = {
             "name": name,
             "cpus": job.get("NumCPUs"),
+            "account": job.get("Account"),
             "mem": job.get("MinMemoryNode"),
             "time_limit": job.get("TimeLimit"),
             "run_time": job.get("RunTime"),

@@ -60,7 +60,13 @@ def cohort(tmp_path_factory) -> Path:
     return root
 
 
-def _dry_run(cohort: Path, config: str, *extra: str, env: dict[str, str] | None = None) -> dict:
+def _dry_run(
+    cohort: Path,
+    config: str,
+    *extra: str,
+    env: dict[str, str] | None = None,
+    patients: tuple[str, ...] = tuple(CELLS),
+) -> dict:
     """patient -> {'threads': int, resource: value} of a dry run's patient jobs."""
     environ = {k: v for k, v in os.environ.items() if k not in ENV_KEYS} | (env or {})
     proc = subprocess.run(
@@ -90,7 +96,8 @@ def _dry_run(cohort: Path, config: str, *extra: str, env: dict[str, str] | None 
             re.findall(r"(\w+)=([^,\s]+)", re.search(r"resources: (.*)", block).group(1))
         )
         jobs[patient] = {"threads": int(threads.group(1)) if threads else 1, **resources}
-    assert sorted(jobs) == sorted(CELLS), text[-3000:]
+    assert sorted(jobs) == sorted(patients), text[-3000:]
+    assert ("rule cohort:" in text) == (set(patients) == set(CELLS)), text[-3000:]
     return jobs
 
 
@@ -146,3 +153,9 @@ def test_scvi_on_cpus_gets_more_time(cohort):
     assert int(jobs["BIG"]["runtime"]) == 180
     assert int(jobs["SMALL"]["runtime"]) == 62
     assert "gres" not in jobs["BIG"]
+
+
+def test_rerun_one_patient_alone(cohort):
+    """`--config patients=SMALL`: only that patient's job, no cohort summary (README: rerun a failed one)."""
+    jobs = _dry_run(cohort, "pca.yaml", "patients=SMALL", patients=("SMALL",))
+    assert int(jobs["SMALL"]["mem_mb"]) == 2000
