@@ -31,7 +31,10 @@ def load_config(path: str | Path) -> Config:
     Returns
     -------
     The :class:`~cd7escape._config.Config`, with ``samples`` a list of
-    :class:`~cd7escape._config.SampleSpec` whose paths, and ``outdir``, are absolute.
+    :class:`~cd7escape._config.SampleSpec` whose paths, and ``outdir``, are absolute. A ``path`` naming a
+    Cell Ranger output folder is replaced by the files found in it (filtered matrix; ``raw_path`` and
+    ``vdj`` where the sheet leaves them empty; see :func:`~cd7escape.io.find_cellranger_files`), recorded
+    in the sample's ``cellranger``; a folder that is not one stays, for :func:`validate_config` to report.
 
     Raises
     ------
