@@ -125,7 +125,10 @@ def slurm_conf(root: Path, *, host: str, cpus: int, memory_mb: int, munge_socket
         "ReturnToService": 2,
         # no accounting database: sacct cannot see jobs, so snakemake must poll squeue
         "AccountingStorageType": "accounting_storage/none",
-        "JobAcctGatherType": "jobacct_gather/none",
+        # memory enforced as on a real cluster: a job step above its --mem is killed (OUT_OF_MEMORY)
+        "JobAcctGatherType": "jobacct_gather/linux",
+        "JobAcctGatherParams": "OverMemoryKill",
+        "JobAcctGatherFrequency": "task=2",
         "JobCompType": "jobcomp/none",
         # finished jobs stay visible to squeue for 5 min (the executor plugin needs >= 120 s)
         "MinJobAge": 300,

@@ -151,3 +151,46 @@ def test_slurm_profile_runs_cohort(slurm, cohort, record_property):
     record_property("wall_s", round(wall, 1))
     record_property("requested", requested)
     print(f"\nSLURM cohort: {wall:.1f} s; per patient job: {json.dumps(requested)}")
+
+
+@pytest.mark.skipif(
+    os.environ.get("CD7ESCAPE_SLURM_OOM_TEST") != "1",
+    reason="opt-in (CD7ESCAPE_SLURM_OOM_TEST=1; ~80 s): an out-of-memory kill, then the retry with 2x memory",
+)
+def test_slurm_retry_after_out_of_memory(slurm, cohort):
+    """P1 again (its stages cached by the test above) at 300 MB: SLURM kills it, the retry gets 600 MB."""
+    if not (cohort / "results" / "P1" / "result.json").exists():
+        pytest.skip("needs the cohort run of test_slurm_profile_runs_cohort (cached stages)")
+    env = slurm.env()
+    env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{env.get('PATH', '')}"
+    cmd = [
+        SNAKEMAKE,
+        "-s",
+        str(SNAKEFILE),
+        "--profile",
+        str(PROFILE),
+        "--config",
+        f"cd7config={cohort / 'config.yaml'}",
+        "slurm_partition=debug",
+        "patients=P1",
+        "patient_mem_mb=300",  # below snakemake + cd7escape's imports; 600 MB suffices for a resumed run
+        "--forcerun",
+        "patient",
+        "--slurm-init-seconds-before-status-checks",
+        "2",
+    ]
+    proc = subprocess.run(cmd, cwd=cohort, env=env, capture_output=True, text=True, timeout=600)
+    log = proc.stdout + proc.stderr
+    assert proc.returncode == 0, f"{log[-5000:]}\n{slurm.logs()}"
+    job_ids = sorted(set(re.findall(r"SLURM jobid (\d+)", log)), key=int)
+    assert len(job_ids) == 2, log[-3000:]
+    first, retry = (_scontrol_job(slurm, j) for j in job_ids)
+    assert first["MinMemoryNode"] == "300M", first
+    assert first["JobState"] in ("FAILED", "OUT_OF_MEMORY"), first
+    slurm_log = "".join(
+        p.read_text() for p in (cohort / ".snakemake" / "slurm_logs").rglob(f"{job_ids[0]}.log")
+    )
+    assert "exceeded memory limit" in slurm_log, slurm_log[-2000:]
+    assert retry["MinMemoryNode"] == "600M", retry
+    assert retry["JobState"] == "COMPLETED", retry
+    assert retry["TimeLimit"] == "00:42:00", retry  # 2 x 21 min
