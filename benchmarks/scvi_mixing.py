@@ -111,6 +111,12 @@ def main() -> None:
                 row["shared types: label transfer"] = round(
                     transfer_accuracy(rep, is_base, groups["shared types"], ctype), 3
                 )
+                if name == "new_clone":  # relapse blasts of the clones the baseline has
+                    clone = obs["truth_subclone"].astype(str).to_numpy()
+                    old_clones = np.flatnonzero(rel & np.isin(clone, ["S0", "S1"]))
+                    row["S0/S1: label transfer"] = round(
+                        transfer_accuracy(rep, is_base, old_clones, clone), 3
+                    )
                 if name == "new_clone":
                     adata.obs["malignant"] = adata.obs["truth_malignant"].to_numpy(dtype=bool)
                     if label == "pca":

@@ -146,12 +146,12 @@ def test_query_mapping_writes_the_latent_and_records_it(scvi_patient):
     assert adata.obs["leiden"].nunique() > 1
 
 
-def test_reference_cells_keep_the_reference_models_latent(scvi_patient):
-    """Baseline cells are not moved by the query training (only the relapse batch's weights learn)."""
+def test_relapse_normal_cells_land_among_baseline_cells(scvi_patient):
+    """The query is mapped into the reference's space (not a space of its own): its normal cells have
+    baseline neighbours."""
     adata = scvi_patient
     base = (adata.obs["timepoint"] == "baseline").to_numpy()
     z = adata.obsm["X_scvi"]
-    # the two timepoints overlap in the latent space: shared cell types are mapped together
     from sklearn.neighbors import NearestNeighbors
 
     nn = NearestNeighbors(n_neighbors=16).fit(z)
