@@ -89,6 +89,14 @@ def test_bad_values_exit_2_with_a_message(tmp_path, args, message):
     assert not (tmp_path / "sim" / "config.yaml").exists()
 
 
+def test_outdir_that_is_a_file_exits_2(tmp_path):
+    (tmp_path / "file").write_text("x")
+    proc = _cli("simulate", str(tmp_path / "file"), "--n-cells", "50")
+    assert proc.returncode == 2
+    assert "exists and is not a folder" in proc.stderr
+    assert "Traceback" not in proc.stderr
+
+
 def test_options_reach_the_simulator(tmp_path):
     """Protein, empty droplets, CAR product, decoy, TCR, subclones and ids end up in the files and truth."""
     out = tmp_path / "sim"

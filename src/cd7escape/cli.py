@@ -275,6 +275,11 @@ def simulate(
     """Simulate a patient with known truth; write its files, a sample sheet and a config that `cd7escape run` takes as it is."""
     from .datasets import simulate_patient, write_simulated
 
+    if outdir.exists() and not outdir.is_dir():
+        _fail_input(
+            InputError.single("exists and is not a folder", field="OUTDIR", file=str(outdir)),
+            "cannot simulate",
+        )
     if layout != "files" and fmt == "h5ad":  # before the simulation: Cell Ranger writes no h5ad
         _fail_input(
             InputError.single(
