@@ -15,7 +15,138 @@ from pathlib import Path
 from typing import Any
 
 from .._files import H5AD_COMPRESSION, atomic_write_h5ad, move_into_place, temporary_path
+from .._logging import logger
 from .._parallel import in_thread
+
+#: The chain fields of ``obsm['airr']``: the AIRR Rearrangement schema's required fields (v1.4/1.5,
+#: what ``scirpy.io.AirrCell.empty_chain_dict`` fills) plus ``locus`` and ``c_call``. cd7escape keeps one
+#: productive chain per locus (the one that defines ``obs['clone_id']``): its ``junction`` (10x
+#: ``cdr3_nt``), ``junction_aa`` (10x ``cdr3``) and ``locus`` are filled, the rest are null.
+AIRR_FIELDS = (
+    "sequence_id",
+    "sequence",
+    "rev_comp",
+    "productive",
+    "locus",
+    "v_call",
+    "d_call",
+    "j_call",
+    "c_call",
+    "sequence_alignment",
+    "germline_alignment",
+    "junction",
+    "junction_aa",
+    "v_cigar",
+    "d_cigar",
+    "j_cigar",
+)
+_BOOL_FIELDS = frozenset({"rev_comp", "productive"})
+
+
+def scverse_layout(adata):
+    """Shape the AnnData written as ``cells.h5ad`` for the tools that read it (in place; returned).
+
+    - **scirpy** (≥ 0.13): the clonotype chains in ``obsm['airr']``, an awkward array of AIRR
+      Rearrangement records per cell (:data:`AIRR_FIELDS`), built from ``obs['clone_id']`` and the
+      ``<locus>_cdr3`` columns; ``scirpy.pp.index_chains`` and ``scirpy.tl.define_clonotypes`` run on it.
+    - **cellxgene**: every obs/var column is bool, a NumPy number, a string or a categorical with
+      string or numeric categories. Nullable pandas dtypes become plain ones (``boolean`` with NA → a
+      'True'/'False' categorical, ``Int64``/``Float64`` → float with NaN, ``string`` → categorical) and
+      an object column mixing types or missing values becomes a categorical of their text.
+
+    ``adata`` should be a shell of its own (``report._patient._shell``): its obs/var frames are
+    replaced, its ``obsm`` gains ``'airr'``; ``uns`` and the matrices are not touched.
+    """
+    adata.obs = _plain_columns(adata.obs)
+    adata.var = _plain_columns(adata.var)
+    if "clone_id" in adata.obs and "airr" not in adata.obsm:
+        airr = airr_chains(adata.obs)
+        if airr is not None:
+            adata.obsm["airr"] = airr
+    return adata
+
+
+def airr_chains(obs):
+    """The chains of each cell as scirpy's ``obsm['airr']`` (None without awkward installed)."""
+    import numpy as np
+    import pandas as pd
+
+    try:
+        import awkward as ak
+    except ImportError:  # a declared dependency; without it the file is still written
+        logger.warning("    cells.h5ad: awkward is not installed, so no obsm['airr'] for scirpy")
+        return None
+    clone = obs["clone_id"]
+    names = obs.index.to_numpy(dtype=str)
+    aa_columns = {
+        c.removesuffix("_cdr3").upper(): obs[c]
+        for c in obs.columns
+        if isinstance(c, str) and c.endswith("_cdr3")
+    }
+    counts = np.zeros(len(obs), dtype=np.int64)
+    cols: dict[str, list] = {"sequence_id": [], "locus": [], "junction": [], "junction_aa": []}
+    values = clone.astype(object).where(clone.notna(), None).to_numpy()
+    for i, text in enumerate(values):
+        if not isinstance(text, str) or not text:
+            continue
+        for part in text.split(";"):
+            locus, _, nt = part.partition(":")
+            if not nt:
+                continue
+            aa = aa_columns.get(locus)
+            aa = None if aa is None else aa.iat[i]
+            cols["sequence_id"].append(f"{names[i]}_{locus}")
+            cols["locus"].append(locus)
+            cols["junction"].append(nt)
+            cols["junction_aa"].append(aa if isinstance(aa, str) and aa else None)
+            counts[i] += 1
+    n = len(cols["locus"])
+    fields = {}
+    for field in AIRR_FIELDS:
+        if field == "productive":  # only productive chains define a clonotype
+            fields[field] = ak.Array(np.ones(n, dtype=bool))
+        elif field in cols:
+            kind = "?string" if field == "junction_aa" else "string"
+            fields[field] = ak.enforce_type(ak.Array(pd.Series(cols[field], dtype=object)), kind)
+        else:
+            kind = "?bool" if field in _BOOL_FIELDS else "?string"
+            fields[field] = ak.enforce_type(ak.Array([None] * n), kind)
+    records = ak.zip(fields, depth_limit=1)
+    return ak.unflatten(records, counts)
+
+
+def _plain_columns(frame):
+    """A copy of ``frame`` with the column types cellxgene reads (see :func:`scverse_layout`)."""
+    import pandas as pd
+    from pandas.api.types import is_object_dtype
+
+    frame = frame.copy()
+    for name in frame.columns:
+        col = frame[name]
+        dtype = col.dtype
+        if isinstance(dtype, pd.BooleanDtype):
+            frame[name] = (
+                col.to_numpy(dtype=bool)
+                if not col.isna().any()
+                else pd.Categorical(col.map({True: "True", False: "False"}), ["False", "True"])
+            )
+        elif isinstance(dtype, pd.api.extensions.ExtensionDtype) and dtype.kind in "iuf":
+            # Int64, Float64 …: NA becomes NaN
+            frame[name] = col.to_numpy(dtype="float64", na_value=float("nan"))
+        elif isinstance(dtype, pd.StringDtype):
+            frame[name] = pd.Categorical(col.astype(object).where(col.notna(), None))
+        elif isinstance(dtype, pd.CategoricalDtype):
+            cats = dtype.categories
+            if is_object_dtype(cats.dtype) and not all(isinstance(c, str) for c in cats):
+                frame[name] = col.cat.rename_categories([str(c) for c in cats])
+        elif is_object_dtype(dtype):
+            # cellxgene reads an object column as text only when every value is a string
+            missing = col.isna()
+            if missing.any() or not all(isinstance(v, str) for v in col[~missing]):
+                frame[name] = pd.Categorical(
+                    col.map(lambda v: v if v is None or v != v else str(v))
+                )
+    return frame
 
 
 class CellsFile:

@@ -129,18 +129,23 @@ def write_patient(
 
 def _shell(adata):
     """The same AnnData with its own obs/var frames: anndata's writer turns string columns into
-    categoricals in place, which must not happen under the figures drawn meanwhile."""
+    categoricals in place, which must not happen under the figures drawn meanwhile. Laid out for
+    scirpy and cellxgene (``_cells_file.scverse_layout``)."""
     import anndata as ad
 
-    return ad.AnnData(
-        X=adata.X,
-        obs=adata.obs.copy(),
-        var=adata.var.copy(),
-        uns=adata.uns,
-        obsm=dict(adata.obsm),
-        varm=dict(adata.varm),
-        obsp=dict(adata.obsp),
-        layers=dict(adata.layers),
+    from ._cells_file import scverse_layout
+
+    return scverse_layout(
+        ad.AnnData(
+            X=adata.X,
+            obs=adata.obs.copy(),
+            var=adata.var.copy(),
+            uns=adata.uns,
+            obsm=dict(adata.obsm),
+            varm=dict(adata.varm),
+            obsp=dict(adata.obsp),
+            layers=dict(adata.layers),
+        )
     )
 
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 import json
 import math
 from collections.abc import Mapping
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -31,6 +32,8 @@ TIMEPOINT_FIELDS = (
     "ci_high",
     "zero_count_fraction",
 )
+#: The JSON Schema (draft 2020-12) that every result.json follows; shipped with the package.
+RESULT_SCHEMA = Path(__file__).with_name("schema") / "result.schema.json"
 #: Digits kept for floats in result.json (enough for any reported number, stable across platforms).
 DIGITS = 6
 _PACKAGES = ("numpy", "scipy", "pandas", "anndata", "scanpy", "faiss-cpu", "matplotlib", "jinja2")
@@ -139,6 +142,11 @@ def build_result(adata, *, config, patient: str) -> dict[str, Any]:
         "missing": missing,
     }
     return plain(result)
+
+
+def result_schema() -> dict[str, Any]:
+    """The JSON Schema of result.json (:data:`RESULT_SCHEMA`), e.g. for ``jsonschema.validate``."""
+    return json.loads(RESULT_SCHEMA.read_text(encoding="utf-8"))
 
 
 def dumps(result: Mapping[str, Any]) -> str:
