@@ -122,3 +122,51 @@ def test_mixture_prior_learns_the_share_of_blasts_from_the_unread_cells():
     prior = mixture_prior(llr, cells, clusters)
     assert np.isnan(prior[:10]).all()
     assert np.isfinite(prior[10:]).all()
+
+
+def test_mixture_prior_is_the_share_among_t_cells_times_being_one():
+    rng = np.random.default_rng(1)
+    # 200 blasts (+2), 100 normal T cells (-2) and 100 NK cells (a normal genome: -2) that are surely not
+    # T cells: the share is that among the T cells, and an NK cell's prior is near 0
+    llr = np.concatenate([rng.normal(2, 1, 200), rng.normal(-2, 1, 100), rng.normal(-2, 1, 100)])
+    t_logodds = np.concatenate([np.full(300, 8.0), np.full(100, -8.0)])
+    cells = np.ones(llr.size, dtype=bool)
+    prior = mixture_prior(llr, cells, None, t_logodds=t_logodds)
+    share = 1 / (1 + np.exp(-prior))
+    assert share[0] == pytest.approx(2 / 3, abs=0.06)
+    assert share[-1] < 0.01
+    # without the T identity the NK cells dilute the share (200 of 400)
+    plain = 1 / (1 + np.exp(-mixture_prior(llr, cells, None)))
+    assert plain[0] == pytest.approx(0.5, abs=0.06)
+
+
+def test_segment_count_llr_compares_a_cluster_with_normal_cells_like_it():
+    rng = np.random.default_rng(4)
+    table, rate = _genome(rng)
+    trunk = rate.copy()
+    trunk[0:200] *= 0.5  # chr1 lost in every blast
+    nk = rate.copy()
+    nk[0:200] *= 0.6  # NK-like cells express chr1's genes less, with a normal genome
+    parts = {
+        "leukemic": _cells(rng, trunk, 200),
+        "normal": _cells(rng, rate, 120),
+        "nk": _cells(rng, nk, 120),  # a cluster of their own, without a TCR
+    }
+    counts = sparse.csr_matrix(np.vstack(list(parts.values())))
+    label = np.repeat(list(parts), [len(v) for v in parts.values()])
+    clusters = np.where(label == "nk", "b", "a")
+    total = np.asarray(counts.sum(axis=1)).ravel().astype(float)
+    segments = pd.DataFrame(
+        {"clone_id": ["L"], "chromosome": ["chr1"], "start": [1000], "end": [200500],
+         "z": [-9.0], "log2_ratio": [-1.0]}
+    )  # fmt: skip
+    args = (counts, total, pd.DataFrame(index=table.index), table, segments)
+    leukemic, normal = label == "leukemic", label == "normal"
+    alone, _ = segment_count_llr(*args, leukemic, normal, clusters=clusters, antigen="CD7")
+    # against normal T cells alone, the NK-like cells read as the loss
+    assert np.median(alone[label == "nk"]) > 2
+    llr, _ = segment_count_llr(
+        *args, leukemic, normal, clusters=clusters, other_normal=label == "nk", antigen="CD7"
+    )
+    assert np.median(llr[label == "nk"]) < 0.5
+    assert np.median(llr[label == "leukemic"]) > 2

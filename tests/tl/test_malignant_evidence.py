@@ -246,3 +246,29 @@ def test_cnv_llr_is_linear_and_learnt_from_both_classes():
     assert (np.diff(llr[:400][order]) >= 0).all()  # monotone in the score
     assert cnv_llr(score, blast & (np.arange(401) < 10), normal) is None
     assert cnv_llr(score, normal, blast) is None  # the 'leukemic' cells do not score higher
+
+
+def test_t_identity_weighs_missing_t_transcripts_by_depth():
+    from cd7escape.tl._malignant._cell_types import t_identity
+
+    rng = np.random.default_rng(0)
+    # cluster "t": 300 T cells (T-specific UMIs at 3 per 1,000), 200 of them with a read TCR;
+    # cluster "nk": 150 NK cells (0.1 per 1,000); depths 300 (shallow) to 3,000
+    n_t, n_nk = 300, 150
+    depth = np.concatenate([rng.uniform(300, 3000, n_t), rng.uniform(300, 3000, n_nk)])
+    rate = np.concatenate([np.full(n_t, 3e-3), np.full(n_nk, 1e-4)])
+    y = rng.poisson(rate * depth).astype(float)
+    lineage = np.array(["T"] * n_t + ["NK"] * n_nk, dtype=object)
+    clusters = np.array(["t"] * n_t + ["nk"] * n_nk)
+    read_t = np.zeros(y.size, dtype=bool)
+    read_t[:200] = True
+    nk_ref = lineage == "NK"
+    # a shallow T cell with no T-specific UMI, and a deep one, in the T cluster
+    y[[250, 251]], depth[[250, 251]] = 0, [300, 3000]
+    lo = t_identity(y, depth, lineage, read_t, nk_ref, clusters)
+    assert lo[250] > 1.0  # a zero is expected often enough at 300 UMIs: still most likely a T cell
+    assert lo[251] < lo[250] - 3.0  # at 3,000 UMIs it weighs far more
+    assert np.median(lo[n_t:]) < -2.0  # NK cells
+    assert np.median(lo[:n_t]) > 2.0
+    # too few NK cells to learn their rate: no answer (the caller falls back on the T-transcript rule)
+    assert t_identity(y, depth, lineage, read_t, np.zeros(y.size, dtype=bool), clusters) is None

@@ -16,7 +16,7 @@ from ..._sparse import scale_rows
 from ..._uns import record
 from ._blast_program import blast_evidence, blast_score, program_llr
 from ._car import detect_car, find_car_feature
-from ._cell_types import NON_T, assign_lineage, lineage_scores, t_transcripts
+from ._cell_types import NON_T, assign_lineage, lineage_scores, t_identity, t_transcripts
 from ._cnv import (
     clone_copy_number,
     cnv_llr,
@@ -123,11 +123,15 @@ def call_malignant(
     likelihood ratio of the cell's own copy number on the leukemic profile learnt the same way
     (``obs['cnv_llr']``). Where a leukemic clonotype carries a copy-number change, that ratio is of the
     cell's counts in the clonotype's altered regions carried by (nearly) all its cells: a negative binomial
-    at the cell's depth with the rates of the clonotype's cells (per Leiden cluster) and of T cells of a
-    normal genome (another clonotype, CAR-T cells); and a T cell whose TCR was not read (and no CAR) takes
-    as its neighbourhood the share of blasts among the unread T cells of its cluster and sample, learnt by
+    at the cell's depth with the rates, per Leiden cluster, of the clonotype's cells and of cells of a
+    normal genome (T cells of another clonotype, CAR-T cells, NK cells without a TCR); and a lymphoid (T-
+    or NK-lineage) cell whose TCR was not read (and no CAR) takes as its neighbourhood its probability of
+    being a T cell times the share of blasts among the unread T cells of its cluster and sample, learnt by
     EM from their own ratios (``uns[...]['copy_number_regions']``, ``'unread_t_leukemic_share'``), not
-    the clonal make-up of the read ones (VDJ capture differs between blasts and normal T cells). A cell's
+    the clonal make-up of the read ones (VDJ capture differs between blasts and normal T cells). Its
+    probability of being a T cell weighs its T-specific UMIs (none is likely in a shallow cell, and CD3D/E/G
+    and CD5 lie on 11q, lost in some leukemias) at its depth against its cluster's T share: having no
+    T-specific transcript is evidence, not a gate. A cell's
     own TCR counts again after smoothing. The logistic of the result is
     ``malignant_score``; CAR-T (strong CAR signal) and donor cells are set to 0, user labels to 0/1. The
     antigen is in none of this.
@@ -461,7 +465,8 @@ def _call(
     # T cells by their own transcripts too, not only by their neighbourhood's: a cell among T cells with
     # none of CD3D/E/G, CD5, BCL11B, TRAC, TRBC1/2 (an NK cell) is not a T cell whose TCR went unread,
     # and weighs on its own evidence, not on that of the T cells around it
-    not_t = t_transcripts(counts, var_names, antigen) == 0
+    t_counts = t_transcripts(counts, var_names, antigen)
+    not_t = t_counts == 0
     smoothed = np.where(is_t & not_t, logit, smoothed)
     # A T cell whose TCR was not read takes, as its neighbourhood, the clonal make-up of its cluster's T
     # cells whose TCR was read (capture does not depend on being a blast): where the leukemia has a
@@ -509,11 +514,26 @@ def _call(
             tcr > 0,
             is_t & ~not_t & (tcr <= 0) & ((tcr < 0) | car),
             clusters=clusters,
+            other_normal=(lineage == "NK") & (sizes == 0) & ~car,
             antigen=antigen,
         )
         if count_llr is not None:
             llr_cnv = count_llr
-    if llr_cnv is not None:
+    # Lymphoid cells whose TCR was not read (and no CAR) may be T cells (blasts among them) or NK cells:
+    # where a leukemic clonotype's copy-number change gives each its own ratio, the probability that it is
+    # a T cell (its cluster's T share, and its T-specific transcripts at its depth) weighs it, not a gate
+    # on having any T-specific transcript (CD3D/E/G and CD5 lie on 11q, lost in some leukemias)
+    t_logodds = None
+    if count_llr is not None:
+        t_logodds = t_identity(
+            t_counts,
+            total,
+            lineage,
+            is_t & (tcr != 0),
+            (lineage == "NK") & (sizes == 0) & ~car,
+            clusters,
+        )
+    if llr_cnv is not None and t_logodds is None:
         # read against normal T cells, a cell's own copy number is evidence for T cells only
         llr_cnv = np.where(not_t, 0.0, llr_cnv)
     unread_share = None
@@ -528,12 +548,16 @@ def _call(
             # T cells whose TCR was not read (and no CAR): their neighbourhood is the share of blasts among
             # the unread T cells of their cluster, learnt from those cells' own likelihood ratios (the share
             # among the read ones is biased: VDJ capture differs between blasts and normal T cells)
-            unread = is_t & ~not_t & (tcr == 0) & ~car
-            prior = mixture_prior(own, unread, clusters, samples)
+            if t_logodds is None:
+                unread = is_t & ~not_t & (tcr == 0) & ~car
+            else:
+                unread = np.isin(lineage, ["T", "NK"]) & (tcr == 0) & ~car
+            prior = mixture_prior(own, unread, clusters, samples, t_logodds=t_logodds)
             context = np.where(unread, prior, context)
             unread_share = (
                 float(np.mean(1.0 / (1.0 + np.exp(-prior[unread])))) if unread.any() else None
             )
+            smoothed = np.where(unread, context + own, smoothed)
         smoothed = np.where(is_t, context + own, smoothed)
     # A cell's own TCR is its own: it counts again after smoothing (a T cell with a productive clonotype
     # other than the leukemic one is normal even when its neighbours are blasts).

@@ -8,6 +8,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 import scipy.sparse as sp
+from scipy.special import gammaln
 
 # Canonical lineage markers. T-ALL blasts keep (cytoplasmic) CD3 transcripts, so they score as T lineage;
 # their blast/ETP program is scored separately (``_blast_program``).
@@ -84,3 +85,75 @@ def t_transcripts(counts, var_names: pd.Index, antigen: str) -> np.ndarray:
     if idx.size == 0:
         return np.zeros(counts.shape[0])
     return np.asarray(counts[:, idx].sum(axis=1)).ravel()
+
+
+# Pseudo-cells of the lymphoid cells' overall T share shrinking a cluster's (the prior of T identity).
+T_PRIOR_CELLS = 20.0
+# UMIs of the read T cells' overall rate shrinking a cluster's T-transcript rate.
+T_RATE_PSEUDO_UMIS = 20.0
+MIN_IDENTITY_CELLS = 20  # NK cells and read T cells needed to learn the T-transcript rates
+
+
+def t_identity(
+    t_counts: np.ndarray,
+    total: np.ndarray,
+    lineage: np.ndarray,
+    read_t: np.ndarray,
+    nk_ref: np.ndarray,
+    clusters: np.ndarray | None,
+) -> np.ndarray | None:
+    """Per cell: log-odds that a lymphoid (T- or NK-lineage) cell is a T cell, not an NK cell.
+
+    T-ALL blasts are T cells, but their T-specific transcripts (``T_SPECIFIC``; CD3D/E/G and CD5 lie on
+    11q, lost in some leukemias) can all drop out of a shallow cell: having none is evidence against a T
+    cell only as far as its depth makes some expected. The likelihood of a cell's T-specific UMIs is a
+    negative binomial at its depth with the rate of its Leiden cluster's T cells whose TCR was read
+    (``read_t``; shrunk towards all of theirs by 20 UMIs) and a dispersion learnt from them, against a
+    Poisson with the rate of NK cells (``nk_ref``: NK lineage, no TCR). The prior is the share of T cells
+    among the lymphoid cells of the cluster, learnt by EM from those likelihoods (shrunk towards all
+    lymphoid cells' by 20 pseudo-cells, within [0.02, 0.98]): not the lineage labels, which are smoothed
+    over neighbours. ``None`` when either class has fewer than 20 cells or the rates do not differ.
+    """
+    from ._copy_number_llr import PRIOR_BOUNDS, mixture_share
+
+    if read_t.sum() < MIN_IDENTITY_CELLS or nk_ref.sum() < MIN_IDENTITY_CELLS:
+        return None
+    y = np.asarray(t_counts, dtype=np.float64)
+    d = np.maximum(np.asarray(total, dtype=np.float64), 1.0)
+    r_t = y[read_t].sum() / d[read_t].sum()
+    r_nk = max(y[nk_ref].sum() / d[nk_ref].sum(), 1e-6)
+    if not r_t > r_nk:
+        return None
+    rate = np.full(y.size, r_t)
+    if clusters is not None:
+        frame = pd.DataFrame(
+            {"c": clusters, "y": np.where(read_t, y, 0.0), "d": np.where(read_t, d, 0.0)}
+        )
+        g = frame.groupby("c")
+        y_c = g["y"].transform("sum").to_numpy()
+        d_c = g["d"].transform("sum").to_numpy()
+        rate = (y_c + T_RATE_PSEUDO_UMIS) / (d_c + T_RATE_PSEUDO_UMIS / r_t)
+    mu_t, mu_nk = rate * d, r_nk * d
+    # method-of-moments dispersion of the read T cells' counts about their expected ones
+    m = mu_t[read_t]
+    phi = max(float(np.sum((y[read_t] - m) ** 2 - m)) / max(float(np.sum(m**2)), 1e-12), 0.0)
+    if phi > 0:
+        r = 1.0 / phi
+        log_t = (
+            gammaln(y + r) - gammaln(r) + y * np.log(mu_t / (mu_t + r)) + r * np.log(r / (mu_t + r))
+        )
+    else:
+        log_t = y * np.log(mu_t) - mu_t
+    llr = log_t - (y * np.log(mu_nk) - mu_nk)  # log y! cancels
+    lymphoid = np.isin(lineage, ["T", "NK"])
+    if not lymphoid.any():
+        return None
+    overall = mixture_share(llr[lymphoid], 0.5, 0.0, 0.5, bounds=PRIOR_BOUNDS)
+    share = np.full(y.size, overall)
+    if clusters is not None:
+        for c in pd.unique(clusters[lymphoid]):
+            members = lymphoid & (clusters == c)
+            share[members] = mixture_share(
+                llr[members], overall, T_PRIOR_CELLS, overall, bounds=PRIOR_BOUNDS
+            )
+    return np.log(share / (1.0 - share)) + llr

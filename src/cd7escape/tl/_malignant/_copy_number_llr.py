@@ -81,6 +81,7 @@ def segment_count_llr(
     normal: np.ndarray,
     *,
     clusters: np.ndarray | None = None,
+    other_normal: np.ndarray | None = None,
     antigen: str,
 ) -> tuple[np.ndarray | None, list[dict]]:
     """Per cell: log-likelihood ratio, leukemic vs normal genome, of its counts in the altered regions.
@@ -99,6 +100,10 @@ def segment_count_llr(
     leukemic, normal
         Cells of the leukemic clonotype(s), and T cells of a normal genome (another productive clonotype,
         CAR-T cells): the rates of each region are learnt from them.
+    clusters
+        Leiden cluster per cell: each class's rate per cluster (shrunk towards its overall rate).
+    other_normal
+        Further cells of a normal genome (NK cells without a TCR), for the normal rate per cluster only.
     antigen
         Never among the genes.
 
@@ -148,25 +153,32 @@ def segment_count_llr(
         # the region counts only where the leukemic cells differ in the direction of the change
         if np.sign(np.log(ratio)) != sign:
             continue
-        # Rates per Leiden cluster: blasts of one subclone (phenotype) express a region's genes at their
-        # own level; a cluster's leukemic cells (their pooled counts, with 200 UMIs of the overall rate)
-        # give its leukemic rate, and that over the overall ratio its normal one.
+        # Rates per Leiden cluster: a region's genes are expressed at a level of the cells' phenotype, not
+        # only of their copy number (11q and 12p hold lineage and activation genes). Each class's rate of a
+        # cluster is its pooled counts there, with 200 UMIs of its overall rate; the normal genome's are of
+        # T cells of a normal genome and of NK cells without a TCR (``other_normal``), so that a cytotoxic
+        # or NK-like cell is compared with cells like it.
         p1_cell = np.full(counts.shape[0], p1)
+        p0_cell = np.full(counts.shape[0], p0)
+        base = normal if other_normal is None else (normal | other_normal)
         if clusters is not None:
-            for c_ in pd.unique(clusters[leukemic]):
+            for c_ in pd.unique(clusters[leukemic | base]):
                 members = clusters == c_
                 y_c, t_c = y[members & leukemic].sum(), total[members & leukemic].sum()
                 p1_cell[members] = (y_c + CLUSTER_PSEUDO_UMIS) / (t_c + CLUSTER_PSEUDO_UMIS / p1)
+                y_c, t_c = y[members & base].sum(), total[members & base].sum()
+                p0_cell[members] = (y_c + CLUSTER_PSEUDO_UMIS) / (t_c + CLUSTER_PSEUDO_UMIS / p0)
         mu1 = p1_cell * total
-        mu0 = mu1 / ratio
+        mu0 = p0_cell * total
         phi = _dispersion(y[normal], mu0[normal])
-        ok = total > 0
+        # a cluster where the two rates do not differ in the change's direction is told nothing by it
+        ok = (total > 0) & (sign * np.log(p1_cell / p0_cell) > 0)
         lr = np.zeros(counts.shape[0])
         lr[ok] = _nb_llr(y[ok], mu1[ok], mu0[ok], phi)
         # A change carried by a share of the leukemic clonotype's cells only (a subclone's; or a region
         # where expression, not copy number, differs) does not tell blasts from normal T cells: a blast
         # without it is a blast. Only the trunk's regions count.
-        share = _share(lr[leukemic & ok], 0.5, 0.0, 0.5, bounds=(0.0, 1.0))
+        share = mixture_share(lr[leukemic & ok], 0.5, 0.0, 0.5, bounds=(0.0, 1.0))
         row.update(dispersion=phi, leukemic_share=share)
         if share < TRUNK_SHARE:
             continue
@@ -176,22 +188,29 @@ def segment_count_llr(
     return (llr if used_any else None), info
 
 
-def _share(
+def mixture_share(
     llr: np.ndarray,
     prior: float,
     weight: float,
     start: float,
     *,
     bounds: tuple[float, float] = (0.02, 0.98),
+    t: np.ndarray | None = None,
 ) -> float:
     """EM for the share of cells of the first kind given each cell's likelihood ratio (a Beta-like pull
-    of ``weight`` pseudo-cells towards ``prior``), kept within ``bounds``."""
+    of ``weight`` pseudo-cells towards ``prior``), kept within ``bounds``.
+
+    ``t``: per cell, the probability that it belongs to the population the share is of (a T cell, not an
+    NK cell): its prior of being of the first kind is then ``t * share``."""
     lo, hi = bounds
     pi = float(np.clip(start, lo, hi))
     ratio = np.exp(np.clip(llr, -30.0, 30.0))
+    t = np.ones(llr.size) if t is None else t
+    n_eff = float(t.sum())
     for _ in range(200):
-        post = pi * ratio / (pi * ratio + 1.0 - pi)
-        new = float(np.clip((post.sum() + weight * prior) / (llr.size + weight), lo, hi))
+        q = t * pi
+        post = q * ratio / (q * ratio + 1.0 - q)
+        new = float(np.clip((post.sum() + weight * prior) / (n_eff + weight), lo, hi))
         if abs(new - pi) < 1e-6:
             return new
         pi = new
@@ -203,19 +222,29 @@ def mixture_prior(
     cells: np.ndarray,
     clusters: np.ndarray | None,
     samples: np.ndarray | None = None,
+    *,
+    t_logodds: np.ndarray | None = None,
 ) -> np.ndarray:
-    """Per cell of ``cells``, the share of leukemic cells among them (log-odds), learnt by EM.
+    """Per cell of ``cells``, the prior log-odds that it is leukemic, from the share of leukemic cells
+    among them learnt by EM.
 
     The share over all ``cells`` is the maximum-likelihood mixing weight of their likelihood ratios
     (``llr``: leukemic vs normal); per Leiden cluster, the same among its ``cells``, shrunk towards it by
     20 pseudo-cells; and per cluster and sample (CAR-T cells, whose CAR went undetected, are in the
     samples after infusion only), shrunk towards the cluster's. Shares are kept within [0.02, 0.98].
-    NaN outside ``cells``.
+    With ``t_logodds`` (log-odds that a cell is a T cell, :func:`~._cell_types.t_identity`) the share is
+    that among T cells and a cell's prior is its probability of being a T cell times it. NaN outside
+    ``cells``.
     """
     out = np.full(llr.size, np.nan)
     if not cells.any():
         return out
-    overall = _share(llr[cells], 0.5, 0.0, 0.5, bounds=PRIOR_BOUNDS)
+    t = (
+        np.ones(llr.size)
+        if t_logodds is None
+        else 1.0 / (1.0 + np.exp(-np.clip(t_logodds, -30.0, 30.0)))
+    )
+    overall = mixture_share(llr[cells], 0.5, 0.0, 0.5, bounds=PRIOR_BOUNDS, t=t[cells])
     share = np.full(llr.size, overall)
     levels = [lv for lv in (clusters, samples) if lv is not None]
     groups = np.zeros(llr.size, dtype=object)
@@ -226,6 +255,9 @@ def mixture_prior(
         for g in pd.unique(groups[cells]):
             members = cells & (groups == g)
             prior = float(parent[members][0])
-            share[members] = _share(llr[members], prior, PRIOR_CELLS, prior, bounds=PRIOR_BOUNDS)
-    out[cells] = np.log(share[cells] / (1.0 - share[cells]))
+            share[members] = mixture_share(
+                llr[members], prior, PRIOR_CELLS, prior, bounds=PRIOR_BOUNDS, t=t[members]
+            )
+    q = t[cells] * share[cells]
+    out[cells] = np.log(q / (1.0 - q))
     return out
