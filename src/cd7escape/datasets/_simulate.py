@@ -83,6 +83,7 @@ def simulate_patient(
     car_product: Literal["knockout", "pebl"] = "knockout",
     car_feature: str = "CAR_CD7",
     protein: bool = False,
+    protein_loss: bool = False,
     empty_droplets: bool = False,
     ambient: float = 0.02,
     patient: str = "P1",
@@ -141,6 +142,12 @@ def simulate_patient(
     protein
         Add Antibody Capture counts in ``obsm['protein']`` (the antigen, CD3, CD19, CD33; background
         plus foreground, features named ``<marker>_TotalSeqC``).
+    protein_loss
+        Relapse blasts lose the antigen's surface protein while keeping its RNA (post-transcriptional
+        loss or masking of the epitope; needs ``protein=True``). What the CAR sees is then a loss:
+        ``uns['truth']['mechanism']`` becomes ``antigen_downregulation`` when the RNA mechanism
+        (``uns['truth']['rna_mechanism']``) is ``antigen_retained``; ``obs['truth_protein_negative']``
+        marks the cells without surface protein.
     empty_droplets
         Also simulate empty droplets (ambient only) per sample, kept in ``uns['empty_droplets']`` and
         written as the raw matrix by :func:`write_simulated`.
@@ -212,6 +219,8 @@ def _check(p: dict, P: FittedParams) -> None:
         problems.append("this mechanism needs negative_fraction > 0")
     if p["n_subclones"] < 1:
         problems.append("n_subclones must be ≥ 1")
+    if p["protein_loss"] and not p["protein"]:
+        problems.append("protein_loss needs protein=True (the loss is only visible in ADT counts)")
     if problems:
         from .._errors import Problem
 
@@ -562,6 +571,7 @@ class _Simulator:
         adata.layers["counts"] = X.copy()
         if p["protein"]:
             adata.obsm["protein"] = self.adt(obs)
+            adata.obs["truth_protein_negative"] = self.protein_negative(obs)
         adata.uns["truth"] = self.truth(base_share, rel_share, level)
         adata.uns["vdj_contigs"] = (
             contig_table(contigs).assign(sample=[c["sample"] for c in contigs])
@@ -609,9 +619,7 @@ class _Simulator:
         )
         level = obs["truth_antigen_level"].to_numpy()
         fg = {}
-        ag = np.where(obs["truth_antigen_negative"].to_numpy(), 0.0, 150.0 * np.minimum(level, 2.0))
-        if p["car_product"] == "pebl":  # PEBL: antigen RNA kept, protein retained inside the cell
-            ag[ct == "car_T"] = 0.0
+        ag = np.where(self.protein_negative(obs), 0.0, 150.0 * np.minimum(level, 2.0))
         fg[p["antigen"]] = ag
         t_like = np.isin(ct, ["normal_T", "car_T"])
         fg["CD3"] = np.where(t_like, 200.0, np.where((ct == "malignant") & ~switched, 30.0, 0.0))
@@ -623,6 +631,18 @@ class _Simulator:
             fgm = fg.get(name, np.zeros(len(obs))) * rng.gamma(4.0, 0.25, size=len(obs))
             out[f"{name}_TotalSeqC"] = rng.poisson(bg + fgm).astype(np.int32)
         return pd.DataFrame(out, index=obs.index)
+
+    def protein_negative(self, obs: pd.DataFrame) -> np.ndarray:
+        """Cells without the antigen's surface protein: no RNA, a PEBL-like product (protein kept inside
+        the CAR-T cell) or, with ``protein_loss``, relapse blasts (RNA kept, protein lost)."""
+        p = self.p
+        ct = obs["truth_cell_type"].astype(str).to_numpy()
+        out = obs["truth_antigen_negative"].to_numpy(bool).copy()
+        if p["car_product"] == "pebl":
+            out |= ct == "car_T"
+        if p["protein_loss"]:
+            out |= (ct == "malignant") & (obs["timepoint"].astype(str).to_numpy() == "relapse")
+        return out
 
     def truth(self, base_share: dict, rel_share: dict, level: dict) -> dict:
         p = self.p
@@ -639,8 +659,12 @@ class _Simulator:
         neg_r = sum(rel_share[s] for s in subs if level[(s, "relapse")] == 0)
         params = {k: (str(v) if v is None else v) for k, v in p.items()}
         params["fold"] = float(p["fold"])
+        seen = p["mechanism"]
+        if p["protein_loss"] and seen == "antigen_retained":
+            seen = "antigen_downregulation"  # what the CAR sees: the protein went, the RNA stayed
         return {
-            "mechanism": p["mechanism"],
+            "mechanism": seen,
+            "rna_mechanism": p["mechanism"],
             "params": params,
             **{
                 k: params[k]

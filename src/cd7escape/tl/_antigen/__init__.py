@@ -20,6 +20,7 @@ from ._model import (
     fit_antigen_mixture,
     theta_interval,
 )
+from ._protein import recorded_protein_model
 from ._state import antigen_state
 
 __all__ = [
@@ -33,6 +34,7 @@ __all__ = [
     "group_antigen",
     "negative_posterior",
     "recorded_antigen_model",
+    "recorded_protein_model",
     "reference_level",
     "theta_interval",
 ]

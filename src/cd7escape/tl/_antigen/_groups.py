@@ -77,6 +77,7 @@ def anchored_fit(
     alpha: float,
     interval: bool = True,
     weights: np.ndarray | None = None,
+    null_theta: float | None = None,
 ) -> dict[str, float]:
     """Negative fraction of a group with the expressing level fixed at the patient's reference level.
 
@@ -89,9 +90,12 @@ def anchored_fit(
     population count more. They are scaled to sum to the Kish effective sample size
     ``(sum w)^2 / sum w^2``, so the interval and the test are as wide as that many equally weighted
     cells would give (``n`` in the result is that size, rounded down).
+
+    ``null_theta`` makes the negative component ``NB(s · ambient, null_theta)`` (ADT background counts,
+    :func:`._protein.recorded_protein_model`) instead of ``Poisson(s · ambient)``.
     """
     from ._mixture_search import anchored_search
-    from ._model import _Group, chi2_half_quantile, chi2_pvalue
+    from ._model import COMPRESS_ABOVE, _Group, chi2_half_quantile, chi2_pvalue
 
     w = None
     if weights is not None:
@@ -102,7 +106,12 @@ def anchored_fit(
     n = int(y.size) if w is None else int(np.floor(w.sum() + 1e-9))
     if y.size == 0:
         return {"pi": np.nan, "ci_low": np.nan, "ci_high": np.nan, "pval": np.nan, "n": 0}
-    grp = _Group(np.asarray(y, float), np.asarray(s, float), ambient, theta, w=w)
+    y, s = np.asarray(y, float), np.asarray(s, float)
+    grp = (
+        _Group.compressed(y, s, ambient, theta, null_theta, weights=w)
+        if y.size > COMPRESS_ABOVE
+        else _Group(y, s, ambient, theta, w=w, null_theta=null_theta)
+    )
     drop = chi2_half_quantile(1 - alpha) if interval else np.nan
     pi, lmax, ll0, lo, hi = anchored_search(1e-5, drop, *grp.search_terms(mu_ref, anchor=mu_ref))
     pval = chi2_pvalue(max(2 * (lmax - ll0), 0.0))
@@ -120,11 +129,12 @@ def group_antigen(
     min_cells: int,
     dim_fold: float,
     interval: bool = True,
+    null_theta: float | None = None,
 ) -> dict[str, Any]:
     """Antigen numbers of one group: anchored negative fraction, free-fit level, naive zeros and a state.
 
     ``alpha``, ``min_cells`` and ``dim_fold`` are the antigen model's options
-    (:meth:`AntigenModel.options`).
+    (:meth:`AntigenModel.options`); ``null_theta`` as in :func:`anchored_fit`.
     """
     from ._model import fit_antigen_mixture
 
@@ -136,9 +146,12 @@ def group_antigen(
             "zero_fraction": float(np.mean(y == 0)) if n else np.nan,
         }
     an = anchored_fit(
-        y, s, mu_ref=mu_ref, ambient=ambient, theta=theta, alpha=alpha, interval=interval
+        y, s, mu_ref=mu_ref, ambient=ambient, theta=theta, alpha=alpha, interval=interval,
+        null_theta=null_theta,
+    )  # fmt: skip
+    free = fit_antigen_mixture(
+        y, s, ambient_rate=ambient, theta=theta, alpha=alpha, interval=False, null_theta=null_theta
     )
-    free = fit_antigen_mixture(y, s, ambient_rate=ambient, theta=theta, alpha=alpha, interval=False)
     mu_hi = float(free.mu_ci[1]) if np.isfinite(free.mu_ci[1]) else float(free.mu)
     if an["pval"] < alpha and an["pi"] >= 0.5:
         state = "negative"
@@ -195,22 +208,36 @@ def _normal_t(adata) -> np.ndarray:
 
 
 def negative_posterior(
-    y: np.ndarray, s: np.ndarray, *, pi: float, mu_ref: float, ambient: float, theta: float
+    y: np.ndarray,
+    s: np.ndarray,
+    *,
+    pi: float,
+    mu_ref: float,
+    ambient: float,
+    theta: float,
+    null_theta: float | None = None,
 ) -> np.ndarray:
     """Per-cell ``P(negative | y)`` under the anchored mixture with negative share ``pi``.
 
     The expressing component is ``NB(s · mu_ref, theta)``, the negative one ``Poisson(s · ambient)``: a zero
     count is negative evidence only as far as the cell's depth makes a zero unlikely for an expressing cell.
+    With ``null_theta`` the negative component is ``NB(s · ambient, null_theta)`` (ADT background).
     """
     from scipy import special
 
     y, s = np.asarray(y, float), np.asarray(s, float)
     pi = float(np.clip(pi, 1e-6, 1 - 1e-6))
     a = max(ambient, 1e-12)
-    l0 = y * np.log(s * a) - s * a
-    m = s * mu_ref
-    l1 = (
+    l0 = y * np.log(s * a) - s * a if null_theta is None else _log_nb(y, s * a, float(null_theta))
+    l1 = _log_nb(y, s * mu_ref, theta)
+    return special.expit(np.log(pi / (1 - pi)) + l0 - l1)
+
+
+def _log_nb(y: np.ndarray, m: np.ndarray, theta: float) -> np.ndarray:
+    """log NB(y; mean m, size theta) without the ``-lgamma(y + 1)`` term (it cancels in ratios)."""
+    from scipy import special
+
+    return (
         special.gammaln(y + theta) - special.gammaln(theta) + theta * np.log(theta / (theta + m))
         + y * np.log(m / (theta + m))
     )  # fmt: skip
-    return special.expit(np.log(pi / (1 - pi)) + l0 - l1)

@@ -187,20 +187,23 @@ class _Group:
         theta: float,
         null_theta=None,
         width: float = 0.005,
+        weights: np.ndarray | None = None,
     ):
         """Cells pooled by (count, size factor within ``width`` on the log scale), with weights.
 
         The size factor of a pool is its cells' mean; the relative error of ``s * mu`` is below
-        ``width / 2`` (0.25 %), far below sampling noise. Used for large groups only.
+        ``width / 2`` (0.25 %), far below sampling noise. Used for large groups only. With ``weights``
+        (a weighted likelihood) a pool's weight is the sum of its cells' weights.
         """
         ls = np.log(s)
         b = np.floor((ls - ls.min()) / width).astype(np.int64)
         key = y.astype(np.int64) * (int(b.max()) + 1) + b
         _, inv, cnt = np.unique(key, return_inverse=True, return_counts=True)
         inv = inv.ravel()
-        w = cnt.astype(float)
-        yy = np.bincount(inv, weights=y) / w
-        ss = np.bincount(inv, weights=s) / w
+        n = cnt.astype(float)
+        yy = np.bincount(inv, weights=y) / n
+        ss = np.bincount(inv, weights=s) / n
+        w = n if weights is None else np.bincount(inv, weights=weights)
         return cls(yy, ss, a, theta, w, null_theta)
 
     def loglik(self, pi: float, mu: float) -> float:
@@ -276,6 +279,7 @@ def fit_antigen_mixture(
     theta_ci: tuple[float, float] | None = None,
     max_ci_width: float = MAX_CI_WIDTH,
     max_dropout: float = MAX_DROPOUT,
+    null_theta: float | None = None,
 ) -> AntigenFit:
     """Fit the negative/expressing mixture to one group of cells.
 
@@ -304,6 +308,9 @@ def fit_antigen_mixture(
     max_dropout
         Mean ``P(0 | expressing)`` above which the group is not identifiable (unless ``ci_low >= 0.5``):
         ``pi`` then hinges on theta.
+    null_theta
+        NB size of the negative component, which is then ``NB(s · ambient_rate, null_theta)`` instead of
+        ``Poisson(s · ambient_rate)``: the background of ADT counts (:mod:`._protein`).
 
     Returns
     -------
@@ -314,11 +321,11 @@ def fit_antigen_mixture(
     if theta is None:
         theta = estimate_theta(y, s)
     limits = {"max_ci_width": max_ci_width, "max_dropout": max_dropout}
-    fit = _fit(y, s, a, float(theta), alpha, interval, **limits)
+    fit = _fit(y, s, a, float(theta), alpha, interval, null_theta, **limits)
     if theta_ci is None or not interval or fit.n_cells == 0:
         return fit
     others = [
-        _fit(y, s, a, float(th), alpha, True, **limits)
+        _fit(y, s, a, float(th), alpha, True, null_theta, **limits)
         for th in theta_ci
         if abs(th - theta) > 1e-9 * theta
     ]

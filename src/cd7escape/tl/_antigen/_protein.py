@@ -24,7 +24,13 @@ from scipy import optimize, special
 
 from ._model import AntigenFit, _as_arrays, _fit
 
-__all__ = ["combined_cell_state", "fit_protein_mixture", "protein_background"]
+__all__ = [
+    "combined_cell_state",
+    "fit_protein_mixture",
+    "protein_background",
+    "protein_column",
+    "recorded_protein_model",
+]
 
 
 def protein_background(counts) -> tuple[float, float]:
@@ -114,3 +120,54 @@ def combined_cell_state(
     out[r_neg & p_pos] = "RNA- protein+"
     out[r_neg & p_neg] = "RNA- protein-"
     return out
+
+
+def protein_column(prot, name: str) -> str | None:
+    """The column of ``obsm['protein']`` named ``name``, or the one named ``<name>_…`` (e.g. a TotalSeq suffix)."""
+    cols = [str(c) for c in getattr(prot, "columns", [])]
+    if name in cols:
+        return name
+    hits = [c for c in cols if c.lower().startswith(name.lower() + "_")]
+    return hits[0] if len(hits) == 1 else None
+
+
+def recorded_protein_model(adata, reference: np.ndarray, *, min_cells: int) -> dict | None:
+    """The protein model the relapse decision measures with, or None when no ADT model was recorded.
+
+    :func:`cd7escape.tl.antigen_state` with ``antigen_protein`` records the ADT background ``(mean,
+    theta)``; the foreground (protein-positive cells' mean ADT count and NB size) is fitted here on the
+    ``reference`` cells (baseline malignant cells), as the RNA decision anchors at the baseline blasts'
+    expression level. Returns ``counts`` (the ADT counts of every cell), ``ambient`` (background mean),
+    ``null_theta`` (background size), ``theta`` and ``mu_ref`` (foreground), ``feature`` and the sources.
+    """
+    from ..._uns import NS
+
+    entry = adata.uns.get(NS, {}).get("antigen", {})
+    params = entry.get("params", {}) if hasattr(entry, "get") else {}
+    feature = params.get("antigen_protein") if hasattr(params, "get") else None
+    bg = entry.get("protein_background") if hasattr(entry, "get") else None
+    if feature in (None, "None") or bg is None or "protein" not in adata.obsm:
+        return None
+    prot = adata.obsm["protein"]
+    col = protein_column(prot, str(feature))
+    if col is None:
+        return None
+    x = np.asarray(prot[col], dtype=float)
+    m0, t0 = float(bg["mean"]), float(bg["theta"])
+    ref = np.asarray(reference, bool)
+    if ref.sum() < min_cells:
+        return None
+    fit = fit_protein_mixture(x[ref], background=(m0, t0), interval=False)
+    if not np.isfinite(fit.mu) or fit.mu <= m0:
+        # the baseline blasts carry no protein above background: there is no level to lose
+        return None
+    return {
+        "feature": col,
+        "counts": x,
+        "ambient": m0,
+        "null_theta": t0,
+        "theta": float(fit.theta),
+        "mu_ref": float(fit.mu),
+        "mu_ref_source": f"protein-positive baseline malignant cells ({int(ref.sum())} cells)",
+        "ambient_source": f"ADT background ({bg.get('source', 'recorded')})",
+    }

@@ -18,6 +18,7 @@ from ..._errors import InputError
 from ..._logging import logger, timed
 from ..._uns import NS, record
 from ._model import AntigenFit, estimate_ambient_rate, fit_antigen_mixture, theta_interval
+from ._protein import protein_column
 
 if TYPE_CHECKING:
     from anndata import AnnData
@@ -359,7 +360,7 @@ def _validate(adata, params: dict[str, Any]) -> None:
     if ap is not None:
         if "protein" not in adata.obsm:
             problems.append("antigen_protein given but there is no obsm['protein'] (ADT counts)")
-        elif _protein_column(adata.obsm["protein"], ap) is None:
+        elif protein_column(adata.obsm["protein"], ap) is None:
             problems.append(f"antigen_protein '{ap}' is not a column of obsm['protein']")
     if problems:
         from ..._errors import Problem
@@ -571,20 +572,12 @@ def _group_state(r, dim_fold: float) -> str:
     return "uncertain"
 
 
-def _protein_column(prot, name: str) -> str | None:
-    cols = [str(c) for c in getattr(prot, "columns", [])]
-    if name in cols:
-        return name
-    hits = [c for c in cols if c.lower().startswith(name.lower() + "_")]
-    return hits[0] if len(hits) == 1 else None
-
-
 def _protein_groups(adata, antigen, name, labels, idx, groups, alpha, min_cells):
     """Per-group protein mixture fits; returns per-cell posteriors, table columns and the background."""
     from ._protein import fit_protein_mixture, protein_background
 
     prot = adata.obsm["protein"]
-    col = _protein_column(prot, name)
+    col = protein_column(prot, name)
     x = np.asarray(prot[col], dtype=float)
     bg_cells, source = None, ""
     if "cell_class" in adata.obs:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -17,7 +17,12 @@ from ..._errors import InputError
 from ..._logging import logger, timed
 from ..._uns import NS, _plain, detection_limit, record
 from ..._version import __version__
-from .._antigen import group_antigen, recorded_antigen_model, reference_level
+from .._antigen import (
+    group_antigen,
+    recorded_antigen_model,
+    recorded_protein_model,
+    reference_level,
+)
 from .._clones import UNMAPPED
 
 _CP = ClassifyParams()
@@ -105,6 +110,8 @@ class _Data:
     ambient: float
     theta: float
     mu_ref: float
+    # NB size of the negative component (ADT background when the protein is measured; None: Poisson ambient)
+    null_theta: float | None = None
     # the trace (None: no joint antigen-free space recorded): each original cell's coordinates in the joint
     # antigen-free space and its confirmed copy-number subclone (None where it has none); each row's position
     # in the original data; the original counts. Replicates share the original arrays.
@@ -119,6 +126,7 @@ class _Data:
         return _Data(
             self.y[pick], self.s[pick], self.tp[pick], sub, self.tprog[pick], self.ambient,
             self.theta, self.mu_ref,
+            null_theta=self.null_theta,
             zt=self.zt,
             tlab=self.tlab,
             orig=None if self.orig is None else self.orig[pick],
@@ -158,6 +166,7 @@ def _decide(d: _Data, P: dict[str, Any], *, interval: bool = True) -> dict[str, 
     kw = {
         "mu_ref": d.mu_ref, "ambient": d.ambient, "theta": d.theta, "interval": interval,
         "alpha": alpha, "min_cells": P["min_cells"], "dim_fold": P["dim_fold"],
+        "null_theta": d.null_theta,
     }  # fmt: skip
     gb = group_antigen(d.y[b], d.s[b], **kw)
     gr = group_antigen(d.y[r], d.s[r], **kw)
@@ -390,8 +399,9 @@ def _decide_by_trace(
         mass = np.ones(int(r.sum()))
     else:
         mass = negative_posterior(
-            d.y[r], d.s[r], pi=gr["pi"], mu_ref=d.mu_ref, ambient=d.ambient, theta=d.theta
-        )
+            d.y[r], d.s[r], pi=gr["pi"], mu_ref=d.mu_ref, ambient=d.ambient, theta=d.theta,
+            null_theta=d.null_theta,
+        )  # fmt: skip
     n0 = d.y0.size
     # per original cell: its copies as a baseline cell, and the negative relapse mass of its copies
     copies_b = np.bincount(d.orig[b], minlength=n0).astype(float)
@@ -409,7 +419,7 @@ def _decide_by_trace(
     w = cap_weights(np.nan_to_num(odds[copies], nan=0.0), int(P["min_cells"]))
     fit = anchored_fit(
         d.y0[copies], d.s0[copies], weights=w, mu_ref=d.mu_ref, ambient=d.ambient, theta=d.theta,
-        alpha=P["alpha"], interval=interval,
+        alpha=P["alpha"], interval=interval, null_theta=d.null_theta,
     )  # fmt: skip
     pi, lo, hi = fit["pi"], fit["ci_low"], fit["ci_high"]
     if not interval:
@@ -532,7 +542,8 @@ def _joint_downregulation_share(
 
 
 def _aname(P: dict[str, Any]) -> str:
-    return str(P.get("antigen", "antigen"))
+    name = str(P.get("antigen", "antigen"))
+    return f"{name} protein" if P.get("measured_by", "RNA") != "RNA" else name
 
 
 # --------------------------------------------------------------------------- public
@@ -703,6 +714,24 @@ def classify_relapse(
     if space is not None:
         d.zt, d.tlab = space
         d.orig, d.y0, d.s0 = np.arange(cells.size), d.y, d.s
+    # measured protein decides what the CAR sees (docs/method.md#protein); the RNA decision stays beside it
+    protein = recorded_protein_model(adata, mal & bt, min_cells=model.min_cells)
+    rna_res = None
+    y_rna, s_rna, rna_model = y_all, s_all, (ambient, theta, mu_ref)
+    P["measured_by"] = "RNA"
+    if protein is not None:
+        with timed("classify_relapse: RNA decision (beside the protein's)"):
+            rna_res = _decide(d, P, interval=True)
+        P["measured_by"] = f"protein ({protein['feature']})"
+        y_all, s_all = protein["counts"], np.ones(adata.n_obs)
+        ambient, theta, mu_ref = protein["ambient"], protein["theta"], protein["mu_ref"]
+        amb_source, mu_src = protein["ambient_source"], protein["mu_ref_source"]
+        d = replace(
+            d, y=y_all[cells], s=s_all[cells], ambient=ambient, theta=theta, mu_ref=mu_ref,
+            null_theta=protein["null_theta"],
+        )  # fmt: skip
+        if space is not None:
+            d.y0, d.s0 = d.y, d.s
 
     with timed("classify_relapse: decision"):
         res = _decide(d, P, interval=True)
@@ -734,11 +763,13 @@ def classify_relapse(
     for name, key, m in (("baseline", "baseline", mal & bt), ("relapse", "relapse", mal & rt)):
         g = res.get(key)
         n = int(m.sum())
-        zero = float(np.mean(y_all[m] == 0)) if n else None
+        # the naive figure is the RNA zero-count share whatever decides
+        zero = float(np.mean(y_rna[m] == 0)) if n else None
         if g is None and n >= model.min_cells:
             g = group_antigen(
-                y_all[m], s_all[m], mu_ref=mu_ref, ambient=ambient, theta=theta, **model.options()
-            )
+                y_all[m], s_all[m], mu_ref=mu_ref, ambient=ambient, theta=theta,
+                null_theta=d.null_theta, **model.options(),
+            )  # fmt: skip
         g = g or {}
         tps[name] = {
             "malignant_cells": n,
@@ -780,7 +811,17 @@ def classify_relapse(
         "reference_level_source": mu_src,
         "bootstrap": {m: int(sum(x == m for x in boot)) for m in sorted(set(boot))},
         "n_unmapped_relapse": int(((d.tp == 1) & (d.sub == UNMAPPED)).sum()),
+        "measured_by": P["measured_by"],
+        "findings": [],
     }
+    if rna_res is not None:
+        numbers["rna_call"] = _rna_beside(rna_res)
+        lost = _protein_lost_rna_kept(
+            adata, res, rna_res, cells, d, y_rna[cells], s_rna[cells], rna_model, P
+        )
+        if lost is not None:
+            numbers["findings"].append(lost)
+            res["reason"] += f"; {lost['text']}"
     evidence += _evidence(res, tps, numbers, P, adata)
     call = RelapseCall(
         mechanism=mech, confidence=confidence, reason=res["reason"], evidence=evidence,
@@ -863,6 +904,75 @@ def _bootstrap_calls(d: _Data, draws: list, P: dict[str, Any]) -> list[str]:
 
 #: Replicates per part of the shared bootstrap queue.
 _BOOT_PART = 2
+
+
+def _rna_beside(rna_res: dict[str, Any]) -> dict[str, Any]:
+    """The RNA decision's call and negative fractions, kept beside the protein's."""
+    out = {k: rna_res.get(k) for k in ("mechanism", "rule", "reason")}
+    for t in ("baseline", "relapse"):
+        g = rna_res.get(t) or {}
+        out[t] = {k: g.get(k) for k in ("pi", "ci_low", "ci_high", "state")}
+    return out
+
+
+def _protein_lost_rna_kept(
+    adata, res, rna_res, cells, d: _Data, y_rna, s_rna, rna_model: tuple[float, float, float], P
+) -> dict[str, Any] | None:
+    """The finding "protein lost with RNA kept" when the protein says loss and the RNA says retained.
+
+    Per sample, the malignant cells whose RNA posterior says expressing (``P(negative) < 0.2``) and whose
+    protein posterior says absent (``> 0.8``): post-transcriptional loss or masking of the epitope (e.g. by a
+    CAR made in the leukemic cell), invisible to RNA alone. ``rna_model`` is the RNA decision's
+    ``(ambient, theta, mu_ref)``.
+    """
+    from .._antigen import negative_posterior
+
+    escaped = res.get("mechanism") in (
+        "antigen_downregulation",
+        "mixed",
+        "preexisting_negative_clone",
+    )
+    if not escaped or rna_res.get("mechanism") != "antigen_retained":
+        return None
+    ambient, theta, mu_ref = rna_model
+    kept_lost = np.zeros(d.y.size, dtype=bool)
+    for code, tp in ((0, "baseline"), (1, "relapse")):
+        at = d.tp == code
+        g_rna, g_prot = rna_res.get(tp) or {}, res.get(tp) or {}
+        p_rna = negative_posterior(
+            y_rna[at], s_rna[at], pi=_prior(g_rna), mu_ref=mu_ref, ambient=ambient, theta=theta
+        )
+        p_prot = negative_posterior(
+            d.y[at], d.s[at], pi=_prior(g_prot), mu_ref=d.mu_ref, ambient=d.ambient,
+            theta=d.theta, null_theta=d.null_theta,
+        )  # fmt: skip
+        kept_lost[at] = (p_rna < 0.2) & (p_prot > 0.8)
+    g_rna, g_prot = rna_res.get("relapse") or {}, res.get("relapse") or {}
+    samples = (
+        adata.obs["sample"].astype(str).to_numpy()[cells]
+        if "sample" in adata.obs
+        else np.where(d.tp == 1, "relapse", "baseline")
+    )
+    per_sample = {
+        str(smp): {
+            "malignant_cells": int((samples == smp).sum()),
+            "rna_present_protein_absent": int((kept_lost & (samples == smp)).sum()),
+        }
+        for smp in pd.unique(samples)
+    }
+    a = str(P.get("antigen", "antigen"))
+    text = (
+        f"{a} protein lost with RNA kept: relapse blasts {100 * float(g_prot.get('pi', np.nan)):.0f} % "
+        f"protein-negative but {100 * float(g_rna.get('pi', np.nan)):.0f} % RNA-negative (RNA alone calls "
+        f"{rna_res['mechanism']}): post-transcriptional loss or masking of the epitope"
+    )
+    return {"finding": "protein_lost_rna_kept", "text": text, "per_sample": per_sample}
+
+
+def _prior(g: dict[str, Any]) -> float:
+    """A group's negative fraction as the prior of its cells' posteriors (kept off 0 and 1)."""
+    pi = float(g.get("pi", 0.5))
+    return min(max(pi if np.isfinite(pi) else 0.5, 1e-3), 1 - 1e-3)
 
 
 def _plain_json(v: Any) -> Any:
