@@ -110,6 +110,7 @@ def build_result(adata, *, config, patient: str) -> dict[str, Any]:
         for row in qc:
             if isinstance(row, dict) and "timepoint" not in row and row.get("sample") in tps:
                 row["timepoint"] = tps[row["sample"]]
+    numbers = _mapping(classify.get("numbers")) or {}
     steps = {
         name: entry.get("params")
         for name, entry in sorted(ns.items())
@@ -125,6 +126,8 @@ def build_result(adata, *, config, patient: str) -> dict[str, Any]:
         "timepoints": timepoints,
         "subclones": _records(subclones),
         "evidence": _records(evidence),
+        "findings": _records(decode(numbers.get("findings"))) or [],
+        "antigen_measured_by": str(numbers.get("measured_by") or "RNA"),
         "antigen_groups": _records(groups),
         "qc": qc,
         "inputs": inputs,
@@ -136,8 +139,8 @@ def build_result(adata, *, config, patient: str) -> dict[str, Any]:
         "step_parameters": steps,
         "numbers": {
             k: v
-            for k, v in (_mapping(classify.get("numbers")) or {}).items()
-            if k not in ("timepoints", "subclones")  # already above
+            for k, v in numbers.items()
+            if k not in ("timepoints", "subclones", "findings")  # already above
         },
         "missing": missing,
     }
