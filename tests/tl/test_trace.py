@@ -155,3 +155,41 @@ def test_without_the_trace_the_merge_is_not_called_preexisting(merged_preexistin
     del adata.obsm["X_clone_trace"]
     call = ce.tl.classify_relapse(adata, n_bootstrap=0, seed=0)
     assert call.mechanism != "preexisting_negative_clone"
+
+
+@pytest.mark.parametrize("weighted", [False, True])
+def test_large_anchored_fit_pooled_equals_exact(monkeypatch, weighted):
+    """Above COMPRESS_ABOVE cells the anchored fit pools cells by (count, size factor), weights summed."""
+    import cd7escape.tl._antigen._model as m
+
+    rng = np.random.default_rng(8)
+    y, s, _ = _cells(rng, 7000, 0.25)
+    s = np.round(s)
+    w = rng.gamma(2.0, 0.5, y.size) if weighted else None
+    kw = dict(mu_ref=2e-3, ambient=1e-5, theta=3.0, alpha=0.05, weights=w)
+    pooled = anchored_fit(y, s, **kw)
+    monkeypatch.setattr(m, "COMPRESS_ABOVE", 10**9)
+    exact = anchored_fit(y, s, **kw)
+    assert pooled["n"] == exact["n"]
+    for key in ("pi", "ci_low", "ci_high"):
+        assert pooled[key] == pytest.approx(exact[key], abs=1e-4)
+
+
+@pytest.mark.parametrize(("n", "d", "penalty"), [(300, 31, 30.0), (3000, 12, 0.5), (2000, 40, 3.0)])
+def test_penalised_logistic_is_scikit_learns_objective(n, d, penalty):
+    from sklearn.linear_model import LogisticRegression
+
+    from cd7escape.tl._clones._trace import penalised_logistic
+
+    rng = np.random.default_rng(n)
+    x = rng.normal(size=(n, d))
+    y = (rng.random(n) < 1 / (1 + np.exp(-(x @ rng.normal(0, 0.5, d) - 1)))).astype(float)
+    w = rng.gamma(2.0, 0.5, n)
+    ref = LogisticRegression(C=1 / penalty, max_iter=5000, tol=1e-10).fit(x, y, sample_weight=w)
+    coef, intercept = penalised_logistic(x, y, w, penalty)
+    np.testing.assert_allclose(coef, ref.coef_[0], atol=1e-6)
+    assert intercept == pytest.approx(ref.intercept_[0], abs=1e-6)
+    # a start elsewhere reaches the same optimum
+    coef2, intercept2 = penalised_logistic(x, y, w, penalty, start=rng.normal(0, 1, d + 1))
+    np.testing.assert_allclose(coef2, coef, atol=1e-7)
+    assert intercept2 == pytest.approx(intercept, abs=1e-7)
