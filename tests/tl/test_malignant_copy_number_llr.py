@@ -170,3 +170,35 @@ def test_segment_count_llr_compares_a_cluster_with_normal_cells_like_it():
     )
     assert np.median(llr[label == "nk"]) < 0.5
     assert np.median(llr[label == "leukemic"]) > 2
+
+
+def test_a_subclone_dominating_the_clonotype_is_not_its_trunk():
+    rng = np.random.default_rng(5)
+    table, rate = _genome(rng)
+    trunk, sub = rate.copy(), rate.copy()
+    trunk[0:200] *= 0.5  # chr1 lost in every blast
+    sub[0:200] *= 0.5
+    sub[200:400] *= (
+        0.5  # chr2 lost in a subclone that holds most of the clonotype's cells (relapse)
+    )
+    parts = {"leukemic": _cells(rng, trunk, 60), "leukemic_sub": _cells(rng, sub, 300),
+             "normal": _cells(rng, rate, 120)}  # fmt: skip
+    counts = sparse.csr_matrix(np.vstack(list(parts.values())))
+    label = np.repeat(list(parts), [len(v) for v in parts.values()])
+    clusters = np.where(label == "leukemic_sub", "b", "a")  # the subclone has its own phenotype
+    total = np.asarray(counts.sum(axis=1)).ravel().astype(float)
+    segments = pd.DataFrame(
+        {"clone_id": ["L", "L"], "chromosome": ["chr1", "chr2"], "start": [1000, 1000],
+         "end": [200500, 200500], "z": [-9.0, -9.0], "log2_ratio": [-1.0, -1.0]}
+    )  # fmt: skip
+    _, info = segment_count_llr(
+        counts, total, pd.DataFrame(index=table.index), table, segments,
+        np.isin(label, ["leukemic", "leukemic_sub"]), label == "normal",
+        clusters=clusters, antigen="CD7",
+    )  # fmt: skip
+    regions = pd.DataFrame(info).set_index("chromosome")
+    assert regions.loc["chr1", "used"]
+    # most of the clonotype's cells carry chr2's loss, but not those of cluster a
+    assert regions.loc["chr2", "leukemic_share"] > 0.8
+    assert regions.loc["chr2", "min_cluster_share"] < 0.5
+    assert not regions.loc["chr2", "used"]

@@ -30,6 +30,7 @@ PRIOR_BOUNDS = (0.02, 0.98)  # a share of blasts among unread T cells is never t
 TRUNK_SHARE = (
     0.8  # share of the leukemic clonotype's cells carrying a region's change for it to count
 )
+CLUSTER_TRUNK_SHARE = 0.5  # ... and of them in each Leiden cluster holding >= 30 of them
 CLUSTER_PSEUDO_UMIS = 200.0  # a cluster's leukemic rate of a region is shrunk by this many UMIs
 
 
@@ -112,7 +113,8 @@ def segment_count_llr(
     The per-cell ratio (natural log; summed over the regions whose rates differ in the segment's
     direction and hold ≥ 200 UMIs in each class), or ``None`` when a class has fewer than 30 cells or no
     region qualifies; and one dict per region (chromosome, start, end, sign, n_genes, rate_ratio,
-    dispersion, used).
+    leukemic_share, min_cluster_share, dispersion, used). A region is used when ≥ 80 % of the
+    clonotype's cells carry it and, in every Leiden cluster holding ≥ 30 of them, most do.
     """
     info: list[dict] = []
     if leukemic.sum() < MIN_CLASS_CELLS or normal.sum() < MIN_CLASS_CELLS:
@@ -137,7 +139,8 @@ def segment_count_llr(
     for (c, s, e, sign), mask in zip(regions, inside, strict=True):
         cols = genes[mask & ~ambiguous]
         row = {"chromosome": c, "start": s, "end": e, "sign": sign, "n_genes": int(cols.size)}
-        row.update(rate_ratio=np.nan, leukemic_share=np.nan, dispersion=np.nan)
+        row.update(rate_ratio=np.nan, leukemic_share=np.nan, min_cluster_share=np.nan)
+        row.update(dispersion=np.nan)
         row["used"] = False
         info.append(row)
         if cols.size == 0:
@@ -179,8 +182,22 @@ def segment_count_llr(
         # where expression, not copy number, differs) does not tell blasts from normal T cells: a blast
         # without it is a blast. Only the trunk's regions count.
         share = mixture_share(lr[leukemic & ok], 0.5, 0.0, 0.5, bounds=(0.0, 1.0))
-        row.update(dispersion=phi, leukemic_share=share)
-        if share < TRUNK_SHARE:
+        # ... and in every Leiden cluster holding >= 30 of the clonotype's cells, most of them carry it
+        # (judged with the overall rates: a cluster's own would make a subclone's cluster carry its
+        # change by construction); a subclone's change, however many cells it has at relapse, or a
+        # phenotype's expression, is absent from some of them
+        cluster_share = share
+        if clusters is not None:
+            lr_all = _nb_llr(y, p1 * total, p0 * total, phi)
+            for c_ in pd.unique(clusters[leukemic]):
+                cells = leukemic & (clusters == c_) & (total > 0)
+                if cells.sum() >= MIN_CLASS_CELLS:
+                    cluster_share = min(
+                        cluster_share,
+                        mixture_share(lr_all[cells], 0.5, 0.0, 0.5, bounds=(0.0, 1.0)),
+                    )
+        row.update(dispersion=phi, leukemic_share=share, min_cluster_share=cluster_share)
+        if share < TRUNK_SHARE or cluster_share < CLUSTER_TRUNK_SHARE:
             continue
         row["used"] = True
         used_any = True
