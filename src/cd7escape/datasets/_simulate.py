@@ -85,6 +85,7 @@ def simulate_patient(
     protein: bool = False,
     protein_loss: bool = False,
     empty_droplets: bool = False,
+    relapse_sites: tuple[str, ...] = ("BM",),
     ambient: float = 0.02,
     patient: str = "P1",
 ) -> AnnData:
@@ -151,6 +152,11 @@ def simulate_patient(
     empty_droplets
         Also simulate empty droplets (ambient only) per sample, kept in ``uns['empty_droplets']`` and
         written as the raw matrix by :func:`write_simulated`.
+    relapse_sites
+        Tissues of the relapse samples. One (default ``('BM',)``): one relapse sample
+        ``<patient>_relapse``. Several (e.g. ``('BM', 'mediastinum')``): the relapse cells are dealt at
+        random to one sample per site, ``<patient>_relapse_<site>``, each with its tissue, so that the
+        per-sample calls of :func:`cd7escape.tl.classify_relapse` can be checked against the patient's.
     ambient
         Share of each cell's UMIs drawn from the sample's ambient pool.
     patient
@@ -219,6 +225,9 @@ def _check(p: dict, P: FittedParams) -> None:
         problems.append("this mechanism needs negative_fraction > 0")
     if p["n_subclones"] < 1:
         problems.append("n_subclones must be ≥ 1")
+    sites = p["relapse_sites"]
+    if isinstance(sites, str) or not len(sites) or len(set(map(str, sites))) != len(sites):
+        problems.append("relapse_sites must be a non-empty list of distinct tissue names")
     if p["protein_loss"] and not p["protein"]:
         problems.append("protein_loss needs protein=True (the loss is only visible in ADT counts)")
     if problems:
@@ -580,6 +589,35 @@ class _Simulator:
         )
         if empties:
             adata.uns["empty_droplets"] = empties
+        return self.split_relapse(adata)
+
+    def split_relapse(self, adata: ad.AnnData) -> ad.AnnData:
+        """Deal the relapse cells to one sample per relapse site (nothing to do for one site)."""
+        p, sites = self.p, [str(s) for s in self.p["relapse_sites"]]
+        obs = adata.obs
+        relapse = (obs["timepoint"].astype(str) == "relapse").to_numpy()
+        if len(sites) == 1:
+            obs["tissue"] = obs["tissue"].astype(str).where(~relapse, sites[0]).astype("category")
+            return adata
+        old = f"{p['patient']}_relapse"
+        site = self.rng.integers(len(sites), size=int(relapse.sum()))
+        sample = obs["sample"].astype(str).to_numpy().copy()
+        tissue = obs["tissue"].astype(str).to_numpy().copy()
+        sample[relapse] = [f"{old}_{sites[k]}" for k in site]
+        tissue[relapse] = [sites[k] for k in site]
+        obs["sample"] = pd.Categorical(sample)
+        obs["tissue"] = pd.Categorical(tissue)
+        adata.obs_names = [f"{s}_{b}" for s, b in zip(sample, obs["barcode"], strict=True)]
+        contigs = adata.uns["vdj_contigs"]
+        if len(contigs):
+            where = dict(zip(obs["barcode"].astype(str)[relapse], sample[relapse], strict=True))
+            rel = contigs["sample"].astype(str) == old
+            contigs.loc[rel, "sample"] = contigs.loc[rel, "barcode"].astype(str).map(where)
+        empties = adata.uns.get("empty_droplets")
+        if empties and old in empties:  # the sites shared one ambient pool: each gets its empties
+            for s in sites:
+                empties[f"{old}_{s}"] = empties[old]
+            del empties[old]
         return adata
 
     def counts(
@@ -659,6 +697,7 @@ class _Simulator:
         neg_r = sum(rel_share[s] for s in subs if level[(s, "relapse")] == 0)
         params = {k: (str(v) if v is None else v) for k, v in p.items()}
         params["fold"] = float(p["fold"])
+        params["relapse_sites"] = [str(s) for s in p["relapse_sites"]]  # h5ad stores lists, not tuples
         seen = p["mechanism"]
         if p["protein_loss"] and seen == "antigen_retained":
             seen = "antigen_downregulation"  # what the CAR sees: the protein went, the RNA stayed

@@ -128,6 +128,7 @@ def build_result(adata, *, config, patient: str) -> dict[str, Any]:
         "evidence": _records(evidence),
         "findings": _records(decode(numbers.get("findings"))) or [],
         "antigen_measured_by": str(numbers.get("measured_by") or "RNA"),
+        "relapse_samples": _records(decode(numbers.get("relapse_samples"))) or [],
         "antigen_groups": _records(groups),
         "qc": qc,
         "inputs": inputs,
@@ -140,7 +141,7 @@ def build_result(adata, *, config, patient: str) -> dict[str, Any]:
         "numbers": {
             k: v
             for k, v in numbers.items()
-            if k not in ("timepoints", "subclones", "findings")  # already above
+            if k not in ("timepoints", "subclones", "findings", "relapse_samples")  # above
         },
         "missing": missing,
     }

@@ -645,7 +645,12 @@ def classify_relapse(
     Returns
     -------
     :class:`RelapseCall`, also stored in ``uns['cd7escape'][key_added]`` (numbers: ``trace``,
-    ``subclone_call``, ``routes``, ``shares``, ``timepoints`` …).
+    ``subclone_call``, ``routes``, ``shares``, ``timepoints`` …). With two or more relapse samples
+    (``obs['sample']``: sites, or times), ``numbers['relapse_samples']`` holds one call per relapse sample
+    (all baseline malignant cells against that sample's, with its own bootstrap confidence and
+    ``obs['tissue']``); the patient's call pools them. With ``antigen_protein`` recorded by
+    :func:`cd7escape.tl.antigen_state`, the protein decides (``numbers['measured_by']``) and the RNA call
+    is ``numbers['rna_call']``; ``numbers['findings']`` lists findings such as ``protein_lost_rna_kept``.
     """
     P = {
         "antigen": antigen,
@@ -742,22 +747,9 @@ def classify_relapse(
             f"; pre-existence cannot be assessed: a subclone below {100 * float(sc_entry['detection_limit']):.1f} % "
             f"of {int(sc_entry['n_baseline_cells'])} baseline malignant cells is not resolved"
         )
-    # bootstrap over cells (within timepoint), refitting the antigen model each time
-    boot: list[str] = []
-    if n_bootstrap and res.get("rule", "").startswith("too_few") is False:
-        rng = np.random.default_rng(seed)
-        b_idx, r_idx = np.flatnonzero(d.tp == 0), np.flatnonzero(d.tp == 1)
-        draws = []  # drawn here in order, so the calls do not depend on how they are spread over processes
-        for _ in range(n_bootstrap):
-            pick = np.concatenate([rng.choice(b_idx, b_idx.size), rng.choice(r_idx, r_idx.size)])
-            # each relapse cell's clone link holds with probability = its mapping confidence
-            keep = rng.random(pick.size) < mconf[pick] if P["bootstrap_mapping"] else None
-            draws.append((pick, keep))
-        with timed(f"classify_relapse: {n_bootstrap} bootstrap replicates"):
-            boot = _bootstrap_calls(d, draws, P)
-        confidence = float(np.mean([m == mech for m in boot]))
-    else:
-        confidence = 1.0  # a count threshold: no resampling can change it
+    confidence, boot = _confidence(d, res, mconf, P)
+    # several relapse samples (sites, or times): one call each beside the patient's
+    per_sample = _relapse_sample_calls(adata, cells, d, mconf, P)
     # numbers
     tps = {}
     for name, key, m in (("baseline", "baseline", mal & bt), ("relapse", "relapse", mal & rt)):
@@ -813,6 +805,7 @@ def classify_relapse(
         "n_unmapped_relapse": int(((d.tp == 1) & (d.sub == UNMAPPED)).sum()),
         "measured_by": P["measured_by"],
         "findings": [],
+        "relapse_samples": per_sample,
     }
     if rna_res is not None:
         numbers["rna_call"] = _rna_beside(rna_res)
@@ -835,6 +828,74 @@ def classify_relapse(
     )
     logger.info("classify_relapse: %s (confidence %.2f) — %s", mech, confidence, res["reason"])
     return call
+
+
+def _confidence(
+    d: _Data, res: dict[str, Any], mconf: np.ndarray, P: dict[str, Any]
+) -> tuple[float, list[str]]:
+    """Share of bootstrap replicates giving the call ``res`` made, and the replicates' calls.
+
+    Cells are resampled within each timepoint, the antigen model refitted and the trace redone on the drawn
+    cells; each relapse cell's clone link holds with probability its mapping confidence.
+    """
+    n_bootstrap = P["n_bootstrap"]
+    if not n_bootstrap or res.get("rule", "").startswith("too_few"):
+        return 1.0, []  # a count threshold: no resampling can change it
+    rng = np.random.default_rng(P["seed"])
+    b_idx, r_idx = np.flatnonzero(d.tp == 0), np.flatnonzero(d.tp == 1)
+    draws = []  # drawn here in order, so the calls do not depend on how they are spread over processes
+    for _ in range(n_bootstrap):
+        pick = np.concatenate([rng.choice(b_idx, b_idx.size), rng.choice(r_idx, r_idx.size)])
+        keep = rng.random(pick.size) < mconf[pick] if P["bootstrap_mapping"] else None
+        draws.append((pick, keep))
+    with timed(f"classify_relapse: {n_bootstrap} bootstrap replicates"):
+        boot = _bootstrap_calls(d, draws, P)
+    return float(np.mean([m == res["mechanism"] for m in boot])), boot
+
+
+def _relapse_sample_calls(
+    adata, cells: np.ndarray, d: _Data, mconf: np.ndarray, P: dict[str, Any]
+) -> list[dict[str, Any]]:
+    """One call per relapse sample (all baseline cells against that sample's relapse cells).
+
+    Empty when the relapse is one sample: the patient's call is then that sample's. Each call has its own
+    bootstrap confidence; a sample with too few malignant cells is ``indeterminate`` with that reason.
+    """
+    if "sample" not in adata.obs:
+        return []
+    samples = adata.obs["sample"].astype(str).to_numpy()[cells]
+    tissue = (
+        adata.obs["tissue"].astype(str).to_numpy()[cells]
+        if "tissue" in adata.obs
+        else np.full(cells.size, "unknown", dtype=object)
+    )
+    relapse = d.tp == 1
+    names = sorted(pd.unique(samples[relapse]))
+    if len(names) < 2:
+        return []
+    out = []
+    for name in names:
+        rows = np.flatnonzero(~relapse | (samples == name))
+        ds = d.resampled(rows, d.sub[rows])
+        with timed(f"classify_relapse: relapse sample {name}"):
+            res = _decide(ds, P, interval=True)
+            confidence, _ = _confidence(ds, res, mconf[rows], P)
+        g = res.get("relapse") or {}
+        out.append(
+            {
+                "sample": str(name),
+                "tissue": str(tissue[samples == name][0]),
+                "malignant_cells": int((relapse & (samples == name)).sum()),
+                "mechanism": res["mechanism"],
+                "confidence": confidence,
+                "reason": res["reason"],
+                "rule": res.get("rule"),
+                "antigen_negative_fraction": g.get("pi"),
+                "ci_low": g.get("ci_low"),
+                "ci_high": g.get("ci_high"),
+            }
+        )
+    return out
 
 
 def _trace_space(adata, cells: np.ndarray) -> tuple[np.ndarray, np.ndarray | None] | None:
