@@ -227,6 +227,13 @@ def simulate(
     car_feature: Annotated[
         str, _sim_option("Feature name of the CAR transgene (written into the config).")
     ] = "CAR_CD7",
+    car_transduced: Annotated[
+        float,
+        _sim_option(
+            "Share of relapse blasts carrying the CAR transgene (transduced in the product; leukemic "
+            "TCR and CNVs intact), in [0, 1).",
+        ),
+    ] = 0.0,
     protein: Annotated[
         bool,
         _sim_option(
@@ -249,6 +256,14 @@ def simulate(
             "--empty-droplets",
         ),
     ] = False,
+    relapse_sites: Annotated[
+        list[str],
+        _sim_option(
+            "Tissue of a relapse sample; repeat (--relapse-sites BM --relapse-sites mediastinum) for several sites (the relapse cells are dealt to "
+            "one sample per site, <patient>_relapse_<site>).",
+            "--relapse-sites",
+        ),
+    ] = ("BM",),
     ambient: Annotated[
         float, _sim_option("Share of each cell's UMIs from the ambient pool, in [0, 0.5).")
     ] = 0.02,
@@ -311,6 +326,10 @@ def simulate(
     }
     if protein_loss:
         options["protein_loss"] = True
+    if car_transduced:
+        options["car_transduced"] = car_transduced
+    if tuple(relapse_sites) != ("BM",):
+        options["relapse_sites"] = tuple(relapse_sites)
     try:
         adata = simulate_patient(mechanism, **options)
         sheet = write_simulated(adata, outdir, fmt=fmt, layout=layout)

@@ -82,6 +82,7 @@ def simulate_patient(
     relapse_shift: float = 0.0,
     car_product: Literal["knockout", "pebl"] = "knockout",
     car_feature: str = "CAR_CD7",
+    car_transduced: float = 0.0,
     protein: bool = False,
     protein_loss: bool = False,
     empty_droplets: bool = False,
@@ -140,6 +141,13 @@ def simulate_patient(
         blocked, visible with ``protein=True``).
     car_feature
         Feature name of the CAR transgene, added as a gene-expression feature.
+    car_transduced
+        Share of relapse blasts, in [0, 1), that carry the CAR transgene (leukemic cells collected into
+        the CAR-T product and transduced): their blast profile with the CAR feature at the share of
+        CAR-T cells, their leukemic TCR and copy-number changes intact, marked in
+        ``obs['truth_car_transduced']`` (a column added only when the share is > 0). The cells are
+        chosen with a generator of their own (seeded from ``seed``), so that ``0`` (the default) gives
+        exactly the counts of a call without it.
     protein
         Add Antibody Capture counts in ``obsm['protein']`` (the antigen, CD3, CD19, CD33; background
         plus foreground, features named ``<marker>_TotalSeqC``).
@@ -172,7 +180,7 @@ def simulate_patient(
     cell does not express the antigen), ``truth_antigen_level`` (expected antigen expression relative
     to baseline blasts); ``uns['truth']`` (mechanism, every parameter, subclone table, CNVs),
     ``uns['vdj_contigs']`` (10x contig rows of all cells) and, when asked, ``obsm['protein']`` and
-    ``uns['empty_droplets']``.
+    ``uns['empty_droplets']``; ``obs['truth_car_transduced']`` when ``car_transduced > 0``.
 
     Raises
     ------
@@ -214,6 +222,13 @@ def _check(p: dict, P: FittedParams) -> None:
     for k in ("blast_fraction_baseline", "blast_fraction_relapse"):
         if not 0 < p[k] < 1:
             problems.append(f"{k} must be in (0, 1)")
+    ct_share = p["car_transduced"]
+    if (
+        isinstance(ct_share, bool)
+        or not isinstance(ct_share, (int, float))
+        or not 0 <= ct_share < 1
+    ):
+        problems.append(f"car_transduced must be a share in [0, 1), not {ct_share!r}")
     if not 0 <= p["ambient"] < 0.5:
         problems.append("ambient must be in [0, 0.5)")
     needs_negative = p["mechanism"] in ("preexisting_negative_clone", "mixed") or (
@@ -431,7 +446,7 @@ class _Simulator:
                 prof, phi = make()
                 full = np.zeros(G1)
                 full[: self.G] = prof
-                if key[0] == "car_T":
+                if key[0] in ("car_T", "car_blast"):
                     full[: self.G] *= 1 - car_share
                     full[self.G] = car_share
                 profiles.append(full / full.sum())
@@ -486,6 +501,9 @@ class _Simulator:
             rows = [rows[i] for i in order]
             ctype = np.array([r[0] for r in rows], dtype=object)
             pid = np.array([r[3] for r in rows])
+            transduced = np.zeros(len(rows), dtype=bool)
+            if t == "relapse" and p["car_transduced"] > 0:
+                pid, transduced = self.transduce(rows, pid, profile_id)
             # library sizes: log-normal per cell type, then the sample median set to `depth`
             loglib = np.empty(len(rows))
             for ct in np.unique(ctype):
@@ -507,6 +525,7 @@ class _Simulator:
                     "truth_malignant": ctype == "malignant",
                     "truth_subclone": [r[1] for r in rows],
                     "truth_antigen_level": [r[2] for r in rows],
+                    **({"truth_car_transduced": transduced} if p["car_transduced"] > 0 else {}),
                 },
                 index=[f"{sample}_{b}" for b in barcodes],
             )
@@ -590,6 +609,32 @@ class _Simulator:
         if empties:
             adata.uns["empty_droplets"] = empties
         return self.split_relapse(adata)
+
+    def transduce(self, rows: list, pid: np.ndarray, profile_id) -> tuple[np.ndarray, np.ndarray]:
+        """Give ``car_transduced`` of the relapse blasts the CAR transgene (their own blast profile plus
+        the CAR feature at the CAR-T cells' share): chosen with a generator of their own, so that the
+        main random stream is that of a patient without them."""
+        p, P = self.p, self.P
+        blasts = np.flatnonzero(np.array([r[0] == "malignant" for r in rows], dtype=bool))
+        k = round(p["car_transduced"] * len(blasts))
+        transduced = np.zeros(len(rows), dtype=bool)
+        if k == 0:
+            return pid, transduced
+        own = np.random.default_rng([int(p["seed"]), 7])
+        chosen = own.choice(blasts, size=k, replace=False)
+        pid = pid.copy()
+        switched = p["mechanism"] == "lineage_switch"
+        for i in chosen:
+            _, s, lv, _ = rows[i]
+            pid[i] = profile_id(
+                ("car_blast", s, "relapse", lv, switched),
+                lambda s=s, lv=lv: (
+                    self.blast_profile(s, "relapse", lv, switched),
+                    P.phi["T"],
+                ),
+            )
+        transduced[chosen] = True
+        return pid, transduced
 
     def split_relapse(self, adata: ad.AnnData) -> ad.AnnData:
         """Deal the relapse cells to one sample per relapse site (nothing to do for one site)."""
@@ -697,7 +742,9 @@ class _Simulator:
         neg_r = sum(rel_share[s] for s in subs if level[(s, "relapse")] == 0)
         params = {k: (str(v) if v is None else v) for k, v in p.items()}
         params["fold"] = float(p["fold"])
-        params["relapse_sites"] = [str(s) for s in p["relapse_sites"]]  # h5ad stores lists, not tuples
+        params["relapse_sites"] = [
+            str(s) for s in p["relapse_sites"]
+        ]  # h5ad stores lists, not tuples
         seen = p["mechanism"]
         if p["protein_loss"] and seen == "antigen_retained":
             seen = "antigen_downregulation"  # what the CAR sees: the protein went, the RNA stayed

@@ -27,6 +27,7 @@ TRUTH_COLUMNS = (
     "truth_antigen_negative",
     "truth_antigen_level",
     "truth_car",
+    "truth_car_transduced",
 )
 
 
