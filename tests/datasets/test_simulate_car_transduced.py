@@ -32,9 +32,11 @@ def test_transduced_relapse_blasts_carry_the_car_and_keep_their_clone():
     blasts = obs["truth_malignant"].to_numpy(bool)
     relapse = (obs["timepoint"].astype(str) == "relapse").to_numpy()
     assert tr.sum() == round(0.2 * (blasts & relapse).sum())
-    assert (blasts[tr]).all() and relapse[tr].all()
+    assert (blasts[tr]).all()
+    assert relapse[tr].all()
     car = b[:, "CAR_CD7"].X.toarray().ravel()
-    assert car[tr].mean() > 1.0 and car[blasts & ~tr].mean() < 0.1
+    assert car[tr].mean() > 1.0
+    assert car[blasts & ~tr].mean() < 0.1
     # the same cells, the same TCR (the leukemic clonotype), the rest of the data unchanged
     assert list(a.obs_names) == list(b.obs_names)
     assert (obs["clone_id"].astype(str) == a.obs["clone_id"].astype(str)).all()
