@@ -180,4 +180,25 @@ def make_patient(patient: str = "P01", *, n_cells: int = 600, seed: int = 0) -> 
         "subclones": json.dumps(json.loads(table.reset_index().to_json(orient="records"))),
         "version": "0.1.0",
     }
+    # as tl.sample_burden records it: one row per sample in time order
+    rows = []
+    for i, (t, s) in enumerate((("baseline", f"{patient}_BL"), ("relapse", f"{patient}_REL"))):
+        at = tp == t
+        n, k, c = int(at.sum()), int((mal & at).sum()), int((at & (cls == "car_T")).sum())
+        nt = int((at & (cls == "normal_T")).sum())
+        rows.append(
+            {"sample": s, "timepoint": t, "tissue": "BM", "order": i, "cells": n,
+             "malignant_cells": k, "malignant_share": k / n, "malignant_ci_low": k / n - 0.05,
+             "malignant_ci_high": k / n + 0.05, "car_t_cells": c, "car_t_share": c / n,
+             "car_t_ci_low": max(c / n - 0.03, 0.0), "car_t_ci_high": c / n + 0.03,
+             "normal_t_cells": nt, "normal_t_negative_fraction": [0.08, 0.3][i],
+             "normal_t_ci_low": [0.02, 0.2][i], "normal_t_ci_high": [0.18, 0.42][i],
+             "normal_t_zero_count_fraction": [0.4, 0.6][i], "normal_t_state": "positive",
+             "normal_t_reason": "", "donor_assigned_cells": np.nan, "donor_cells": np.nan,
+             "donor_chimerism": np.nan, "donor_ci_low": np.nan, "donor_ci_high": np.nan,
+             "donor_reason": "no donor assignment (obs['donor'] is absent)"}
+        )  # fmt: skip
+    burden = pd.DataFrame(rows)
+    burden.index = burden["sample"].to_numpy()
+    ns["burden"] = {"params": {"antigen": "CD7"}, "table": burden}
     return a

@@ -20,7 +20,7 @@ def test_outputs_exist(written):
     figs = sorted(p.name for p in (pdir / "figures").glob("*.png"))
     assert figs == [
         "antigen_distribution.png", "clonotype_sharing.png", "cnv_heatmap.png",
-        "subclone_composition.png", "umap.png",
+        "sample_timeline.png", "subclone_composition.png", "umap.png",
     ]  # fmt: skip
     assert not list(pdir.rglob(".*.tmp")), "temporary files left behind"
 
@@ -135,7 +135,7 @@ def test_html_is_self_contained(written):
     assert "@import" not in html
     assert "url(" not in html
     images = decoded_images(html)
-    assert len(images) == 5
+    assert len(images) == 6
     for src, img in images:
         assert not isinstance(img, str), f"{src}: {img}"
         assert img.size[0] > 100

@@ -31,7 +31,14 @@ _QC_COLUMNS = [
 ]
 #: The figures a report can hold (figures/<name>.png).
 FIGURES = frozenset(
-    {"umap", "antigen_distribution", "subclone_composition", "cnv_heatmap", "clonotype_sharing"}
+    {
+        "umap",
+        "antigen_distribution",
+        "subclone_composition",
+        "cnv_heatmap",
+        "clonotype_sharing",
+        "sample_timeline",
+    }
 )
 _INPUT_COLUMNS = [
     "sample",
@@ -81,6 +88,7 @@ def write_patient(
     pdir = Path(pdir)
     patient = _patient_id(adata, pdir)
     with timed(f"report for patient {patient}"):
+        _ensure_burden(adata, config)
         # the figures that need no UMAP first: a pipeline's UMAP worker may still be laying it out
         result = build_result(adata, config=config, patient=patient)
         sections = _figure_sections(adata, result, pdir / "figures")
@@ -149,6 +157,23 @@ def _shell(adata):
     )
 
 
+def _ensure_burden(adata, config) -> None:
+    """The per-sample numbers (tl.sample_burden) when a notebook or an older cache did not record them:
+    only from what the steps already wrote (malignant calls, cell classes, the antigen model)."""
+    from .._uns import step
+
+    if step(adata, "burden") is not None or step(adata, "antigen") is None:
+        return
+    if not {"malignant", "cell_class", "sample", "timepoint"} <= set(adata.obs.columns):
+        return
+    from .. import tl
+
+    try:
+        tl.sample_burden(adata, antigen=config.antigen)
+    except Exception as exc:  # the report goes on without them; result.json names them missing
+        logger.warning("per-sample numbers not computed: %s: %s", type(exc).__name__, exc)
+
+
 def _patient_id(adata, pdir: Path) -> str:
     if "patient" in adata.obs:
         ids = adata.obs["patient"].astype(str).unique()
@@ -193,12 +218,30 @@ def _cells_section(adata, result: dict[str, Any], figdir: Path) -> dict[str, Any
 
 
 def _figure_sections(adata, result: dict[str, Any], figdir: Path) -> list[dict[str, Any]]:
-    """The sections after the UMAP's: antigen, subclones, CNV, clonotypes."""
+    """The sections after the UMAP's: samples in time order, antigen, subclones, CNV, clonotypes."""
     from .. import pl
 
     antigen = result["antigen"]
     obs = adata.obs
     sections: list[dict[str, Any]] = []
+
+    sec = _section(
+        "samples",
+        "Per sample, in time order",
+        f"Every sample in time order (baseline, product, remission, relapse, other): the malignant share and the CAR-T share of its cells after QC (95% Wilson interval), its normal T cells and their {antigen}-negative fraction by the antigen model (95% CI; measured against the normal T cells' own {antigen} level, so dropout zeros are not counted as loss) with the naive zero-count fraction beside it, and donor chimerism when a donor assignment was given.",
+    )
+    if not result.get("samples"):
+        sec["notes"].append("No per-sample numbers (tl.sample_burden was not run).")
+    else:
+        _add(
+            sec,
+            figdir,
+            "sample_timeline",
+            lambda: pl.sample_timeline(adata, show=False, return_fig=True),
+            f"Malignant share, CAR-T share and {antigen}-negative fraction of normal T cells per sample, in time order (95% intervals).",
+        )
+        sec["rows"] = _sample_rows(result)
+    sections.append(sec)
 
     sec = _section(
         "antigen",
@@ -334,6 +377,41 @@ def _group_rows(result: dict[str, Any], only: set[str]) -> tuple[list[dict[str, 
             f"timepoint; result.json keeps every {noun} under antigen_groups)."
         )
     return rows or None, note
+
+
+def _sample_rows(result: dict[str, Any]) -> list[dict[str, Any]]:
+    """result.json's samples as people read them: each share with its interval in one cell."""
+    antigen = result["antigen"]
+    rows = []
+    for r in result["samples"]:
+        row: dict[str, Any] = {"sample": r.get("sample"), "timepoint": r.get("timepoint")}
+        if r.get("tissue"):
+            row["tissue"] = r["tissue"]
+        row["cells"] = r.get("cells")
+        row["malignant (95% CI)"] = _with_ci(
+            r.get("malignant_share"), r.get("malignant_ci_low"), r.get("malignant_ci_high")
+        )
+        row["CAR-T (95% CI)"] = _with_ci(
+            r.get("car_t_share"), r.get("car_t_ci_low"), r.get("car_t_ci_high")
+        )
+        row["normal T cells"] = r.get("normal_t_cells")
+        row[f"{antigen}-negative normal T (model, 95% CI)"] = (
+            _with_ci(
+                r["normal_t_negative_fraction"], r.get("normal_t_ci_low"), r.get("normal_t_ci_high")
+            )
+            if r.get("normal_t_negative_fraction") is not None
+            else r.get("normal_t_reason") or "n/a"
+        )
+        row["zero-count fraction of normal T (naive)"] = _render.pct(
+            r.get("normal_t_zero_count_fraction")
+        )
+        row["donor chimerism (95% CI)"] = (
+            _with_ci(r["donor_chimerism"], r.get("donor_ci_low"), r.get("donor_ci_high"))
+            if r.get("donor_chimerism") is not None
+            else r.get("donor_reason") or "n/a"
+        )
+        rows.append(row)
+    return rows
 
 
 def _clonotype_rows(adata) -> list[dict[str, Any]] | None:

@@ -129,7 +129,9 @@ def build_result(adata, *, config, patient: str) -> dict[str, Any]:
         "findings": _records(decode(numbers.get("findings"))) or [],
         "antigen_measured_by": str(numbers.get("measured_by") or "RNA"),
         "relapse_samples": _records(decode(numbers.get("relapse_samples"))) or [],
+        "screen": decode(numbers.get("screen")),
         "antigen_groups": _records(groups),
+        "samples": _sample_rows(adata, missing),
         "qc": qc,
         "inputs": inputs,
         "warnings": [str(w) for w in warnings] if isinstance(warnings, list) else warnings,
@@ -141,7 +143,7 @@ def build_result(adata, *, config, patient: str) -> dict[str, Any]:
         "numbers": {
             k: v
             for k, v in numbers.items()
-            if k not in ("timepoints", "subclones", "findings", "relapse_samples")  # above
+            if k not in ("timepoints", "subclones", "findings", "relapse_samples", "screen")
         },
         "missing": missing,
     }
@@ -259,6 +261,26 @@ def _timepoint(adata, tp: str, given: Mapping[str, Any] | None, antigen: str) ->
     entry["detection_limit"] = one["detection_limit"]
     entry["source"] = one["source"]
     return entry
+
+
+def _sample_rows(adata, missing: list[str]) -> list[Any]:
+    """tl.sample_burden's table: one record per sample in time order ([] with a note when absent)."""
+    from .._uns import table
+
+    burden = table(adata, "burden", "table")
+    if burden is None:
+        missing.append("no per-sample numbers (tl.sample_burden was not run)")
+        return []
+    if "order" in burden:
+        burden = burden.sort_values("order")
+    rows = _records(burden.reset_index(drop=True)) or []
+    for row in rows:
+        for key, value in row.items():
+            if value == "" and key not in ("sample", "timepoint"):
+                row[key] = None  # empty text in the table is 'nothing to say'
+            elif (key == "cells" or key.endswith("_cells")) and isinstance(value, float):
+                row[key] = int(value)  # a count column holding NaN elsewhere is float
+    return rows
 
 
 def _groups_worded(rows: list[Any] | None, antigen_entry: Mapping[str, Any]) -> list[Any] | None:
