@@ -129,6 +129,11 @@ def paragraph(result: Mapping[str, Any]) -> str:
     antigen = result.get("antigen") or "the antigen"
     mech = result.get("mechanism")
     sentences = []
+    # CAR-transduced blasts first: a leukemia hidden behind the CAR changes how everything below is read
+    for f in result.get("findings") or []:
+        if isinstance(f, Mapping) and f.get("finding") == "car_transduced_blasts" and f.get("text"):
+            t = str(f["text"]).strip()
+            sentences.append(t if t.endswith(".") else t + ".")
     if result.get("mechanism_called", True) and mech == "indeterminate":
         conf = result.get("confidence")
         conf_txt = f" ({_pct(conf)} of bootstrap replicates agree)" if conf is not None else ""

@@ -44,6 +44,7 @@ def build_result(adata, *, config, patient: str) -> dict[str, Any]:
     ns = _ns(adata)
     missing: list[str] = []
     from .._uns import classify_entry, decode, finite_float
+    from ._findings import car_transduced_finding
 
     classify = classify_entry(adata)
     if classify is None:
@@ -126,7 +127,8 @@ def build_result(adata, *, config, patient: str) -> dict[str, Any]:
         "timepoints": timepoints,
         "subclones": _records(subclones),
         "evidence": _records(evidence),
-        "findings": _records(decode(numbers.get("findings"))) or [],
+        "findings": (_records(decode(numbers.get("findings"))) or [])
+        + car_transduced_finding(adata, config.antigen),
         "antigen_measured_by": str(numbers.get("measured_by") or "RNA"),
         "relapse_samples": _records(decode(numbers.get("relapse_samples"))) or [],
         "screen": decode(numbers.get("screen")),

@@ -64,6 +64,11 @@ MIN_PRIOR_CELLS = 20
 NK_TCR_SHARE = 0.2
 # T cells of a cluster whose TCR was read that make its clonal make-up the context of its unread T cells.
 MIN_TYPED = 10
+# A CAR-positive cell is a CAR-transduced blast (malignant) when its malignancy score reaches this and its
+# own evidence (its clonotype, or the log-likelihood ratio of its own counts, blast vs normal T) reaches
+# CAR_OWN_MIN: its neighbourhood alone never makes a CAR-positive cell malignant.
+CAR_MIN_SCORE = 0.9
+CAR_OWN_MIN = 2.0
 
 
 def call_malignant(
@@ -105,7 +110,15 @@ def call_malignant(
     - ``lineage``: by marker scores; an NK-scoring cell with a productive TCR, or in a Leiden cluster where
       ≥ 20 % of the NK-scoring cells have one, is a T cell (NK cells carry no TCR; cytotoxic T cells and
       blasts with few CD3 reads score as NK).
-    - ``car_detected``: CAR transgene counts above ambient. CAR-T cells are class ``car_T``, never malignant.
+    - ``car_detected``: CAR transgene counts above ambient. A CAR-positive cell is class ``car_T`` and not
+      malignant, unless it carries leukemic evidence of its own: then it is a CAR-transduced blast (leukemic
+      cells collected into the product and transduced), malignant with ``obs['car_transduced']``. That
+      takes its malignancy score (all the evidence, the CAR aside) ≥ 0.9 and its own evidence for a blast:
+      the leukemic clonotype, or its own counts' likelihood ratio (blast program and leukemic copy number,
+      blast vs normal T; without those ratios, its own blast program and copy-number evidence) ≥ e².
+      A CAR-T cell of another clonotype (polyclonal or an expanded CAR-T clonotype, which has no
+      copy-number change and so is not leukemic) or of a normal genome is never malignant; CAR-positive
+      cells sitting among blasts are not learnt from as normal genomes.
     - ``donor`` (when ``obs['donor']`` exists): in a donor-derived product/transplant setting the leukemia is
       recipient-derived, so cells assigned to the donor are never malignant. The recipient label is
       ``'recipient'`` when present, otherwise the assignment group with the highest mean evidence;
@@ -133,8 +146,10 @@ def call_malignant(
     and CD5 lie on 11q, lost in some leukemias) at its depth against its cluster's T share: having no
     T-specific transcript is evidence, not a gate. A cell's
     own TCR counts again after smoothing. The logistic of the result is
-    ``malignant_score``; CAR-T (strong CAR signal) and donor cells are set to 0, user labels to 0/1. The
-    antigen is in none of this.
+    ``malignant_score``; CAR-T (strong CAR signal, without leukemic evidence of its own, see above) and
+    donor cells are set to 0, user labels to 0/1. The antigen is in none of this.
+    ``uns['cd7escape'][key_added]['car_transduced']``: counts of CAR-transduced blasts per sample and per
+    timepoint (``n_cells``, ``per_sample``, ``per_timepoint``, the thresholds).
 
     Parameters
     ----------
@@ -205,7 +220,7 @@ def call_malignant(
         "cnv_score",
     ]
     obs_keys += ["cnv_subclone", "clone_expanded", "tcr_evidence", "car_detected", "program_llr"]
-    obs_keys += ["cnv_llr"]
+    obs_keys += ["cnv_llr", "car_transduced"]
     if "donor" in adata.obs:
         obs_keys.append("donor")
     obsm_keys = ["X_cnv"] if "X_cnv" in adata.obsm else []
@@ -262,6 +277,33 @@ def _clonal_composition(
     m = frame.groupby("c")["m"].transform("sum").to_numpy(dtype=float)
     log_odds = np.clip(np.log((k + 1.0) / (m + 1.0)), -LOGIT_CLIP, LOGIT_CLIP)
     return log_odds, (k + m) >= MIN_TYPED
+
+
+def _transduced_counts(obs: pd.DataFrame, transduced: np.ndarray, malignant: np.ndarray) -> dict:
+    """CAR-transduced blasts per sample and per timepoint (with the malignant cells beside them)."""
+    out: dict = {
+        "n_cells": int(transduced.sum()),
+        "min_score": CAR_MIN_SCORE,
+        "own_evidence_min": CAR_OWN_MIN,
+    }
+    frame = pd.DataFrame({"car_transduced": transduced, "malignant": malignant})
+    for col in ("sample", "timepoint"):
+        if col in obs:
+            frame[col] = obs[col].astype(str).to_numpy()
+    for key, col in (("per_sample", "sample"), ("per_timepoint", "timepoint")):
+        if col not in frame:
+            continue
+        table = frame.groupby(col, sort=True)[["car_transduced", "malignant"]].sum().reset_index()
+        if col == "sample" and "timepoint" in frame:
+            tp = frame.groupby("sample")["timepoint"].first()
+            table.insert(1, "timepoint", table["sample"].map(tp))
+        table = table.rename(
+            columns={"car_transduced": "n_car_transduced", "malignant": "n_malignant"}
+        )
+        out[key] = {
+            c: [v.item() if hasattr(v, "item") else v for v in table[c]] for c in table.columns
+        }
+    return out
 
 
 def _donor_mask(donor: pd.Series, evidence: np.ndarray) -> tuple[np.ndarray, str | None]:
@@ -484,6 +526,9 @@ def _call(
     # differences are those of T-cell phenotypes (a cytotoxic normal subset, a naive one), not of blasts.
     prob = 1.0 / (1.0 + np.exp(-smoothed))
     blast_t, normal_t = is_t & (prob > 0.9), is_t & (prob < 0.1) & ~car
+    # CAR-positive cells teach a normal genome only when they are not of the leukemic clonotype and not
+    # among blasts: a CAR-transduced blast is a blast
+    car_normal = car & (tcr <= 0) & (prob < 0.5)
     llr = None
     if blast_t.any() and np.median(blast_ev[blast_t]) >= PROGRAM_LLR_MIN_EVIDENCE:
         llr = program_llr(counts, total, var_names, blast_t, normal_t, antigen)
@@ -496,7 +541,7 @@ def _call(
         llr_cnv = cnv_llr(
             cnv_res["own_score"],
             is_t & ((prob > 0.9) | (tcr > 0)) & (tcr >= 0),
-            is_t & ((prob < 0.1) | (tcr < 0) | car) & (tcr <= 0),  # CAR-T: a normal genome
+            is_t & ((prob < 0.1) | (tcr < 0) | car_normal) & (tcr <= 0),  # CAR-T: a normal genome
         )
     # Where a leukemic clonotype carries a copy-number change, a cell's own counts in its altered regions
     # give a likelihood ratio, leukemic vs normal genome, with the rates of the clonotype's cells and of T
@@ -512,7 +557,7 @@ def _call(
             positions_for(adata.var.set_axis(var_names), table),
             leukemic_segments,
             tcr > 0,
-            is_t & ~not_t & (tcr <= 0) & ((tcr < 0) | car),
+            is_t & ~not_t & (tcr <= 0) & ((tcr < 0) | car_normal),
             clusters=clusters,
             other_normal=(lineage == "NK") & (sizes == 0) & ~car,
             antigen=antigen,
@@ -537,6 +582,7 @@ def _call(
         # read against normal T cells, a cell's own copy number is evidence for T cells only
         llr_cnv = np.where(not_t, 0.0, llr_cnv)
     unread_share = None
+    own = None
     if llr is not None or llr_cnv is not None:
         own = np.clip(
             (llr if llr is not None else 0.0) + (llr_cnv if llr_cnv is not None else 0.0),
@@ -565,8 +611,18 @@ def _call(
     smoothed = np.where(tcr > 0, np.maximum(smoothed, logit) + W_TCR_LEUKEMIC_OWN, smoothed)
     score = 1.0 / (1.0 + np.exp(-smoothed))
 
-    # vetoes and overrides
-    score = np.where(car, 0.0, score)
+    # vetoes and overrides: a CAR-positive cell is a CAR-T cell (never malignant) unless, besides its
+    # score, its own evidence says blast (its clonotype, its own counts): a CAR-transduced blast
+    own_evidence = own if own is not None else np.zeros(n)
+    if (
+        llr is None and llr_cnv is None
+    ):  # no learnt ratio: the cell's own blast program and copy number
+        own_cnv = cnv_res["evidence"] if cnv_res is not None else np.zeros(n)
+        own_evidence = W_PRIOR + W_BLAST * blast_evidence(blast) + W_CNV * own_cnv
+    own_evidence = np.where(tcr > 0, np.inf, np.where(tcr < 0, -np.inf, own_evidence))
+    car_blast = car & (score >= max(min_score, CAR_MIN_SCORE)) & (own_evidence >= CAR_OWN_MIN)
+    car_strong = car.copy()
+    score = np.where(car & ~car_blast, 0.0, score)
     donor_info = None
     if "donor" in adata.obs:
         donor_cells, recipient = _donor_mask(adata.obs["donor"], score)
@@ -584,6 +640,7 @@ def _call(
         }
     malignant = score >= min_score
 
+    transduced = car_strong & malignant
     # a weak CAR signal (often one UMI) makes a non-malignant T cell a CAR-T cell
     car = car | (car_weak & ~malignant & (lineage == "T"))
     cell_class = np.where(lineage == "T", "normal_T", lineage).astype(object)
@@ -615,6 +672,7 @@ def _call(
     obs["car_detected"] = car
     obs["program_llr"] = (llr if llr is not None else np.full(n, np.nan)).astype(np.float32)
     obs["cnv_llr"] = (llr_cnv if llr_cnv is not None else np.full(n, np.nan)).astype(np.float32)
+    obs["car_transduced"] = transduced
 
     n_mal = int(malignant.sum())
     logger.info(
@@ -659,6 +717,7 @@ def _call(
         "copy_number_regions": pd.DataFrame(region_info).to_dict(orient="list"),
         "unread_t_leukemic_share": unread_share,
     }
+    results["car_transduced"] = _transduced_counts(obs, transduced, malignant)
     if donor_info:
         results["donor"] = donor_info
     if user_info:
