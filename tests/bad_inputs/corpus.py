@@ -366,9 +366,10 @@ def _case_empty_sample(f: Path) -> Case:
 
 
 @case
-def _case_no_relapse_sample(f: Path) -> Case:
-    standard(f, rel={"timepoint": "other"})
-    return Case("no_relapse_sample", f, needles=("config.yaml", "no relapse sample"))
+def _case_no_baseline_sample(f: Path) -> Case:
+    # without a relapse sample a patient is a baseline screen; without a baseline nothing can be said
+    standard(f, base={"timepoint": "other"})
+    return Case("no_baseline_sample", f, needles=("config.yaml", "no baseline sample"))
 
 
 @case

@@ -122,8 +122,12 @@ def test_empty_sample(tmp_path):
     assert p.sample == "rel"
 
 
-def test_patient_without_relapse(tmp_path):
-    one(problems_for(tmp_path, rel={"timepoint": "other"}), "no relapse sample")
+def test_patient_without_relapse_is_a_screen(tmp_path):
+    config, problems = validate_config(
+        write_config(tmp_path, rows_of(tmp_path, rel={"timepoint": "other"}))
+    )
+    assert problems == []
+    assert {s.timepoint for s in config.samples} == {"baseline", "other"}
 
 
 def test_patient_without_baseline(tmp_path):
@@ -256,7 +260,6 @@ def test_many_problems_at_once(tmp_path):
         "sample id used 2 times",  # s4
         "malignant_labels file not found",  # s4 (second)
         "folder name",  # ../s6
-        "no relapse sample",  # P2
         "no baseline sample",  # P3
         "'tsne'",  # integration
     ]

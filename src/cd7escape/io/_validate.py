@@ -21,7 +21,7 @@ def validate_config(path: str | Path) -> tuple[Config | None, list[Problem]]:
     not usable as folder names, duplicate sample ids) and data: file missing or unreadable, unknown
     format, non-integer / normalized / negative / NaN counts (integers checked on a sample of values,
     NaN and negatives on all of them, streamed), antigen gene absent, duplicate barcodes, empty samples,
-    patients without a baseline or a relapse sample, VDJ files malformed or matching no cell,
+    patients without a baseline sample (one without a relapse sample is a baseline screen), VDJ files malformed or matching no cell,
     malignant_labels / donor_assignment / raw_path files missing or unusable, ``car_feature`` or
     ``antigen_protein`` found in no sample.
 
@@ -130,15 +130,15 @@ def _patient_problems(specs: list[SampleSpec], *, file: str) -> list[Problem]:
         by_patient[spec.patient].add(spec.timepoint)
     problems = []
     for patient, timepoints in by_patient.items():
-        for needed in ("baseline", "relapse"):
-            if needed not in timepoints:
-                problems.append(
-                    Problem(
-                        f"patient '{patient}' has no {needed} sample (timepoints: {', '.join(sorted(timepoints))})",
-                        field="timepoint",
-                        file=file,
-                    )
+        # without a relapse sample the patient is a baseline screen (docs/method.md#baseline-screen)
+        if "baseline" not in timepoints:
+            problems.append(
+                Problem(
+                    f"patient '{patient}' has no baseline sample (timepoints: {', '.join(sorted(timepoints))})",
+                    field="timepoint",
+                    file=file,
                 )
+            )
     return problems
 
 

@@ -217,6 +217,13 @@ def _run_patient(
     umap = cells_file = None
     try:
         steps = _plan(specs, config, pdir)
+        screen = not any(s.timepoint == "relapse" for s in specs)
+        if screen:
+            logger.info(
+                "[%s] baseline screen: no relapse sample; the report gives the antigen-negative malignant "
+                "subclones found at baseline, or the detection limit",
+                pid,
+            )
         _remove_temporary(pdir)
         if force:  # a --force run killed midway must not resume onto the caches it replaces
             for old in (pdir / "stages").glob("*.h5ad"):
@@ -247,7 +254,7 @@ def _run_patient(
             stage = step.stage
             lost = None
             if stage is not None and stage.needs_both_timepoints:
-                lost = _lost_timepoint(adata)
+                lost = _lost_timepoint(adata, screen=screen)
             if not lost:
                 bar.describe(f"{pid}: {step.name}")
                 t = time.time()
@@ -337,10 +344,12 @@ def _remove_temporary(pdir: Path) -> None:
                 tmp.unlink(missing_ok=True)
 
 
-def _lost_timepoint(adata) -> str | None:
-    """Why the patient cannot be classified after QC: no cell of its baseline or relapse passed."""
+def _lost_timepoint(adata, *, screen: bool = False) -> str | None:
+    """Why the patient cannot be classified after QC: no cell of its baseline or relapse passed (of its
+    baseline only, for a baseline screen)."""
     tps = adata.obs["timepoint"].astype(str) if "timepoint" in adata.obs else None
-    missing = [tp for tp in ("baseline", "relapse") if tps is None or not (tps == tp).any()]
+    needed = ("baseline",) if screen else ("baseline", "relapse")
+    missing = [tp for tp in needed if tps is None or not (tps == tp).any()]
     if not missing:
         return None
     failed = []

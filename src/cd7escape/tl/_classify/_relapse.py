@@ -681,9 +681,10 @@ def classify_relapse(
     y_all, s_all = antigen_counts(adata, antigen)
     evidence: list[str] = []
     cells = np.flatnonzero(mal & (bt | rt))
-    enough = (mal & bt).sum() >= P["min_baseline_cells"] and (mal & rt).sum() >= P[
-        "min_relapse_cells"
-    ]
+    # a baseline screen (no relapse sample) still needs the baseline subclones
+    enough = (mal & bt).sum() >= P["min_baseline_cells"] and (
+        (mal & rt).sum() >= P["min_relapse_cells"] or not rt.any()
+    )
     if enough and "subclone" not in adata.obs:
         from .._clones import subclones
 
@@ -740,6 +741,9 @@ def classify_relapse(
 
     with timed("classify_relapse: decision"):
         res = _decide(d, P, interval=True)
+    screen = None
+    if not rt.any():  # no relapse sample at all: a baseline screen, not a failed comparison
+        res, screen = _baseline_screen(d, P)
     mech = res["mechanism"]
     sc_entry = adata.uns.get(NS, {}).get("subclones", {})
     if res.get("rule") == "no_route_unmapped" and "detection_limit" in sc_entry:
@@ -806,6 +810,7 @@ def classify_relapse(
         "measured_by": P["measured_by"],
         "findings": [],
         "relapse_samples": per_sample,
+        "screen": screen,
     }
     if rna_res is not None:
         numbers["rna_call"] = _rna_beside(rna_res)
@@ -839,7 +844,11 @@ def _confidence(
     cells; each relapse cell's clone link holds with probability its mapping confidence.
     """
     n_bootstrap = P["n_bootstrap"]
-    if not n_bootstrap or res.get("rule", "").startswith("too_few"):
+    if (
+        not n_bootstrap
+        or res.get("rule", "").startswith("too_few")
+        or res.get("rule") == "baseline_screen"
+    ):
         return 1.0, []  # a count threshold: no resampling can change it
     rng = np.random.default_rng(P["seed"])
     b_idx, r_idx = np.flatnonzero(d.tp == 0), np.flatnonzero(d.tp == 1)
@@ -851,6 +860,79 @@ def _confidence(
     with timed(f"classify_relapse: {n_bootstrap} bootstrap replicates"):
         boot = _bootstrap_calls(d, draws, P)
     return float(np.mean([m == res["mechanism"] for m in boot])), boot
+
+
+def _baseline_screen(d: _Data, P: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any] | None]:
+    """The risk report of a patient with baseline samples only (no relapse to compare with).
+
+    Baseline subclones whose cells are antigen-negative beyond dropout (group state ``negative`` or
+    ``partly_negative`` under the anchored model) are the candidates of a pre-existing escape,
+    each with its size and interval; without any, the upper end of the baseline's negative fraction bounds
+    the share any antigen-negative state can hold (a wholly negative subclone of share ``f`` adds ``f``).
+    """
+    b = d.tp == 0
+    nb = int(b.sum())
+    kw = {
+        "mu_ref": d.mu_ref, "ambient": d.ambient, "theta": d.theta, "alpha": P["alpha"],
+        "min_cells": P["min_cells"], "dim_fold": P["dim_fold"], "null_theta": d.null_theta,
+    }  # fmt: skip
+    a = _aname(P)
+    out: dict[str, Any] = {"n_baseline": nb, "n_relapse": 0, "mechanism": "indeterminate"}
+    out["rule"] = "baseline_screen"
+    g = group_antigen(d.y[b], d.s[b], **kw)
+    if nb < P["min_baseline_cells"] or "pi" not in g:
+        out["reason"] = (
+            f"baseline screen (no relapse sample): only {nb} malignant baseline cells, too few to measure "
+            f"{a} (at least {max(P['min_baseline_cells'], P['min_cells'])} needed)"
+        )
+        return out, {"malignant_cells": nb, "negative_subclones": []}
+    out["baseline"] = g
+    found = []
+    for name in sorted(set(d.sub[b]) - {UNMAPPED}):
+        cells = b & (d.sub == name)
+        gc = group_antigen(d.y[cells], d.s[cells], **kw)
+        # negative, or partly negative beyond dropout (interval above 5 %): a small negative state merged
+        # into a larger positive subclone shows as the latter
+        if gc.get("state") in ("negative", "partly_negative"):
+            nc = int(cells.sum())
+            found.append(
+                {
+                    "subclone": str(name), "cells": nc, "share": nc / nb,
+                    "negative_fraction": gc["pi"], "ci_low": gc["ci_low"], "ci_high": gc["ci_high"],
+                    "negative_cells": gc["pi"] * nc,
+                }
+            )  # fmt: skip
+    found.sort(key=lambda r: -r["negative_cells"])
+    overall = (
+        f"{100 * g['pi']:.1f} % of {nb} malignant cells {a}-negative "
+        f"(95 % CI {100 * g['ci_low']:.1f}–{100 * g['ci_high']:.1f} %)"
+    )
+    if found:
+        listed = "; ".join(
+            f"{r['subclone']} ({r['cells']} cells, {100 * r['share']:.1f} % of the blasts; "
+            f"{100 * r['negative_fraction']:.0f} % {a}-negative, 95 % CI {100 * r['ci_low']:.0f}–"
+            f"{100 * r['ci_high']:.0f} %)"
+            for r in found
+        )
+        out["reason"] = (
+            f"baseline screen (no relapse sample): {a}-negative malignant subclone(s) {listed}: candidates "
+            f"for a {a}-negative escape under {a}-directed therapy; overall {overall}"
+        )
+    else:
+        out["reason"] = (
+            f"baseline screen (no relapse sample): no {a}-negative malignant subclone found; no "
+            f"{a}-negative state above {100 * g['ci_high']:.1f} % (upper end of the 95 % CI) among {nb} "
+            f"malignant cells ({overall})"
+        )
+    screen = {
+        "malignant_cells": nb,
+        "antigen_negative_fraction": g["pi"],
+        "ci_low": g["ci_low"],
+        "ci_high": g["ci_high"],
+        "detection_limit": g["ci_high"],
+        "negative_subclones": found,
+    }
+    return out, screen
 
 
 def _relapse_sample_calls(
