@@ -118,9 +118,11 @@ def caveats(result: Mapping[str, Any]) -> list[str]:
         )
     if result.get("missing"):
         out.append("Some results were not available (listed under 'Missing inputs').")
-    out.append(
-        "RNA only: protein-level loss or masking of the epitope is not visible in these counts unless CITE-seq was given."
-    )
+    if not str(result.get("antigen_measured_by") or "RNA").startswith("protein"):
+        out.append(
+            "RNA only: protein-level loss or masking of the epitope is not visible in these counts unless "
+            "CITE-seq was given."
+        )
     return out
 
 
@@ -134,7 +136,12 @@ def paragraph(result: Mapping[str, Any]) -> str:
         if isinstance(f, Mapping) and f.get("finding") == "car_transduced_blasts" and f.get("text"):
             t = str(f["text"]).strip()
             sentences.append(t if t.endswith(".") else t + ".")
-    if result.get("mechanism_called", True) and mech == "indeterminate":
+    if result.get("screen"):
+        sentences.append(
+            "This is a baseline screen: there is no relapse sample to compare with, so no relapse mechanism "
+            f"is called; the screen below says whether {antigen}-negative malignant cells are already there."
+        )
+    elif result.get("mechanism_called", True) and mech == "indeterminate":
         conf = result.get("confidence")
         conf_txt = f" ({_pct(conf)} of bootstrap replicates agree)" if conf is not None else ""
         sentences.append(
@@ -153,6 +160,18 @@ def paragraph(result: Mapping[str, Any]) -> str:
         r = str(result["reason"]).strip()
         r = r[:1].upper() + r[1:]
         sentences.append(r if r.endswith(".") else r + ".")
+    for f in result.get("findings") or []:
+        if isinstance(f, Mapping) and f.get("finding") == "protein_lost_rna_kept" and f.get("text"):
+            t = str(f["text"]).strip()
+            sentences.append(t[:1].upper() + t[1:] + ("" if t.endswith(".") else "."))
+    per_sample = [r for r in result.get("relapse_samples") or [] if isinstance(r, Mapping)]
+    if per_sample:
+        calls = "; ".join(
+            f"{r.get('sample')} ({r.get('tissue')}): {label(r.get('mechanism'))}"
+            + (f", {_pct(r['confidence'])}" if r.get("confidence") is not None else "")
+            for r in per_sample
+        )
+        sentences.append(f"Per relapse sample: {calls}.")
     tps = result.get("timepoints") or {}
     for name in ("baseline", "relapse"):
         s = _tp_sentence(name, tps.get(name) or {}, antigen)

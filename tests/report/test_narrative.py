@@ -1,0 +1,42 @@
+"""The report's words for the screen, the per-sample calls and the protein findings (report/_narrative.py)."""
+
+from __future__ import annotations
+
+from cd7escape.report._narrative import caveats, paragraph
+
+BASE = {
+    "antigen": "CD7",
+    "mechanism": "antigen_downregulation",
+    "mechanism_called": True,
+    "confidence": 0.9,
+    "reason": "they lost CD7",
+    "timepoints": {},
+}
+
+
+def test_per_relapse_sample_calls_are_named_with_their_tissue():
+    result = dict(
+        BASE,
+        relapse_samples=[
+            {"sample": "P1_relapse_BM", "tissue": "BM", "mechanism": "antigen_downregulation", "confidence": 1.0},
+            {"sample": "P1_relapse_med", "tissue": "mediastinum", "mechanism": "indeterminate", "confidence": 0.5},
+        ],
+    )  # fmt: skip
+    text = paragraph(result)
+    assert "Per relapse sample: P1_relapse_BM (BM)" in text
+    assert "P1_relapse_med (mediastinum)" in text
+
+
+def test_screen_is_said_instead_of_an_undecided_relapse():
+    result = dict(BASE, mechanism="indeterminate", screen={"malignant_cells": 300})
+    text = paragraph(result)
+    assert "baseline screen" in text
+    assert "could not decide" not in text
+
+
+def test_protein_finding_and_the_rna_only_caveat():
+    finding = {"finding": "protein_lost_rna_kept", "text": "CD7 protein lost with RNA kept: …"}
+    with_protein = dict(BASE, findings=[finding], antigen_measured_by="protein (CD7_TotalSeqC)")
+    assert "CD7 protein lost with RNA kept" in paragraph(with_protein)
+    assert not any("RNA only" in c for c in caveats(with_protein))
+    assert any("RNA only" in c for c in caveats(dict(BASE, antigen_measured_by="RNA")))
