@@ -138,6 +138,8 @@ def _clones(adata, config: Config) -> None:
 def _classify(adata, config: Config) -> None:
     from .. import tl
 
+    # the per-sample numbers first: they need no relapse and stay when the call cannot be made
+    tl.sample_burden(adata, antigen=config.antigen)
     tl.classify_relapse(
         adata, antigen=config.antigen, seed=config.seed, **config.classify.model_dump()
     )
