@@ -69,6 +69,11 @@ MIN_TYPED = 10
 # CAR_OWN_MIN: its neighbourhood alone never makes a CAR-positive cell malignant.
 CAR_MIN_SCORE = 0.9
 CAR_OWN_MIN = 2.0
+# CAR-positive blasts of a sample are CAR-transduced when more of them carry the CAR than ambient
+# transcripts explain: the strong call's false-positive rate per cell (at most 1e-3) times the sample's
+# malignant cells, Poisson tail below this.
+CAR_SAMPLE_P = 0.01
+CAR_FALSE_RATE = 1e-3
 
 
 def call_malignant(
@@ -118,7 +123,9 @@ def call_malignant(
       blast vs normal T; without those ratios, its own blast program and copy-number evidence) ≥ e².
       A CAR-T cell of another clonotype (polyclonal or an expanded CAR-T clonotype, which has no
       copy-number change and so is not leukemic) or of a normal genome is never malignant; CAR-positive
-      cells sitting among blasts are not learnt from as normal genomes.
+      cells sitting among blasts are not learnt from as normal genomes. ``obs['car_transduced']`` marks the
+      CAR-positive malignant cells of the samples where they outnumber what ambient CAR transcripts
+      explain (the strong call's ≤ 1e-3 false positives per malignant cell; Poisson tail < 0.01).
     - ``donor`` (when ``obs['donor']`` exists): in a donor-derived product/transplant setting the leukemia is
       recipient-derived, so cells assigned to the donor are never malignant. The recipient label is
       ``'recipient'`` when present, otherwise the assignment group with the highest mean evidence;
@@ -279,6 +286,24 @@ def _clonal_composition(
     return log_odds, (k + m) >= MIN_TYPED
 
 
+def _beyond_ambient(
+    transduced: np.ndarray, malignant: np.ndarray, samples: np.ndarray | None
+) -> np.ndarray:
+    """CAR-positive malignant cells of the samples where they are more than the strong CAR call's false
+    positives (ambient CAR transcripts) explain: a Poisson tail < ``CAR_SAMPLE_P`` at
+    ``CAR_FALSE_RATE`` per malignant cell; elsewhere they are not called transduced."""
+    from scipy import stats
+
+    groups = samples if samples is not None else np.zeros(len(transduced), dtype=object)
+    out = transduced.copy()
+    for g in np.unique(groups[transduced]):
+        at = groups == g
+        k, m = int((transduced & at).sum()), int((malignant & at).sum())
+        if stats.poisson.sf(k - 1, max(CAR_FALSE_RATE * m, 1e-12)) >= CAR_SAMPLE_P:
+            out[at] = False
+    return out
+
+
 def _transduced_counts(obs: pd.DataFrame, transduced: np.ndarray, malignant: np.ndarray) -> dict:
     """CAR-transduced blasts per sample and per timepoint (with the malignant cells beside them)."""
     out: dict = {
@@ -369,7 +394,11 @@ def _call(
         car_counts = counts[:, var_names.get_loc(car_name)].toarray().ravel()
         background = np.isin(lineage, ["B", "myeloid", "erythroid"])
         car, car_weak, car_info = detect_car(
-            car_counts, total, background, car_min_counts=car_min_counts
+            car_counts,
+            total,
+            background,
+            car_min_counts=car_min_counts,
+            groups=adata.obs["sample"].astype(str).to_numpy() if "sample" in adata.obs else None,
         )
         car_info["feature"] = car_name
     else:
@@ -641,6 +670,8 @@ def _call(
     malignant = score >= min_score
 
     transduced = car_strong & malignant
+    if transduced.any():
+        transduced = _beyond_ambient(transduced, malignant, samples)
     # a weak CAR signal (often one UMI) makes a non-malignant T cell a CAR-T cell
     car = car | (car_weak & ~malignant & (lineage == "T"))
     cell_class = np.where(lineage == "T", "normal_T", lineage).astype(object)

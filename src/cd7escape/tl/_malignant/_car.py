@@ -19,6 +19,9 @@ from ...io._features import match_features
 # (strong: vetoes malignancy) or suggestive (weak: makes a non-malignant T cell a CAR-T cell).
 _AMBIENT_P = 1e-3
 _AMBIENT_P_WEAK = 0.05
+# Half a count added to the background's CAR UMIs: none seen in a finite background is not a rate of 0
+# (at which a single ambient UMI would be called a CAR).
+_PSEUDO = 0.5
 
 
 def find_car_feature(var_names: pd.Index, car_feature: str | None) -> str | None:
@@ -49,15 +52,19 @@ def detect_car(
     background: np.ndarray,
     *,
     car_min_counts: int | None = None,
+    groups: np.ndarray | None = None,
 ) -> tuple[np.ndarray, np.ndarray, dict]:
     """Call CAR-positive cells: (strong, weak, info).
 
     With ``car_min_counts`` a cell is CAR-positive when it has at least that many CAR UMIs. Otherwise the
     threshold comes from the data: the ambient CAR rate per UMI is estimated on ``background`` cells (lineages
     that cannot carry the transgene: B, myeloid, erythroid) and a cell is CAR-positive when its count is
-    improbable under ambient contamination alone (Poisson tail < 1e-3 given its library size), and ≥ 1;
+    improbable under ambient contamination alone (Poisson tail < 1e-3 given its library size; the rate from
+    the background's CAR UMIs plus half a count), and ≥ 1;
     ``weak`` cells have a count with a tail < 0.05 (often a single UMI): CAR-T cells when nothing else
-    says otherwise, but not enough to veto other evidence of malignancy.
+    says otherwise, but not enough to veto other evidence of malignancy. With ``groups`` (the sample of
+    each cell) the ambient rate is each sample's own where it has ≥ 20 background cells (the ambient pool
+    holds CAR transcripts only where CAR-T cells are), the pooled rate elsewhere.
     """
     car_counts = np.asarray(car_counts, dtype=float)
     total_counts = np.asarray(total_counts, dtype=float)
@@ -66,10 +73,19 @@ def detect_car(
         return called, called, {"method": "fixed", "min_counts": int(car_min_counts)}
     n_bg = int(background.sum())
     if n_bg >= 20 and total_counts[background].sum() > 0:
-        rate = car_counts[background].sum() / total_counts[background].sum()
+        rate = (car_counts[background].sum() + _PSEUDO) / total_counts[background].sum()
     else:
         rate = 0.0
     lam = rate * total_counts
+    per_group = {}
+    if groups is not None:
+        groups = np.asarray(groups).astype(str)
+        for g in np.unique(groups):
+            at = groups == g
+            bg = background & at
+            if bg.sum() >= 20 and total_counts[bg].sum() > 0:
+                per_group[str(g)] = float((car_counts[bg].sum() + _PSEUDO) / total_counts[bg].sum())
+                lam[at] = per_group[str(g)] * total_counts[at]
     # P(Y >= y) under ambient only; sf(y - 1) = P(Y >= y)
     p = stats.poisson.sf(car_counts - 1, np.maximum(lam, 1e-12))
     called = (car_counts >= 1) & (p < _AMBIENT_P)
@@ -78,6 +94,7 @@ def detect_car(
         "method": "ambient_poisson",
         "ambient_rate_per_umi": float(rate),
         "n_background_cells": n_bg,
+        "ambient_rate_per_sample": per_group,
         "p_threshold": _AMBIENT_P,
         "median_min_counts": int(
             np.median(stats.poisson.isf(_AMBIENT_P, np.maximum(lam, 1e-12)) + 1)
