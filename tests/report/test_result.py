@@ -77,11 +77,20 @@ def test_the_call_is_reported_as_classify_relapse_made_it(called, result):
         assert result["timepoints"][tp] == _worded(_expected(call.numbers["timepoints"][tp]))
     assert result["subclones"] == _expected(call.numbers["subclones"])
     assert result["numbers"] == _expected(
-        {k: v for k, v in call.numbers.items() if k not in ("timepoints", "subclones", "findings")}
+        {
+            k: v
+            for k, v in call.numbers.items()
+            if k not in ("timepoints", "subclones", "findings", "relapse_samples", "screen")
+        }
     )
+    assert result["relapse_samples"] == _expected(call.numbers["relapse_samples"]) == []
+    assert result["screen"] is call.numbers["screen"] is None
     assert result["findings"] == _expected(call.numbers["findings"])
     assert result["antigen_measured_by"] == call.numbers["measured_by"] == "RNA"
-    assert result["missing"] == ["no per-sample QC table (pp.qc)"]
+    assert result["missing"] == [
+        "no per-sample QC table (pp.qc)",
+        "no per-sample numbers (tl.sample_burden was not run)",
+    ]
 
 
 def test_the_numbers_equal_those_in_uns(called, result):
