@@ -8,12 +8,17 @@ Three parts (run all, or pick with ``--part``):
 - ``real``: CARPALL (../shared/data/carpall; B-ALL after CD19 CAR-T, no T-ALL): per patient all samples
   together (cells with ≥ 500 UMIs), share called malignant per sample; CAR-T calls vs the authors'
   CARTcell_barcodes.txt on the sorted (CD3+CAT+) samples, where the authors annotated cells.
+- ``car``: simulated patients whose relapse blasts are partly CAR-transduced (``car_transduced`` 5 % and
+  20 %, by default, over seeds × mechanisms, with and without a blast TCR): recall of the transduced blasts
+  (called malignant), the share marked ``car_transduced`` (of all, and of those whose CAR is detected),
+  cells wrongly marked, CAR-T cells called malignant, beside the overall F1.
 - ``timing``: a 20k-cell simulated patient run through the whole pipeline (``cd7escape run``), the share
   of the malignant stage in the total.
 
 Usage::
 
-    nice python benchmarks/malignant_accuracy.py [--part sim|real|timing] [--seeds 20] [--n-cells 1000]
+    nice python benchmarks/malignant_accuracy.py [--part sim|real|car|timing] [--seeds 20] [--n-cells 1000]
+        [--car-transduced 0.05 0.2]
 """
 
 from __future__ import annotations
@@ -118,6 +123,72 @@ def simulated(n_seeds: int, n_cells: int) -> pd.DataFrame:
     )
     for tcr, sub in table.groupby("tcr"):
         print(f"tcr={tcr}: F1 min {sub.f1.min():.4f} median {sub.f1.median():.4f}")
+    return table
+
+
+def car_transduced(n_seeds: int, n_cells: int, shares: list[float]) -> pd.DataFrame:
+    import cd7escape as ce
+
+    rows, pooled = [], []
+    for share in shares:
+        for seed in range(n_seeds):
+            mechanism = MECHANISMS[seed % len(MECHANISMS)]
+            tcr = seed % 3 != 2
+            adata = ce.datasets.simulate_patient(
+                mechanism,
+                seed=200 + seed,
+                n_cells=n_cells,
+                tcr=tcr,
+                negative_fraction=0.15,
+                car_transduced=share,
+            )
+            ce.pp.embed(adata, umap=False, exclude=("CAR_CD7",), seed=seed)
+            ce.tl.call_malignant(adata, car_feature="CAR_CD7", seed=seed)
+            obs = adata.obs
+            truth = obs["truth_malignant"].to_numpy(bool)
+            called = obs["malignant"].to_numpy(bool)
+            tr = obs["truth_car_transduced"].to_numpy(bool)
+            flag = obs["car_transduced"].to_numpy(bool)
+            detected = obs["car_detected"].to_numpy(bool)
+            car = (obs["truth_cell_type"] == "car_T").to_numpy()
+            row = {
+                "share": share,
+                "seed": 200 + seed,
+                "mechanism": mechanism,
+                "tcr": tcr,
+                "transduced": int(tr.sum()),
+                "recall_transduced": round(float(called[tr].mean()), 4),
+                "marked_of_transduced": round(float(flag[tr].mean()), 4),
+                "marked_of_car_detected": round(float(flag[tr & detected].mean()), 4)
+                if (tr & detected).any()
+                else np.nan,
+                "marked_not_transduced": int((flag & ~tr).sum()),
+                "car_T": int(car.sum()),
+                "car_T_called_malignant_pct": round(100 * float(called[car].mean()), 3),
+                "f1": round(_f1(truth, called), 4),
+            }
+            rows.append(row)
+            pooled.append((truth, called, tr, flag, car))
+            print(json.dumps(row), flush=True)
+    table = pd.DataFrame(rows)
+    print("\n== CAR-transduced blasts: per run ==")
+    print(table.to_string(index=False))
+    print("\n== CAR-transduced blasts: summary ==")
+    for share, sub in table.groupby("share"):
+        idx = [i for i, r in enumerate(rows) if r["share"] == share]
+        tr = np.concatenate([pooled[i][2] for i in idx])
+        called = np.concatenate([pooled[i][1] for i in idx])
+        flag = np.concatenate([pooled[i][3] for i in idx])
+        car = np.concatenate([pooled[i][4] for i in idx])
+        truth = np.concatenate([pooled[i][0] for i in idx])
+        print(
+            f"share {share}: runs {len(sub)}; recall of transduced blasts pooled {called[tr].mean():.4f} "
+            f"(min per run {sub.recall_transduced.min():.4f}); marked car_transduced {flag[tr].mean():.4f} "
+            f"of them ({sub.marked_not_transduced.sum()} cells marked wrongly); CAR-T called malignant "
+            f"{100 * called[car].mean():.3f} % ({called[car].sum()}/{car.sum()}, max per run "
+            f"{sub.car_T_called_malignant_pct.max():.3f} %); F1 pooled {_f1(truth, called):.4f}, min "
+            f"{sub.f1.min():.4f}, median {sub.f1.median():.4f}"
+        )
     return table
 
 
@@ -230,7 +301,14 @@ def timing(n_cells: int = 10000) -> dict:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--part", choices=["sim", "real", "timing", "all"], default="all")
+    parser.add_argument("--part", choices=["sim", "real", "car", "timing", "all"], default="all")
+    parser.add_argument(
+        "--car-transduced",
+        type=float,
+        nargs="+",
+        default=[0.05, 0.2],
+        help="shares of relapse blasts carrying the CAR in the `car` part",
+    )
     parser.add_argument("--seeds", type=int, default=20)
     parser.add_argument(
         "--n-cells", type=int, default=1000, help="cells per sample in the simulated runs"
@@ -238,6 +316,8 @@ def main() -> None:
     args = parser.parse_args()
     if args.part in ("sim", "all"):
         simulated(args.seeds, args.n_cells)
+    if args.part in ("car", "all"):
+        car_transduced(args.seeds, args.n_cells, args.car_transduced)
     if args.part in ("real", "all"):
         if CARPALL.is_dir():
             real()
