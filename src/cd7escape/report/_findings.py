@@ -55,7 +55,8 @@ def car_transduced_finding(adata, antigen: str = "the antigen") -> list[dict[str
         if v["car_transduced"]
     )
     text = (
-        f"CAR-transduced blasts: {int(flag.sum())} malignant cells carry the CAR transgene ({where}). "
+        f"CAR-transduced blasts: {int(flag.sum())} malignant cells carry CAR transcripts ({where}; a "
+        f"lower bound: CAR capture misses cells). "
         f"Leukemic cells were collected into the CAR-T product and transduced; a CAR on a blast can bind "
         f"{antigen} on the same cell and mask it from the CAR-T cells"
     )
