@@ -64,10 +64,11 @@ MIN_PRIOR_CELLS = 20
 NK_TCR_SHARE = 0.2
 # T cells of a cluster whose TCR was read that make its clonal make-up the context of its unread T cells.
 MIN_TYPED = 10
-# A CAR-positive cell is a CAR-transduced blast (malignant) when its malignancy score reaches this and its
-# own evidence (its clonotype, or the log-likelihood ratio of its own counts, blast vs normal T) reaches
-# CAR_OWN_MIN: its neighbourhood alone never makes a CAR-positive cell malignant.
-CAR_MIN_SCORE = 0.9
+# A CAR-positive cell is a CAR-transduced blast (malignant) when its malignancy score reaches this (and
+# min_score) and its own evidence (its clonotype, or the log-likelihood ratio of its own counts, blast vs
+# normal T; for other lineages its own blast and copy-number evidence) reaches CAR_OWN_MIN: its
+# neighbourhood alone never makes a CAR-positive cell malignant.
+CAR_MIN_SCORE = 0.5
 CAR_OWN_MIN = 2.0
 # CAR-positive blasts of a sample are CAR-transduced when more of them carry the CAR than ambient
 # transcripts explain: the strong call's false-positive rate per cell (at most 1e-3) times the sample's
@@ -118,9 +119,10 @@ def call_malignant(
     - ``car_detected``: CAR transgene counts above ambient. A CAR-positive cell is class ``car_T`` and not
       malignant, unless it carries leukemic evidence of its own: then it is a CAR-transduced blast (leukemic
       cells collected into the product and transduced), malignant with ``obs['car_transduced']``. That
-      takes its malignancy score (all the evidence, the CAR aside) ≥ 0.9 and its own evidence for a blast:
-      the leukemic clonotype, or its own counts' likelihood ratio (blast program and leukemic copy number,
-      blast vs normal T; without those ratios, its own blast program and copy-number evidence) ≥ e².
+      takes its malignancy score (all the evidence, the CAR aside) ≥ ``min_score`` and its own evidence
+      for a blast: the leukemic clonotype, or (a T cell) its own counts' log-likelihood ratio (blast
+      program and leukemic copy number, blast vs normal T) ≥ 2; without those ratios, or for a cell of
+      another lineage (a lineage-switched blast), its own blast program and copy-number evidence.
       A CAR-T cell of another clonotype (polyclonal or an expanded CAR-T clonotype, which has no
       copy-number change and so is not leukemic) or of a normal genome is never malignant; CAR-positive
       cells sitting among blasts are not learnt from as normal genomes. ``obs['car_transduced']`` marks the
@@ -642,12 +644,15 @@ def _call(
 
     # vetoes and overrides: a CAR-positive cell is a CAR-T cell (never malignant) unless, besides its
     # score, its own evidence says blast (its clonotype, its own counts): a CAR-transduced blast
-    own_evidence = own if own is not None else np.zeros(n)
-    if (
-        llr is None and llr_cnv is None
-    ):  # no learnt ratio: the cell's own blast program and copy number
-        own_cnv = cnv_res["evidence"] if cnv_res is not None else np.zeros(n)
-        own_evidence = W_PRIOR + W_BLAST * blast_evidence(blast) + W_CNV * own_cnv
+    # the cell's own blast program and copy number: where no ratio was learnt, and for cells that are not
+    # T cells (the ratios are read against normal T cells; a lineage-switched blast is not a T cell)
+    own_cnv = cnv_res["evidence"] if cnv_res is not None else np.zeros(n)
+    # (a CAR-T cell is a T cell: for a cell of another lineage, its own evidence is weighed without the
+    # prior against malignancy)
+    own_plain = W_BLAST * blast_evidence(blast) + W_CNV * own_cnv
+    t_cell = is_t & ~not_t
+    own_plain = np.where(t_cell, own_plain + W_PRIOR, own_plain)
+    own_evidence = own_plain if own is None else np.where(t_cell, own, own_plain)
     own_evidence = np.where(tcr > 0, np.inf, np.where(tcr < 0, -np.inf, own_evidence))
     car_blast = car & (score >= max(min_score, CAR_MIN_SCORE)) & (own_evidence >= CAR_OWN_MIN)
     car_strong = car.copy()
