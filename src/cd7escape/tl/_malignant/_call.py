@@ -400,7 +400,6 @@ def _call(
             total,
             background,
             car_min_counts=car_min_counts,
-            groups=adata.obs["sample"].astype(str).to_numpy() if "sample" in adata.obs else None,
         )
         car_info["feature"] = car_name
     else:

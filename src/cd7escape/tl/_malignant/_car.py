@@ -52,7 +52,6 @@ def detect_car(
     background: np.ndarray,
     *,
     car_min_counts: int | None = None,
-    groups: np.ndarray | None = None,
 ) -> tuple[np.ndarray, np.ndarray, dict]:
     """Call CAR-positive cells: (strong, weak, info).
 
@@ -62,9 +61,7 @@ def detect_car(
     improbable under ambient contamination alone (Poisson tail < 1e-3 given its library size; the rate from
     the background's CAR UMIs plus half a count), and ≥ 1;
     ``weak`` cells have a count with a tail < 0.05 (often a single UMI): CAR-T cells when nothing else
-    says otherwise, but not enough to veto other evidence of malignancy. With ``groups`` (the sample of
-    each cell) the ambient rate is each sample's own where it has ≥ 20 background cells (the ambient pool
-    holds CAR transcripts only where CAR-T cells are), the pooled rate elsewhere.
+    says otherwise, but not enough to veto other evidence of malignancy.
     """
     car_counts = np.asarray(car_counts, dtype=float)
     total_counts = np.asarray(total_counts, dtype=float)
@@ -77,15 +74,6 @@ def detect_car(
     else:
         rate = 0.0
     lam = rate * total_counts
-    per_group = {}
-    if groups is not None:
-        groups = np.asarray(groups).astype(str)
-        for g in np.unique(groups):
-            at = groups == g
-            bg = background & at
-            if bg.sum() >= 20 and total_counts[bg].sum() > 0:
-                per_group[str(g)] = float((car_counts[bg].sum() + _PSEUDO) / total_counts[bg].sum())
-                lam[at] = per_group[str(g)] * total_counts[at]
     # P(Y >= y) under ambient only; sf(y - 1) = P(Y >= y)
     p = stats.poisson.sf(car_counts - 1, np.maximum(lam, 1e-12))
     called = (car_counts >= 1) & (p < _AMBIENT_P)
@@ -94,7 +82,6 @@ def detect_car(
         "method": "ambient_poisson",
         "ambient_rate_per_umi": float(rate),
         "n_background_cells": n_bg,
-        "ambient_rate_per_sample": per_group,
         "p_threshold": _AMBIENT_P,
         "median_min_counts": int(
             np.median(stats.poisson.isf(_AMBIENT_P, np.maximum(lam, 1e-12)) + 1)
