@@ -36,7 +36,7 @@ def test_report_renders(page):
 
 def test_every_image_loads(page):
     images = decoded_images(page.dom)
-    assert len(images) == 5
+    assert len(images) == 6  # one per figure of report._patient.FIGURES
     for src, img in images:
         assert not isinstance(img, str), f"{src}: {img}"
         assert min(img.size) > 100
