@@ -19,9 +19,6 @@ from ...io._features import match_features
 # (strong: vetoes malignancy) or suggestive (weak: makes a non-malignant T cell a CAR-T cell).
 _AMBIENT_P = 1e-3
 _AMBIENT_P_WEAK = 0.05
-# Half a count added to the background's CAR UMIs: none seen in a finite background is not a rate of 0
-# (at which a single ambient UMI would be called a CAR).
-_PSEUDO = 0.5
 
 
 def find_car_feature(var_names: pd.Index, car_feature: str | None) -> str | None:
@@ -58,8 +55,9 @@ def detect_car(
     With ``car_min_counts`` a cell is CAR-positive when it has at least that many CAR UMIs. Otherwise the
     threshold comes from the data: the ambient CAR rate per UMI is estimated on ``background`` cells (lineages
     that cannot carry the transgene: B, myeloid, erythroid) and a cell is CAR-positive when its count is
-    improbable under ambient contamination alone (Poisson tail < 1e-3 given its library size; the rate from
-    the background's CAR UMIs plus half a count), and ≥ 1;
+    improbable under ambient contamination alone (Poisson tail < 1e-3 given its library size), and ≥ 1 (no
+    CAR UMI in the background: one UMI is a CAR — a pseudo-count there left real CAR-T cells with one CAR
+    UMI undetected, and they were called malignant on real data);
     ``weak`` cells have a count with a tail < 0.05 (often a single UMI): CAR-T cells when nothing else
     says otherwise, but not enough to veto other evidence of malignancy.
     """
@@ -70,7 +68,7 @@ def detect_car(
         return called, called, {"method": "fixed", "min_counts": int(car_min_counts)}
     n_bg = int(background.sum())
     if n_bg >= 20 and total_counts[background].sum() > 0:
-        rate = (car_counts[background].sum() + _PSEUDO) / total_counts[background].sum()
+        rate = car_counts[background].sum() / total_counts[background].sum()
     else:
         rate = 0.0
     lam = rate * total_counts
