@@ -67,9 +67,12 @@ MIN_TYPED = 10
 # A CAR-positive cell is a CAR-transduced blast (malignant) when its malignancy score reaches this (and
 # min_score) and its own evidence (its clonotype, or the log-likelihood ratio of its own counts, blast vs
 # normal T; for other lineages its own blast and copy-number evidence) reaches CAR_OWN_MIN: its
-# neighbourhood alone never makes a CAR-positive cell malignant.
+# neighbourhood alone never makes a CAR-positive cell malignant. CAR-T cells outnumber transduced blasts
+# by orders of magnitude (about one in a thousand CAR-positive cells or fewer), so the cell's own
+# likelihood ratio must overcome those prior odds (log 1000 ~ 6.9): at 2, real CAR-T cells of the
+# semi-synthetic patients (activated, proliferating) passed on their own counts (16 of 3090 in P11).
 CAR_MIN_SCORE = 0.5
-CAR_OWN_MIN = 2.0
+CAR_OWN_MIN = 7.0
 # CAR-positive blasts of a sample are CAR-transduced when more of them carry the CAR than ambient
 # transcripts explain: the strong call's false-positive rate per cell (at most 1e-3) times the sample's
 # malignant cells, Poisson tail below this.
@@ -121,8 +124,9 @@ def call_malignant(
       cells collected into the product and transduced), malignant with ``obs['car_transduced']``. That
       takes its malignancy score (all the evidence, the CAR aside) ≥ ``min_score`` and its own evidence
       for a blast: the leukemic clonotype, or (a T cell) its own counts' log-likelihood ratio (blast
-      program and leukemic copy number, blast vs normal T) ≥ 2; without those ratios, or for a cell of
-      another lineage (a lineage-switched blast), its own blast program and copy-number evidence.
+      program and leukemic copy number, blast vs normal T) ≥ 7, the prior odds against a CAR-positive
+      cell being a blast; without those ratios, or for a cell of another lineage (a lineage-switched
+      blast), its own blast program and copy-number evidence.
       A CAR-T cell of another clonotype (polyclonal or an expanded CAR-T clonotype, which has no
       copy-number change and so is not leukemic) or of a normal genome is never malignant; CAR-positive
       cells sitting among blasts are not learnt from as normal genomes. ``obs['car_transduced']`` marks the
