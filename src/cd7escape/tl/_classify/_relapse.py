@@ -121,6 +121,14 @@ class _Data:
     y0: np.ndarray | None = None
     s0: np.ndarray | None = None
 
+    def group_options(self, P: dict[str, Any], *, interval: bool = True) -> dict[str, Any]:
+        """The keyword options of :func:`group_antigen` for groups of these cells (model and decision)."""
+        return {
+            "mu_ref": self.mu_ref, "ambient": self.ambient, "theta": self.theta,
+            "null_theta": self.null_theta, "interval": interval, "alpha": P["alpha"],
+            "min_cells": P["min_cells"], "dim_fold": P["dim_fold"],
+        }  # fmt: skip
+
     def resampled(self, pick: np.ndarray, sub: np.ndarray) -> _Data:
         """The replicate made of the rows ``pick`` (the trace keeps pointing into the original data)."""
         return _Data(
@@ -163,11 +171,7 @@ def _decide(d: _Data, P: dict[str, Any], *, interval: bool = True) -> dict[str, 
         )
         out["rule"] = f"too_few_{what}"
         return out
-    kw = {
-        "mu_ref": d.mu_ref, "ambient": d.ambient, "theta": d.theta, "interval": interval,
-        "alpha": alpha, "min_cells": P["min_cells"], "dim_fold": P["dim_fold"],
-        "null_theta": d.null_theta,
-    }  # fmt: skip
+    kw = d.group_options(P, interval=interval)
     gb = group_antigen(d.y[b], d.s[b], **kw)
     gr = group_antigen(d.y[r], d.s[r], **kw)
     out["baseline"], out["relapse"] = gb, gr
@@ -762,10 +766,7 @@ def classify_relapse(
         # the naive figure is the RNA zero-count share whatever decides
         zero = float(np.mean(y_rna[m] == 0)) if n else None
         if g is None and n >= model.min_cells:
-            g = group_antigen(
-                y_all[m], s_all[m], mu_ref=mu_ref, ambient=ambient, theta=theta,
-                null_theta=d.null_theta, **model.options(),
-            )  # fmt: skip
+            g = group_antigen(y_all[m], s_all[m], **d.group_options(P))
         g = g or {}
         tps[name] = {
             "malignant_cells": n,
@@ -872,10 +873,7 @@ def _baseline_screen(d: _Data, P: dict[str, Any]) -> tuple[dict[str, Any], dict[
     """
     b = d.tp == 0
     nb = int(b.sum())
-    kw = {
-        "mu_ref": d.mu_ref, "ambient": d.ambient, "theta": d.theta, "alpha": P["alpha"],
-        "min_cells": P["min_cells"], "dim_fold": P["dim_fold"], "null_theta": d.null_theta,
-    }  # fmt: skip
+    kw = d.group_options(P)
     a = _aname(P)
     out: dict[str, Any] = {"n_baseline": nb, "n_relapse": 0, "mechanism": "indeterminate"}
     out["rule"] = "baseline_screen"
