@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 
 class _Section(BaseModel):
@@ -286,7 +286,18 @@ class SampleSpec(_Section):
 class Config(_Section):
     """A cd7escape run (``docs/inputs_outputs.md#config``)."""
 
-    antigen: str = Field("CD7", description="Gene symbol of the CAR target.")
+    antigen: str = Field(
+        "CD7",
+        description="Gene symbol of the CAR target; the common names BCMA, CD20 and CD138 are read as "
+        "TNFRSF17, MS4A1 and SDC1.",
+    )
+    lineage: Literal["T", "B", "plasma"] | None = Field(
+        None,
+        description="Lineage of the tumour: T (T-ALL/T-LBL), B (B-ALL) or plasma (myeloma). It decides the "
+        "tumour's gene programs, the copy-number reference cells, the receptor chains of its clonotype and "
+        "the lineage-switch program. Default: the antigen's (CD7/CD5/CD1A -> T, CD19/CD22/CD20 -> B, "
+        "BCMA/GPRC5D -> plasma), T for other antigens.",
+    )
     antigen_protein: str | None = Field(
         None, description="ADT feature of the antigen when CITE-seq is present."
     )
@@ -309,3 +320,17 @@ class Config(_Section):
     antigen_model: AntigenParams = Field(default_factory=AntigenParams)
     clones: CloneParams = Field(default_factory=CloneParams)
     classify: ClassifyParams = Field(default_factory=ClassifyParams)
+
+    @field_validator("antigen")
+    @classmethod
+    def _antigen_symbol(cls, value: str) -> str:
+        from ._lineages import antigen_gene
+
+        return antigen_gene(value)
+
+    @property
+    def lineage_spec(self):
+        """The run's :class:`~cd7escape._lineages.Lineage` (given, else the antigen's, else T)."""
+        from ._lineages import resolve_lineage
+
+        return resolve_lineage(self.lineage, self.antigen)
