@@ -235,7 +235,7 @@ def test_car_t(simulated):
     assert (car[is_car] > 0).mean() > 0.35  # real: 69 % at ~3.2k UMIs
     assert (car[~is_car] > 0).mean() < 0.05
     assert a.obs.loc[is_car, "truth_antigen_negative"].all()  # knockout product
-    assert (a.obs.loc[is_car, "tcr_chains"].astype(str) != "none").mean() > 0.45
+    assert (a.obs.loc[is_car, "receptor_chains"].astype(str) != "none").mean() > 0.45
     b = simulate_patient(
         "antigen_downregulation", seed=1, n_cells=N, car_product="pebl", car_feature="CAR"
     )
@@ -257,7 +257,7 @@ def test_tcr(simulated):
     b = simulate_patient("antigen_downregulation", seed=1, n_cells=300, tcr=False)
     assert b.obs.loc[b.obs["truth_malignant"].to_numpy(), "clone_id"].isna().all()
     assert (
-        b.obs.loc[b.obs["truth_malignant"].to_numpy(), "tcr_chains"].astype(str) == "none"
+        b.obs.loc[b.obs["truth_malignant"].to_numpy(), "receptor_chains"].astype(str) == "none"
     ).all()
 
 

@@ -1,4 +1,4 @@
-"""Simulated T-ALL patients (baseline + relapse after CAR-T) with known relapse mechanism."""
+"""Simulated T-ALL, B-ALL and myeloma patients (baseline + relapse after CAR-T) with known relapse mechanism."""
 
 from __future__ import annotations
 
@@ -11,9 +11,11 @@ import scipy.sparse as sp
 
 from .._docs import doc_params, doc_seed
 from .._errors import InputError
+from .._lineages import LINEAGE_NAMES, LINEAGES, MARKERS, antigen_gene, default_lineage, without
 from .._logging import logger
+from . import _lineage_sim as L
 from ._params import FittedParams, load_params
-from ._tcr import contig_rows, contig_table, random_chains
+from ._tcr import contig_rows, contig_table, ig_contig_rows, random_chains, random_ig_chains
 
 if TYPE_CHECKING:
     from anndata import AnnData
@@ -58,6 +60,24 @@ BASE_TYPE = {"malignant": "T", "normal_T": "T", "car_T": "T", "NK": "NK", "B": "
              "erythroid": "erythroid"}  # fmt: skip
 # share of T cells with a VDJ library (CARPALL sorted T cells: median 53 %, range 8-87 % per sample)
 TCR_CAPTURE = 0.7
+IG_CAPTURE = 0.8  # share of B-lineage cells with a VDJ-B library
+# B-ALL and myeloma patients: shares of non-malignant cells (few normal B cells at relapse: CD19 and BCMA
+# CARs kill them; normal plasma cells are few) and the heavy-chain isotype of normal B cells' contigs
+COMPOSITION_B = {
+    "B": {
+        "baseline": {"normal_T": 0.35, "NK": 0.10, "B": 0.10, "myeloid": 0.30, "erythroid": 0.15},
+        "relapse": {"normal_T": 0.30, "car_T": 0.18, "NK": 0.10, "B": 0.02, "myeloid": 0.28,
+                    "erythroid": 0.12},
+    },
+    "plasma": {
+        "baseline": {"normal_T": 0.35, "NK": 0.10, "B": 0.08, "plasma": 0.02, "myeloid": 0.30,
+                     "erythroid": 0.15},
+        "relapse": {"normal_T": 0.30, "car_T": 0.18, "NK": 0.10, "B": 0.06, "plasma": 0.01,
+                    "myeloid": 0.26, "erythroid": 0.09},
+    },
+}  # fmt: skip
+B_HEAVY = {"IGHM": 0.75, "IGHD": 0.1, "IGHG1": 0.1, "IGHA1": 0.05}
+LIB_REL_B = {"B": {"malignant": 1.2}, "plasma": {"malignant": 2.5, "plasma": 2.5}}
 N_PROGRAM = 80  # genes of each subclone's own expression program
 LIB_REL = {"malignant": 1.2}  # blasts are larger cells than resting T cells
 ADT = ("CD3", "CD19", "CD33")
@@ -73,15 +93,17 @@ def simulate_patient(
     negative_fraction: float = 0.1,
     fold: float = np.inf,
     antigen: str = "CD7",
+    lineage: Literal["T", "B", "plasma"] | None = None,
     blast_fraction_baseline: float = 0.6,
     blast_fraction_relapse: float = 0.5,
     tcr: bool = True,
+    ig: bool = True,
     n_subclones: int = 3,
     minor_subclone_without_cnv: bool = True,
     decoy_negative_minor: bool = False,
     relapse_shift: float = 0.0,
     car_product: Literal["knockout", "pebl"] = "knockout",
-    car_feature: str = "CAR_CD7",
+    car_feature: str | None = None,
     car_transduced: float = 0.0,
     protein: bool = False,
     protein_loss: bool = False,
@@ -103,6 +125,20 @@ def simulate_patient(
     normal polyclonal T cells (some antigen-negative, more at relapse), CAR-T cells at relapse (T cells
     with the CAR transgene feature), NK (antigen-expressing for CD7), B, myeloid and erythroid cells.
 
+    The tumour's lineage follows the antigen (``cd7escape._lineages``): CD7 (T-ALL) as above; CD19 or
+    CD22 give a B-ALL patient, BCMA (gene TNFRSF17) a myeloma patient, with the same mechanisms,
+    subclones and copy-number changes. B-ALL blasts: the B profile with a B-precursor program (DNTT,
+    CD34, VPREB1, IGLL1, VPREB3, RAG1/2, MME, SOX4, CD99, CD38, ERG, proliferation) and the mature B
+    genes down; normal polyclonal B cells (kappa or lambda) beside T, NK, myeloid and erythroid cells.
+    Myeloma cells: a plasma-cell profile (JCHAIN, MZB1, XBP1, PRDM1, SDC1, DERL3, TXNDC5 and one
+    isotype and light chain at plasma-cell levels; MS4A1, CD19, PAX5, CD79B down) with aberrant CCND1
+    and NCAM1; a few normal polyclonal plasma cells and normal B cells beside them. The tumour carries
+    one IG clonotype (IGH plus IGK or IGL), B and plasma cells polyclonal IG, T cells TCRs. The antigen
+    is expressed by the tumour and the lineage's normal cells (B cells for CD19/CD22, plasma cells for
+    BCMA), never by CAR-T cells or other lineages. The gene universe of these patients adds the IG
+    constant genes, TNFRSF17 and the plasma-cell and B-precursor genes the fitted parameters lack
+    (``datasets/_lineage_sim.py``); a T-ALL patient's genes and counts do not change.
+
     Parameters
     ----------
     mechanism
@@ -110,8 +146,9 @@ def simulate_patient(
         is antigen-negative and dominates the relapse. ``antigen_downregulation``: the dominant clone,
         positive at baseline, is negative (``fold=inf``) or dim (expression ÷ ``fold``) at relapse.
         ``antigen_retained``: relapse blasts keep the antigen. ``mixed``: both, each about half of the
-        relapse blasts. ``lineage_switch``: relapse blasts lose the T-lineage program (and the antigen)
-        and gain a myeloid program, keeping the leukemic CNVs and TCR.
+        relapse blasts. ``lineage_switch``: relapse blasts lose the lineage program (T in T-ALL, B in
+        B-ALL, plasma cell in myeloma; and the antigen) and gain a myeloid program, keeping the
+        leukemic CNVs and receptor (TCR, or IG clonotype).
     {doc_seed}
     n_cells
         Cells per sample.
@@ -122,11 +159,20 @@ def simulate_patient(
     fold
         Downregulation fold of the antigen at relapse; ``inf`` is complete loss.
     antigen
-        Gene symbol of the CAR target (must be among the simulated genes).
+        Gene symbol or common name of the CAR target (``'BCMA'`` is the gene TNFRSF17; must be among
+        the simulated genes). ``uns['truth']['antigen']`` holds the gene symbol.
+    lineage
+        The tumour's lineage: ``'T'`` (T-ALL), ``'B'`` (B-ALL) or ``'plasma'`` (myeloma); ``None``
+        (default): the antigen's (``cd7escape._lineages.resolve_lineage``: CD7 → T, CD19/CD22 → B,
+        BCMA → plasma; T for other antigens). Kept in ``uns['truth']['lineage']``.
     blast_fraction_baseline, blast_fraction_relapse
         Share of blasts among the cells of each sample.
     tcr
-        Whether the blasts carry a productive TCR (one clonotype for all blasts).
+        Whether T-ALL blasts carry a productive TCR (one clonotype for all blasts); no effect on other
+        lineages.
+    ig
+        Whether B-ALL or myeloma cells carry a productive IG (one clonotype: IGH plus IGK or IGL; the
+        light chain is often not recovered from pre-B blasts); no effect in T-ALL.
     n_subclones
         Baseline subclones ``S0`` (dominant) … ``S{n-1}``; the antigen-negative one is the last.
     minor_subclone_without_cnv
@@ -140,7 +186,8 @@ def simulate_patient(
         ``knockout``: CAR-T cells have no antigen RNA; ``pebl``: antigen RNA retained (protein
         blocked, visible with ``protein=True``).
     car_feature
-        Feature name of the CAR transgene, added as a gene-expression feature.
+        Feature name of the CAR transgene, added as a gene-expression feature; ``None`` (default):
+        ``CAR_<antigen>`` with the antigen as given (``CAR_CD7``, ``CAR_CD19``, ``CAR_BCMA``).
     car_transduced
         Share of relapse blasts, in [0, 1), that carry the CAR transgene (leukemic cells collected into
         the CAR-T product and transduced): their blast profile with the CAR feature at the share of
@@ -174,28 +221,44 @@ def simulate_patient(
     -------
     AnnData with integer CSR counts in ``X`` and ``layers['counts']`` (genes plus the CAR feature;
     ``var['gene_ids','feature_types','chromosome','start','end']``), ``obs`` with ``patient``,
-    ``sample``, ``timepoint``, ``tissue``, ``barcode``, ``clone_id``, ``tcr_chains``, ``trb_cdr3``,
-    ``tra_cdr3`` (as the VDJ reader gives them) and the truth: ``truth_cell_type``,
+    ``sample``, ``timepoint``, ``tissue``, ``barcode``, ``clone_id`` (``'TRB:<nt>;TRA:<nt>'``,
+    ``'IGH:<nt>;IGK:<nt>'`` …), ``receptor_chains`` (loci with a productive chain, sorted, joined by
+    ``+``: ``'TRA+TRB'``, ``'IGH+IGK'``, ``'none'``) and ``<locus>_cdr3`` (``trb_cdr3``, ``tra_cdr3``;
+    in B-ALL and myeloma also ``igh_cdr3``, ``igk_cdr3``, ``igl_cdr3``) as the VDJ reader gives them,
+    and the truth: ``truth_cell_type``,
     ``truth_malignant``, ``truth_subclone`` (``''`` for normal cells), ``truth_antigen_negative`` (the
     cell does not express the antigen), ``truth_antigen_level`` (expected antigen expression relative
-    to baseline blasts); ``uns['truth']`` (mechanism, every parameter, subclone table, CNVs),
-    ``uns['vdj_contigs']`` (10x contig rows of all cells) and, when asked, ``obsm['protein']`` and
+    to baseline blasts); ``uns['truth']`` (mechanism, lineage, every parameter, subclone table, CNVs,
+    ``blast_receptor``),
+    ``uns['vdj_contigs']`` (10x contig rows of all cells: TR chains of T cells, IG chains of B-lineage
+    cells) and, when asked, ``obsm['protein']`` and
     ``uns['empty_droplets']``; ``obs['truth_car_transduced']`` when ``car_transduced > 0``.
 
     Raises
     ------
     InputError
-        Unknown mechanism or product, antigen not among the simulated genes, or impossible shares.
+        Unknown mechanism, lineage or product, antigen not among the simulated genes, or impossible
+        shares.
     """
     params = {k: v for k, v in locals().items()}
-    P = load_params()
+    if lineage is not None and lineage not in LINEAGES:
+        raise InputError.single(
+            f"lineage must be one of {', '.join(LINEAGE_NAMES)}, not {lineage!r}",
+            field="simulate_patient",
+        )
+    name = str(antigen).strip()
+    params["antigen"] = antigen_gene(name)
+    params["lineage"] = lineage or default_lineage(name) or "T"
+    params["car_feature"] = car_feature if car_feature is not None else f"CAR_{name}"
+    P = load_params() if params["lineage"] == "T" else L.extended_params()
     _check(params, P)
     rng = np.random.default_rng(seed)
     sim = _Simulator(P, params, rng)
     adata = sim.run()
     logger.info(
-        "simulated patient %s (%s): %d cells, %d features",
+        "simulated patient %s (%s, %s): %d cells, %d features",
         patient,
+        LINEAGES[params["lineage"]].disease,
         mechanism,
         adata.n_obs,
         adata.n_vars,
@@ -257,6 +320,15 @@ class _Simulator:
         self.G = len(P.genes)
         self.a = int(P.index([p["antigen"]])[0])
         self.idx = {g: i for i, g in enumerate(P.genes)}
+        self.lin = LINEAGES[p["lineage"]]
+        self.is_T = self.lin.name == "T"
+        # the tumour's base cell type (library sizes, dispersions) and the program a switch loses
+        self.base_type = dict(BASE_TYPE)
+        if not self.is_T:
+            self.base_type.update(malignant="B", plasma="B")
+        self.blast_phi = P.phi[self.base_type["malignant"]]
+        self.switch_program = T_PROGRAM if self.is_T else list(self.lin.program)
+        self.ig_of: dict[int, tuple[str, str]] = {}  # profile id -> (heavy C gene, light locus)
 
     # ---- profiles -------------------------------------------------------------------------------
     def _set(self, prof: np.ndarray, shares: dict[str, float]) -> None:
@@ -268,6 +340,8 @@ class _Simulator:
         prof[self.P.index(genes)] *= factor
 
     def base_profiles(self) -> None:
+        if not self.is_T:
+            return self.base_profiles_b()
         P, a = self.P, self.a
         prof = {ct: P.mu[ct].copy() for ct in P.mu}
         top = max(prof[ct][a] for ct in prof)
@@ -281,6 +355,70 @@ class _Simulator:
         self.blast_level = 1.5 * max(prof["T"][a], 1e-4)
         blast[a] = self.blast_level
         self.prof = prof
+        self.blast = blast / blast.sum()
+        self.blast_level = self.blast[a]
+
+    def b_cell(self, light: str) -> np.ndarray:
+        """A normal B cell's profile with one light chain (the fitted B profile carries both)."""
+        prof = self.prof["B"].copy()
+        self._scale(prof, [g for genes in L.LIGHT_GENES.values() for g in genes], 0.0)
+        self._set(prof, L.LIGHT_GENES[light])
+        return prof / prof.sum()
+
+    def plasma_cell(self, heavy: str, light: str) -> np.ndarray:
+        """A plasma cell: the B profile without its B program, with the plasma-cell program and one
+        isotype and light chain at the plasma cell's high immunoglobulin levels."""
+        prof = self.prof["B"].copy()
+        self._scale(prof, without(L.PLASMA_DOWN, self.p["antigen"]), 0.03)
+        self._scale(prof, L.IG_GENES, 0.0)
+        self._set(prof, L.PLASMA_UP)
+        self._set(prof, {heavy: L.PLASMA_HEAVY_SHARE[heavy], **L.PLASMA_LIGHT[light]})
+        return prof / prof.sum()
+
+    def base_profiles_b(self) -> None:
+        """Profiles of a B-ALL or myeloma patient: normal cells as fitted (B cells by light chain,
+        plasma cells by isotype and light chain), the antigen only where it is a real marker, and the
+        tumour (B-precursor blasts or myeloma cells, of one light chain)."""
+        P, a, lin, rng = self.P, self.a, self.lin, self.rng
+        prof = {ct: P.mu[ct].copy() for ct in P.mu}
+        self.prof = prof
+        # the fitted B dispersions come from 5 cells (B-cell aplasia): genes of the programs set here
+        # get the dispersion of a typical expressed gene
+        own = [*L.B_BLAST_UP, *L.PLASMA_UP, *L.MYELOMA_UP, *L.IG_GENES, *MARKERS["B"],
+               *MARKERS["plasma"], *lin.program, *lin.blast_specific, *lin.blast_supporting,
+               *MYELOID_UP, self.p["antigen"]]  # fmt: skip
+        phi = P.phi["B"].copy()
+        phi[P.index(own)] = np.minimum(phi[P.index(own)], L.PROGRAM_PHI)
+        self.blast_phi = self.b_phi = phi
+        self.blast_light = "IGK" if rng.random() < L.LIGHT_USAGE["IGK"] else "IGL"
+        self.blast_heavy = "IGHM" if lin.name == "B" else "IGHG1"
+        cells = {("B", lt): self.b_cell(lt) for lt in L.LIGHT_USAGE}
+        if lin.name == "plasma":
+            cells |= {
+                ("plasma", h, lt): self.plasma_cell(h, lt)
+                for h in L.PLASMA_HEAVY
+                for lt in L.LIGHT_USAGE
+            }
+        everything = [*prof.values(), *cells.values()]
+        top = max(x[a] for x in everything)
+        for x in everything:  # lineages that (nearly) do not express the antigen do not at all
+            if x[a] < 0.1 * top or x[a] < 1e-6:
+                x[a] = 0.0
+        self.cells = {k: v / v.sum() for k, v in cells.items()}
+        if lin.name == "B":
+            blast = self.b_cell(self.blast_light)
+            self._scale(blast, without(lin.mature, self.p["antigen"]), 0.15)
+            self._scale(blast, ["IGHM"], 0.3)
+            self._scale(blast, ["IGHD", "IGHG1", "IGHA1"], 0.05)
+            self._scale(blast, list(L.LIGHT_GENES[self.blast_light]), 0.15)
+            self._set(blast, L.B_BLAST_UP)
+            normal = self.cells[("B", self.blast_light)]
+        else:
+            blast = self.plasma_cell(self.blast_heavy, self.blast_light)
+            self._scale(blast, without(lin.mature, self.p["antigen"]), 0.15)
+            self._set(blast, L.MYELOMA_UP)
+            normal = self.cells[("plasma", self.blast_heavy, self.blast_light)]
+        blast[a] = 1.5 * max(normal[a], 1e-4)
         self.blast = blast / blast.sum()
         self.blast_level = self.blast[a]
 
@@ -324,8 +462,18 @@ class _Simulator:
         P, rng, p = self.P, self.rng, self.p
         n = p["n_subclones"]
         self.events = self.cnv_events()
-        special = set(P.index([*BLAST_UP, *MATURE_DOWN, *T_PROGRAM, *MYELOID_UP, p["antigen"]]))
-        visible = np.flatnonzero((self.prof["T"] > 1e-4) & (self.prof["T"] < 3e-3))
+        if self.is_T:
+            special = set(P.index([*BLAST_UP, *MATURE_DOWN, *T_PROGRAM, *MYELOID_UP, p["antigen"]]))
+        else:
+            lin = self.lin
+            special = set(
+                P.index(
+                    [*L.B_BLAST_UP, *L.PLASMA_UP, *L.MYELOMA_UP, *L.IG_GENES, *lin.mature,
+                     *lin.program, *lin.blast_specific, *MYELOID_UP, p["antigen"]]
+                )
+            )  # fmt: skip
+        own = self.prof[self.base_type["malignant"]]
+        visible = np.flatnonzero((own > 1e-4) & (own < 3e-3))
         visible = np.array([g for g in visible if g not in special])
         self.programs = {}
         self.sub_prof = {}
@@ -352,7 +500,7 @@ class _Simulator:
         base = self.blast.copy()
         if switched:
             base = 0.4 * base + 0.6 * self.prof["myeloid"]
-            self._scale(base, T_PROGRAM, 0.02)
+            self._scale(base, self.switch_program, 0.02)
             self._set(base, MYELOID_UP)
         logfc = prog + (self.shift if timepoint == "relapse" else 0.0)
         prof = base * dose * np.exp2(logfc)
@@ -432,8 +580,13 @@ class _Simulator:
         G1 = self.G + 1  # genes + CAR feature
         car_share = P.car_prop[0] / P.info.get("coverage_T", 1.0)
 
-        # TCR repertoires
-        blast_clone = random_chains(rng) if p["tcr"] else None
+        # TCR repertoires (and the tumour's IG clonotype in B-ALL and myeloma)
+        if self.is_T:
+            blast_clone = random_chains(rng) if p["tcr"] else None
+        else:
+            blast_clone = (
+                random_ig_chains(rng, self.blast_heavy, self.blast_light) if p["ig"] else None
+            )
         expanded_T = [random_chains(rng) for _ in range(6)]
         expanded_car = [random_chains(rng) for _ in range(8)]
 
@@ -462,7 +615,7 @@ class _Simulator:
         ):
             sample = f"{p['patient']}_{t}"
             n_blast = round(n * bf)
-            comp = COMPOSITION[t]
+            comp = COMPOSITION[t] if self.is_T else COMPOSITION_B[self.lin.name][t]
             counts_ct = _apportion(n - n_blast, comp)
             subs = list(shares)
             n_sub = _apportion(n_blast, shares)
@@ -474,12 +627,16 @@ class _Simulator:
                     ("malignant", s, t, lv, switched),
                     lambda s=s, lv=lv, sw=switched, t=t: (
                         self.blast_profile(s, t, lv, sw),
-                        P.phi["T"],
+                        self.blast_phi,
                     ),
                 )
                 rows += [("malignant", s, lv, k)] * n_sub[s]
+                if not self.is_T:
+                    self.ig_of[k] = (self.blast_heavy, self.blast_light)
             for ct, m in counts_ct.items():
-                if ct == "normal_T":
+                if not self.is_T and ct in ("normal_T", "car_T", "B", "plasma"):
+                    rows += self.rows_b(ct, m, profile_id)
+                elif ct == "normal_T":
                     m_neg = round(m * NORMAL_T_NEGATIVE[t])
                     k1 = profile_id(("normal_T", 1.0), lambda: (self.prof["T"], P.phi["T"]))
                     k0 = profile_id(
@@ -508,8 +665,8 @@ class _Simulator:
             loglib = np.empty(len(rows))
             for ct in np.unique(ctype):
                 sel = ctype == ct
-                m_, s_ = P.loglib[BASE_TYPE[ct]]
-                rel = m_ - P.loglib["T"][0] + np.log(LIB_REL.get(ct, 1.0))
+                m_, s_ = P.loglib[self.base_type[ct]]
+                rel = m_ - P.loglib["T"][0] + np.log(self.lib_rel(ct))
                 loglib[sel] = rel + rng.normal(0, min(s_, 0.7), size=sel.sum())
             lib = np.exp(loglib)
             lib *= p["depth"] / np.median(lib)
@@ -532,12 +689,17 @@ class _Simulator:
             # TCR of T-lineage cells
             switched_sample = t == "relapse" and p["mechanism"] == "lineage_switch"
             clone_rows = []
-            for b, ct in zip(barcodes, ctype, strict=True):
+            for b, ct, k in zip(barcodes, ctype, pid, strict=True):
                 clone, has, cid = None, (False, False), ""
                 if ct == "malignant" and blast_clone is not None:
                     clone, cid = blast_clone, "clonotype1"
                     # lineage-switched blasts keep the rearrangement but transcribe little TCR
-                    has = _tcr_capture(rng, 0.35 if switched_sample else TCR_CAPTURE, 0.55)
+                    capture = 0.35 if switched_sample else None
+                    if self.is_T:
+                        has = _tcr_capture(rng, capture or TCR_CAPTURE, 0.55)
+                    else:  # pre-B blasts often lack a light chain; myeloma cells have one
+                        light = 0.6 if self.lin.name == "B" else 0.95
+                        has = _tcr_capture(rng, capture or IG_CAPTURE, light)
                 elif ct in ("normal_T", "car_T"):
                     pool = expanded_T if ct == "normal_T" else expanded_car
                     frac = 0.12 if ct == "normal_T" else 0.3
@@ -547,17 +709,25 @@ class _Simulator:
                     else:
                         clone, cid = random_chains(rng), f"clonotype_{b[:8]}"
                     has = _tcr_capture(rng, TCR_CAPTURE, 0.65)
+                elif not self.is_T and ct in ("B", "plasma"):  # polyclonal IG
+                    heavy, light = self.ig_of[int(k)]
+                    if ct == "B":
+                        heavy = str(rng.choice(list(B_HEAVY), p=list(B_HEAVY.values())))
+                    clone, cid = random_ig_chains(rng, heavy, light), f"clonotype_{b[:8]}"
+                    has = _tcr_capture(rng, IG_CAPTURE, 0.9)
                 elif (
                     ct == "malignant" and rng.random() < 0.3
                 ):  # no productive TCR: non-productive only
-                    contigs += [
-                        dict(r, sample=sample) for r in contig_rows(b, None, has, "None", rng)
-                    ]
+                    rows_of = contig_rows if self.is_T else ig_contig_rows
+                    contigs += [dict(r, sample=sample) for r in rows_of(b, None, has, "None", rng)]
                 if clone is not None and (has[0] or has[1]):
-                    contigs += [
-                        dict(r, sample=sample) for r in contig_rows(b, clone, has, cid, rng)
-                    ]
-                clone_rows.append(_clone_fields(clone, has))
+                    rows_of = ig_contig_rows if "light" in clone else contig_rows
+                    contigs += [dict(r, sample=sample) for r in rows_of(b, clone, has, cid, rng)]
+                clone_rows.append(
+                    _clone_fields(clone, has)
+                    if self.is_T
+                    else _receptor_fields(clone, has, RECEPTOR_COLUMNS_B)
+                )
             cf = pd.DataFrame(clone_rows, index=obs.index)
             obs = pd.concat([obs, cf], axis=1)
             obs_parts.append(obs)
@@ -582,7 +752,7 @@ class _Simulator:
         lev = prof_mat[np.concatenate(pid_all), self.a] / self.blast_level
         obs["truth_antigen_level"] = lev
         obs["truth_car"] = obs["truth_cell_type"] == "car_T"
-        for c in ("patient", "sample", "timepoint", "tissue", "truth_cell_type", "tcr_chains"):
+        for c in ("patient", "sample", "timepoint", "tissue", "truth_cell_type", "receptor_chains"):
             obs[c] = obs[c].astype("category")
 
         var = pd.DataFrame(
@@ -610,11 +780,43 @@ class _Simulator:
             adata.uns["empty_droplets"] = empties
         return self.split_relapse(adata)
 
+    def lib_rel(self, ct: str) -> float:
+        """Library size of a cell type relative to its base type (blasts and plasma cells are larger)."""
+        if self.is_T:
+            return LIB_REL.get(ct, 1.0)
+        return LIB_REL_B[self.lin.name].get(ct, 1.0)
+
+    def rows_b(self, ct: str, m: int, profile_id) -> list[tuple]:
+        """Rows of ``m`` normal T, CAR-T, B or plasma cells of a B-ALL or myeloma patient: T cells do
+        not express the antigen (no antigen-negative subset, no knockout needed); B and plasma cells
+        are dealt to light chains (and plasma cells to isotypes) by usage."""
+        P, a = self.P, self.a
+        if ct in ("normal_T", "car_T"):
+            prof = self.prof["T"] if ct == "normal_T" else _without(self.prof["T"], a)
+            lv = 1.0 if prof[a] > 0 else 0.0
+            k = profile_id((ct, lv), lambda prof=prof: (prof, P.phi["T"]))
+            return [(ct, "", lv, k)] * m
+        if ct == "B":
+            kinds = {("B", lt): share for lt, share in L.LIGHT_USAGE.items()}
+        else:
+            kinds = {
+                ("plasma", h, lt): hs * ls
+                for h, hs in L.PLASMA_HEAVY.items()
+                for lt, ls in L.LIGHT_USAGE.items()
+            }
+        rows = []
+        for key, mm in _apportion(m, kinds).items():
+            prof = self.cells[key]
+            k = profile_id(key, lambda prof=prof: (prof, self.b_phi))
+            self.ig_of[k] = ("IGHM", key[1]) if ct == "B" else (key[1], key[2])
+            rows += [(ct, "", 1.0 if prof[a] > 0 else 0.0, k)] * mm
+        return rows
+
     def transduce(self, rows: list, pid: np.ndarray, profile_id) -> tuple[np.ndarray, np.ndarray]:
         """Give ``car_transduced`` of the relapse blasts the CAR transgene (their own blast profile plus
         the CAR feature at the CAR-T cells' share): chosen with a generator of their own, so that the
         main random stream is that of a patient without them."""
-        p, P = self.p, self.P
+        p = self.p
         blasts = np.flatnonzero(np.array([r[0] == "malignant" for r in rows], dtype=bool))
         k = round(p["car_transduced"] * len(blasts))
         transduced = np.zeros(len(rows), dtype=bool)
@@ -630,7 +832,7 @@ class _Simulator:
                 ("car_blast", s, "relapse", lv, switched),
                 lambda s=s, lv=lv: (
                     self.blast_profile(s, "relapse", lv, switched),
-                    P.phi["T"],
+                    self.blast_phi,
                 ),
             )
         transduced[chosen] = True
@@ -705,8 +907,15 @@ class _Simulator:
         ag = np.where(self.protein_negative(obs), 0.0, 150.0 * np.minimum(level, 2.0))
         fg[p["antigen"]] = ag
         t_like = np.isin(ct, ["normal_T", "car_T"])
-        fg["CD3"] = np.where(t_like, 200.0, np.where((ct == "malignant") & ~switched, 30.0, 0.0))
-        fg["CD19"] = np.where(ct == "B", 150.0, 0.0)
+        blast = (ct == "malignant") & ~switched
+        if self.is_T:  # T-ALL blasts: some (cytoplasmic) CD3
+            fg["CD3"] = np.where(t_like, 200.0, np.where(blast, 30.0, 0.0))
+            fg["CD19"] = np.where(ct == "B", 150.0, 0.0)
+        else:  # B-ALL blasts are CD19-positive; plasma and myeloma cells are not
+            fg["CD3"] = np.where(t_like, 200.0, 0.0)
+            b_like = (ct == "B") | (blast & (self.lin.name == "B"))
+            fg["CD19"] = np.where(b_like, 150.0, 0.0)
+            fg[p["antigen"]] = ag  # the antigen's own foreground (CD19 as a CAR target)
         fg["CD33"] = np.where((ct == "myeloid") | switched, 120.0, 0.0)
         out = {}
         for name in names:
@@ -774,9 +983,17 @@ class _Simulator:
             },
             "subclone_program_genes": self.programs,
             "relapse_shift_genes": self.shift_genes,
-            "blast_tcr": "none" if not p["tcr"] else "clonotype1",
-            "normal_T_negative_fraction": dict(NORMAL_T_NEGATIVE),
+            "lineage": self.lin.name,
+            "blast_tcr": "none" if not (p["tcr"] and self.is_T) else "clonotype1",
+            "blast_receptor": "none" if not (p["tcr"] if self.is_T else p["ig"]) else "clonotype1",
+            "blast_receptor_loci": list(self.lin.loci[:2])
+            if self.is_T
+            else ["IGH", getattr(self, "blast_light", "IGK")],
+            "normal_T_negative_fraction": dict(NORMAL_T_NEGATIVE)
+            if self.is_T
+            else dict.fromkeys(NORMAL_T_NEGATIVE, 0.0),
             "tcr_capture": TCR_CAPTURE,
+            "ig_capture": IG_CAPTURE,
             "simulator_params": "carpall_params.npz (fitted to CARPALL 10x data)",
         }
 
@@ -828,13 +1045,40 @@ def _barcodes(rng: np.random.Generator, n: int) -> list[str]:
 
 
 def _clone_fields(clone: dict | None, has: tuple[bool, bool]) -> dict:
+    """The VDJ reader's columns of a T-ALL patient's cell (TRB, TRA)."""
     from ._tcr import translate
 
     b, a = (clone is not None and has[0]), (clone is not None and has[1])
     parts = ([f"TRB:{clone['TRB_nt']}"] if b else []) + ([f"TRA:{clone['TRA_nt']}"] if a else [])
     return {
         "clone_id": ";".join(parts) if parts else np.nan,
-        "tcr_chains": "TRA+TRB" if a and b else ("TRA" if a else ("TRB" if b else "none")),
+        "receptor_chains": "TRA+TRB" if a and b else ("TRA" if a else ("TRB" if b else "none")),
         "trb_cdr3": translate(clone["TRB_nt"]) if b else np.nan,
         "tra_cdr3": translate(clone["TRA_nt"]) if a else np.nan,
     }
+
+
+#: receptor loci of a B-ALL or myeloma patient's cells, in the order of their ``<locus>_cdr3`` columns
+RECEPTOR_COLUMNS_B = ("IGH", "IGK", "IGL", "TRB", "TRA")
+
+
+def _receptor_fields(clone: dict | None, has: tuple[bool, bool], loci: tuple[str, ...]) -> dict:
+    """The VDJ reader's columns of one cell with a TCR (TRB, TRA) or an IG (IGH, light chain):
+    ``clone_id`` (``'<locus>:<cdr3 nt>'`` joined by ``;``, heavy/beta chain first),
+    ``receptor_chains`` (loci with a productive chain, sorted, joined by ``+``; ``'none'``) and
+    ``<locus>_cdr3`` (amino acids) for every locus in ``loci``."""
+    from ._tcr import translate
+
+    chains = []
+    if clone is not None:
+        first, second = ("IGH", clone["light"]) if "light" in clone else ("TRB", "TRA")
+        chains = [c for c, present in ((first, has[0]), (second, has[1])) if present]
+    out = {
+        "clone_id": ";".join(f"{c}:{clone[f'{c}_nt']}" for c in chains) if chains else np.nan,
+        "receptor_chains": "+".join(sorted(chains)) if chains else "none",
+    }
+    for locus in loci:
+        out[f"{locus.lower()}_cdr3"] = (
+            translate(clone[f"{locus}_nt"]) if locus in chains else np.nan
+        )
+    return out

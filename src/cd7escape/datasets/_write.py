@@ -49,7 +49,10 @@ def write_simulated(
       ``obsm['protein']``), obs names = barcodes, no truth columns.
     - ``raw_feature_bc_matrix.h5``: cells plus empty droplets, when the data have
       ``uns['empty_droplets']``.
-    - ``filtered_contig_annotations.csv``: the 10x VDJ contigs of the sample's cells.
+    - ``filtered_contig_annotations.csv``: the 10x VDJ contigs of the sample's cells. In a B-ALL or
+      myeloma patient it holds the VDJ-T contigs of T cells (chains TRA/TRB) and the VDJ-B contigs of
+      B-lineage cells (IGH/IGK/IGL) in one file, as a merged VDJ-T + VDJ-B pair; a reader keeps the
+      loci it is asked for.
 
     With ``layout='count'`` or ``'multi'`` the same files sit where Cell Ranger puts them, and the
     sheet's ``path`` names the run folder (``cd7escape`` finds the files in it):
@@ -58,7 +61,8 @@ def write_simulated(
       ``<sample>/outs/raw_feature_bc_matrix.h5``, and the contigs in a ``cellranger vdj`` run folder
       ``<sample>_vdj/outs/filtered_contig_annotations.csv`` (the sheet's ``vdj`` names that folder).
     - ``'multi'``: ``<sample>/outs/per_sample_outs/<sample>/count/sample_filtered_feature_bc_matrix.h5``,
-      ``<sample>/outs/per_sample_outs/<sample>/vdj_t/filtered_contig_annotations.csv`` and the raw
+      ``<sample>/outs/per_sample_outs/<sample>/vdj_t/filtered_contig_annotations.csv`` (and, for
+      IG contigs, ``…/vdj_b/filtered_contig_annotations.csv``, as Cell Ranger splits them) and the raw
       matrix ``<sample>/outs/multi/count/raw_feature_bc_matrix.h5`` (the sheet names the folder only).
 
     Plus ``<outdir>/samples.csv`` (columns ``patient, sample, timepoint, path, vdj, tissue,
@@ -172,6 +176,12 @@ def write_simulated(
             row["raw_path"] = str(raw.relative_to(outdir))
         if contigs is not None and len(contigs):
             c = contigs[contigs["sample"].astype(str) == sample][CONTIG_COLUMNS]
+            ig = c["chain"].astype(str).str.startswith("IG").to_numpy()
+            if layout == "multi" and ig.any():  # Cell Ranger multi: VDJ-B contigs in vdj_b
+                bdir = vdjdir.parent / "vdj_b"
+                bdir.mkdir(parents=True, exist_ok=True)
+                c[ig].to_csv(bdir / "filtered_contig_annotations.csv", index=False)
+                c = c[~ig]
             vdjdir.mkdir(parents=True, exist_ok=True)
             vdj = vdjdir / "filtered_contig_annotations.csv"
             c.to_csv(vdj, index=False)
