@@ -240,7 +240,7 @@ class ClassifyParams(_Section):
     lineage_max_ratio: float = Field(
         0.3,
         gt=0,
-        description="Relapse blasts whose T-lineage program is below this fraction of baseline blasts' are 'lineage_switch'.",
+        description="Relapse blasts whose lineage program (T in T-ALL, B in B-ALL, plasma cell in myeloma) is below this fraction of baseline blasts' are 'lineage_switch'.",
     )
     trace_penalty: float = Field(
         3.0,

@@ -81,6 +81,19 @@ def antigen_name(adata, antigen: str | None) -> str:
     return "CD7"
 
 
+def lineage_of(adata, lineage: str | None, antigen: str):
+    """The run's :class:`~cd7escape._lineages.Lineage`: given, else the one ``tl.call_malignant`` used,
+    else the antigen's (T for an antigen of no lineage)."""
+    from ._lineages import resolve_lineage
+
+    if lineage is None:
+        entry = step(adata, "malignant")
+        params = entry.get("params", {}) if entry is not None else {}
+        if isinstance(params, Mapping) and isinstance(params.get("lineage"), str):
+            lineage = params["lineage"]
+    return resolve_lineage(lineage, antigen)
+
+
 def decode(value: Any) -> Any:
     """Undo h5ad storage: JSON text of nested values back to lists/dicts, ``'None'`` to None, arrays to lists."""
     import json

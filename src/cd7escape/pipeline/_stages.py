@@ -103,6 +103,7 @@ def _malignant(adata, config: Config) -> None:
     tl.call_malignant(
         adata,
         antigen=config.antigen,
+        lineage=config.lineage_spec.name,
         car_feature=config.car_feature,
         seed=config.seed,
         **config.malignant.model_dump(),
@@ -141,7 +142,11 @@ def _classify(adata, config: Config) -> None:
     # the per-sample numbers first: they need no relapse and stay when the call cannot be made
     tl.sample_burden(adata, antigen=config.antigen)
     tl.classify_relapse(
-        adata, antigen=config.antigen, seed=config.seed, **config.classify.model_dump()
+        adata,
+        antigen=config.antigen,
+        lineage=config.lineage_spec.name,
+        seed=config.seed,
+        **config.classify.model_dump(),
     )
 
 
@@ -168,7 +173,7 @@ STAGES: tuple[Stage, ...] = (
     Stage(
         "malignant",
         "malignant cells",
-        _section("malignant", "antigen", "car_feature", "seed"),
+        _section("malignant", "antigen", "lineage", "car_feature", "seed"),
         _malignant,
     ),
     Stage(
@@ -185,7 +190,12 @@ STAGES: tuple[Stage, ...] = (
         _clones,
         may_end_indeterminate=False,
     ),
-    Stage("classify", "classification", _section("classify", "antigen", "seed"), _classify),
+    Stage(
+        "classify",
+        "classification",
+        _section("classify", "antigen", "lineage", "seed"),
+        _classify,
+    ),
 )
 
 

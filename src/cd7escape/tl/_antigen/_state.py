@@ -34,6 +34,10 @@ NON_EXPRESSING_LINEAGES: dict[str, tuple[str, ...]] = {
     "CD22": ("normal_T", "car_T", "NK", "myeloid", "erythroid"),
     "MS4A1": ("normal_T", "car_T", "NK", "myeloid", "erythroid"),
     "CD79A": ("normal_T", "car_T", "NK", "myeloid", "erythroid"),
+    "CD79B": ("normal_T", "car_T", "NK", "myeloid", "erythroid"),
+    # BCMA and GPRC5D: plasma cells only (naive and memory B cells have next to none)
+    "TNFRSF17": ("normal_T", "car_T", "NK", "B", "myeloid", "erythroid"),
+    "GPRC5D": ("normal_T", "car_T", "NK", "B", "myeloid", "erythroid"),
 }
 _DEFAULT_LINEAGES = ("erythroid",)
 _SEP = "|"

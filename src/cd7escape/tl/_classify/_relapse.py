@@ -14,8 +14,9 @@ if TYPE_CHECKING:
 from ..._anndata import antigen_counts, counts_matrix, malignant_mask, timepoint_masks
 from ..._config import ClassifyParams
 from ..._errors import InputError
+from ..._lineages import without
 from ..._logging import logger, timed
-from ..._uns import NS, _plain, detection_limit, record
+from ..._uns import NS, _plain, detection_limit, lineage_of, record
 from ..._version import __version__
 from .._antigen import (
     group_antigen,
@@ -28,13 +29,6 @@ from .._clones import UNMAPPED
 _CP = ClassifyParams()
 #: Malignant cells from which the bootstrap is worth spawning worker processes (~1-2 s each to start).
 _PARALLEL_MIN_CELLS = 3000
-
-
-#: T-lineage program of T-ALL blasts (the antigen itself is left out when it is one of them).
-T_LINEAGE = [
-    "CD3E", "CD3D", "CD3G", "CD247", "CD2", "CD5", "LCK", "ZAP70", "LAT", "ITK",
-    "BCL11B", "TCF7", "GATA3", "CD1A", "TRBC1", "TRBC2",
-]  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -106,7 +100,7 @@ class _Data:
     s: np.ndarray
     tp: np.ndarray  # 0 baseline, 1 relapse
     sub: np.ndarray  # subclone label (str) or 'unmapped'
-    tprog: np.ndarray  # T-lineage program share per cell
+    tprog: np.ndarray  # share of a cell's UMIs in its lineage's program (T program in T-ALL)
     ambient: float
     theta: float
     mu_ref: float
@@ -142,8 +136,11 @@ class _Data:
         )  # fmt: skip
 
 
-def _t_program(adata, antigen: str, cells: np.ndarray) -> tuple[np.ndarray, list[str]]:
-    genes = [g for g in T_LINEAGE if g in adata.var_names and g != antigen]
+def _lineage_program(
+    adata, antigen: str, cells: np.ndarray, program: tuple[str, ...]
+) -> tuple[np.ndarray, list[str]]:
+    """Per cell, the share of its UMIs in the lineage program's genes (never the antigen)."""
+    genes = [g for g in without(program, antigen) if g in adata.var_names]
     if not genes:
         return np.full(cells.size, np.nan), []
     x = counts_matrix(adata)
@@ -186,17 +183,17 @@ def _decide(d: _Data, P: dict[str, Any], *, interval: bool = True) -> dict[str, 
                 ),
             )
             return out
-    # lineage: clone-linked relapse blasts without a T-lineage program
+    # lineage: clone-linked relapse blasts without their lineage's program (T in T-ALL, B in B-ALL)
     tb, tr = float(np.nanmean(d.tprog[b])), float(np.nanmean(d.tprog[r]))
     t_ratio = tr / tb if tb > 0 else np.nan
-    out["t_program_ratio"] = t_ratio
+    out["lineage_program_ratio"] = t_ratio
     if np.isfinite(t_ratio) and t_ratio < P["lineage_max_ratio"]:
         out.update(
             mechanism="lineage_switch",
-            rule="t_program_lost",
+            rule="lineage_program_lost",
             reason=(
-                f"relapse malignant cells keep the leukemic clone but their T-lineage program is at "
-                f"{100 * t_ratio:.0f} % of baseline blasts'"
+                f"relapse malignant cells keep the leukemic clone but their {P['lineage']}-lineage "
+                f"program is at {100 * t_ratio:.0f} % of baseline blasts'"
             ),
         )
         return out
@@ -557,6 +554,7 @@ def classify_relapse(
     adata: AnnData,
     *,
     antigen: str = "CD7",
+    lineage: str | None = None,
     min_relapse_cells: int = _CP.min_relapse_cells,
     min_baseline_cells: int = _CP.min_baseline_cells,
     retained_max_negative: float = _CP.retained_max_negative,
@@ -580,7 +578,8 @@ def classify_relapse(
 
     1. fewer than ``min_baseline_cells`` / ``min_relapse_cells`` malignant cells (or fewer than the antigen
        model's ``min_cells`` at a timepoint) → ``indeterminate``;
-    2. relapse blasts whose T-lineage program is below ``lineage_max_ratio`` of baseline blasts' →
+    2. relapse blasts whose lineage program (``lineage``'s: T in T-ALL, B in B-ALL) is below
+       ``lineage_max_ratio`` of baseline blasts' →
        ``lineage_switch`` (they are clone-linked: called malignant from CNV/TCR evidence, never the antigen);
     3. relapse negative fraction less than ``retained_max_negative`` above the baseline's and expression not
        dim → ``antigen_retained`` (``indeterminate`` when the upper bound still exceeds the baseline's by
@@ -611,6 +610,9 @@ def classify_relapse(
         defaults when missing).
     antigen
         Gene symbol of the CAR target.
+    lineage
+        The tumour's lineage (``'T'``, ``'B'``, ``'plasma'``): its program's loss is a lineage switch.
+        Default: the one :func:`cd7escape.tl.call_malignant` recorded, else the antigen's.
     min_relapse_cells, min_baseline_cells
         Fewer malignant cells at that timepoint is ``indeterminate``.
     retained_max_negative
@@ -633,7 +635,7 @@ def classify_relapse(
     max_uncertain_negative
         A relapse whose negative fraction may exceed this is not called ``antigen_retained``.
     lineage_max_ratio
-        Relapse T-lineage program below this fraction of the baseline's is ``lineage_switch``.
+        Relapse lineage program below this fraction of the baseline's is ``lineage_switch``.
     trace_penalty
         L2 penalty of the trace's logistic regression (scikit-learn's ``1 / C``).
     bootstrap_mapping
@@ -656,8 +658,13 @@ def classify_relapse(
     :func:`cd7escape.tl.antigen_state`, the protein decides (``numbers['measured_by']``) and the RNA call
     is ``numbers['rna_call']``; ``numbers['findings']`` lists findings such as ``protein_lost_rna_kept``.
     """
+    try:
+        spec = lineage_of(adata, lineage, antigen)
+    except ValueError as err:
+        raise InputError.single(str(err), field="lineage") from None
     P = {
         "antigen": antigen,
+        "lineage": spec.name,
         "min_relapse_cells": int(min_relapse_cells),
         "min_baseline_cells": int(min_baseline_cells),
         "retained_max_negative": float(retained_max_negative),
@@ -715,7 +722,7 @@ def classify_relapse(
     mu_ref, mu_src = reference_level(
         adata, y_all, s_all, mal, bt, ambient=ambient, theta=theta, min_cells=model.min_cells
     )
-    tprog, tgenes = _t_program(adata, antigen, cells)
+    tprog, tgenes = _lineage_program(adata, antigen, cells, spec.program)
     d = _Data(
         y=y_all[cells], s=s_all[cells], tp=rt[cells].astype(int), sub=sub, tprog=tprog,
         ambient=ambient, theta=theta, mu_ref=mu_ref,
@@ -799,8 +806,8 @@ def classify_relapse(
         "subclone_call": res.get("subclone_call", {}),
         "rule": res.get("rule"),
         "dim": res.get("dim"),
-        "t_program_ratio": res.get("t_program_ratio"),
-        "t_program_genes": tgenes,
+        "lineage_program_ratio": res.get("lineage_program_ratio"),
+        "lineage_program_genes": tgenes,
         "ambient_rate": ambient,
         "ambient_source": amb_source,
         "theta": theta,

@@ -1,8 +1,9 @@
-"""Blast / early T-precursor (ETP) program score, for :func:`cd7escape.tl.call_malignant`.
+"""The tumour's own program score (blast / early T-precursor program of T-ALL, B-precursor program of
+B-ALL, aberrant plasma-cell genes of myeloma), for :func:`cd7escape.tl.call_malignant`.
 
-Mature T and NK cells do not express these genes; thymocyte-like T-ALL and ETP-ALL blasts do. Normal
+Mature T and NK cells do not express the T-ALL genes; thymocyte-like T-ALL and ETP-ALL blasts do. Normal
 precursors (CD34+ progenitors, B precursors) express some of them too, which is why the score is evidence
-only for T-lineage cells (see ``_malignant``).
+only for cells of the tumour's lineage (see ``_malignant``). The gene sets are per lineage (``_lineages``).
 """
 
 from __future__ import annotations
@@ -10,40 +11,24 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
+from ..._lineages import LINEAGES, Lineage
 from ._cell_types import check_antigen_free, set_score, without_antigen
 
-# Specific: essentially absent from mature blood/marrow T and NK cells.
-BLAST_SPECIFIC: tuple[str, ...] = (
-    "DNTT",
-    "CD1A",
-    "CD1E",
-    "CD34",
-    "KIT",
-    "PTCRA",
-    "RAG1",
-    "RAG2",
-    "CD1B",
-)
-# Supporting: higher in blasts than in mature T cells, but present in some normal cells.
-BLAST_SUPPORTING: tuple[str, ...] = (
-    "CD99",
-    "SOX4",
-    "MYB",
-    "LMO2",
-    "LYL1",
-    "HHEX",
-    "BAALC",
-    "MEF2C",
-    "TAL1",
-)
+# Specific genes are essentially absent from the lineage's mature blood/marrow cells; supporting ones are
+# higher in blasts than in mature cells but present in some normal cells (``_lineages``, per lineage).
+BLAST_SPECIFIC: tuple[str, ...] = LINEAGES["T"].blast_specific
+BLAST_SUPPORTING: tuple[str, ...] = LINEAGES["T"].blast_supporting
 # Blast score at which the evidence saturates / starts (calibrated on real mature T cells, carpall).
 BLAST_LOW, BLAST_HIGH = 0.05, 0.15
 
 
-def blast_score(logx, var_names: pd.Index, antigen: str) -> np.ndarray:
-    """Per-cell blast/ETP program score in [0, 1] (specific genes weigh twice the supporting ones)."""
-    specific = without_antigen(BLAST_SPECIFIC, antigen)
-    supporting = without_antigen(BLAST_SUPPORTING, antigen)
+def blast_score(
+    logx, var_names: pd.Index, antigen: str, lineage: Lineage = LINEAGES["T"]
+) -> np.ndarray:
+    """Per-cell score of the tumour's own program in [0, 1] (T: blast/ETP; B: B-precursor; plasma: the
+    aberrant myeloma genes); specific genes weigh twice the supporting ones."""
+    specific = without_antigen(lineage.blast_specific, antigen)
+    supporting = without_antigen(lineage.blast_supporting, antigen)
     check_antigen_free((*specific, *supporting), antigen)
     spec = set_score(logx, var_names, specific)
     supp = set_score(logx, var_names, supporting)
@@ -57,11 +42,8 @@ def blast_evidence(score: np.ndarray) -> np.ndarray:
 
 # Mature T-cell genes that blasts lack (naive/memory/effector programs, immediate-early genes) and NOTCH
 # targets that T-ALL blasts gain; used, with the blast program, by the per-cell likelihood ratio below.
-MATURE_T: tuple[str, ...] = (
-    "CCR7", "SELL", "IL7R", "GZMA", "GZMB", "GZMK", "PRF1", "CCL5", "KLRB1", "NKG7", "GNLY",
-    "CD69", "FOS", "JUN", "CD27", "CD28",
-)  # fmt: skip
-NOTCH_TARGETS: tuple[str, ...] = ("HES1", "NOTCH3")
+MATURE_T: tuple[str, ...] = LINEAGES["T"].mature
+NOTCH_TARGETS: tuple[str, ...] = LINEAGES["T"].tumour_targets
 MIN_TRAINING_CELLS = 30
 
 
@@ -72,8 +54,10 @@ def program_llr(
     blast_cells: np.ndarray,
     normal_cells: np.ndarray,
     antigen: str,
+    lineage: Lineage = LINEAGES["T"],
 ) -> np.ndarray | None:
-    """Per-cell Poisson log-likelihood ratio, blast vs normal T, over the blast and mature-T gene panels.
+    """Per-cell Poisson log-likelihood ratio, blast vs normal cell of the lineage (normal T in T-ALL), over
+    the lineage's blast and mature gene panels.
 
     Gene rates of each class are estimated from the data: ``blast_cells`` (T-lineage cells whose
     neighbourhood is clearly malignant) and ``normal_cells`` (clearly normal T cells), with a pseudo-count
@@ -84,7 +68,13 @@ def program_llr(
     if blast_cells.sum() < MIN_TRAINING_CELLS or normal_cells.sum() < MIN_TRAINING_CELLS:
         return None
     panel = without_antigen(
-        (*BLAST_SPECIFIC, *BLAST_SUPPORTING, *NOTCH_TARGETS, *MATURE_T), antigen
+        (
+            *lineage.blast_specific,
+            *lineage.blast_supporting,
+            *lineage.tumour_targets,
+            *lineage.mature,
+        ),
+        antigen,
     )
     check_antigen_free(panel, antigen)
     idx = var_names.get_indexer([g for g in panel if g in var_names])

@@ -11,12 +11,13 @@ import scipy.sparse as sp
 from ..._anndata import counts_matrix
 from ..._config import MalignantParams
 from ..._errors import InputError
+from ..._lineages import Lineage, resolve_lineage
 from ..._logging import logger, timed
 from ..._sparse import scale_rows
 from ..._uns import record
 from ._blast_program import blast_evidence, blast_score, program_llr
 from ._car import detect_car, find_car_feature
-from ._cell_types import NON_T, assign_lineage, lineage_scores, t_identity, t_transcripts
+from ._cell_types import assign_lineage, lineage_scores, t_identity, t_transcripts
 from ._cnv import (
     clone_copy_number,
     cnv_llr,
@@ -29,7 +30,9 @@ from ._copy_number_llr import mixture_prior, segment_count_llr
 from ._tcr_evidence import clone_sizes, leukemic_by_copy_number, tcr_evidence
 
 _D = MalignantParams()
-CELL_CLASSES = ("malignant", "normal_T", "car_T", "NK", "B", "myeloid", "erythroid", "other")
+CELL_CLASSES = (
+    "malignant", "normal_T", "car_T", "NK", "B", "plasma", "myeloid", "erythroid", "other",
+)  # fmt: skip
 
 # Log-odds model of malignancy (per cell, before smoothing). Each evidence is in [0, 1]; a cell's own
 # productive clonotype (TCR in {-1, 0, 1}) sets its log-odds outright.
@@ -84,6 +87,7 @@ def call_malignant(
     adata,
     *,
     antigen: str = "CD7",
+    lineage: str | None = None,
     car_feature: str | None = None,
     gene_positions: str | Path | pd.DataFrame | None = _D.gene_positions,
     min_score: float = _D.min_score,
@@ -171,6 +175,13 @@ def call_malignant(
         neighbour graph from :func:`cd7escape.pp.embed` are used when present.
     antigen
         The CAR target; asserted absent from every gene set used.
+    lineage
+        The tumour's lineage, ``'T'``, ``'B'`` or ``'plasma'`` (default: the antigen's, see
+        :mod:`cd7escape._lineages`): its program genes, its normal cells (compared with for copy number,
+        and whose other clonotypes are normal), the lineages of the copy-number reference and of the CAR
+        ambient. The evidence above is written for T-ALL; for B-ALL and myeloma read "B cell" or "plasma
+        cell" for "T cell", their receptor (IGH/IGK/IGL) for the TCR, and the B-precursor or aberrant
+        plasma-cell genes for the blast program; the NK-versus-T steps apply to T-ALL only.
     car_feature
         Feature name or regex of the CAR transgene (``None``: no CAR evidence).
     gene_positions
@@ -200,8 +211,13 @@ def call_malignant(
         raise InputError.single(
             f"min_score must be in [0, 1], got {min_score}", field="malignant.min_score"
         )
+    try:
+        spec = resolve_lineage(lineage, antigen)
+    except ValueError as err:
+        raise InputError.single(str(err), field="lineage") from None
     params = {
         "antigen": antigen,
+        "lineage": spec.name,
         "car_feature": car_feature,
         "gene_positions": gene_positions
         if not isinstance(gene_positions, pd.DataFrame)
@@ -216,6 +232,7 @@ def call_malignant(
         results = _call(
             adata,
             antigen,
+            spec,
             car_feature,
             gene_positions,
             min_score,
@@ -354,7 +371,16 @@ def _donor_mask(donor: pd.Series, evidence: np.ndarray) -> tuple[np.ndarray, str
 
 
 def _call(
-    adata, antigen, car_feature, gene_positions, min_score, cnv, car_min_counts, key_added, seed
+    adata,
+    antigen: str,
+    spec: Lineage,
+    car_feature,
+    gene_positions,
+    min_score,
+    cnv,
+    car_min_counts,
+    key_added,
+    seed,
 ) -> dict:
     counts = _counts(adata)
     var_names = pd.Index(adata.var_names.astype(str))
@@ -376,29 +402,32 @@ def _call(
     n = adata.n_obs
 
     # lineage and blast program (the antigen is asserted absent from both gene sets)
-    scores = lineage_scores(logx, var_names, antigen)
+    tumour = spec.tumour  # the marker lineage of the tumour's cells ("T", "B", "plasma")
+    # the reference category of the tumour lineage's normal cells (polyclonal T cells in T-ALL)
+    normal_category = "normal_T" if tumour == "T" else tumour
+    scores = lineage_scores(logx, var_names, antigen, spec)
     lineage = assign_lineage(
         scores, lambda v: 0.5 * smooth(v) + 0.5 * _cluster_mean(smooth(v), clusters)
     )
     # NK cells carry no productive TCR: an NK-lineage cell with one, or in a Leiden cluster where a fifth
     # or more of the NK-lineage cells have one, is a T cell (cytotoxic T cells, blasts too, with few CD3
     # reads score as NK)
-    if "clone_id" in adata.obs and clusters is not None:
+    if spec.confusable is not None and "clone_id" in adata.obs and clusters is not None:
         read = adata.obs["clone_id"].notna().to_numpy()
-        nk = lineage == "NK"
+        nk = lineage == spec.confusable
         frame = pd.DataFrame({"c": clusters, "nk": nk, "read": nk & read}).groupby("c")
         share = frame["read"].transform("sum") / frame["nk"].transform("sum").clip(lower=1)
         to_t = nk & (read | (share.to_numpy() >= NK_TCR_SHARE))
-        lineage = np.where(to_t, "T", lineage).astype(object)
-    t_like = lineage == "T"
-    blast = blast_score(logx, var_names, antigen)
+        lineage = np.where(to_t, tumour, lineage).astype(object)
+    t_like = lineage == tumour
+    blast = blast_score(logx, var_names, antigen, spec)
     blast_ev = blast_evidence(_cluster_mean(smooth(blast), clusters) * 0.5 + smooth(blast) * 0.5)
     blast_ev = np.where(t_like, blast_ev, 0.0)
 
     # CAR transgene
     if car_name is not None:
         car_counts = counts[:, var_names.get_loc(car_name)].toarray().ravel()
-        background = np.isin(lineage, ["B", "myeloid", "erythroid"])
+        background = np.isin(lineage, spec.car_background)
         car, car_weak, car_info = detect_car(
             car_counts,
             total,
@@ -437,17 +466,17 @@ def _call(
             if "timepoint" in adata.obs
             else np.full(n, "")
         )
-        for lin in NON_T:
+        for lin in spec.cnv_reference:
             cand = (lineage == lin) & calm & (sizes == 0)
             if (cand & (tp == "baseline")).sum() >= 40:
                 cand &= tp == "baseline"
             ref[cand] = lin
-        normal_t = (lineage == "T") & calm & (sizes >= 1) & (sizes <= 2)
-        if normal_t.sum() < MIN_NORMAL_T:
+        normal_t = (lineage == tumour) & calm & (sizes >= 1) & (sizes <= 2)
+        if tumour == "T" and normal_t.sum() < MIN_NORMAL_T:
             # few polyclonal T cells with a TCR (a sample's VDJ library failed or was not made): CAR-T
             # cells are T cells of a normal genome, whatever their clonotype
             normal_t |= (lineage == "T") & car & (blast_ev < 0.05)
-        ref[normal_t] = "normal_T"
+        ref[normal_t] = normal_category
         table = gene_positions_frame(gene_positions)
         # Expanded clonotypes whose cells, summed, carry a copy-number change against the polyclonal
         # normal T cells: leukemic (when seen at more than one timepoint) with or without a blast program,
@@ -459,7 +488,7 @@ def _call(
                     total,
                     adata.var.set_axis(var_names),
                     table,
-                    ref == "normal_T",
+                    ref == normal_category,
                     clone_id,
                     [labels for labels in (clusters, samples) if labels is not None],
                     antigen=antigen,
@@ -486,6 +515,7 @@ def _call(
                 prior_altered=prior,
                 segments=segments,
                 seed=seed,
+                tumour_category=normal_category,
             )
         if cnv_res is None:
             logger.warning("call_malignant: too few normal reference cells; no CNV evidence")
@@ -537,12 +567,12 @@ def _call(
     # clonotype is most likely a blast whose TCR was not captured, even without a blast program.
     logit = np.where(tcr > 0, W_TCR_LEUKEMIC, np.where(tcr < 0, W_TCR_OTHER, logit))
     smoothed = CELL_WEIGHT * logit + (1 - CELL_WEIGHT) * _cluster_mean(logit, clusters)
-    is_t = lineage == "T"
+    is_t = lineage == tumour
     # T cells by their own transcripts too, not only by their neighbourhood's: a cell among T cells with
     # none of CD3D/E/G, CD5, BCL11B, TRAC, TRBC1/2 (an NK cell) is not a T cell whose TCR went unread,
     # and weighs on its own evidence, not on that of the T cells around it
-    t_counts = t_transcripts(counts, var_names, antigen)
-    not_t = t_counts == 0
+    t_counts = t_transcripts(counts, var_names, antigen, spec)
+    not_t = (t_counts == 0) if spec.confusable is not None else np.zeros(n, dtype=bool)
     smoothed = np.where(is_t & not_t, logit, smoothed)
     # A T cell whose TCR was not read takes, as its neighbourhood, the clonal make-up of its cluster's T
     # cells whose TCR was read (capture does not depend on being a blast): where the leukemia has a
@@ -565,7 +595,7 @@ def _call(
     car_normal = car & (tcr <= 0) & (prob < 0.5)
     llr = None
     if blast_t.any() and np.median(blast_ev[blast_t]) >= PROGRAM_LLR_MIN_EVIDENCE:
-        llr = program_llr(counts, total, var_names, blast_t, normal_t, antigen)
+        llr = program_llr(counts, total, var_names, blast_t, normal_t, antigen, spec)
     # ... and so does its own copy number (its unsmoothed profile projected on the leukemic one, or its own
     # counts in the leukemic clonotypes' altered segments), which tells blasts without a blast program from
     # the normal T cells they cluster with. Learnt from clear neighbourhoods and from the cells' own
@@ -593,7 +623,9 @@ def _call(
             tcr > 0,
             is_t & ~not_t & (tcr <= 0) & ((tcr < 0) | car_normal),
             clusters=clusters,
-            other_normal=(lineage == "NK") & (sizes == 0) & ~car,
+            other_normal=(lineage == spec.confusable) & (sizes == 0) & ~car
+            if spec.confusable is not None
+            else None,
             antigen=antigen,
         )
         if count_llr is not None:
@@ -603,13 +635,13 @@ def _call(
     # a T cell (its cluster's T share, and its T-specific transcripts at its depth) weighs it, not a gate
     # on having any T-specific transcript (CD3D/E/G and CD5 lie on 11q, lost in some leukemias)
     t_logodds = None
-    if count_llr is not None:
+    if count_llr is not None and spec.confusable is not None:
         t_logodds = t_identity(
             t_counts,
             total,
             lineage,
             is_t & (tcr != 0),
-            (lineage == "NK") & (sizes == 0) & ~car,
+            (lineage == spec.confusable) & (sizes == 0) & ~car,
             clusters,
         )
     if llr_cnv is not None and t_logodds is None:
@@ -631,7 +663,7 @@ def _call(
             if t_logodds is None:
                 unread = is_t & ~not_t & (tcr == 0) & ~car
             else:
-                unread = np.isin(lineage, ["T", "NK"]) & (tcr == 0) & ~car
+                unread = np.isin(lineage, [tumour, spec.confusable]) & (tcr == 0) & ~car
             prior = mixture_prior(own, unread, clusters, samples, t_logodds=t_logodds)
             context = np.where(unread, prior, context)
             unread_share = (
@@ -654,7 +686,10 @@ def _call(
     # prior against malignancy)
     own_plain = W_BLAST * blast_evidence(blast) + W_CNV * own_cnv
     t_cell = is_t & ~not_t
-    own_plain = np.where(t_cell, own_plain + W_PRIOR, own_plain)
+    # CAR-T cells are T cells whatever the tumour's lineage: in B-ALL and myeloma a CAR-positive T cell
+    # keeps the prior against malignancy too
+    car_t_lineage = (lineage == "T") if tumour != "T" else np.zeros(n, dtype=bool)
+    own_plain = np.where(t_cell | car_t_lineage, own_plain + W_PRIOR, own_plain)
     own_evidence = own_plain if own is None else np.where(t_cell, own, own_plain)
     own_evidence = np.where(tcr > 0, np.inf, np.where(tcr < 0, -np.inf, own_evidence))
     car_blast = car & (score >= max(min_score, CAR_MIN_SCORE)) & (own_evidence >= CAR_OWN_MIN)

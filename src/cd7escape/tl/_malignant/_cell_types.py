@@ -10,20 +10,13 @@ import pandas as pd
 import scipy.sparse as sp
 from scipy.special import gammaln
 
-# Canonical lineage markers. T-ALL blasts keep (cytoplasmic) CD3 transcripts, so they score as T lineage;
-# their blast/ETP program is scored separately (``_blast_program``).
-LINEAGE_MARKERS: dict[str, tuple[str, ...]] = {
-    "T": ("CD3D", "CD3E", "CD3G", "CD2", "CD5", "TRAC", "TRBC1", "TRBC2", "LCK", "CD247", "BCL11B"),
-    "NK": ("NKG7", "GNLY", "KLRD1", "KLRF1", "NCAM1", "PRF1", "KLRC1", "SH2D1B"),
-    "B": ("CD79A", "CD79B", "MS4A1", "CD19", "PAX5", "IGHM", "BANK1", "CD22"),
-    "myeloid": ("LYZ", "CD14", "S100A8", "S100A9", "CST3", "FCN1", "CSF1R", "CD68", "LST1"),
-    "erythroid": ("HBB", "HBA1", "HBA2", "HBD", "GYPA", "ALAS2", "CA1", "AHSP"),
-}
+from ..._lineages import LINEAGES, MARKERS, Lineage
+
+# Marker genes, per-lineage programs and the T-specific transcripts live in one table (``_lineages``).
+LINEAGE_MARKERS: dict[str, tuple[str, ...]] = {k: MARKERS[k] for k in LINEAGES["T"].scored}
 # Transcripts of T cells (blasts included) that NK cells lack: a cell with none of them detected gives no
 # evidence of its own that it is a T cell, whatever its neighbours are.
-T_SPECIFIC: tuple[str, ...] = ("CD3D", "CD3E", "CD3G", "CD5", "BCL11B", "TRAC", "TRBC1", "TRBC2")
-# Lineages that count as "normal non-T" and may serve as the CNV reference.
-NON_T = ("NK", "B", "myeloid", "erythroid")
+T_SPECIFIC: tuple[str, ...] = LINEAGES["T"].specific
 # Log-normalised expression at which a marker counts as fully on (scores are in [0, 1]).
 _CAP = 2.5
 
@@ -54,9 +47,12 @@ def without_antigen(genes: tuple[str, ...], antigen: str) -> tuple[str, ...]:
     return tuple(g for g in genes if g.upper() != antigen.upper())
 
 
-def lineage_scores(logx, var_names: pd.Index, antigen: str) -> pd.DataFrame:
-    """Per-cell marker score of each lineage (columns T, NK, B, myeloid, erythroid); never the antigen."""
-    markers = {k: without_antigen(v, antigen) for k, v in LINEAGE_MARKERS.items()}
+def lineage_scores(
+    logx, var_names: pd.Index, antigen: str, lineage: Lineage = LINEAGES["T"]
+) -> pd.DataFrame:
+    """Per-cell marker score of each lineage the run scores (``lineage.scored``: T, NK, B, myeloid,
+    erythroid, and plasma for a myeloma run); never the antigen."""
+    markers = {k: without_antigen(MARKERS[k], antigen) for k in lineage.scored}
     check_antigen_free(markers, antigen)
     return pd.DataFrame({k: set_score(logx, var_names, v) for k, v in markers.items()})
 
@@ -76,9 +72,12 @@ def assign_lineage(scores: pd.DataFrame, smooth, *, min_score: float = 0.05) -> 
     return labels
 
 
-def t_transcripts(counts, var_names: pd.Index, antigen: str) -> np.ndarray:
-    """Per cell: UMIs of the T-specific transcripts (``T_SPECIFIC`` without the antigen)."""
-    genes = without_antigen(T_SPECIFIC, antigen)
+def t_transcripts(
+    counts, var_names: pd.Index, antigen: str, lineage: Lineage = LINEAGES["T"]
+) -> np.ndarray:
+    """Per cell: UMIs of the lineage's specific transcripts (``lineage.specific`` without the antigen;
+    for T cells ``T_SPECIFIC``, which NK cells lack)."""
+    genes = without_antigen(lineage.specific, antigen)
     check_antigen_free(genes, antigen)
     idx = var_names.get_indexer([g for g in genes if g in var_names])
     idx = idx[idx >= 0]

@@ -148,6 +148,7 @@ def infer_cnv(
     prior_altered: np.ndarray | None = None,
     segments: pd.DataFrame | None = None,
     seed: int = 0,
+    tumour_category: str = "normal_T",
 ) -> dict | None:
     """Infer copy-number profiles (infercnvpy's method) and score every cell against held-out reference cells.
 
@@ -182,6 +183,10 @@ def infer_cnv(
         of 75 of the 3,000 most expressed genes blur an arm; and blind to expression differences outside
         the segments (phenotype, batch, quality). Only cells compared with the polyclonal T cells are
         scored so (others score 0): the segments were found against them.
+    tumour_category
+        The reference category of the tumour lineage's normal cells: ``'normal_T'`` (polyclonal T cells)
+        in T-ALL; in B-ALL and myeloma the lineage's name (``'B'``, ``'plasma'``: polyclonal B or plasma
+        cells), which cells of that lineage are compared with.
 
     Returns
     -------
@@ -233,7 +238,7 @@ def infer_cnv(
         cells = lineage == _lineage_of(cat)
         groups.append((cells, [cat]))
         assigned |= cells
-    non_t_cats = [c for c in ref_rows if c != "normal_T"]
+    non_t_cats = [c for c in ref_rows if c != tumour_category]
     if (~assigned).any():
         groups.append((~assigned, non_t_cats or list(ref_rows)))
     raw = None
@@ -312,7 +317,7 @@ def infer_cnv(
             method = "consensus_projection"
     # segments found in T-cell clonotypes against polyclonal T cells are read in T cells only: other
     # lineages' subsets (granulocytes among monocytes) differ there by expression
-    t_groups = [(cells, cats) for cells, cats in groups if cats == ["normal_T"]]
+    t_groups = [(cells, cats) for cells, cats in groups if cats == [tumour_category]]
     if segments is not None and len(segments) and t_groups:
         stat = segment_statistic(
             counts, total, var, pos, segments, t_groups, ref_rows, antigen=antigen
