@@ -130,6 +130,7 @@ SimMechanism = Literal[
     "lineage_switch",
 ]
 SimProduct = Literal["knockout", "pebl"]
+SimLineage = Literal["T", "B", "plasma"]
 SimFormat = Literal["h5", "h5ad", "mtx"]
 SimLayout = Literal["files", "count", "multi"]
 
@@ -139,13 +140,21 @@ def _sim_option(help: str, *names: str, **kw):
 
 
 def _write_run_config(
-    outdir: Path, *, antigen: str, protein: bool, car_feature: str, seed: int, patient: str
+    outdir: Path,
+    *,
+    antigen: str,
+    protein: bool,
+    car_feature: str,
+    seed: int,
+    patient: str,
+    lineage: str = "T",
 ) -> Path:
     """``<outdir>/config.yaml`` that ``cd7escape run`` takes as it is (paths relative to it)."""
     lines = [
         f"# Simulated patient {patient}: cd7escape run {outdir / 'config.yaml'}",
         "# (truth apart from the inputs: truth/)",
         f"antigen: {antigen}",
+        f"lineage: {lineage}",
         f"antigen_protein: {antigen}_TotalSeqC" if protein else "antigen_protein: null",
         f"car_feature: {car_feature}",
         "outdir: results",
@@ -186,7 +195,20 @@ def simulate(
     fold: Annotated[
         float, _sim_option("Downregulation fold at relapse (≥ 1; inf: complete loss).")
     ] = float("inf"),
-    antigen: Annotated[str, _sim_option("Gene symbol of the CAR target.")] = "CD7",
+    antigen: Annotated[
+        str,
+        _sim_option(
+            "Gene symbol or common name of the CAR target: CD7 (T-ALL), CD19 or CD22 (B-ALL), BCMA "
+            "(myeloma; gene TNFRSF17)."
+        ),
+    ] = "CD7",
+    lineage: Annotated[
+        SimLineage | None,
+        _sim_option(
+            "Tumour lineage: T (T-ALL), B (B-ALL) or plasma (myeloma); default: the antigen's.",
+            metavar="LINEAGE",
+        ),
+    ] = None,
     blast_fraction_baseline: Annotated[
         float, _sim_option("Share of blasts among the baseline sample's cells, in (0, 1).")
     ] = 0.6,
@@ -194,7 +216,14 @@ def simulate(
         float, _sim_option("Share of blasts among the relapse sample's cells, in (0, 1).")
     ] = 0.5,
     tcr: Annotated[
-        bool, _sim_option("Blasts carry a productive monoclonal TCR.", "--tcr/--no-tcr")
+        bool, _sim_option("T-ALL blasts carry a productive monoclonal TCR.", "--tcr/--no-tcr")
+    ] = True,
+    ig: Annotated[
+        bool,
+        _sim_option(
+            "B-ALL/myeloma cells carry a productive monoclonal IG (IGH + IGK or IGL).",
+            "--ig/--no-ig",
+        ),
     ] = True,
     n_subclones: Annotated[
         int, _sim_option("Baseline subclones S0 … S{n-1}; the antigen-negative one is the last.")
@@ -225,8 +254,11 @@ def simulate(
         ),
     ] = "knockout",
     car_feature: Annotated[
-        str, _sim_option("Feature name of the CAR transgene (written into the config).")
-    ] = "CAR_CD7",
+        str | None,
+        _sim_option(
+            "Feature name of the CAR transgene (written into the config); default CAR_<antigen>."
+        ),
+    ] = None,
     car_transduced: Annotated[
         float,
         _sim_option(
@@ -310,9 +342,11 @@ def simulate(
         "negative_fraction": negative_fraction,
         "fold": fold,
         "antigen": antigen,
+        "lineage": lineage,
         "blast_fraction_baseline": blast_fraction_baseline,
         "blast_fraction_relapse": blast_fraction_relapse,
         "tcr": tcr,
+        "ig": ig,
         "n_subclones": n_subclones,
         "minor_subclone_without_cnv": minor_subclone_without_cnv,
         "decoy_negative_minor": decoy_negative_minor,
@@ -338,16 +372,19 @@ def simulate(
             if p.field in ("simulate_patient", "fmt", "layout", None):
                 p.field = "cd7escape simulate"
         _fail_input(err, "cannot simulate")
+    truth = adata.uns["truth"]
     config = _write_run_config(
         outdir,
-        antigen=antigen,
+        antigen=truth["antigen"],
         protein=protein,
-        car_feature=car_feature,
+        car_feature=truth["params"]["car_feature"],
         seed=seed,
         patient=patient,
+        lineage=truth["lineage"],
     )
     typer.echo(
-        f"wrote {adata.n_obs} cells of patient {patient} ({mechanism}) to {outdir}: sample sheet "
+        f"wrote {adata.n_obs} cells of patient {patient} ({mechanism}, lineage {truth['lineage']}) "
+        f"to {outdir}: sample sheet "
         f"{sheet.name}, config {config.name}; run it with: cd7escape run {config}"
     )
 
