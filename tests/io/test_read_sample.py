@@ -41,7 +41,7 @@ def test_vdj_attached(tmp_path, tiny_h5):
     a = read_sample(spec(tiny_h5, vdj=write_vdj(tmp_path / "v.csv", rows)))
     assert a.obs["clone_id"].notna().sum() == 5
     assert a.obs.loc[f"S1_{cells[0]}", "clone_id"] == "TRB:TGTA"
-    assert a.obs.loc[f"S1_{cells[10]}", "tcr_chains"] == "none"
+    assert a.obs.loc[f"S1_{cells[10]}", "receptor_chains"] == "none"
     assert not a.uns["cd7escape"]["ingest"]["warnings"]
 
 

@@ -147,7 +147,7 @@ def test_scirpy_reads_the_chains_and_finds_the_same_clonotypes(cells):
     assert (adata.obs["receptor_type"].astype(str).to_numpy()[has] == "TCR").all()
     assert (adata.obs["receptor_type"].astype(str).to_numpy()[~has] == "no IR").all()
     pairs = adata.obs["chain_pairing"].astype(str)
-    both = (adata.obs["tcr_chains"].astype(str) == "TRA+TRB").to_numpy()
+    both = (adata.obs["receptor_chains"].astype(str) == "TRA+TRB").to_numpy()
     assert (pairs[both] == "single pair").all()
     # scirpy's nucleotide clonotypes (identity of VJ and VDJ junctions) group cells as clone_id does
     ir.pp.ir_dist(adata, sequence="nt")

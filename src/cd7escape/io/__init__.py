@@ -1,4 +1,4 @@
-"""Readers: 10x HDF5 / matrix folders / h5ad counts / Cell Ranger output folders, 10x VDJ contigs, samples and patients, configs.
+"""Readers: 10x HDF5 / matrix folders / h5ad counts / Cell Ranger output folders, 10x VDJ contigs and AIRR rearrangements, samples and patients, configs.
 
 Everything returns :class:`anndata.AnnData` with raw counts in ``X`` and ``layers['counts']``
 (see ``docs/architecture.md``); bad input raises :class:`cd7escape._errors.InputError`.
@@ -6,6 +6,7 @@ Everything returns :class:`anndata.AnnData` with raw counts in ``X`` and ``layer
 
 from __future__ import annotations
 
+from ._airr import read_airr
 from ._cellranger import find_cellranger_files
 from ._gene_table import gene_table
 from ._h5 import read_10x_h5
@@ -23,6 +24,7 @@ __all__ = [
     "load_config",
     "read_10x_h5",
     "read_10x_mtx",
+    "read_airr",
     "read_h5ad",
     "read_patient",
     "read_sample",

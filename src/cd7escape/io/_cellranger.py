@@ -8,8 +8,10 @@ Layouts understood (``<dir>`` is what the sample sheet's ``path`` names):
     ``filtered_contig_annotations.csv`` beside them when a VDJ run was put there.
 ``cellranger multi``
     ``<dir>/outs/per_sample_outs/<id>/count/sample_filtered_feature_bc_matrix.h5`` (or the matrix
-    folder), ``<dir>/outs/per_sample_outs/<id>/vdj_t/filtered_contig_annotations.csv`` and the library's
-    raw matrix ``<dir>/outs/multi/count/raw_feature_bc_matrix.h5``.
+    folder), the contigs of the run's receptor loci in ``<dir>/outs/per_sample_outs/<id>/vdj_t/``,
+    ``vdj_t_gd/`` (T cells: both are read and merged per barcode when both exist) or ``vdj_b/`` (B and
+    plasma cells) ``filtered_contig_annotations.csv``, and the library's raw matrix
+    ``<dir>/outs/multi/count/raw_feature_bc_matrix.h5``.
 
 ``<dir>`` may also be ``outs/`` itself, ``per_sample_outs/`` or ``per_sample_outs/<id>``. With several
 ``per_sample_outs`` the one named like the sample (exactly, else ignoring case) is taken; none → an
@@ -18,12 +20,14 @@ error naming the folder and the choices.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 
 from .._config import SampleSpec
 from .._errors import InputError
+from .._lineages import T_LOCI
 from .._logging import logger
 from ._sniff import MTX_NAMES
 
@@ -31,8 +35,12 @@ FILTERED = "filtered_feature_bc_matrix"
 RAW = "raw_feature_bc_matrix"
 MULTI_FILTERED = "sample_filtered_feature_bc_matrix"
 CONTIGS = "filtered_contig_annotations.csv"
-#: VDJ folders of a multi sample, in the order they are looked at (TCR αβ first: the reader keeps TRA/TRB)
-VDJ_FOLDERS = ("vdj_t", "vdj_t_gd")
+#: VDJ folders of a multi sample and the receptor loci of each, in the order they are looked at
+VDJ_FOLDERS: dict[str, tuple[str, ...]] = {
+    "vdj_t": ("TRA", "TRB"),
+    "vdj_t_gd": ("TRG", "TRD"),
+    "vdj_b": ("IGH", "IGK", "IGL"),
+}
 #: sample-sheet fields a Cell Ranger folder can fill
 FILLED_FIELDS = ("path", "raw_path", "vdj")
 
@@ -47,12 +55,16 @@ class CellRangerFiles:
     raw: str | None = None
     vdj: str | None = None
     sample_id: str | None = None  # the per_sample_outs folder (multi)
+    #: further contigs of the run's loci, merged with ``vdj`` per barcode (multi: ``vdj_t_gd`` beside ``vdj_t``)
+    vdj_more: tuple[str, ...] = ()
 
     def describe(self) -> str:
         """One line: layout, and the files taken."""
         parts = [f"filtered matrix {self.filtered}"]
         parts.append(f"raw matrix {self.raw}" if self.raw else "no raw matrix")
-        parts.append(f"VDJ {self.vdj}" if self.vdj else "no VDJ contigs")
+        parts.append(
+            f"VDJ {' + '.join((self.vdj, *self.vdj_more))}" if self.vdj else "no VDJ contigs"
+        )
         which = f" (sample {self.sample_id})" if self.sample_id else ""
         return f"Cell Ranger {self.layout} folder{which}: " + "; ".join(parts)
 
@@ -65,7 +77,9 @@ def is_cellranger_folder(path: str | Path) -> bool:
     return not any((path / name).exists() for name in MTX_NAMES)
 
 
-def find_cellranger_files(folder: str | Path, *, sample: str | None = None) -> CellRangerFiles:
+def find_cellranger_files(
+    folder: str | Path, *, sample: str | None = None, loci: Sequence[str] = T_LOCI
+) -> CellRangerFiles:
     """The filtered matrix, raw matrix and VDJ contigs of one sample in a Cell Ranger output folder.
 
     Parameters
@@ -76,6 +90,11 @@ def find_cellranger_files(folder: str | Path, *, sample: str | None = None) -> C
     sample
         The sample id of the sample sheet: picks the ``per_sample_outs/<id>`` of a multi run with
         several samples (exact name, else the only case-insensitive match).
+    loci
+        The run's receptor loci (``Config.lineage_spec.loci``): a multi sample's contigs are those of the
+        ``vdj_t``/``vdj_t_gd`` folders for T-cell loci, ``vdj_b`` for immunoglobulin loci; several
+        matching folders are all taken (``vdj``, then ``vdj_more``). Without a matching folder another
+        one is taken (its reader warns that it holds other loci).
 
     Returns
     -------
@@ -94,7 +113,7 @@ def find_cellranger_files(folder: str | Path, *, sample: str | None = None) -> C
         raise InputError.single("not a folder", **where)
     # a per_sample_outs/<id> folder
     if _multi_filtered(given) is not None:
-        return _multi_sample(given, given, outs=_outs_above(given))
+        return _multi_sample(given, given, outs=_outs_above(given), loci=loci)
     outs = given / "outs" if (given / "outs").is_dir() else given
     per_sample = outs / "per_sample_outs" if given.name != "per_sample_outs" else given
     if per_sample.is_dir():
@@ -116,7 +135,7 @@ def find_cellranger_files(folder: str | Path, *, sample: str | None = None) -> C
                 "the sample",
                 **where,
             )
-        return _multi_sample(given, per_sample / chosen, outs=outs)
+        return _multi_sample(given, per_sample / chosen, outs=outs, loci=loci)
     filtered = _matrix(outs, FILTERED)
     if filtered is None:
         raise InputError.single(
@@ -135,13 +154,15 @@ def find_cellranger_files(folder: str | Path, *, sample: str | None = None) -> C
     )
 
 
-def resolve_cellranger(spec: SampleSpec) -> SampleSpec:
+def resolve_cellranger(spec: SampleSpec, *, loci: Sequence[str] = T_LOCI) -> SampleSpec:
     """``spec`` with the files of its Cell Ranger folder filled in, or ``spec`` itself when ``path`` is not one.
 
     ``path`` becomes the filtered matrix; ``raw_path`` and ``vdj`` are filled only where the sample
     sheet left them empty (explicit entries win); a ``vdj`` naming a ``cellranger vdj`` folder becomes
     its ``outs/filtered_contig_annotations.csv``. ``spec.cellranger`` records the folder, layout and
-    the fields filled from it.
+    the fields filled from it (further contigs merged with ``vdj`` under their folder name, e.g.
+    ``vdj_t_gd``). ``loci`` picks a multi sample's VDJ folder (:func:`find_cellranger_files`);
+    :func:`vdj_files` picks again for the run's loci, so a spec resolved with the default stays usable.
 
     Raises
     ------
@@ -164,7 +185,7 @@ def resolve_cellranger(spec: SampleSpec) -> SampleSpec:
                 sample=spec.sample,
             )
     if is_cellranger_folder(spec.path):
-        found = find_cellranger_files(spec.path, sample=spec.sample)
+        found = find_cellranger_files(spec.path, sample=spec.sample, loci=loci)
         record = {"folder": found.folder, "layout": found.layout}
         if found.sample_id:
             record["sample_id"] = found.sample_id
@@ -173,9 +194,29 @@ def resolve_cellranger(spec: SampleSpec) -> SampleSpec:
             updates["raw_path"] = record["raw_path"] = found.raw
         if found.vdj and not spec.vdj:
             updates["vdj"] = record["vdj"] = found.vdj
+            for more in found.vdj_more:
+                record[Path(more).parent.name] = more
         updates["cellranger"] = record
         logger.info("sample %s: %s", spec.sample, found.describe())
     return spec.model_copy(update=updates) if updates else spec
+
+
+def vdj_files(spec: SampleSpec, *, loci: Sequence[str] = T_LOCI) -> list[str]:
+    """The contig files of a sample for the run's ``loci``: what the sheet names, or its Cell Ranger folder's.
+
+    ``vdj`` filled from a ``cellranger multi`` folder is picked again for ``loci`` (load_config resolves
+    folders before it knows the lineage): a B-cell run takes ``vdj_b``, a T-cell run ``vdj_t`` and
+    ``vdj_t_gd``. Empty when the sample has no contigs.
+    """
+    record = spec.cellranger or {}
+    if record.get("layout") == "multi" and "vdj" in record:
+        try:
+            found = find_cellranger_files(record["folder"], sample=spec.sample, loci=loci)
+        except InputError:
+            found = None
+        if found is not None and found.vdj:
+            return [found.vdj, *found.vdj_more]
+    return [spec.vdj] if spec.vdj else []
 
 
 def describe_sources(spec: SampleSpec) -> str | None:
@@ -189,6 +230,9 @@ def describe_sources(spec: SampleSpec) -> str | None:
         return str(Path(file).relative_to(folder)) if Path(file).is_relative_to(folder) else file
 
     taken = ", ".join(f"{k} {short(record[k])}" for k in FILLED_FIELDS if k in record)
+    more = [short(record[k]) for k in VDJ_FOLDERS if k in record]
+    if more:
+        taken += " + " + " + ".join(more)
     which = f" (per_sample_outs/{record['sample_id']})" if record.get("sample_id") else ""
     return f"sample {spec.sample}: Cell Ranger {record['layout']} folder {record['folder']}{which} → {taken}"
 
@@ -225,25 +269,31 @@ def _outs_above(sample_dir: Path) -> Path | None:
     return parent.parent if parent.name == "per_sample_outs" else None
 
 
-def _multi_sample(given: Path, sample_dir: Path, *, outs: Path | None) -> CellRangerFiles:
+def _multi_sample(
+    given: Path, sample_dir: Path, *, outs: Path | None, loci: Sequence[str] = T_LOCI
+) -> CellRangerFiles:
     filtered = _multi_filtered(sample_dir)
     assert filtered is not None
     raw = _matrix(outs / "multi" / "count", RAW) if outs is not None else None
-    vdj = next(
-        (
-            sample_dir / name / CONTIGS
-            for name in VDJ_FOLDERS
-            if (sample_dir / name / CONTIGS).is_file()
-        ),
-        None,
-    )
+    present = [name for name in VDJ_FOLDERS if (sample_dir / name / CONTIGS).is_file()]
+    matching = [name for name in present if set(VDJ_FOLDERS[name]) & set(loci)]
+    if present and not matching:
+        logger.debug(  # the reader warns if these contigs are read for a run of other loci
+            "    %s: VDJ folders %s hold none of the loci %s",
+            sample_dir,
+            ", ".join(present),
+            ", ".join(loci),
+        )
+    taken = matching or present[:1]
+    contigs = [str(sample_dir / name / CONTIGS) for name in taken]
     return CellRangerFiles(
         folder=str(given),
         layout="multi",
         filtered=str(filtered),
         raw=_str(raw),
-        vdj=_str(vdj),
+        vdj=contigs[0] if contigs else None,
         sample_id=sample_dir.name,
+        vdj_more=tuple(contigs[1:]),
     )
 
 

@@ -10,6 +10,7 @@ import pandas as pd
 
 from .._config import SampleSpec
 from .._errors import InputError, Problem
+from .._lineages import T_LOCI
 from .._logging import logger, timed
 from .._uns import NS
 
@@ -26,6 +27,7 @@ def read_patient(
     antigen: str | None = "CD7",
     car_feature: str | None = None,
     counts_only: bool = False,
+    loci: Sequence[str] = T_LOCI,
 ) -> AnnData:
     """Read and concatenate every sample of a patient.
 
@@ -38,13 +40,15 @@ def read_patient(
     counts_only
         Keep the counts in ``layers['counts']`` only and leave ``X`` None (``pp.embed`` sets it): one
         copy of the counts instead of two, which is what ``cd7escape run`` reads.
+    loci
+        Receptor loci of the clonotype (``Config.lineage_spec.loci``), as in :func:`read_sample`.
 
     Returns
     -------
     One AnnData: genes shared by all samples (inner join; a warning when fewer than 90 % of the union),
     raw counts in ``X`` and ``layers['counts']``, ``obs_names`` ``'<sample>_<barcode>'``, the obs columns
     of :func:`read_sample` (categoricals; cells of a sample without VDJ get NaN ``clone_id`` and
-    ``tcr_chains``; ``user_malignant`` is a nullable boolean, NA for samples without labels, when only some
+    ``receptor_chains``; ``user_malignant`` is a nullable boolean, NA for samples without labels, when only some
     samples have labels), ``obsm['protein']`` when any sample has ADTs (NaN for samples
     without them), ``uns['cd7escape']['ambient']`` per sample, and ``uns['cd7escape']['ingest']`` with a
     per-sample table ``samples`` and the non-fatal ``warnings``.
@@ -76,7 +80,13 @@ def read_patient(
         for spec in specs:
             try:
                 adatas.append(
-                    read_sample(spec, antigen=antigen, car_feature=car_feature, counts_layer=False)
+                    read_sample(
+                        spec,
+                        antigen=antigen,
+                        car_feature=car_feature,
+                        counts_layer=False,
+                        loci=loci,
+                    )
                 )
             except InputError as err:
                 problems.extend(err.problems)
@@ -101,7 +111,8 @@ def read_patient(
         _align_obs_columns(adatas)
         adata = ad.concat(adatas, join="inner", merge="same", index_unique=None)
         categorical = ("patient", "sample", "timepoint", "tissue", "donor")
-        categorical += ("clone_id", "tcr_chains", "trb_cdr3", "tra_cdr3")
+        categorical += ("clone_id", "receptor_chains")
+        categorical += tuple(c for c in adata.obs.columns if str(c).endswith("_cdr3"))
         for key in categorical:
             if key in adata.obs:
                 adata.obs[key] = adata.obs[key].astype(object).astype("category")

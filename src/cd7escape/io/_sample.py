@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -11,10 +12,11 @@ import pandas as pd
 
 from .._config import SampleSpec
 from .._errors import InputError, Problem
+from .._lineages import T_LOCI
 from .._logging import logger
 from .._uns import NS
 from ._barcodes import match_barcodes, normalize_barcodes
-from ._cellranger import resolve_cellranger
+from ._cellranger import resolve_cellranger, vdj_files
 from ._features import match_features
 from ._sniff import sniff
 from ._text_files import as_bool, open_text
@@ -32,6 +34,7 @@ def read_sample(
     antigen: str | None = "CD7",
     car_feature: str | None = None,
     counts_layer: bool = True,
+    loci: Sequence[str] = T_LOCI,
 ) -> AnnData:
     """Read one sample of the sample sheet with everything the sheet attaches to it.
 
@@ -50,13 +53,17 @@ def read_sample(
     counts_layer
         Also keep a copy of the counts in ``layers['counts']``. :func:`read_patient` reads with False
         and moves ``X`` there itself, which saves a copy of every sample's matrix.
+    loci
+        Receptor loci whose productive chains make the clonotype (``Config.lineage_spec.loci``; default
+        the T-cell loci TRB, TRA, TRD, TRG). ``vdj`` may be a 10x contig CSV or an AIRR rearrangement
+        TSV (recognised from the header); see :func:`read_vdj`.
 
     Returns
     -------
     AnnData with raw counts in ``X`` and ``layers['counts']``, ``obs_names`` ``'<sample>_<barcode>'``,
     ``obs['barcode']``, categorical ``obs['patient','sample','timepoint','tissue']`` (tissue
-    ``'unknown'`` when not given), ``obs['clone_id','tcr_chains','trb_cdr3','tra_cdr3']`` when ``vdj`` is
-    given, ``obs['user_malignant']`` (bool) with ``malignant_labels``, ``obs['donor']`` with
+    ``'unknown'`` when not given), ``obs['clone_id','receptor_chains']`` and one ``obs['<locus>_cdr3']``
+    per locus (``trb_cdr3``, ``tra_cdr3``, …) when ``vdj`` is given, ``obs['user_malignant']`` (bool) with ``malignant_labels``, ``obs['donor']`` with
     ``donor_assignment``, ``uns['cd7escape']['ambient'][sample]`` with ``raw_path`` (see
     :func:`ambient_profile <cd7escape.io._ambient.ambient_profile>`), and
     ``uns['cd7escape']['ingest']`` (parameters, per-sample summary, problems found that were not fatal).
@@ -68,7 +75,7 @@ def read_sample(
         unreadable VDJ/labels/donor files.
     """
     try:
-        spec = resolve_cellranger(spec)
+        spec = resolve_cellranger(spec, loci=loci)
     except InputError as err:
         for p in err.problems:
             p.sample = p.sample or spec.sample
@@ -114,7 +121,7 @@ def read_sample(
     added = ["barcode", "patient", "sample", "timepoint", "tissue"]
 
     if spec.vdj:
-        added += _attach_vdj(adata, spec, barcodes, warnings)
+        added += _attach_vdj(adata, spec, barcodes, warnings, loci=loci)
     if spec.malignant_labels:
         _attach_labels(adata, spec, barcodes, kind)
         added.append("user_malignant")
@@ -179,15 +186,27 @@ def _read_counts(file: str, kind: str, *, counts_layer: bool = True):
     raise InputError.single(unrecognised(file), file=file, field="path")
 
 
-def _attach_vdj(adata, spec: SampleSpec, barcodes: pd.Index, warnings: list[Problem]) -> list[str]:
-    from ._vdj import VDJ_COLUMNS, read_vdj
+def _attach_vdj(
+    adata,
+    spec: SampleSpec,
+    barcodes: pd.Index,
+    warnings: list[Problem],
+    *,
+    loci: Sequence[str] = T_LOCI,
+) -> list[str]:
+    from ._vdj import read_receptors, vdj_columns
 
+    files = vdj_files(spec, loci=loci)
     try:
-        vdj = read_vdj(spec.vdj)
+        vdj = read_receptors(files, loci=loci)
     except InputError as err:
         for p in err.problems:
             p.sample = spec.sample
         raise
+    if vdj.attrs.get("warning"):  # contigs of other loci only (a library of another lineage)
+        warnings.append(
+            Problem(vdj.attrs["warning"], field="vdj", file=", ".join(files), sample=spec.sample)
+        )
     n_vdj = len(vdj)
     target, n_match = match_barcodes(barcodes, normalize_barcodes(vdj.index, spec.sample))
     vdj = vdj.set_axis(target)
@@ -201,20 +220,20 @@ def _attach_vdj(adata, spec: SampleSpec, barcodes: pd.Index, warnings: list[Prob
         msg = f"none of the {n_vdj} VDJ barcodes matches a cell of the sample"
         logger.warning("sample %s: %s", spec.sample, msg)
         warnings.append(Problem(msg, field="vdj", file=spec.vdj, sample=spec.sample))
-    for column in VDJ_COLUMNS:
+    columns = vdj_columns(loci)
+    for column in columns:
         values = table[column].to_numpy(dtype=object)
-        if column == "tcr_chains":
+        if column == "receptor_chains":
             values = np.where(pd.isna(values), "none", values)
-            adata.obs[column] = pd.Categorical(values, categories=["TRA+TRB", "TRA", "TRB", "none"])
-        else:  # categorical: compact, NaN-capable and writable to h5ad even when all NaN
-            adata.obs[column] = pd.Categorical(values)
+        # categorical: compact, NaN-capable and writable to h5ad even when all NaN
+        adata.obs[column] = pd.Categorical(values)
     logger.info(
         "    sample %s: clonotype for %d of %d cells",
         spec.sample,
         int(adata.obs["clone_id"].notna().sum()),
         adata.n_obs,
     )
-    return list(VDJ_COLUMNS)
+    return list(columns)
 
 
 def read_label_barcodes(path: str, *, sample: str | None = None) -> pd.Index:

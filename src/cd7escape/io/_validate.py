@@ -21,7 +21,9 @@ def validate_config(path: str | Path) -> tuple[Config | None, list[Problem]]:
     not usable as folder names, duplicate sample ids) and data: file missing or unreadable, unknown
     format, non-integer / normalized / negative / NaN counts (integers checked on a sample of values,
     NaN and negatives on all of them, streamed), antigen gene absent, duplicate barcodes, empty samples,
-    patients without a baseline sample (one without a relapse sample is a baseline screen), VDJ files malformed or matching no cell,
+    patients without a baseline sample (one without a relapse sample is a baseline screen), VDJ files (10x
+    contigs or AIRR TSV) malformed or matching no cell (a warning when they hold no contig of the
+    lineage's receptor loci),
     malignant_labels / donor_assignment / raw_path files missing or unusable, ``car_feature`` or
     ``antigen_protein`` found in no sample.
 
@@ -42,10 +44,11 @@ def validate_config(path: str | Path) -> tuple[Config | None, list[Problem]]:
     with timed(f"validating {path.name}"):
         config, specs, problems = _load(path)
         antigen, car_feature, antigen_protein = _options(config, path)
+        loci = _loci(config, path, antigen)
         problems += _patient_problems(specs, file=str(path))
         car_found, protein_seen, protein_found = False, False, False
         for spec in specs:
-            sample_problems, header = _check_sample(spec, antigen=antigen)
+            sample_problems, header = _check_sample(spec, antigen=antigen, loci=loci)
             problems += sample_problems
             if header is not None:
                 several = _car_hits(header.genes, car_feature) if car_feature else []
@@ -124,6 +127,22 @@ def _options(config: Config | None, path: Path) -> tuple[str, str | None, str | 
     return text("antigen", "CD7") or "CD7", text("car_feature", None), text("antigen_protein", None)
 
 
+def _loci(config: Config | None, path: Path, antigen: str) -> tuple[str, ...]:
+    """The run's receptor loci (its lineage's), also when the config has problems (T by default)."""
+    from .._lineages import T_LOCI, resolve_lineage
+
+    if config is not None:
+        return config.lineage_spec.loci
+    import yaml
+
+    try:
+        raw = yaml.safe_load(path.read_text(encoding="utf-8"))
+        lineage = raw.get("lineage") if isinstance(raw, dict) else None
+        return resolve_lineage(lineage if isinstance(lineage, str) else None, antigen).loci
+    except Exception:  # the config's own problems are reported by _load
+        return T_LOCI
+
+
 def _patient_problems(specs: list[SampleSpec], *, file: str) -> list[Problem]:
     by_patient: dict[str, set[str]] = defaultdict(set)
     for spec in specs:
@@ -200,24 +219,25 @@ def _integration_problems(config: Config | None, path: Path) -> list[Problem]:
     ]
 
 
-def _check_sample(spec: SampleSpec, *, antigen: str):
+def _check_sample(spec: SampleSpec, *, antigen: str, loci: tuple[str, ...]):
     try:
-        return _check_sample_files(spec, antigen=antigen)
+        return _check_sample_files(spec, antigen=antigen, loci=loci)
     except Exception as err:  # a strange file must become a Problem, not a traceback
         logger.debug("validation of sample %s failed", spec.sample, exc_info=True)
         message = f"could not be checked ({type(err).__name__}: {err})"
         return [Problem(message, sample=spec.sample, field="path", file=spec.path)], None
 
 
-def _check_sample_files(spec: SampleSpec, *, antigen: str):
+def _check_sample_files(spec: SampleSpec, *, antigen: str, loci: tuple[str, ...]):
     from ._barcodes import match_barcodes, normalize_barcodes
-    from ._cellranger import resolve_cellranger
+    from ._cellranger import resolve_cellranger, vdj_files
     from ._inspect import inspect_counts
     from ._sample import read_donor_table, read_label_barcodes
 
     sample = spec.sample
     try:
-        spec = resolve_cellranger(spec)  # load_config did it already unless the folder is not one
+        # load_config did it already unless the folder is not one
+        spec = resolve_cellranger(spec, loci=loci)
     except InputError as err:
         return _own(err, sample), None
     header = inspect_counts(spec.path, sample=sample)
@@ -255,16 +275,23 @@ def _check_sample_files(spec: SampleSpec, *, antigen: str):
     def no_match(listed: pd.Index) -> bool:
         return not fatal and len(barcodes) > 0 and match_barcodes(barcodes, listed)[1] == 0
 
-    if spec.vdj:
-        if not Path(spec.vdj).is_file():
-            problems.append(
-                Problem("VDJ file not found", sample=sample, field="vdj", file=spec.vdj)
-            )
-        else:
-            from ._vdj import read_vdj
+    files = vdj_files(spec, loci=loci)
+    if files:
+        missing = [f for f in files if not Path(f).is_file()]
+        for file in missing:
+            problems.append(Problem("VDJ file not found", sample=sample, field="vdj", file=file))
+        if not missing:
+            from ._vdj import read_receptors
 
-            try:
-                vdj = read_vdj(spec.vdj)
+            try:  # a 10x contig CSV or an AIRR TSV, recognised from the header
+                vdj = read_receptors(files, loci=loci)
+                if vdj.attrs.get("warning"):  # contigs of other loci only: expression still usable
+                    logger.warning(
+                        "warning: %s",
+                        Problem(
+                            vdj.attrs["warning"], sample=sample, field="vdj", file=", ".join(files)
+                        ),
+                    )
                 if vdj.empty:  # a failed VDJ library: the sample still has its expression data
                     logger.warning(
                         "warning: %s",
@@ -273,7 +300,7 @@ def _check_sample_files(spec: SampleSpec, *, antigen: str):
                             "expression data are used)",
                             sample=sample,
                             field="vdj",
-                            file=spec.vdj,
+                            file=", ".join(files),
                         ),
                     )
                 elif no_match(normalize_barcodes(vdj.index, sample)):
@@ -282,7 +309,7 @@ def _check_sample_files(spec: SampleSpec, *, antigen: str):
                             f"none of the {len(vdj)} VDJ barcodes matches a cell of the sample",
                             sample=sample,
                             field="vdj",
-                            file=spec.vdj,
+                            file=", ".join(files),
                         )
                     )
             except InputError as err:
