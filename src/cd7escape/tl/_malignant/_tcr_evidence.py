@@ -133,10 +133,11 @@ def _chains(clone: str) -> frozenset[str]:
 def same_clone(clones, leukemic: list[str]) -> dict[str, str]:
     """Clonotypes that are a leukemic clonotype seen differently, mapped to it.
 
-    Clonotypes are ``'TRB:<nt>;TRA:<nt>'``, ``'TRB:<nt>'`` or ``'TRA:<nt>'`` (as :func:`cd7escape.io.read_vdj`
-    names them): a cell whose captured chains are all chains of a leukemic clonotype (one chain was not
-    captured), or that shares its TRB chain (the nucleotide sequence; a second TRA chain was captured
-    instead), carries the leukemic clone.
+    Clonotypes are ``'TRB:<nt>;TRA:<nt>'``, ``'TRB:<nt>'``, ``'IGH:<nt>;IGK:<nt>'``, … (as
+    :func:`cd7escape.io.read_vdj` names them, the first locus first): a cell whose captured chains are all
+    chains of a leukemic clonotype (one chain was not captured), or whose first chain is the leukemic
+    clonotype's first chain of an allelically excluded locus (TRB, TRD, IGH: the nucleotide sequence; a
+    second TRA or light chain was captured instead), carries the leukemic clone.
     """
     parents = [(c, _chains(c)) for c in leukemic]
     out = {}
@@ -146,8 +147,9 @@ def same_clone(clones, leukemic: list[str]) -> dict[str, str]:
             continue
         chains = _chains(clone)
         for parent, pchains in parents:
-            shared_trb = {c for c in chains & pchains if c.startswith("TRB:")}
-            if chains and (chains <= pchains or shared_trb):
+            head = parent.split(";")[0]  # the first locus of the clone id: TRB (TRD) or IGH
+            shared_head = head.startswith(("TRB:", "TRD:", "IGH:")) and clone.split(";")[0] == head
+            if chains and (chains <= pchains or shared_head):
                 out[clone] = parent
                 break
     return out
