@@ -48,6 +48,8 @@ def test_choices_match_the_library():
     assert typing.get_args(cli.SimMechanism) == MECHANISMS
     hints = typing.get_type_hints(simulate_patient, localns={"AnnData": object})
     assert typing.get_args(cli.SimProduct) == typing.get_args(hints["car_product"])
+    lineage = [a for a in typing.get_args(hints["lineage"]) if a is not type(None)]
+    assert typing.get_args(cli.SimLineage) == typing.get_args(lineage[0])
     w = typing.get_type_hints(write_simulated, localns={"AnnData": object})
     assert typing.get_args(cli.SimFormat) == typing.get_args(w["fmt"])
     assert typing.get_args(cli.SimLayout) == typing.get_args(w["layout"])
@@ -77,6 +79,8 @@ def test_help_lists_choices_and_every_option():
         (["--negative-fraction", "0.95"], "negative_fraction"),
         (["--fold", "0.5"], "fold must be"),
         (["--antigen", "NOTAGENE"], "NOTAGENE"),
+        (["--lineage", "myeloid"], "myeloid"),
+        (["--antigen", "BCMA", "--lineage", "T"], "TNFRSF17"),
         (["--n-cells", "abc"], "--n-cells"),
         (["--format", "h5ad", "--layout", "multi"], "--format h5 or mtx"),
     ],
@@ -185,6 +189,56 @@ def test_protein_loss_reaches_the_simulator(tmp_path):
     proc = _cli("simulate", str(tmp_path / "bad"), "--n-cells", "60", "--protein-loss")
     assert proc.returncode == 2
     assert "protein_loss needs protein" in proc.stderr
+
+
+@pytest.mark.parametrize(
+    ("antigen", "gene", "lineage", "mechanism"),
+    [
+        ("CD19", "CD19", "B", "lineage_switch"),
+        ("BCMA", "TNFRSF17", "plasma", "preexisting_negative_clone"),
+    ],
+)
+def test_b_all_and_myeloma_patients_validate(tmp_path, antigen, gene, lineage, mechanism):
+    """A B-ALL or myeloma patient: config with the antigen's gene and lineage, IG and TR contigs in one
+    file per sample, accepted by `cd7escape validate` (the B-lineage pipeline is not run here)."""
+    out = tmp_path / "sim"
+    proc = _cli(
+        "simulate",
+        str(out),
+        "--antigen",
+        antigen,
+        "--mechanism",
+        mechanism,
+        "--negative-fraction",
+        "0.2",
+        "--n-cells",
+        "80",
+        "--seed",
+        "4",
+        "--protein",
+    )
+    assert proc.returncode == 0, proc.stderr
+    config = (out / "config.yaml").read_text()
+    assert f"antigen: {gene}" in config
+    assert f"lineage: {lineage}" in config
+    assert f"car_feature: CAR_{antigen}" in config
+    assert f"antigen_protein: {gene}_TotalSeqC" in config
+    truth = json.loads((out / "truth" / "P1.json").read_text())
+    assert truth["lineage"] == lineage
+    assert truth["mechanism"] == mechanism
+    sheet = pd.read_csv(out / "samples.csv")
+    contigs = pd.concat(pd.read_csv(out / v) for v in sheet["vdj"])
+    assert {"IGH", "TRB"} <= set(contigs["chain"])
+    assert contigs.loc[contigs["chain"] == "IGH", "v_gene"].str.startswith("IGHV").all()
+    proc = _cli("validate", str(out / "config.yaml"))
+    assert proc.returncode == 0, proc.stderr
+    assert f"antigen {gene}" in proc.stdout
+    # an explicit --lineage is what the truth and the config get
+    proc = _cli(
+        "simulate", str(tmp_path / "t"), "--antigen", "CD19", "--lineage", "T", "--n-cells", "60"
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert "lineage: T" in (tmp_path / "t" / "config.yaml").read_text()
 
 
 @pytest.mark.slow
