@@ -813,6 +813,34 @@ def _case_vdj_tsv_not_airr(f: Path) -> Case:
 
 
 @case
+def _case_airr_missing_productive(f: Path) -> Case:
+    """An AIRR rearrangement TSV (cell_id, locus) without productive or junction/cdr3."""
+    standard(f, rel={"vdj": "data/airr.tsv"})
+    cells = barcodes(5, 2)
+    text = "cell_id\tlocus\tv_call\n" + "".join(f"{b}\tTRB\tTRBV1*01\n" for b in cells)
+    (f / "data" / "airr.tsv").write_text(text)
+    return Case(
+        "airr_missing_productive", f, needles=("airr.tsv", "productive", "junction (or cdr3)")
+    )
+
+
+@case
+def _case_airr_ragged_quotes(f: Path) -> Case:
+    standard(f, rel={"vdj": "data/airr.tsv"})
+    text = "cell_id\tlocus\tproductive\tjunction\n" + 'AAAC-1\tTRB\t"T\tTGTGCC\n'
+    (f / "data" / "airr.tsv").write_text(text)
+    return Case("airr_ragged_quotes", f, needles=("airr.tsv", "AIRR"))
+
+
+@case
+def _case_airr_matches_no_cell(f: Path) -> Case:
+    standard(f, rel={"vdj": "data/airr.tsv"})
+    rows = "".join(f"{b}\tTRB\tT\tTGTGCCAGC\n" for b in barcodes(10, seed=99))
+    (f / "data" / "airr.tsv").write_text("cell_id\tlocus\tproductive\tjunction\n" + rows)
+    return Case("airr_matches_no_cell", f, needles=("airr.tsv", "matches a cell"))
+
+
+@case
 def _case_mtx_wrong_header(f: Path) -> Case:
     standard(f, rel={"path": "data/mtx"})
     write_mtx(f / "data" / "mtx", header="%%NotMatrixMarket counts")

@@ -276,3 +276,84 @@ def test_real_10x_files_in_a_multi_layout(shared_data, carpall_meta, tmp_path):
     assert a.obs["clone_id"].notna().sum() == direct.obs["clone_id"].notna().sum() > 0
     assert not a.uns["cd7escape"]["ingest"]["warnings"]
     assert np.array_equal(a.obs_names, direct.obs_names)
+
+
+def _multi_with_gd_and_b(tmp_path: Path, written: dict[str, Path]) -> tuple[Path, list[str]]:
+    """The multi run with vdj_t_gd and vdj_b contigs beside vdj_t (barcodes of the sample's cells)."""
+    from io_writers import vdj_row, write_vdj
+
+    run = tmp_path / "run"
+    shutil.copytree(written["multi"] / "P1_baseline", run)
+    one = run / "outs" / "per_sample_outs" / "P1_baseline"
+    cells = list(
+        pd.read_csv(one / "vdj_t" / "filtered_contig_annotations.csv")["barcode"].unique()[:4]
+    )
+    (one / "vdj_t_gd").mkdir()
+    write_vdj(
+        one / "vdj_t_gd" / "filtered_contig_annotations.csv",
+        [vdj_row(cells[0], "TRG", "CALWE", "TGTGCCCTGTGGGAG")],
+    )
+    (one / "vdj_b").mkdir()
+    write_vdj(
+        one / "vdj_b" / "filtered_contig_annotations.csv",
+        [vdj_row(b, "IGH", "CARW", "TGTGCGAGATGG", n=1) for b in cells[1:3]]
+        + [vdj_row(cells[1], "IGK", "CQQF", "TGTCAGCAGTTT", n=2)],
+    )
+    return run, cells
+
+
+def test_multi_vdj_folders_follow_the_loci(tmp_path, written):
+    from cd7escape._lineages import B_LOCI
+
+    run, cells = _multi_with_gd_and_b(tmp_path, written)
+    t = find_cellranger_files(run, sample="P1_baseline")
+    assert t.vdj.endswith("vdj_t/filtered_contig_annotations.csv")
+    assert [Path(p).parent.name for p in t.vdj_more] == ["vdj_t_gd"]
+    b = find_cellranger_files(run, sample="P1_baseline", loci=B_LOCI)
+    assert b.vdj.endswith("vdj_b/filtered_contig_annotations.csv")
+    assert b.vdj_more == ()
+    # T: vdj_t and vdj_t_gd merged per barcode
+    a = read_sample(_spec(run))
+    clone = a.obs.set_index("barcode")["clone_id"].astype(object)
+    assert clone[cells[0]].startswith("TRB:")
+    assert clone[cells[0]].endswith(";TRG:TGTGCCCTGTGGGAG")
+    assert a.obs["trg_cdr3"].notna().sum() == 1
+    # B: vdj_b only
+    a = read_sample(_spec(run), loci=B_LOCI)
+    assert "trb_cdr3" not in a.obs
+    clone = a.obs.set_index("barcode")["clone_id"].astype(object)
+    assert clone[cells[1]] == "IGH:TGTGCGAGATGG;IGK:TGTCAGCAGTTT"
+    assert clone[cells[2]] == "IGH:TGTGCGAGATGG"
+    assert clone.notna().sum() == 2
+    assert set(a.obs["receptor_chains"].astype(str)) == {"IGH+IGK", "IGH", "none"}
+
+
+def test_loci_pick_again_after_load_config(tmp_path, written):
+    """load_config resolves the folder before it knows the lineage; read_patient picks vdj_b for B loci."""
+    from cd7escape._lineages import B_LOCI
+
+    _run, _cells = _multi_with_gd_and_b(tmp_path, written)
+    pd.DataFrame(
+        [{"patient": "P1", "sample": "P1_baseline", "timepoint": "baseline", "path": "run"}]
+    ).to_csv(tmp_path / "samples.csv", index=False)
+    (tmp_path / "config.yaml").write_text("antigen: CD7\nlineage: B\nsamples: samples.csv\n")
+    config = load_config(tmp_path / "config.yaml")
+    assert config.lineage_spec.loci == B_LOCI
+    a = read_patient(config.samples, loci=config.lineage_spec.loci)
+    assert a.obs["clone_id"].astype(object).dropna().str.startswith("IGH:").all()
+    assert a.obs["clone_id"].notna().sum() == 2
+    _, problems = validate_config(tmp_path / "config.yaml")
+    assert not problems
+
+
+def test_t_library_in_a_b_run_warns(tmp_path, written, caplog):
+    """Only vdj_t in a B-ALL run: no clonotypes, a warning naming the loci found and expected."""
+    from cd7escape._lineages import B_LOCI
+
+    with caplog.at_level("WARNING", logger="cd7escape"):
+        a = read_sample(_spec(written["multi"] / "P1_baseline"), loci=B_LOCI)
+    assert a.obs["clone_id"].isna().all()
+    (warning,) = a.uns["cd7escape"]["ingest"]["warnings"]
+    assert "TRA, TRB only" in warning
+    assert "IGH, IGK, IGL" in warning
+    assert "IGH, IGK, IGL" in caplog.text

@@ -181,6 +181,23 @@ def test_airr_chains_without_a_clone_column_value():
     assert airr.to_list()[2][0]["sequence_id"] == "c_TRB"
 
 
+def test_airr_chains_of_b_cells():
+    """Immunoglobulin clone ids give IGH and light-chain records (loci from the clone id)."""
+    obs = pd.DataFrame(
+        {
+            "clone_id": ["IGH:TGTGCG;IGK:TGTCAG;IGL:TGTAGC", "IGL:TGTAGC"],
+            "igh_cdr3": ["CA", None],
+            "igk_cdr3": ["CQ", None],
+            "igl_cdr3": ["CS", "CS"],
+        },
+        index=["a", "b"],
+    )
+    cells = airr_chains(obs).to_list()
+    assert [c["locus"] for c in cells[0]] == ["IGH", "IGK", "IGL"]
+    assert [c["junction_aa"] for c in cells[0]] == ["CA", "CQ", "CS"]
+    assert [(c["locus"], c["junction"]) for c in cells[1]] == [("IGL", "TGTAGC")]
+
+
 # --- cellxgene -------------------------------------------------------------------------------------
 
 
