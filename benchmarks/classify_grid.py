@@ -19,7 +19,13 @@ over the whole grid, indeterminate share and reasons; the naive approach has no 
 calls are confident.
 
     nice python benchmarks/classify_grid.py [--cells 1000] [--boot 50] [--out benchmarks/out/classify_grid.csv]
-    [--limit N] [--only IDS] [--cnv] [--summary-only]
+    [--limit N] [--only IDS] [--cnv] [--summary-only] [--antigen CD7] [--labels yes|no] [--depths 1000,3000,8000]
+
+Per lineage (issue 21): ``--antigen CD19`` or ``CD22`` simulates B-ALL patients, ``--antigen BCMA`` myeloma
+(the simulator's lineage follows the antigen; B-ALL's lineage switch is B → myeloid). ``--labels no``
+embeds each patient and takes ``call_malignant``'s calls (no truth labels) for every step, and adds the
+malignant F1 and the CAR-T cells called malignant to each row. ``--depths`` keeps only those depths (the
+grid's other axes are unchanged).
 
 Rows are appended as they finish; a rerun skips patients already in ``--out``.
 """
@@ -38,9 +44,8 @@ import pandas as pd
 sys.path.insert(0, str(Path(__file__).parent))
 
 
-def grid() -> list[dict]:
+def grid(depths: tuple[int, ...] = (1000, 3000, 8000)) -> list[dict]:
     rows = []
-    depths = (1000, 3000, 8000)
     for nf in (0.002, 0.005, 0.01, 0.03, 0.10):
         for d in depths:
             for tcr in (True, False):
@@ -79,7 +84,7 @@ def grid() -> list[dict]:
                         tcr=tcr,
                     )
                 )
-    for d in (500, 1000, 3000, 8000):
+    for d in sorted({500, 1000, *depths}):
         for tcr in (True, False):
             rows.append(
                 dict(
@@ -130,7 +135,15 @@ def identifiable(row: dict, n_neg_baseline: int) -> bool:
     return True
 
 
-def run_one(row: dict, *, cells: int, boot: int, cnv: bool = False) -> dict:
+def run_one(
+    row: dict,
+    *,
+    cells: int,
+    boot: int,
+    cnv: bool = False,
+    antigen: str = "CD7",
+    labels: bool = True,
+) -> dict:
     from naive_baseline import naive_call
 
     import cd7escape as ce
@@ -148,11 +161,17 @@ def run_one(row: dict, *, cells: int, boot: int, cnv: bool = False) -> dict:
         if k in row
     }
     t0 = time.perf_counter()
-    adata = ce.datasets.simulate_patient(row["mechanism"], seed=row["seed"], n_cells=cells, **kw)
+    adata = ce.datasets.simulate_patient(
+        row["mechanism"], seed=row["seed"], n_cells=cells, antigen=antigen, **kw
+    )
+    from cd7escape._lineages import antigen_gene
+
+    gene = antigen_gene(antigen)
+    car_feature = next(v for v in adata.var_names if v.startswith("CAR_"))
     cnv_info: dict = {}
-    if cnv:
-        ce.pp.embed(adata, umap=False, exclude=("CAR_CD7",), seed=0)
-        ce.tl.call_malignant(adata, car_feature="CAR_CD7", seed=0)
+    if cnv or not labels:
+        ce.pp.embed(adata, antigen=gene, umap=False, exclude=(car_feature,), seed=0)
+        ce.tl.call_malignant(adata, antigen=gene, car_feature=car_feature, seed=0)
         cs = adata.obs["cnv_subclone"].astype(str).to_numpy()
         tm = adata.obs["truth_malignant"].to_numpy(bool)
         negs = adata.uns["truth"]["subclones"]["subclone"][-1]
@@ -164,12 +183,22 @@ def run_one(row: dict, *, cells: int, boot: int, cnv: bool = False) -> dict:
             "neg_cnv_label": str(vals[int(np.argmax(cnt))]) if len(vals) else "",
             "neg_cnv_purity": round(float(max(cnt) / sum(cnt)), 3) if len(vals) else np.nan,
         }
-    adata.obs["malignant"] = adata.obs["truth_malignant"].to_numpy()
-    adata.obs["cell_class"] = adata.obs["truth_cell_type"].astype(str).to_numpy()
+    truth = adata.obs["truth_malignant"].to_numpy(bool)
+    if labels:
+        adata.obs["malignant"] = truth
+        adata.obs["cell_class"] = adata.obs["truth_cell_type"].astype(str).to_numpy()
+    else:
+        called = adata.obs["malignant"].to_numpy(bool)
+        car = (adata.obs["truth_cell_type"] == "car_T").to_numpy()
+        cnv_info["malignant_f1"] = round(
+            float(2 * np.sum(truth & called) / max(truth.sum() + called.sum(), 1)), 4
+        )
+        cnv_info["car_T"] = int(car.sum())
+        cnv_info["car_T_called_malignant"] = int((called & car).sum())
     t1 = time.perf_counter()
-    call = ce.tl.classify_relapse(adata, n_bootstrap=boot, seed=0)
+    call = ce.tl.classify_relapse(adata, antigen=gene, n_bootstrap=boot, seed=0)
     t2 = time.perf_counter()
-    nv = naive_call(adata)
+    nv = naive_call(adata, antigen=gene)
     obs = adata.obs
     negsub = adata.uns["truth"]["subclones"]["subclone"][-1]
     n_neg_b = int(
@@ -221,6 +250,14 @@ def run_one(row: dict, *, cells: int, boot: int, cnv: bool = False) -> dict:
 
 def summarize(df: pd.DataFrame, label: str = "grid") -> str:
     lines = [f"== {label}: {len(df)} patients"]
+    if "malignant_f1" in df:
+        car_t = df["car_T"].sum()
+        lines.append(
+            f"malignant calls (no labels): F1 min {df['malignant_f1'].min():.4f}, median "
+            f"{df['malignant_f1'].median():.4f}, patients with F1 >= 0.97: "
+            f"{int((df['malignant_f1'] >= 0.97).sum())}/{len(df)}; CAR-T called malignant "
+            f"{df['car_T_called_malignant'].sum()}/{car_t} ({100 * df['car_T_called_malignant'].sum() / max(car_t, 1):.2f} %)"
+        )
     df = df.copy()
     df["correct"] = df["call"] == df["mechanism"]
     df["naive_correct"] = df["naive_call"] == df["mechanism"]
@@ -318,6 +355,11 @@ def main() -> None:
         "--cnv", action="store_true", help="run call_malignant first for obs['cnv_subclone']"
     )
     ap.add_argument("--summary-only", action="store_true")
+    ap.add_argument(
+        "--antigen", default="CD7", help="CD7 (T-ALL), CD19/CD22 (B-ALL), BCMA (myeloma)"
+    )
+    ap.add_argument("--labels", choices=["yes", "no"], default="yes")
+    ap.add_argument("--depths", default="1000,3000,8000")
     args = ap.parse_args()
     warnings.filterwarnings("ignore")
     import logging
@@ -326,7 +368,8 @@ def main() -> None:
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
     done = pd.read_csv(out) if out.exists() else pd.DataFrame()
-    todo = [r for r in grid() if done.empty or r["id"] not in set(done["id"])]
+    depths = tuple(int(d) for d in args.depths.split(","))
+    todo = [r for r in grid(depths) if done.empty or r["id"] not in set(done["id"])]
     # interleave the groups so that a partial run (time box) covers every group
     todo = [todo[i] for i in np.random.default_rng(0).permutation(len(todo))]
     if args.only:
@@ -336,7 +379,14 @@ def main() -> None:
         todo = todo[: args.limit]
     if not args.summary_only:
         for k, row in enumerate(todo):
-            res = run_one(row, cells=args.cells, boot=args.boot, cnv=args.cnv)
+            res = run_one(
+                row,
+                cells=args.cells,
+                boot=args.boot,
+                cnv=args.cnv,
+                antigen=args.antigen,
+                labels=args.labels == "yes",
+            )
             pd.DataFrame([res]).to_csv(out, mode="a", header=not out.exists(), index=False)
             print(
                 f"[{k + 1}/{len(todo)}] id={row['id']} {row['group']:24s} {row['mechanism']:27s} → {res['call']:27s} "
@@ -346,7 +396,9 @@ def main() -> None:
     df = pd.read_csv(out)
     print(
         summarize(
-            df, f"simulated grid ({args.cells} cells per sample, {args.boot} bootstrap replicates)"
+            df,
+            f"simulated grid, antigen {args.antigen}, labels {args.labels} ({args.cells} cells per "
+            f"sample, {args.boot} bootstrap replicates)",
         )
     )
 

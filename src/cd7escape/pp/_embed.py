@@ -111,8 +111,10 @@ def embed(
     import scanpy as sc
     import scipy.sparse as sp
 
+    from .._lineages import antigen_gene
     from ._pca import arpack_pca
 
+    antigen = antigen_gene(antigen)  # BCMA -> TNFRSF17: the gene must be what is kept out
     if copy:
         adata = adata.copy()
     if integration not in ("pca", "scvi"):

@@ -328,7 +328,13 @@ def antigen_state(
 def _validate(adata, params: dict[str, Any]) -> None:
     problems = []
     if params["antigen"] not in adata.var_names:
-        problems.append(f"antigen '{params['antigen']}' is not a gene of this data (var_names)")
+        from ..._lineages import antigen_gene
+
+        gene = antigen_gene(params["antigen"])
+        hint = f" (its gene symbol is {gene})" if gene != params["antigen"] else ""
+        problems.append(
+            f"antigen '{params['antigen']}' is not a gene of this data (var_names){hint}"
+        )
     for k in params["groupby"]:
         if k not in adata.obs:
             problems.append(f"groupby key '{k}' is not in obs")

@@ -11,7 +11,7 @@ import scipy.sparse as sp
 from ..._anndata import counts_matrix
 from ..._config import MalignantParams
 from ..._errors import InputError
-from ..._lineages import Lineage, resolve_lineage
+from ..._lineages import Lineage, antigen_gene, resolve_lineage
 from ..._logging import logger, timed
 from ..._sparse import scale_rows
 from ..._uns import record
@@ -211,6 +211,7 @@ def call_malignant(
         raise InputError.single(
             f"min_score must be in [0, 1], got {min_score}", field="malignant.min_score"
         )
+    antigen = antigen_gene(antigen)  # BCMA -> TNFRSF17: the gene must be what is kept out
     try:
         spec = resolve_lineage(lineage, antigen)
     except ValueError as err:
