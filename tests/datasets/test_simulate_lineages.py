@@ -195,11 +195,14 @@ def test_tumour_ig_is_monoclonal_normal_b_polyclonal(request, fixture):
     chains = set(a.obs.loc[b_cell, "receptor_chains"].astype(str))
     assert "IGH+IGK" in chains
     assert "IGH+IGL" in chains
-    # T cells carry TCRs, never IG; IG-carrying cells are B lineage
+    # T cells carry TCRs (in the contigs), never IG; clonotypes in obs are of the lineage's loci
     t_like = _is(a, "normal_T") | _is(a, "car_T")
-    assert a.obs.loc[t_like, "igh_cdr3"].isna().all()
-    assert a.obs.loc[t_like, "trb_cdr3"].notna().mean() > 0.4
-    assert a.obs.loc[~t_like, "trb_cdr3"].isna().all()
+    assert a.obs.loc[t_like, "clone_id"].isna().all()
+    assert "trb_cdr3" not in a.obs
+    c = a.uns["vdj_contigs"]
+    t_barcodes = set(a.obs.loc[t_like, "barcode"])
+    tr = c["chain"].isin(["TRA", "TRB"]) & (c["productive"] == "true")
+    assert len(set(c.loc[tr, "barcode"]) & t_barcodes) > 0.4 * t_like.sum()
 
 
 def test_ig_contigs(ball, myeloma):
@@ -252,6 +255,28 @@ def test_b_to_myeloid_switch(switch):
     assert set(heavy_r) == set(heavy_b)
     assert 0.1 * rel.sum() < len(heavy_r) < len(heavy_b)
     assert switch.uns["truth"]["cnvs"]["owner"].count("trunk") == 2
+
+
+def test_obs_is_what_the_reader_gives_for_the_lineage(ball, tmp_path):
+    import pandas as pd
+
+    from cd7escape import io
+    from cd7escape._lineages import LINEAGES
+
+    sheet = write_simulated(ball, tmp_path, fmt="h5")
+    row = pd.read_csv(sheet).iloc[0]
+    vdj = io.read_vdj(sheet.parent / row["vdj"], loci=LINEAGES["B"].loci)
+    obs = ball.obs[ball.obs["sample"] == row["sample"]].set_index("barcode")
+    pd.testing.assert_series_equal(
+        vdj["clone_id"].dropna().sort_index(),
+        obs.loc[obs["clone_id"].notna(), "clone_id"].astype(object).sort_index(),
+        check_names=False,
+        check_index=False,
+    )
+    assert (vdj["receptor_chains"] == obs.loc[vdj.index, "receptor_chains"].astype(str)).all()
+    for col in ("igh_cdr3", "igk_cdr3", "igl_cdr3"):
+        have = vdj[col].dropna()
+        assert (have == obs.loc[have.index, col]).all()
 
 
 def test_input_errors():

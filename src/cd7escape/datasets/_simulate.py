@@ -224,8 +224,8 @@ def simulate_patient(
     ``sample``, ``timepoint``, ``tissue``, ``barcode``, ``clone_id`` (``'TRB:<nt>;TRA:<nt>'``,
     ``'IGH:<nt>;IGK:<nt>'`` …), ``receptor_chains`` (loci with a productive chain, sorted, joined by
     ``+``: ``'TRA+TRB'``, ``'IGH+IGK'``, ``'none'``) and ``<locus>_cdr3`` (``trb_cdr3``, ``tra_cdr3``;
-    in B-ALL and myeloma also ``igh_cdr3``, ``igk_cdr3``, ``igl_cdr3``) as the VDJ reader gives them,
-    and the truth: ``truth_cell_type``,
+    in B-ALL and myeloma ``igh_cdr3``, ``igk_cdr3``, ``igl_cdr3``: the lineage's loci, so T cells'
+    TCRs are in the contigs only) as the VDJ reader gives them for the lineage, and the truth: ``truth_cell_type``,
     ``truth_malignant``, ``truth_subclone`` (``''`` for normal cells), ``truth_antigen_negative`` (the
     cell does not express the antigen), ``truth_antigen_level`` (expected antigen expression relative
     to baseline blasts); ``uns['truth']`` (mechanism, lineage, every parameter, subclone table, CNVs,
@@ -1058,21 +1058,22 @@ def _clone_fields(clone: dict | None, has: tuple[bool, bool]) -> dict:
     }
 
 
-#: receptor loci of a B-ALL or myeloma patient's cells, in the order of their ``<locus>_cdr3`` columns
-RECEPTOR_COLUMNS_B = ("IGH", "IGK", "IGL", "TRB", "TRA")
+#: receptor loci whose chains make a B-ALL or myeloma patient's clonotypes (``LINEAGES[...].loci``, as
+#: ``io.read_vdj(loci=...)`` reads them in a B-lineage run; T cells' TCRs are in the contigs only)
+RECEPTOR_COLUMNS_B = ("IGH", "IGK", "IGL")
 
 
 def _receptor_fields(clone: dict | None, has: tuple[bool, bool], loci: tuple[str, ...]) -> dict:
-    """The VDJ reader's columns of one cell with a TCR (TRB, TRA) or an IG (IGH, light chain):
-    ``clone_id`` (``'<locus>:<cdr3 nt>'`` joined by ``;``, heavy/beta chain first),
-    ``receptor_chains`` (loci with a productive chain, sorted, joined by ``+``; ``'none'``) and
-    ``<locus>_cdr3`` (amino acids) for every locus in ``loci``."""
+    """The VDJ reader's columns of one cell with a TCR (TRB, TRA) or an IG (IGH, light chain), counting
+    the chains of ``loci`` only: ``clone_id`` (``'<locus>:<cdr3 nt>'`` joined by ``;``, heavy/beta
+    chain first), ``receptor_chains`` (loci with a productive chain, sorted, joined by ``+``;
+    ``'none'``) and ``<locus>_cdr3`` (amino acids) for every locus in ``loci``."""
     from ._tcr import translate
 
     chains = []
     if clone is not None:
         first, second = ("IGH", clone["light"]) if "light" in clone else ("TRB", "TRA")
-        chains = [c for c, present in ((first, has[0]), (second, has[1])) if present]
+        chains = [c for c, on in ((first, has[0]), (second, has[1])) if on and c in loci]
     out = {
         "clone_id": ";".join(f"{c}:{clone[f'{c}_nt']}" for c in chains) if chains else np.nan,
         "receptor_chains": "+".join(sorted(chains)) if chains else "none",
