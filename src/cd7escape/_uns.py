@@ -94,6 +94,15 @@ def lineage_of(adata, lineage: str | None, antigen: str):
     return resolve_lineage(lineage, antigen)
 
 
+def normal_cells_label(adata, key: str = "burden") -> str:
+    """How reports name the normal cells ``tl.sample_burden`` followed: 'normal T cells' (T-ALL),
+    'normal B cells' (B-ALL), 'normal plasma cells' (myeloma)."""
+    entry = step(adata, key) or {}
+    cls = entry.get("normal_class", "normal_T") if hasattr(entry, "get") else "normal_T"
+    name = {"normal_T": "T", "B": "B", "plasma": "plasma"}.get(str(cls), str(cls))
+    return f"normal {name} cells"
+
+
 def decode(value: Any) -> Any:
     """Undo h5ad storage: JSON text of nested values back to lists/dicts, ``'None'`` to None, arrays to lists."""
     import json

@@ -10,6 +10,7 @@ from typing import Any
 
 from .._config import Config, SampleSpec
 from .._errors import InputError, Problem
+from .._lineages import T_LOCI
 from ._text_files import open_text
 
 #: sample fields holding paths (resolved relative to the sheet, or to the config for inline lists)
@@ -97,6 +98,8 @@ def _load(path: Path) -> tuple[Config | None, list[SampleSpec], list[Problem]]:
             Problem("must be a sample sheet path or a list of samples", field="samples", file=file)
         )
     specs: list[SampleSpec] = []
+    # the receptor loci of the run's lineage choose a Cell Ranger folder's VDJ library (vdj_t or vdj_b)
+    loci = config.lineage_spec.loci if config is not None else T_LOCI
     sheet_file = row_file if rows else file
     for i, row in enumerate(rows):
         if not isinstance(row, dict):
@@ -158,7 +161,7 @@ def _load(path: Path) -> tuple[Config | None, list[SampleSpec], list[Problem]]:
                 continue
             updates[key] = _resolve(value, row_base)
         updates["path"] = _resolve(spec.path, row_base)
-        specs.append(_cellranger_files(spec.model_copy(update=updates)))
+        specs.append(_cellranger_files(spec.model_copy(update=updates), loci))
     seen: dict[str, int] = {}
     for spec in specs:
         seen[spec.sample] = seen.get(spec.sample, 0) + 1
@@ -187,13 +190,13 @@ def _load(path: Path) -> tuple[Config | None, list[SampleSpec], list[Problem]]:
     return config, specs, problems
 
 
-def _cellranger_files(spec: SampleSpec) -> SampleSpec:
+def _cellranger_files(spec: SampleSpec, loci: tuple[str, ...] = T_LOCI) -> SampleSpec:
     """A Cell Ranger folder's files in place of the folder; a folder that is not one stays as given
     (validate_config and read_sample report it, with the other problems of the sample)."""
     from ._cellranger import resolve_cellranger
 
     try:
-        return resolve_cellranger(spec)
+        return resolve_cellranger(spec, loci=loci)
     except InputError:
         return spec
 

@@ -234,7 +234,11 @@ def _run_patient(
             # one copy of the counts (layers['counts']) until embed sets X: QC's filtering then copies
             # half the data, and a 200k-cell patient holds one matrix less
             return read_patient(
-                specs, antigen=config.antigen, car_feature=config.car_feature, counts_only=True
+                specs,
+                antigen=config.antigen,
+                car_feature=config.car_feature,
+                counts_only=True,
+                loci=config.lineage_spec.loci,
             )
 
         done, pending, shell = ([], steps, None) if force else _trusted_resume_point(steps, pid)

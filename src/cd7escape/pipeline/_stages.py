@@ -140,7 +140,7 @@ def _classify(adata, config: Config) -> None:
     from .. import tl
 
     # the per-sample numbers first: they need no relapse and stay when the call cannot be made
-    tl.sample_burden(adata, antigen=config.antigen)
+    tl.sample_burden(adata, antigen=config.antigen, lineage=config.lineage_spec.name)
     tl.classify_relapse(
         adata,
         antigen=config.antigen,
@@ -216,6 +216,7 @@ def ingest_params(samples: list[SampleSpec], config: Config) -> dict[str, Any]:
         # caches made by another version of the code are not reused
         "version": __version__,
         "antigen": config.antigen,
+        "lineage": config.lineage_spec.name,  # the receptor loci read
         "car_feature": config.car_feature,
         "antigen_protein": config.antigen_protein,
         "samples": [

@@ -1,4 +1,4 @@
-"""TCR clonotypes shared between timepoints."""
+"""Receptor clonotypes (TCR, or IG in B-ALL and myeloma) shared between timepoints."""
 
 from __future__ import annotations
 
@@ -29,7 +29,7 @@ def clonotype_sharing(
     save: str | Path | None = None,
     return_fig: bool = False,
 ) -> Figure | Axes | None:
-    """The most frequent TCR clonotypes and their share of cells at each timepoint.
+    """The most frequent receptor clonotypes and their share of cells at each timepoint.
 
     Clonotypes are ranked by cell count over all timepoints and named C1, C2 … in that order (the full
     CDR3 sequences are long; they stay in ``obs[key]``). A clonotype marked ``malignant`` is one whose cells
@@ -70,7 +70,7 @@ def clonotype_sharing(
     ax.set_yticks(yy, labels)
     ax.set_ylim(len(share) - 0.5, -0.5)
     ax.set_xlabel("share of all cells at the timepoint")
-    ax.set_title(f"top {len(share)} TCR clonotypes")
+    ax.set_title(f"top {len(share)} clonotypes")
     ax.legend(title=timepoint_key, frameon=False, loc="lower right", fontsize="small")
     for side in ("top", "right"):
         ax.spines[side].set_visible(False)

@@ -87,7 +87,7 @@ def sample_timeline(
         err = np.vstack([np.clip(v - lo, 0, None), np.clip(hi - v, 0, None)])
         err = np.where(np.isfinite(err), err, 0.0)
         if prefix == "normal_t":
-            label = f"{antigen}-negative fraction of normal T cells (model)"
+            label = f"{antigen}-negative fraction of {_uns.normal_cells_label(adata, key)} (model)"
         ax.errorbar(
             x[ok] + dx, v[ok], yerr=err[:, ok], color=color, marker="o", ms=5, capsize=3, lw=1.4,
             ls="--" if prefix == "donor" else "-", label=label,

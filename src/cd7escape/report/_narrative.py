@@ -38,7 +38,7 @@ _MEANING = {
         "subclones contribute substantially to the relapse."
     ),
     "lineage_switch": (
-        "The relapse cells are linked to the leukemic clone (TCR or copy-number changes) but no longer carry a "
+        "The relapse cells are linked to the leukemic clone (its TCR or IG clonotype, or copy-number changes) but no longer carry a "
         "T-lineage program, so {antigen} loss follows a change of lineage."
     ),
     "indeterminate": "The data cannot decide between the mechanisms; see the reason and caveats.",

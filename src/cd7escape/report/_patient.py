@@ -7,6 +7,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from .. import _uns
 from .._files import atomic_write_bytes, atomic_write_h5ad, atomic_write_text
 from .._logging import logger, timed
 from .._parallel import in_thread
@@ -225,10 +226,11 @@ def _figure_sections(adata, result: dict[str, Any], figdir: Path) -> list[dict[s
     obs = adata.obs
     sections: list[dict[str, Any]] = []
 
+    normal = _uns.normal_cells_label(adata)
     sec = _section(
         "samples",
         "Per sample, in time order",
-        f"Every sample in time order (baseline, product, remission, relapse, other): the malignant share and the CAR-T share of its cells after QC (95% Wilson interval), its normal T cells and their {antigen}-negative fraction by the antigen model (95% CI; measured against the normal T cells' own {antigen} level, so dropout zeros are not counted as loss) with the naive zero-count fraction beside it, and donor chimerism when a donor assignment was given.",
+        f"Every sample in time order (baseline, product, remission, relapse, other): the malignant share and the CAR-T share of its cells after QC (95% Wilson interval), its {normal} and their {antigen}-negative fraction by the antigen model (95% CI; measured against the {normal}' own {antigen} level, so dropout zeros are not counted as loss) with the naive zero-count fraction beside it, and donor chimerism when a donor assignment was given.",
     )
     if not result.get("samples"):
         sec["notes"].append("No per-sample numbers (tl.sample_burden was not run).")
@@ -238,9 +240,9 @@ def _figure_sections(adata, result: dict[str, Any], figdir: Path) -> list[dict[s
             figdir,
             "sample_timeline",
             lambda: pl.sample_timeline(adata, show=False, return_fig=True),
-            f"Malignant share, CAR-T share and {antigen}-negative fraction of normal T cells per sample, in time order (95% intervals).",
+            f"Malignant share, CAR-T share and {antigen}-negative fraction of {normal} per sample, in time order (95% intervals).",
         )
-        sec["rows"] = _sample_rows(result)
+        sec["rows"] = _sample_rows(result, normal)
     sections.append(sec)
 
     sec = _section(
@@ -303,10 +305,10 @@ def _figure_sections(adata, result: dict[str, Any], figdir: Path) -> list[dict[s
     sec = _section(
         "clonotypes",
         "Clonotype sharing",
-        "The most frequent TCR clonotypes and their share of cells at each timepoint; a leukemic clonotype present at both timepoints links relapse to baseline.",
+        "The most frequent receptor clonotypes (TCR, or IG in B-ALL and myeloma) and their share of cells at each timepoint; a leukemic clonotype present at both timepoints links relapse to baseline.",
     )
     if "clone_id" not in obs or obs["clone_id"].isna().all():
-        sec["notes"].append("No TCR clonotypes (no VDJ data, or obs['clone_id'] is empty).")
+        sec["notes"].append("No receptor clonotypes (no VDJ data, or obs['clone_id'] is empty).")
     else:
         _add(
             sec,
@@ -379,8 +381,9 @@ def _group_rows(result: dict[str, Any], only: set[str]) -> tuple[list[dict[str, 
     return rows or None, note
 
 
-def _sample_rows(result: dict[str, Any]) -> list[dict[str, Any]]:
+def _sample_rows(result: dict[str, Any], normal: str = "normal T cells") -> list[dict[str, Any]]:
     """result.json's samples as people read them: each share with its interval in one cell."""
+    short = normal.removesuffix(" cells")
     antigen = result["antigen"]
     rows = []
     for r in result["samples"]:
@@ -394,15 +397,15 @@ def _sample_rows(result: dict[str, Any]) -> list[dict[str, Any]]:
         row["CAR-T (95% CI)"] = _with_ci(
             r.get("car_t_share"), r.get("car_t_ci_low"), r.get("car_t_ci_high")
         )
-        row["normal T cells"] = r.get("normal_t_cells")
-        row[f"{antigen}-negative normal T (model, 95% CI)"] = (
+        row[normal] = r.get("normal_t_cells")
+        row[f"{antigen}-negative {short} (model, 95% CI)"] = (
             _with_ci(
                 r["normal_t_negative_fraction"], r.get("normal_t_ci_low"), r.get("normal_t_ci_high")
             )
             if r.get("normal_t_negative_fraction") is not None
             else r.get("normal_t_reason") or "n/a"
         )
-        row["zero-count fraction of normal T (naive)"] = _render.pct(
+        row[f"zero-count fraction of {short} (naive)"] = _render.pct(
             r.get("normal_t_zero_count_fraction")
         )
         row["donor chimerism (95% CI)"] = (

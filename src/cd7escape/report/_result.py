@@ -120,6 +120,7 @@ def build_result(adata, *, config, patient: str) -> dict[str, Any]:
     result = {
         "patient": patient,
         "antigen": config.antigen,
+        "lineage": config.lineage_spec.name,
         "mechanism": mechanism if mechanism is not None else "indeterminate",
         "mechanism_called": mechanism is not None,
         "confidence": confidence,

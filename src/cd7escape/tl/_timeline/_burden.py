@@ -10,7 +10,7 @@ import pandas as pd
 
 from ..._anndata import antigen_counts
 from ..._errors import InputError
-from ..._uns import record, step
+from ..._uns import lineage_of, record, step
 from .._antigen import fit_antigen_mixture, group_antigen, recorded_antigen_model
 
 if TYPE_CHECKING:
@@ -55,6 +55,7 @@ def sample_burden(
     adata: AnnData,
     *,
     antigen: str = "CD7",
+    lineage: str | None = None,
     key_added: str = "burden",
     copy: bool = False,
 ) -> AnnData | None:
@@ -66,7 +67,10 @@ def sample_burden(
 
     - the malignant share (``obs['malignant']``) and the CAR-T share (``obs['cell_class'] == 'car_T'``),
       each with its Wilson score interval at the antigen model's level ``1 - alpha``;
-    - the normal T cells (``cell_class == 'normal_T'``) and their antigen-negative fraction measured with
+    - the normal T cells (``cell_class == 'normal_T'``; in B-ALL the normal B cells, in myeloma the normal
+      plasma cells: the antigen's normal lineage, ``results['normal_class']``, whose loss and return after
+      CAR-T is the aplasia and reconstitution a clinician follows; the ``normal_t_*`` columns hold them)
+      and their antigen-negative fraction measured with
       the patient's recorded antigen model (:func:`~cd7escape.tl._antigen.group_antigen` with the
       recorded ambient rate, ``theta`` and options), the expressing level being the normal T cells' own
       (the free mixture fitted on every normal T cell of the patient), with its profile-likelihood
@@ -85,6 +89,9 @@ def sample_burden(
         (``tl.antigen_state`` is run with its defaults when absent).
     antigen
         Gene symbol of the CAR target (``CD7`` by default; CD5, CD19, CD22 … work the same way).
+    lineage
+        The tumour's lineage (``'T'``, ``'B'``, ``'plasma'``); default: the one
+        :func:`cd7escape.tl.call_malignant` recorded, else the antigen's. Its normal cells are followed.
     key_added
         Name of the record ``uns['cd7escape'][key_added]`` (parameters, ``table``, ``reference_level``).
     copy
@@ -112,7 +119,11 @@ def sample_burden(
     sample = obs["sample"].astype(str).to_numpy()
     mal = obs["malignant"].fillna(False).to_numpy(dtype=bool)
     cls = obs["cell_class"].astype(str).to_numpy()
-    normal_t = (cls == "normal_T") & ~mal
+    try:
+        spec = lineage_of(adata, lineage, antigen)
+    except ValueError as err:
+        raise InputError.single(str(err), field="lineage") from None
+    normal_t = (cls == spec.normal_class) & ~mal
     mu_ref, ref_reason = _normal_t_level(y[normal_t & keep], s[normal_t & keep], model)
     donor, recipient, donor_source = _donor(adata)
 
@@ -139,8 +150,15 @@ def sample_burden(
     record(
         adata,
         key_added,
-        {"antigen": antigen, "key_added": key_added, "confidence": level, **model.options()},
+        {
+            "antigen": antigen,
+            "lineage": spec.name,
+            "key_added": key_added,
+            "confidence": level,
+            **model.options(),
+        },
         results={
+            "normal_class": spec.normal_class,
             "table": table,
             "reference_level": float(mu_ref),
             "reference_reason": ref_reason,
