@@ -161,6 +161,8 @@ def run_one(
         if k in row
     }
     t0 = time.perf_counter()
+    if "tcr" in kw:
+        kw["ig"] = kw["tcr"]  # the tumour's receptor, IG in B-ALL and myeloma
     adata = ce.datasets.simulate_patient(
         row["mechanism"], seed=row["seed"], n_cells=cells, antigen=antigen, **kw
     )

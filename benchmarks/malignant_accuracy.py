@@ -18,7 +18,11 @@ Three parts (run all, or pick with ``--part``):
 Usage::
 
     nice python benchmarks/malignant_accuracy.py [--part sim|real|car|timing] [--seeds 20] [--n-cells 1000]
-        [--car-transduced 0.05 0.2]
+        [--car-transduced 0.05 0.2] [--antigen CD7]
+
+``--antigen`` picks the lineage of the simulated parts (issue 21): CD7 T-ALL (default), CD19 or CD22 B-ALL,
+BCMA myeloma; the "antigen-negative normal T cells" are then the antigen's normal lineage (B or plasma
+cells) that are antigen-negative.
 """
 
 from __future__ import annotations
@@ -47,8 +51,12 @@ def _f1(truth: np.ndarray, called: np.ndarray) -> float:
     return float(2 * np.sum(truth & called) / max(truth.sum() + called.sum(), 1))
 
 
-def simulated(n_seeds: int, n_cells: int) -> pd.DataFrame:
+def simulated(n_seeds: int, n_cells: int, antigen: str = "CD7") -> pd.DataFrame:
     import cd7escape as ce
+    from cd7escape._lineages import antigen_gene, resolve_lineage
+
+    gene = antigen_gene(antigen)
+    normal_class = resolve_lineage(None, gene).normal_class
 
     rows, pooled = [], []
     for seed in range(n_seeds):
@@ -61,18 +69,21 @@ def simulated(n_seeds: int, n_cells: int) -> pd.DataFrame:
             n_cells=n_cells,
             depth=depth,
             tcr=tcr,
+            ig=tcr,  # the tumour's receptor (IG in B-ALL and myeloma) present or not
             minor_subclone_without_cnv=True,
             negative_fraction=0.15,
+            antigen=antigen,
         )
-        ce.pp.embed(adata, umap=False, exclude=("CAR_CD7",), seed=seed)
+        car_feature = next(v for v in adata.var_names if v.startswith("CAR_"))
+        ce.pp.embed(adata, antigen=gene, umap=False, exclude=(car_feature,), seed=seed)
         t = time.perf_counter()
-        ce.tl.call_malignant(adata, car_feature="CAR_CD7", seed=seed)
+        ce.tl.call_malignant(adata, antigen=gene, car_feature=car_feature, seed=seed)
         seconds = time.perf_counter() - t
         obs = adata.obs
         truth = obs["truth_malignant"].to_numpy(bool)
         called = obs["malignant"].to_numpy(bool)
         car = (obs["truth_cell_type"] == "car_T").to_numpy()
-        neg_t = ((obs["truth_cell_type"] == "normal_T") & obs["truth_antigen_negative"]).to_numpy(
+        neg_t = ((obs["truth_cell_type"] == normal_class) & obs["truth_antigen_negative"]).to_numpy(
             bool
         )
         s1 = (obs["truth_subclone"] == "S1").to_numpy()
@@ -311,11 +322,14 @@ def main() -> None:
     )
     parser.add_argument("--seeds", type=int, default=20)
     parser.add_argument(
+        "--antigen", default="CD7", help="CD7 (T-ALL), CD19/CD22 (B-ALL), BCMA (myeloma)"
+    )
+    parser.add_argument(
         "--n-cells", type=int, default=1000, help="cells per sample in the simulated runs"
     )
     args = parser.parse_args()
     if args.part in ("sim", "all"):
-        simulated(args.seeds, args.n_cells)
+        simulated(args.seeds, args.n_cells, args.antigen)
     if args.part in ("car", "all"):
         car_transduced(args.seeds, args.n_cells, args.car_transduced)
     if args.part in ("real", "all"):
