@@ -138,7 +138,10 @@ def antigen_state(
         ``protein_state``, per cell ``obs['{key_added}_protein_p_negative']`` and
         ``obs['{key_added}_rna_protein']`` ('RNA+ protein+', 'RNA+ protein-', …), and the finding
         ``rna_present_protein_absent`` (RNA mostly expressed: interval of pi below 0.5; protein mostly
-        absent: interval of protein_pi at or above 0.5).
+        absent: interval of protein_pi at or above 0.5). Data without ADT counts (no or an empty
+        ``obsm['protein']``: a patient without CITE-seq in a cohort with it) are measured by RNA alone,
+        with a logged note (``params['antigen_protein']`` is then ``None``); ADT counts without this
+        feature are an error.
     {doc_key_added}
     {doc_copy}
 
@@ -151,6 +154,14 @@ def antigen_state(
     fold_vs_reference with its interval, state, identifiable, zero_fraction (naive), detection_limit),
     ``theta``, ``ambient_rate`` and ``ambient_source``.
     """
+    if antigen_protein is not None and not _has_adt(adata):
+        logger.info(
+            "    note: no ADT counts (obsm['protein']) in these data: %s is measured by RNA, not by "
+            "its protein %s",
+            antigen,
+            antigen_protein,
+        )
+        antigen_protein = None
     params = {
         "antigen": antigen,
         "groupby": [groupby] if isinstance(groupby, str) else list(groupby),
@@ -376,6 +387,12 @@ def _validate(adata, params: dict[str, Any]) -> None:
         from ..._errors import Problem
 
         raise InputError([Problem(m, field="antigen_model") for m in problems])
+
+
+def _has_adt(adata) -> bool:
+    """Whether ``adata`` holds ADT counts: an ``obsm['protein']`` with at least one column."""
+    prot = adata.obsm.get("protein") if hasattr(adata, "obsm") else None
+    return prot is not None and int(np.shape(prot)[1] if np.ndim(prot) == 2 else 0) > 0
 
 
 def _counts_and_size(adata, antigen: str, layer: str | None) -> tuple[np.ndarray, np.ndarray]:
