@@ -1,19 +1,31 @@
 #!/usr/bin/env python
-"""Write the small example cohort in data/test_h5ad/ and configs/example.yaml.
+"""Write the small example cohorts in data/test_h5ad/ and their configs (configs/example.yaml, example_b_all.yaml).
 
-One simulated patient per mechanism, in different input formats so that every reader is exercised:
+The CD7 (T-ALL) example: one simulated patient per mechanism and two clinical findings, in different
+input formats so that every reader is exercised:
 
 ===  ===========================  =====  ============================================
-P1   preexisting_negative_clone   h5     10x HDF5 with Antibody Capture (CITE-seq)
+P1   preexisting_negative_clone   h5     10x HDF5 with Antibody Capture (CITE-seq, no protein loss)
 P2   antigen_downregulation       h5     a Cell Ranger multi folder per sample (path names the folder):
                                          10x HDF5, contigs and the raw matrix with empty droplets
 P3   antigen_retained             h5ad   AnnData files
 P4   mixed                        mtx    10x matrix folders
+P5   antigen_downregulation       h5     20 % of the relapse blasts carry the CAR transgene
+                                         (finding ``car_transduced_blasts``)
+P6   antigen_downregulation       h5     CITE-seq; the relapse blasts lose the CD7 protein and keep its
+                                         RNA (RNA alone: retained; finding ``protein_lost_rna_kept``)
+===  ===========================  =====  ============================================
+
+The CD19 (B-ALL) example (``configs/example_b_all.yaml``, ``samples_b_all.csv``):
+
+===  ===========================  =====  ============================================
+P7   antigen_downregulation       h5     a Cell Ranger multi folder per sample; IG contigs in ``vdj_b``
 ===  ===========================  =====  ============================================
 
 Each sample has 600 cells at ~2k UMIs; the genes are trimmed to ~1,300 (every program/marker
 gene, the most expressed genes, and a floor per chromosome for CNV windows) plus the genes of the
-patient's subclone expression programs, to keep the folder small.
+patient's subclone expression programs, to keep the folder small; the B-ALL patient also keeps the
+B-lineage, B-precursor and IG genes the simulator adds (``datasets/_lineage_sim.py``).
 The truth of each patient is in ``data/test_h5ad/<patient>/truth/``.
 
 Usage::
@@ -30,18 +42,30 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from cd7escape._lineages import LINEAGES
+from cd7escape._lineages import MARKERS as LINEAGE_MARKERS
+from cd7escape.datasets import _lineage_sim as L
 from cd7escape.datasets import simulate_patient, write_simulated
 from cd7escape.datasets._params import load_params
 from cd7escape.datasets._simulate import BLAST_UP, MATURE_DOWN, MYELOID_UP, T_PROGRAM
 
 REPO = Path(__file__).resolve().parents[1]
 #: patients written as Cell Ranger output folders (the others: one folder of files per sample)
-LAYOUTS = {"P2": "multi"}
+LAYOUTS = {"P2": "multi", "P7": "multi"}
+#: patient, mechanism, format, simulate_patient options (seed 100 + position)
 PATIENTS = [
     ("P1", "preexisting_negative_clone", "h5", {"negative_fraction": 0.2, "protein": True}),
     ("P2", "antigen_downregulation", "h5", {"empty_droplets": True}),  # Cell Ranger multi layout
     ("P3", "antigen_retained", "h5ad", {}),
     ("P4", "mixed", "mtx", {"negative_fraction": 0.2}),
+    # CAR-transduced blasts: a fifth of the relapse blasts carry CAR_CD7
+    ("P5", "antigen_downregulation", "h5", {"car_transduced": 0.2}),
+    # protein lost with RNA kept: the RNA says retained, the CAR sees a loss (truth: downregulation)
+    ("P6", "antigen_retained", "h5", {"protein": True, "protein_loss": True}),
+]
+#: the B-ALL example (CD19): patient, mechanism, format, options (seed 200 + position)
+PATIENTS_B_ALL = [
+    ("P7", "antigen_downregulation", "h5", {"antigen": "CD19"}),  # Cell Ranger multi, IG in vdj_b
 ]
 MARKERS = [
     "CD3E", "CD3D", "CD3G", "CD2", "NKG7", "GNLY", "KLRD1", "MS4A1", "CD79A", "CD79B", "CD19", "LYZ", "CD14",
@@ -69,6 +93,83 @@ def choose_genes(n_genes: int) -> np.ndarray:
     return np.sort(np.fromiter(keep, int))
 
 
+def b_lineage_genes() -> list[str]:
+    """Genes a B-ALL patient keeps beside the T example's: B programs, IG and marker genes."""
+    B = LINEAGES["B"]
+    light = [g for genes in L.LIGHT_GENES.values() for g in genes]
+    markers = [g for genes in LINEAGE_MARKERS.values() for g in genes]
+    return [*L.B_BLAST_UP, *L.B_EXTRA, *L.IG_GENES, *light, *B.program, *B.mature,
+            *B.blast_specific, *B.blast_supporting, *markers]  # fmt: skip
+
+
+def write_cohort(
+    out: Path, patients: list, *, seed0: int, args: argparse.Namespace, extra_genes: list[str] = ()
+) -> pd.DataFrame:
+    """Simulate and write ``patients`` under ``out``; returns their sample sheet rows (paths under ``out``).
+
+    The genes kept are :func:`choose_genes` (by symbol, so that a B-ALL patient's larger gene universe
+    keeps the same ones), ``extra_genes``, each patient's subclone program genes and the CAR feature.
+    """
+    base = load_params().genes[choose_genes(args.n_genes)]
+    sheets = []
+    for k, (patient, mechanism, fmt, extra) in enumerate(patients):
+        lineage = "T" if extra.get("antigen", "CD7") == "CD7" else "B"
+        P = load_params() if lineage == "T" else L.extended_params()
+        genes = np.union1d(P.index(base), P.index(extra_genes))
+        coverage = float(P.mu[lineage][genes].sum())
+        adata = simulate_patient(
+            mechanism,
+            seed=seed0 + k,
+            n_cells=args.n_cells,
+            depth=args.depth / coverage,
+            patient=patient,
+            **extra,
+        )
+        # the genes carrying each subclone's expression program stay (real data would have them all)
+        program = P.index(
+            [g for gs in adata.uns["truth"]["subclone_program_genes"].values() for g in gs]
+        )
+        cols = np.append(np.union1d(genes, program), len(P.genes))  # the CAR feature is the last
+        adata = adata[:, cols].copy()
+        if "empty_droplets" in adata.uns:  # trim the empty droplets' genes alike
+            for e in adata.uns["empty_droplets"].values():
+                e["counts"] = e["counts"][:, cols]
+        layout = LAYOUTS.get(patient, "files")
+        sheet = write_simulated(adata, out / patient, fmt=fmt, layout=layout)
+        s = pd.read_csv(sheet)
+        for col in ("path", "vdj", "raw_path"):
+            if col in s:
+                s[col] = s[col].map(
+                    lambda p, patient=patient: f"{patient}/{p}" if isinstance(p, str) else p
+                )
+        sheet.unlink()
+        sheets.append(s)
+        tot = np.asarray(adata.layers["counts"].sum(1)).ravel()
+        obs = adata.obs
+        mal = obs["truth_malignant"].to_numpy()
+        negative = ", ".join(
+            f"{t} {obs.loc[mal & (obs['timepoint'] == t).to_numpy(), 'truth_antigen_negative'].mean():.2f}"
+            for t in ("baseline", "relapse")
+        )
+        notes = []
+        if "truth_car_transduced" in obs:
+            notes.append(f"CAR-transduced blasts {int(obs['truth_car_transduced'].sum())}")
+        if "truth_protein_negative" in obs:
+            notes.append(f"protein-negative cells {int(obs['truth_protein_negative'].sum())}")
+        print(
+            f"{patient} {adata.uns['truth']['mechanism']:28s} {fmt:5s} cells {adata.n_obs} genes "
+            f"{adata.n_vars} median UMIs {np.median(tot):.0f}; truth negative fraction of malignant "
+            f"cells: {negative}" + "".join(f"; {n}" for n in notes)
+        )
+    sheet = pd.concat(sheets, ignore_index=True)
+    cols = [
+        c
+        for c in ("patient", "sample", "timepoint", "path", "vdj", "tissue", "raw_path")
+        if c in sheet
+    ]
+    return sheet[cols]
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -81,77 +182,51 @@ def main() -> None:
     )
     args = ap.parse_args()
 
-    P = load_params()
-    genes = choose_genes(args.n_genes)
-    car = "CAR_CD7"
-    coverage = float(np.mean([P.mu[c][genes].sum() for c in ("T",)]))
     if args.out.exists():
         shutil.rmtree(args.out)
     args.out.mkdir(parents=True)
-    sheets = []
-    for k, (patient, mechanism, fmt, extra) in enumerate(PATIENTS):
-        adata = simulate_patient(
-            mechanism,
-            seed=100 + k,
-            n_cells=args.n_cells,
-            depth=args.depth / coverage,
-            patient=patient,
-            car_feature=car,
-            **extra,
-        )
-        # the genes carrying each subclone's expression program stay (real data would have them all)
-        program = P.index(
-            [g for gs in adata.uns["truth"]["subclone_program_genes"].values() for g in gs]
-        )
-        cols = np.append(np.union1d(genes, program), len(P.genes))
-        adata = adata[:, cols].copy()
-        if "empty_droplets" in adata.uns:  # trim the empty droplets' genes alike
-            for e in adata.uns["empty_droplets"].values():
-                e["counts"] = e["counts"][:, cols]
-        layout = LAYOUTS.get(patient, "files")
-        sheet = write_simulated(adata, args.out / patient, fmt=fmt, layout=layout)
-        s = pd.read_csv(sheet)
-        for col in ("path", "vdj", "raw_path"):
-            if col in s:
-                s[col] = s[col].map(
-                    lambda p, patient=patient: f"{patient}/{p}" if isinstance(p, str) else p
-                )
-        sheet.unlink()
-        sheets.append(s)
-        tot = np.asarray(adata.layers["counts"].sum(1)).ravel()
-        mal = adata.obs["truth_malignant"].to_numpy()
-        print(
-            f"{patient} {mechanism:28s} {fmt:5s} cells {adata.n_obs} genes {adata.n_vars} "
-            f"median UMIs {np.median(tot):.0f}; truth negative fraction of malignant cells: "
-            + ", ".join(
-                f"{t} {adata.obs.loc[mal & (adata.obs['timepoint'] == t).to_numpy(), 'truth_antigen_negative'].mean():.2f}"
-                for t in ("baseline", "relapse")
-            )
-        )
-    sheet = pd.concat(sheets, ignore_index=True)
-    cols = [
-        c
-        for c in ("patient", "sample", "timepoint", "path", "vdj", "tissue", "raw_path")
-        if c in sheet
-    ]
-    sheet[cols].to_csv(args.out / "samples.csv", index=False)
-    config = REPO / "configs" / "example.yaml"
-    config.parent.mkdir(exist_ok=True)
-    config.write_text(
-        "# Example cohort: four simulated patients, one per relapse mechanism (scripts/make_fixtures.py).\n"
-        "# Paths are relative to this file. Truth: data/test_h5ad/<patient>/truth/.\n"
+    configs = REPO / "configs"
+    configs.mkdir(exist_ok=True)
+    sheet = write_cohort(args.out, PATIENTS, seed0=100, args=args)
+    sheet.to_csv(args.out / "samples.csv", index=False)
+    (configs / "example.yaml").write_text(
+        "# Example cohort (T-ALL, CD7 CAR-T): six simulated patients (scripts/make_fixtures.py), one per\n"
+        "# relapse mechanism (P1-P4) and two findings: P5 has CAR-transduced blasts at relapse, P6 lost the\n"
+        "# CD7 protein while keeping its RNA. Paths are relative to this file. Truth:\n"
+        "# data/test_h5ad/<patient>/truth/.\n"
         "# P2's samples are Cell Ranger multi output folders: the sheet's path names the folder, and\n"
         "# the filtered matrix, raw matrix and contigs are found in it (cd7escape validate lists them).\n"
+        "# P1 and P6 have CITE-seq (Antibody Capture): the CD7 protein decides their calls; the patients\n"
+        "# without ADT counts are measured by RNA.\n"
         "antigen: CD7\n"
-        "antigen_protein: null        # P1 has CITE-seq: CD7_TotalSeqC\n"
-        f"car_feature: {car}\n"
+        "antigen_protein: CD7_TotalSeqC\n"
+        "car_feature: CAR_CD7\n"
         "outdir: ../results\n"
         "samples: ../data/test_h5ad/samples.csv\n"
         "integration: pca\n"
         "seed: 0\n"
     )
+    sheet_b = write_cohort(
+        args.out, PATIENTS_B_ALL, seed0=200, args=args, extra_genes=b_lineage_genes()
+    )
+    sheet_b.to_csv(args.out / "samples_b_all.csv", index=False)
+    (configs / "example_b_all.yaml").write_text(
+        "# Example B-ALL patient (CD19 CAR-T; scripts/make_fixtures.py). Paths are relative to this file.\n"
+        "# Truth: data/test_h5ad/P7/truth/. P7's samples are Cell Ranger multi output folders whose\n"
+        "# receptor contigs are IG chains in vdj_b (the B lineage's loci: IGH, IGK, IGL).\n"
+        "antigen: CD19\n"
+        "lineage: B\n"
+        "antigen_protein: null\n"
+        "car_feature: CAR_CD19\n"
+        "outdir: ../results/b_all\n"
+        "samples: ../data/test_h5ad/samples_b_all.csv\n"
+        "integration: pca\n"
+        "seed: 0\n"
+    )
     size = sum(f.stat().st_size for f in args.out.rglob("*") if f.is_file())
-    print(f"wrote {args.out} ({size / 1e6:.2f} MB) and {config}")
+    print(
+        f"wrote {args.out} ({size / 1e6:.2f} MB), configs/example.yaml and configs/example_b_all.yaml"
+    )
 
 
 if __name__ == "__main__":
