@@ -389,7 +389,9 @@ def main() -> None:
                 antigen=args.antigen,
                 labels=args.labels == "yes",
             )
-            pd.DataFrame([res]).to_csv(out, mode="a", header=not out.exists(), index=False)
+            # rows differ in their keys (shares, routes): the file is rewritten with the union of columns
+            done = pd.concat([done, pd.DataFrame([res])], ignore_index=True)
+            done.to_csv(out, index=False)
             print(
                 f"[{k + 1}/{len(todo)}] id={row['id']} {row['group']:24s} {row['mechanism']:27s} → {res['call']:27s} "
                 f"conf={res['confidence']:.2f} naive={res['naive_call']} ({res['seconds_total']} s)",
