@@ -568,6 +568,7 @@ def _call(
     # clonotype is most likely a blast whose TCR was not captured, even without a blast program.
     logit = np.where(tcr > 0, W_TCR_LEUKEMIC, np.where(tcr < 0, W_TCR_OTHER, logit))
     smoothed = CELL_WEIGHT * logit + (1 - CELL_WEIGHT) * _cluster_mean(logit, clusters)
+    # cells of the tumour's lineage ("T cells" below, as in T-ALL; B or plasma cells in B-ALL and myeloma)
     is_t = lineage == tumour
     # T cells by their own transcripts too, not only by their neighbourhood's: a cell among T cells with
     # none of CD3D/E/G, CD5, BCL11B, TRAC, TRBC1/2 (an NK cell) is not a T cell whose TCR went unread,
