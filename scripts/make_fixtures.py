@@ -154,8 +154,10 @@ def write_cohort(
         notes = []
         if "truth_car_transduced" in obs:
             notes.append(f"CAR-transduced blasts {int(obs['truth_car_transduced'].sum())}")
-        if "truth_protein_negative" in obs:
-            notes.append(f"protein-negative cells {int(obs['truth_protein_negative'].sum())}")
+        if extra.get("protein_loss"):
+            notes.append(
+                f"cells without surface protein {int(obs['truth_protein_negative'].sum())}"
+            )
         print(
             f"{patient} {adata.uns['truth']['mechanism']:28s} {fmt:5s} cells {adata.n_obs} genes "
             f"{adata.n_vars} median UMIs {np.median(tot):.0f}; truth negative fraction of malignant "
