@@ -5,8 +5,9 @@ BIN    := $(VENV)/bin
 
 .PHONY: example test setup lint clean
 
-example: setup  ## set up the environment and run the bundled example cohort
+example: setup  ## set up the environment and run the bundled example cohorts (T-ALL CD7, B-ALL CD19)
 	$(BIN)/cd7escape run configs/example.yaml
+	$(BIN)/cd7escape run configs/example_b_all.yaml
 
 setup: $(VENV)/.installed
 
