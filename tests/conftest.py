@@ -30,11 +30,7 @@ def repo() -> Path:
     return REPO
 
 
-@pytest.fixture(scope="session")
-def example_run(tmp_path_factory) -> Path:
-    """The example cohort (configs/example.yaml) run once through the CLI; shared by every test module."""
-    out = tmp_path_factory.mktemp("example")
-    config = REPO / "configs" / "example.yaml"
+def _run_example(config: Path, out: Path) -> Path:
     proc = subprocess.run(
         [sys.executable, "-m", "cd7escape.cli", "run", str(config), "--outdir", str(out)],
         capture_output=True,
@@ -42,6 +38,20 @@ def example_run(tmp_path_factory) -> Path:
     )
     assert proc.returncode == 0, proc.stderr[-3000:]
     return out
+
+
+@pytest.fixture(scope="session")
+def example_run(tmp_path_factory) -> Path:
+    """The example cohort (configs/example.yaml) run once through the CLI; shared by every test module."""
+    return _run_example(REPO / "configs" / "example.yaml", tmp_path_factory.mktemp("example"))
+
+
+@pytest.fixture(scope="session")
+def example_b_all_run(tmp_path_factory) -> Path:
+    """The B-ALL example (configs/example_b_all.yaml, CD19) run once through the CLI."""
+    return _run_example(
+        REPO / "configs" / "example_b_all.yaml", tmp_path_factory.mktemp("example_b_all")
+    )
 
 
 # Simulated patients shared by the test modules: name -> (mechanism, simulate_patient options). Each is

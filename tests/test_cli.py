@@ -17,28 +17,103 @@ def _cli(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess:
     return subprocess.run([*CLI, *args], capture_output=True, text=True, cwd=cwd)
 
 
-# example_run: the session fixture of tests/conftest.py (one example run shared with other modules)
+# example_run, example_b_all_run: session fixtures of tests/conftest.py (one run of each example config,
+# shared with other modules)
 
 
-def _truth(repo: Path) -> dict[str, str]:
-    sheet = pd.read_csv(repo / "data" / "test_h5ad" / "samples.csv")
-    return {
-        p: json.loads((repo / "data" / "test_h5ad" / p / "truth" / f"{p}.json").read_text())[
-            "mechanism"
-        ]
-        for p in sheet["patient"].unique()
-    }
+def _truth(repo: Path, sheet: str = "samples.csv") -> dict[str, str]:
+    """Each patient of an example sheet and its true mechanism (data/test_h5ad/<patient>/truth/)."""
+    patients = pd.read_csv(repo / "data" / "test_h5ad" / sheet)["patient"].unique()
+    return {p: _truth_json(repo, p)["mechanism"] for p in patients}
 
 
-def test_example_calls_the_true_mechanism(example_run: Path, repo: Path):
-    for patient, mechanism in _truth(repo).items():
-        result = json.loads((example_run / patient / "result.json").read_text())
-        assert result["mechanism"] == mechanism, (patient, result["reason"])
-        assert result["patient"] == patient
-        for tp in ("baseline", "relapse"):
-            numbers = result["timepoints"][tp]
-            assert numbers["ci_low"] <= numbers["antigen_negative_fraction"] <= numbers["ci_high"]
-            assert 0 <= numbers["zero_count_fraction"] <= 1
+def _truth_json(repo: Path, patient: str) -> dict:
+    return json.loads(
+        (repo / "data" / "test_h5ad" / patient / "truth" / f"{patient}.json").read_text()
+    )
+
+
+def _result(run: Path, patient: str) -> dict:
+    return json.loads((run / patient / "result.json").read_text())
+
+
+def test_example_calls_the_true_mechanism(example_run: Path, example_b_all_run: Path, repo: Path):
+    """Every patient of both examples gets its true mechanism; a pre-existing clone with confidence ≥ 0.8."""
+    cohorts = [(example_run, _truth(repo)), (example_b_all_run, _truth(repo, "samples_b_all.csv"))]
+    assert sum(len(t) for _, t in cohorts) == 7
+    for run, truth in cohorts:
+        for patient, mechanism in truth.items():
+            result = _result(run, patient)
+            assert result["mechanism"] == mechanism, (patient, result["reason"])
+            assert result["patient"] == patient
+            if mechanism == "preexisting_negative_clone":
+                assert result["confidence"] >= 0.8, (patient, result["confidence"])
+            for tp in ("baseline", "relapse"):
+                numbers = result["timepoints"][tp]
+                assert (
+                    numbers["ci_low"] <= numbers["antigen_negative_fraction"] <= numbers["ci_high"]
+                )
+                assert 0 <= numbers["zero_count_fraction"] <= 1
+
+
+def test_example_car_transduced_blasts(example_run: Path, repo: Path):
+    """P5: relapse blasts carrying CAR_CD7 are counted per sample and named at the top of the report."""
+    cells = pd.read_csv(repo / "data" / "test_h5ad" / "P5" / "truth" / "P5_cells.csv.gz")
+    truth = cells.groupby("sample")["truth_car_transduced"].sum()
+    assert truth["P5_baseline"] == 0
+    assert truth["P5_relapse"] >= 30
+    result = _result(example_run, "P5")
+    found = [f for f in result["findings"] if f["finding"] == "car_transduced_blasts"]
+    assert len(found) == 1
+    per_sample = found[0]["per_sample"]
+    assert set(per_sample) == {"P5_baseline", "P5_relapse"}
+    assert per_sample["P5_baseline"]["car_transduced"] == 0
+    # a lower bound (CAR capture misses cells), yet most of the transduced blasts
+    n = per_sample["P5_relapse"]["car_transduced"]
+    assert 0.5 * truth["P5_relapse"] <= n <= truth["P5_relapse"] + 5
+    assert n <= per_sample["P5_relapse"]["malignant_cells"]
+    assert found[0]["n_cells"] == n
+    html = (example_run / "P5" / "report.html").read_text()
+    top = html.find("CAR-transduced blasts")
+    assert 0 <= top < html.find("<h2"), "the finding is not at the top of the report"
+    assert top < html.find("The relapse was classified")
+
+
+def test_example_protein_lost_rna_kept(example_run: Path, repo: Path):
+    """P6: CD7 protein lost with RNA kept, measured by protein; P1's CITE-seq decides too; the patients
+    without ADT counts are measured by RNA, with a note in the log."""
+    truth = _truth_json(repo, "P6")
+    assert truth["rna_mechanism"] == "antigen_retained"
+    result = _result(example_run, "P6")
+    assert result["antigen_measured_by"].startswith("protein"), result["antigen_measured_by"]
+    found = [f for f in result["findings"] if f["finding"] == "protein_lost_rna_kept"]
+    assert len(found) == 1
+    relapse = found[0]["per_sample"]["P6_relapse"]
+    assert relapse["rna_present_protein_absent"] >= 0.5 * relapse["malignant_cells"]
+    assert _result(example_run, "P1")["antigen_measured_by"].startswith("protein")
+    without_adt = ["P2", "P3", "P4", "P5"]
+    for patient in without_adt:
+        r = _result(example_run, patient)
+        assert r["antigen_measured_by"] == "RNA", patient
+        assert not any(f["finding"] == "protein_lost_rna_kept" for f in r["findings"]), patient
+    log = (example_run / "run.log").read_text()
+    assert log.count("no ADT counts (obsm['protein'])") == len(without_adt)
+
+
+def test_example_b_all(example_b_all_run: Path, repo: Path):
+    """P7 (CD19 B-ALL, Cell Ranger multi with IG contigs in vdj_b): lineage B and its true mechanism."""
+    truth = _truth_json(repo, "P7")
+    assert truth["lineage"] == "B"
+    vdj_b = list(
+        (repo / "data" / "test_h5ad" / "P7").rglob("vdj_b/filtered_contig_annotations.csv")
+    )
+    assert len(vdj_b) == 2
+    result = _result(example_b_all_run, "P7")
+    assert result["lineage"] == "B"
+    assert result["antigen"] == "CD19"
+    assert result["mechanism"] == truth["mechanism"] != "antigen_retained"
+    summary = pd.read_csv(example_b_all_run / "cohort_summary.tsv", sep="\t")
+    assert summary["patient"].tolist() == ["P7"]
 
 
 def test_example_writes_every_output(example_run: Path, repo: Path):

@@ -157,37 +157,56 @@ def test_bad_format(patient, tmp_path):
 
 
 def test_fixtures(repo):
+    """The bundled examples (scripts/make_fixtures.py): sheets, files, truth of every patient."""
     root = repo / "data" / "test_h5ad"
     size = sum(f.stat().st_size for f in root.rglob("*") if f.is_file())
-    assert size <= 8e6
-    sheet = pd.read_csv(root / "samples.csv")
-    assert sheet["patient"].nunique() == 4
-    for col in ("path", "vdj", "raw_path"):
-        for p in sheet[col].dropna():
-            assert (root / p).exists(), p
+    assert size <= 12e6  # 7 patients at 2 x 600 cells
+    sheets = {name: pd.read_csv(root / name) for name in ("samples.csv", "samples_b_all.csv")}
+    assert sorted(sheets["samples.csv"]["patient"].unique()) == ["P1", "P2", "P3", "P4", "P5", "P6"]
+    assert sheets["samples_b_all.csv"]["patient"].unique().tolist() == ["P7"]
+    for sheet in sheets.values():
+        for col in ("path", "vdj", "raw_path"):
+            for p in sheet.get(col, pd.Series(dtype=object)).dropna():
+                assert (root / p).exists(), p
     expected = {
         "P1": "preexisting_negative_clone",
         "P2": "antigen_downregulation",
         "P3": "antigen_retained",
         "P4": "mixed",
+        "P5": "antigen_downregulation",  # with CAR-transduced relapse blasts
+        "P6": "antigen_downregulation",  # protein lost, RNA kept (RNA: antigen_retained)
+        "P7": "antigen_downregulation",  # CD19, B-ALL
     }
     for pid, mech in expected.items():
         truth = json.loads((root / pid / "truth" / f"{pid}.json").read_text())
         assert truth["mechanism"] == mech
         cells = pd.read_csv(root / pid / "truth" / f"{pid}_cells.csv.gz")
         mal = cells[cells["truth_malignant"]]
-        neg = mal.groupby(mal["sample"].str.split("_").str[1])["truth_antigen_negative"].mean()
-        if mech == "antigen_retained":
+        by_tp = mal.groupby(mal["sample"].str.split("_").str[1])
+        neg = by_tp["truth_antigen_negative"].mean()
+        rna = truth["rna_mechanism"]
+        if rna == "antigen_retained":
             assert neg.max() == 0
-        elif mech == "antigen_downregulation":
+        elif rna == "antigen_downregulation":
             assert neg["baseline"] == 0
             assert neg["relapse"] > 0.8
         else:
             assert neg["baseline"] >= 0.14
             assert neg["relapse"] > 0.8
+        if truth["params"]["protein_loss"]:
+            assert rna == "antigen_retained"
+            assert truth["params"]["protein"]
+        if truth["params"]["car_transduced"] > 0:
+            assert by_tp["truth_car_transduced"].sum()["relapse"] > 0
+    assert json.loads((root / "P7" / "truth" / "P7.json").read_text())["lineage"] == "B"
     cfg = (repo / "configs" / "example.yaml").read_text()
     assert "samples: ../data/test_h5ad/samples.csv" in cfg
     assert "car_feature: CAR_CD7" in cfg
+    assert "antigen_protein: CD7_TotalSeqC" in cfg
+    cfg_b = (repo / "configs" / "example_b_all.yaml").read_text()
+    assert "samples: ../data/test_h5ad/samples_b_all.csv" in cfg_b
+    for line in ("antigen: CD19", "lineage: B", "car_feature: CAR_CD19"):
+        assert line in cfg_b.splitlines(), line
 
 
 def test_simulated_anndata_writes_as_h5ad(patient, tmp_path):
