@@ -66,3 +66,23 @@ def test_no_finding_without_transduced_cells(transduced_patient):
     adata = transduced_patient.copy()
     adata.obs["car_transduced"] = np.zeros(adata.n_obs, dtype=bool)
     assert car_transduced_finding(adata) == []
+
+
+def test_stray_car_reads_in_a_few_blasts_are_not_transduction():
+    """No CAR UMI among the background cells does not make the ambient rate zero: three blasts with one
+    stray CAR read among 300 (the example's P4) are what ambient explains; forty are not."""
+    from cd7escape.tl._malignant._call import _beyond_ambient
+
+    n_bg, n_mal = 150, 300
+    total = np.full(n_bg + n_mal, 2000.0)
+    background = np.r_[np.ones(n_bg, bool), np.zeros(n_mal, bool)]
+    malignant = ~background
+    samples = np.full(n_bg + n_mal, "S1", dtype=object)
+    for k, expected in ((3, False), (40, True)):
+        car = np.zeros(n_bg + n_mal)
+        car[n_bg : n_bg + k] = 1.0
+        flagged = _beyond_ambient(car > 0, malignant, samples, (car, total, background))
+        assert bool(flagged.any()) == expected
+    # without the ambient estimate only the fixed false-call rate stands: 3 of 300 pass
+    plain = _beyond_ambient(np.r_[np.zeros(n_bg, bool), np.arange(n_mal) < 3], malignant, samples)
+    assert plain.any()

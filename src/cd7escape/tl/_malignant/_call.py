@@ -16,6 +16,7 @@ from ..._logging import logger, timed
 from ..._sparse import scale_rows
 from ..._uns import record
 from ._blast_program import blast_evidence, blast_score, program_llr
+from ._car import _AMBIENT_P as AMBIENT_P
 from ._car import detect_car, find_car_feature
 from ._cell_types import assign_lineage, lineage_scores, t_identity, t_transcripts
 from ._cnv import (
@@ -311,19 +312,43 @@ def _clonal_composition(
 
 
 def _beyond_ambient(
-    transduced: np.ndarray, malignant: np.ndarray, samples: np.ndarray | None
+    transduced: np.ndarray,
+    malignant: np.ndarray,
+    samples: np.ndarray | None,
+    ambient: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None,
 ) -> np.ndarray:
-    """CAR-positive malignant cells of the samples where they are more than the strong CAR call's false
-    positives (ambient CAR transcripts) explain: a Poisson tail < ``CAR_SAMPLE_P`` at
-    ``CAR_FALSE_RATE`` per malignant cell; elsewhere they are not called transduced."""
+    """CAR-positive malignant cells of the samples where they are more than ambient CAR transcripts
+    explain; elsewhere they are not called transduced.
+
+    The CAR-positive malignant cells a sample would show from ambient transcripts alone: per malignant
+    cell, the chance that its count reaches the strong call's threshold (Poisson at its depth) at the
+    ambient rate of the background cells, ``ambient = (car_counts, total, background)``, taken as
+    (background CAR UMIs + 0.5) per background UMI — with no CAR UMI in the background the rate is not
+    zero, only small (the strong call's one-UMI threshold must not make every stray read a transduced
+    blast) — and never below ``CAR_FALSE_RATE`` per malignant cell. Flagged when the observed number's
+    Poisson tail is < ``CAR_SAMPLE_P``."""
     from scipy import stats
 
     groups = samples if samples is not None else np.zeros(len(transduced), dtype=object)
     out = transduced.copy()
+    chance = None
+    if ambient is not None:
+        car_counts, total, background = ambient
+        exposure = float(total[background].sum())
+        if background.sum() >= 20 and exposure > 0:
+            rate_point = float(car_counts[background].sum()) / exposure
+            rate = (float(car_counts[background].sum()) + 0.5) / exposure
+            # the strong call's threshold per cell (at the point estimate detect_car used)
+            lam_point = np.maximum(rate_point * total, 1e-12)
+            threshold = np.maximum(stats.poisson.isf(AMBIENT_P, lam_point) + 1, 1)
+            chance = stats.poisson.sf(threshold - 1, rate * total)
     for g in np.unique(groups[transduced]):
         at = groups == g
         k, m = int((transduced & at).sum()), int((malignant & at).sum())
-        if stats.poisson.sf(k - 1, max(CAR_FALSE_RATE * m, 1e-12)) >= CAR_SAMPLE_P:
+        expected = CAR_FALSE_RATE * m
+        if chance is not None:
+            expected = max(expected, float(chance[malignant & at].sum()))
+        if stats.poisson.sf(k - 1, max(expected, 1e-12)) >= CAR_SAMPLE_P:
             out[at] = False
     return out
 
@@ -439,6 +464,7 @@ def _call(
     else:
         car, car_info = np.zeros(n, dtype=bool), {"method": "none"}
         car_weak = car
+        car_counts = background = None
 
     # TCR
     has_clone = "clone_id" in adata.obs
@@ -716,7 +742,12 @@ def _call(
 
     transduced = car_strong & malignant
     if transduced.any():
-        transduced = _beyond_ambient(transduced, malignant, samples)
+        ambient = (
+            (car_counts, total, background)
+            if car_counts is not None and car_info.get("method") == "ambient_poisson"
+            else None
+        )
+        transduced = _beyond_ambient(transduced, malignant, samples, ambient)
     # a weak CAR signal (often one UMI) makes a non-malignant T cell a CAR-T cell
     car = car | (car_weak & ~malignant & (lineage == "T"))
     cell_class = np.where(lineage == "T", "normal_T", lineage).astype(object)
