@@ -63,7 +63,9 @@ def run(n_patients: int, seed: int, foreground: str = "convolution") -> pd.DataF
         gate = ref.mean() + 3 * ref.std()
         for g in groups:
             start = time.perf_counter()
-            f = fit_protein_mixture(g["x"], background=(m0, t0), foreground=foreground)
+            f = fit_protein_mixture(
+                g["x"], background=(m0, t0), foreground=foreground, background_cells=len(ref)
+            )
             t_fit.append(time.perf_counter() - start)
             rows.append(
                 {

@@ -67,3 +67,19 @@ def test_background_and_foreground_option():
     assert abs(nb.pi - 0.3) < 0.1
     with pytest.raises(ValueError, match="foreground"):
         fit_protein_mixture(x, background=(m, t), foreground="gamma")
+
+
+def test_background_estimate_error_widens_the_interval():
+    """A background fitted on few reference cells is uncertain: the interval of pi carries that too,
+    more for 30 reference cells than for 3,000, and not at all without ``background_cells``."""
+    rng = np.random.default_rng(5)
+    x = _group(rng, 500, 0.3, 40.0, 4.0)
+    bg = protein_background(rng.poisson(rng.gamma(BG_SIZE, BG_MEAN / BG_SIZE, 200)))
+    plain = fit_protein_mixture(x, background=bg)
+    few = fit_protein_mixture(x, background=bg, background_cells=30)
+    many = fit_protein_mixture(x, background=bg, background_cells=3000)
+    assert few.pi == plain.pi
+    width = {k: f.ci_high - f.ci_low for k, f in (("plain", plain), ("few", few), ("many", many))}
+    assert width["few"] > width["many"] >= width["plain"]
+    assert width["few"] > 1.2 * width["plain"]
+    assert few.upper_bound >= plain.upper_bound

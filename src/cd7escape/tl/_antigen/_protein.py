@@ -88,6 +88,7 @@ def fit_protein_mixture(
     alpha: float = 0.05,
     interval: bool = True,
     foreground: str = "convolution",
+    background_cells: int | None = None,
 ) -> AntigenFit:
     """Protein-negative fraction of a group from the antigen's ADT counts.
 
@@ -110,6 +111,12 @@ def fit_protein_mixture(
         ``pi`` is profiled over ``(f, theta)``. ``"nb"``: ``NB(mu, theta)`` with ``mu >= 3 m0`` and
         ``theta`` held at the group's maximum-likelihood value inside the interval (the RNA kernel; the
         anchored relapse decision uses this form).
+    background_cells
+        Reference cells the background was fitted on. When given, the interval of ``pi`` also carries the
+        background's own sampling error (it is estimated, not known): by the delta method, each of
+        ``log m0`` and ``log theta0`` moved by its standard error (``(1 + m0/theta0) / (n m0)`` and
+        ``2 (1 + theta0/m0)^2 / n``, the NB's moment variances) moves ``pi``; those shifts, added in
+        quadrature to each side's half-width, widen the profile interval.
 
     Returns
     -------
@@ -118,11 +125,39 @@ def fit_protein_mixture(
     """
     x, _ = _as_arrays(counts, np.ones(np.size(counts)))
     m0, t0 = float(background[0]), float(background[1])
-    if foreground == "convolution":
-        return _fit_convolved(x, m0, t0, theta, alpha, interval)
-    if foreground != "nb":
+    if foreground not in ("convolution", "nb"):
         raise ValueError(f"foreground must be 'convolution' or 'nb', not {foreground!r}")
-    return _fit_nb(x, m0, t0, theta, alpha, interval)
+    fit_one = _fit_convolved if foreground == "convolution" else _fit_nb
+    fit = fit_one(x, m0, t0, theta, alpha, interval)
+    if not interval or not background_cells or not np.isfinite(fit.pi):
+        return fit
+    return _with_background_error(fit, x, m0, t0, theta, alpha, int(background_cells), fit_one)
+
+
+def _with_background_error(fit, x, m0, t0, theta, alpha, n, fit_one):
+    """The profile interval widened by the background estimate's sampling error (delta method)."""
+    from dataclasses import replace
+
+    from scipy import stats
+
+    sd_log_m0 = float(np.sqrt((1.0 + m0 / t0) / (n * max(m0, 1e-3))))
+    sd_log_t0 = float(np.sqrt(2.0 * (1.0 + t0 / max(m0, 1e-3)) ** 2 / n))
+    shifts = [
+        fit_one(x, m0 * np.exp(sd_log_m0), t0, theta, alpha, False).pi - fit.pi,
+        fit_one(x, m0, t0 * np.exp(sd_log_t0), theta, alpha, False).pi - fit.pi,
+    ]
+    var_bg = float(sum(d * d for d in shifts if np.isfinite(d)))
+    if var_bg <= 0:
+        return fit
+    z = float(stats.norm.ppf(1 - alpha / 2))
+    lo = fit.pi - np.sqrt((fit.pi - fit.ci_low) ** 2 + z * z * var_bg)
+    hi = fit.pi + np.sqrt((fit.ci_high - fit.pi) ** 2 + z * z * var_bg)
+    out = {"ci_low": float(max(lo, 0.0)), "ci_high": float(min(hi, 1.0))}
+    if np.isfinite(fit.upper_bound):
+        z1 = float(stats.norm.ppf(1 - alpha))
+        ub = fit.pi + np.sqrt((fit.upper_bound - fit.pi) ** 2 + z1 * z1 * var_bg)
+        out["upper_bound"] = float(min(ub, 1.0))
+    return replace(fit, **out)
 
 
 def _fit_nb(x, m0, t0, theta, alpha, interval) -> AntigenFit:

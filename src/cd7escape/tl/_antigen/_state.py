@@ -643,7 +643,9 @@ def _protein_groups(adata, antigen, name, labels, idx, groups, alpha, min_cells)
         if cells.size < min_cells:
             states.append("uncertain")
             continue
-        f = fit_protein_mixture(x[cells], background=(m0, t0), alpha=alpha)
+        f = fit_protein_mixture(
+            x[cells], background=(m0, t0), alpha=alpha, background_cells=int(np.sum(bg_cells))
+        )
         p[cells] = f.p_negative
         cols["protein_pi"][k] = f.pi
         cols["protein_ci_low"][k] = f.ci_low
