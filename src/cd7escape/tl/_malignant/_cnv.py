@@ -36,7 +36,13 @@ MAX_GENES = 3000
 WINDOW_SIZE = 75
 STEP = 5
 MAX_REF_CELLS = 300  # per reference category, for the reference mean; as many again held out
+# Cells a reference category needs (half make its mean, half its held-out null): the tumour lineage's
+# normal cells (polyclonal T cells in T-ALL), against which the leukemic copy-number change is measured,
+# need 20; another lineage needs 10 — without a reference of its own, a few B, NK or erythroid cells (a
+# 600-cell baseline screen) are compared with myeloid cells and their lineage's genes read as
+# copy-number changes.
 MIN_REF_CELLS = 20
+MIN_LINEAGE_REF_CELLS = 10
 # Robust z of the CNV score at which evidence starts / saturates.
 Z_LOW, Z_HIGH = 3.0, 8.0
 # CNV subclones closer than this × the median profile norm are merged.
@@ -203,7 +209,7 @@ def infer_cnv(
     ref_rows: dict[str, np.ndarray] = {}
     for cat in sorted(set(reference_labels) - {""}):
         cells = np.flatnonzero(reference_labels == cat)
-        if cells.size < MIN_REF_CELLS:
+        if cells.size < (MIN_REF_CELLS if cat == tumour_category else MIN_LINEAGE_REF_CELLS):
             continue
         cells = rng.permutation(cells)
         half = min(cells.size // 2, MAX_REF_CELLS)
