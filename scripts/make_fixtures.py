@@ -14,6 +14,10 @@ P5   antigen_downregulation       h5     20 % of the relapse blasts carry the CA
                                          (finding ``car_transduced_blasts``)
 P6   antigen_downregulation       h5     CITE-seq; the relapse blasts lose the CD7 protein and keep its
                                          RNA (RNA alone: retained; finding ``protein_lost_rna_kept``)
+P8   antigen_downregulation       h5ad   two relapse sites (marrow and a mediastinal mass): one call per
+                                         relapse sample beside the patient's
+P9   (baseline screen)            h5     baseline sample only (a pre-existing 20 % negative subclone):
+                                         a screen, no relapse call (``screen`` in result.json)
 ===  ===========================  =====  ============================================
 
 The CD19 (B-ALL) example (``configs/example_b_all.yaml``, ``samples_b_all.csv``):
@@ -62,6 +66,11 @@ PATIENTS = [
     ("P5", "antigen_downregulation", "h5", {"car_transduced": 0.2}),
     # protein lost with RNA kept: the RNA says retained, the CAR sees a loss (truth: downregulation)
     ("P6", "antigen_retained", "h5", {"protein": True, "protein_loss": True}),
+    # two relapse sites: the relapse cells are dealt to a marrow and a mediastinal-mass sample
+    ("P8", "antigen_downregulation", "h5ad", {"relapse_sites": ("BM", "mediastinum")}),
+    # a baseline screen: only the baseline sample is written (the patient's truth is of the relapse
+    # that was simulated; the run makes no relapse call)
+    ("P9", "preexisting_negative_clone", "h5", {"negative_fraction": 0.2, "baseline_only": True}),
 ]
 #: the B-ALL example (CD19): patient, mechanism, format, options (seed 200 + position)
 PATIENTS_B_ALL = [
@@ -113,6 +122,8 @@ def write_cohort(
     base = load_params().genes[choose_genes(args.n_genes)]
     sheets = []
     for k, (patient, mechanism, fmt, extra) in enumerate(patients):
+        extra = dict(extra)
+        baseline_only = extra.pop("baseline_only", False)
         lineage = "T" if extra.get("antigen", "CD7") == "CD7" else "B"
         P = load_params() if lineage == "T" else L.extended_params()
         genes = np.union1d(P.index(base), P.index(extra_genes))
@@ -131,6 +142,8 @@ def write_cohort(
         )
         cols = np.append(np.union1d(genes, program), len(P.genes))  # the CAR feature is the last
         adata = adata[:, cols].copy()
+        if baseline_only:
+            adata = adata[(adata.obs["timepoint"] == "baseline").to_numpy()].copy()
         if "empty_droplets" in adata.uns:  # trim the empty droplets' genes alike
             for e in adata.uns["empty_droplets"].values():
                 e["counts"] = e["counts"][:, cols]

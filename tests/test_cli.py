@@ -21,9 +21,12 @@ def _cli(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess:
 # shared with other modules)
 
 
-def _truth(repo: Path, sheet: str = "samples.csv") -> dict[str, str]:
-    """Each patient of an example sheet and its true mechanism (data/test_h5ad/<patient>/truth/)."""
-    patients = pd.read_csv(repo / "data" / "test_h5ad" / sheet)["patient"].unique()
+def _truth(repo: Path, sheet: str = "samples.csv", *, screens: bool = True) -> dict[str, str]:
+    """Each patient of an example sheet and its true mechanism (data/test_h5ad/<patient>/truth/);
+    ``screens=False`` leaves out the patients with baseline samples only (no relapse to call)."""
+    rows = pd.read_csv(repo / "data" / "test_h5ad" / sheet)
+    with_relapse = set(rows.loc[rows["timepoint"] == "relapse", "patient"])
+    patients = [p for p in rows["patient"].unique() if screens or p in with_relapse]
     return {p: _truth_json(repo, p)["mechanism"] for p in patients}
 
 
@@ -39,8 +42,11 @@ def _result(run: Path, patient: str) -> dict:
 
 def test_example_calls_the_true_mechanism(example_run: Path, example_b_all_run: Path, repo: Path):
     """Every patient of both examples gets its true mechanism; a pre-existing clone with confidence ≥ 0.8."""
-    cohorts = [(example_run, _truth(repo)), (example_b_all_run, _truth(repo, "samples_b_all.csv"))]
-    assert sum(len(t) for _, t in cohorts) == 7
+    cohorts = [
+        (example_run, _truth(repo, screens=False)),
+        (example_b_all_run, _truth(repo, "samples_b_all.csv")),
+    ]
+    assert sum(len(t) for _, t in cohorts) == 8
     for run, truth in cohorts:
         for patient, mechanism in truth.items():
             result = _result(run, patient)
@@ -91,13 +97,47 @@ def test_example_protein_lost_rna_kept(example_run: Path, repo: Path):
     relapse = found[0]["per_sample"]["P6_relapse"]
     assert relapse["rna_present_protein_absent"] >= 0.5 * relapse["malignant_cells"]
     assert _result(example_run, "P1")["antigen_measured_by"].startswith("protein")
-    without_adt = ["P2", "P3", "P4", "P5"]
+    without_adt = ["P2", "P3", "P4", "P5", "P8", "P9"]
     for patient in without_adt:
         r = _result(example_run, patient)
         assert r["antigen_measured_by"] == "RNA", patient
         assert not any(f["finding"] == "protein_lost_rna_kept" for f in r["findings"]), patient
     log = (example_run / "run.log").read_text()
     assert log.count("no ADT counts (obsm['protein'])") == len(without_adt)
+
+
+def test_example_relapse_sites(example_run: Path, repo: Path):
+    """P8: a marrow and a mediastinal-mass relapse sample, each with its own call and tissue."""
+    result = _result(example_run, "P8")
+    sites = {r["sample"]: r for r in result["relapse_samples"]}
+    assert sorted(sites) == ["P8_relapse_BM", "P8_relapse_mediastinum"]
+    assert sorted(r["tissue"] for r in sites.values()) == ["BM", "mediastinum"]
+    truth = _truth_json(repo, "P8")["mechanism"]
+    for r in sites.values():
+        assert r["mechanism"] == truth, r
+        assert r["malignant_cells"] > 50
+    html = (example_run / "P8" / "report.html").read_text()
+    assert "mediastinum" in html
+
+
+def test_example_baseline_screen(example_run: Path, repo: Path):
+    """P9 (baseline only, a 20 % CD7-negative subclone): a screen naming that subclone, its overall
+    negative fraction's interval holding the truth; the few B, NK and erythroid cells of its 600 are not
+    called malignant (too few for a copy-number reference of their own: they were once compared with
+    myeloid cells and read as altered, making false negative 'subclones')."""
+    result = _result(example_run, "P9")
+    assert result["mechanism"] == "indeterminate"
+    screen = result["screen"]
+    assert screen is not None
+    cells = pd.read_csv(repo / "data" / "test_h5ad" / "P9" / "truth" / "P9_cells.csv.gz")
+    mal = cells[cells["truth_malignant"]]
+    truth = float(mal["truth_antigen_negative"].mean())
+    assert screen["ci_low"] <= truth <= screen["ci_high"], (truth, screen)
+    negative = screen["negative_subclones"]
+    assert len(negative) == 1, negative
+    assert abs(negative[0]["share"] - truth) < 0.08
+    summary = result["cells"]["by_cell_class"]
+    assert summary.get("malignant", 0) <= 1.05 * len(mal)
 
 
 def test_example_b_all(example_b_all_run: Path, repo: Path):

@@ -160,9 +160,15 @@ def test_fixtures(repo):
     """The bundled examples (scripts/make_fixtures.py): sheets, files, truth of every patient."""
     root = repo / "data" / "test_h5ad"
     size = sum(f.stat().st_size for f in root.rglob("*") if f.is_file())
-    assert size <= 12e6  # 7 patients at 2 x 600 cells
+    assert size <= 15e6  # 8 patients at 2 x 600 cells, one at 600 (baseline only)
     sheets = {name: pd.read_csv(root / name) for name in ("samples.csv", "samples_b_all.csv")}
-    assert sorted(sheets["samples.csv"]["patient"].unique()) == ["P1", "P2", "P3", "P4", "P5", "P6"]
+    assert sorted(sheets["samples.csv"]["patient"].unique()) == [
+        "P1", "P2", "P3", "P4", "P5", "P6", "P8", "P9",
+    ]  # fmt: skip
+    rows = sheets["samples.csv"]
+    # P8: two relapse sites; P9: a baseline screen (no relapse sample)
+    assert sorted(rows.loc[rows["patient"] == "P8", "tissue"]) == ["BM", "BM", "mediastinum"]
+    assert rows.loc[rows["patient"] == "P9", "timepoint"].tolist() == ["baseline"]
     assert sheets["samples_b_all.csv"]["patient"].unique().tolist() == ["P7"]
     for sheet in sheets.values():
         for col in ("path", "vdj", "raw_path"):
@@ -176,6 +182,7 @@ def test_fixtures(repo):
         "P5": "antigen_downregulation",  # with CAR-transduced relapse blasts
         "P6": "antigen_downregulation",  # protein lost, RNA kept (RNA: antigen_retained)
         "P7": "antigen_downregulation",  # CD19, B-ALL
+        "P8": "antigen_downregulation",  # two relapse sites
     }
     for pid, mech in expected.items():
         truth = json.loads((root / pid / "truth" / f"{pid}.json").read_text())
