@@ -11,6 +11,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from ._errors import InputError
+
 LineageName = str  # "T" | "B" | "plasma"
 LINEAGE_NAMES: tuple[str, ...] = ("T", "B", "plasma")
 
@@ -46,7 +48,8 @@ class Lineage:
     scored
         Marker lineages a cell may be assigned to (``MARKERS`` keys).
     normal_class
-        ``cell_class`` of the tumour lineage's normal cells (``'normal_T'``, ``'B'``, ``'plasma'``).
+        ``cell_class`` of the tumour lineage's normal cells (``'normal_T'``, ``'B'``, ``'plasma'``), also
+        their copy-number reference category.
     confusable
         A lineage that shares the tumour lineage's markers but rearranges no receptor (NK cells for T
         cells: cytotoxic T cells and blasts with few CD3 reads score as NK), or ``None``.
@@ -186,12 +189,15 @@ def default_lineage(antigen: str) -> str | None:
 def resolve_lineage(lineage: str | None, antigen: str) -> Lineage:
     """The lineage of a run: the one given, else the antigen's, else T (logged by the caller).
 
-    Raises ``ValueError`` for a name outside ``LINEAGE_NAMES`` (the config validates it first).
+    Raises :class:`~cd7escape._errors.InputError` (field ``lineage``) for a name outside
+    ``LINEAGE_NAMES`` (the config validates it first; library callers get the same error).
     """
     if lineage is None:
         lineage = default_lineage(antigen) or "T"
     if lineage not in LINEAGES:
-        raise ValueError(f"lineage must be one of {', '.join(LINEAGE_NAMES)}, not {lineage!r}")
+        raise InputError.single(
+            f"lineage must be one of {', '.join(LINEAGE_NAMES)}, not {lineage!r}", field="lineage"
+        )
     return LINEAGES[lineage]
 
 

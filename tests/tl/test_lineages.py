@@ -61,7 +61,7 @@ def test_default_lineage_and_antigen_names():
     assert default_lineage("MPL") is None
     assert resolve_lineage(None, "MPL").name == "T"
     assert resolve_lineage("B", "CD7").name == "B"  # given beats the antigen's
-    with pytest.raises(ValueError, match="lineage must be one of"):
+    with pytest.raises(InputError, match="lineage must be one of"):
         resolve_lineage("myeloid", "CD7")
     assert antigen_gene("BCMA") == "TNFRSF17"
     assert antigen_gene("CD19") == "CD19"

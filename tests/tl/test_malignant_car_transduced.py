@@ -72,6 +72,7 @@ def test_stray_car_reads_in_a_few_blasts_are_not_transduction():
     """No CAR UMI among the background cells does not make the ambient rate zero: three blasts with one
     stray CAR read among 300 (the example's P4) are what ambient explains; forty are not."""
     from cd7escape.tl._malignant._call import _beyond_ambient
+    from cd7escape.tl._malignant._car import ambient_positive_chance
 
     n_bg, n_mal = 150, 300
     total = np.full(n_bg + n_mal, 2000.0)
@@ -81,7 +82,8 @@ def test_stray_car_reads_in_a_few_blasts_are_not_transduction():
     for k, expected in ((3, False), (40, True)):
         car = np.zeros(n_bg + n_mal)
         car[n_bg : n_bg + k] = 1.0
-        flagged = _beyond_ambient(car > 0, malignant, samples, (car, total, background))
+        chance = ambient_positive_chance(car, total, background, rate=0.0)
+        flagged = _beyond_ambient(car > 0, malignant, samples, chance)
         assert bool(flagged.any()) == expected
     # without the ambient estimate only the fixed false-call rate stands: 3 of 300 pass
     plain = _beyond_ambient(np.r_[np.zeros(n_bg, bool), np.arange(n_mal) < 3], malignant, samples)

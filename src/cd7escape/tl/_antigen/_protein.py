@@ -31,8 +31,10 @@ masking by the CAR, PEBL-like retention), not a contradiction to average away.
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import numpy as np
-from scipy import optimize, special
+from scipy import optimize, special, stats
 
 from ._model import (
     _MU_FLOOR_FACTOR,
@@ -136,10 +138,6 @@ def fit_protein_mixture(
 
 def _with_background_error(fit, x, m0, t0, theta, alpha, n, fit_one):
     """The profile interval widened by the background estimate's sampling error (delta method)."""
-    from dataclasses import replace
-
-    from scipy import stats
-
     sd_log_m0 = float(np.sqrt((1.0 + m0 / t0) / (n * max(m0, 1e-3))))
     sd_log_t0 = float(np.sqrt(2.0 * (1.0 + t0 / max(m0, 1e-3)) ** 2 / n))
     shifts = [

@@ -658,10 +658,7 @@ def classify_relapse(
     :func:`cd7escape.tl.antigen_state`, the protein decides (``numbers['measured_by']``) and the RNA call
     is ``numbers['rna_call']``; ``numbers['findings']`` lists findings such as ``protein_lost_rna_kept``.
     """
-    try:
-        spec = lineage_of(adata, lineage, antigen)
-    except ValueError as err:
-        raise InputError.single(str(err), field="lineage") from None
+    spec = lineage_of(adata, lineage, antigen)
     P = {
         "antigen": antigen,
         "lineage": spec.name,

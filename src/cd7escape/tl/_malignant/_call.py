@@ -16,8 +16,7 @@ from ..._logging import logger, timed
 from ..._sparse import scale_rows
 from ..._uns import record
 from ._blast_program import blast_evidence, blast_score, program_llr
-from ._car import _AMBIENT_P as AMBIENT_P
-from ._car import detect_car, find_car_feature
+from ._car import ambient_positive_chance, detect_car, find_car_feature
 from ._cell_types import assign_lineage, lineage_scores, t_identity, t_transcripts
 from ._cnv import (
     clone_copy_number,
@@ -213,10 +212,7 @@ def call_malignant(
             f"min_score must be in [0, 1], got {min_score}", field="malignant.min_score"
         )
     antigen = antigen_gene(antigen)  # BCMA -> TNFRSF17: the gene must be what is kept out
-    try:
-        spec = resolve_lineage(lineage, antigen)
-    except ValueError as err:
-        raise InputError.single(str(err), field="lineage") from None
+    spec = resolve_lineage(lineage, antigen)
     params = {
         "antigen": antigen,
         "lineage": spec.name,
@@ -315,39 +311,24 @@ def _beyond_ambient(
     transduced: np.ndarray,
     malignant: np.ndarray,
     samples: np.ndarray | None,
-    ambient: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None,
+    ambient_chance: np.ndarray | None = None,
 ) -> np.ndarray:
     """CAR-positive malignant cells of the samples where they are more than ambient CAR transcripts
     explain; elsewhere they are not called transduced.
 
-    The CAR-positive malignant cells a sample would show from ambient transcripts alone: per malignant
-    cell, the chance that its count reaches the strong call's threshold (Poisson at its depth) at the
-    ambient rate of the background cells, ``ambient = (car_counts, total, background)``, taken as
-    (background CAR UMIs + 0.5) per background UMI — with no CAR UMI in the background the rate is not
-    zero, only small (the strong call's one-UMI threshold must not make every stray read a transduced
-    blast) — and never below ``CAR_FALSE_RATE`` per malignant cell. Flagged when the observed number's
-    Poisson tail is < ``CAR_SAMPLE_P``."""
+    A sample's expected number from ambient alone is the sum over its malignant cells of
+    ``ambient_chance`` (:func:`~._car.ambient_positive_chance`), never below ``CAR_FALSE_RATE`` per
+    malignant cell; flagged when the observed number's Poisson tail is < ``CAR_SAMPLE_P``."""
     from scipy import stats
 
     groups = samples if samples is not None else np.zeros(len(transduced), dtype=object)
     out = transduced.copy()
-    chance = None
-    if ambient is not None:
-        car_counts, total, background = ambient
-        exposure = float(total[background].sum())
-        if background.sum() >= 20 and exposure > 0:
-            rate_point = float(car_counts[background].sum()) / exposure
-            rate = (float(car_counts[background].sum()) + 0.5) / exposure
-            # the strong call's threshold per cell (at the point estimate detect_car used)
-            lam_point = np.maximum(rate_point * total, 1e-12)
-            threshold = np.maximum(stats.poisson.isf(AMBIENT_P, lam_point) + 1, 1)
-            chance = stats.poisson.sf(threshold - 1, rate * total)
     for g in np.unique(groups[transduced]):
         at = groups == g
         k, m = int((transduced & at).sum()), int((malignant & at).sum())
         expected = CAR_FALSE_RATE * m
-        if chance is not None:
-            expected = max(expected, float(chance[malignant & at].sum()))
+        if ambient_chance is not None:
+            expected = max(expected, float(ambient_chance[malignant & at].sum()))
         if stats.poisson.sf(k - 1, max(expected, 1e-12)) >= CAR_SAMPLE_P:
             out[at] = False
     return out
@@ -430,7 +411,7 @@ def _call(
     # lineage and blast program (the antigen is asserted absent from both gene sets)
     tumour = spec.tumour  # the marker lineage of the tumour's cells ("T", "B", "plasma")
     # the reference category of the tumour lineage's normal cells (polyclonal T cells in T-ALL)
-    normal_category = "normal_T" if tumour == "T" else tumour
+    normal_category = spec.normal_class
     scores = lineage_scores(logx, var_names, antigen, spec)
     lineage = assign_lineage(
         scores, lambda v: 0.5 * smooth(v) + 0.5 * _cluster_mean(smooth(v), clusters)
@@ -461,10 +442,15 @@ def _call(
             car_min_counts=car_min_counts,
         )
         car_info["feature"] = car_name
+        ambient_chance = (
+            ambient_positive_chance(car_counts, total, background, car_info["ambient_rate_per_umi"])
+            if car_info["method"] == "ambient_poisson"
+            else None
+        )
     else:
         car, car_info = np.zeros(n, dtype=bool), {"method": "none"}
         car_weak = car
-        car_counts = background = None
+        ambient_chance = None
 
     # TCR
     has_clone = "clone_id" in adata.obs
@@ -742,12 +728,7 @@ def _call(
 
     transduced = car_strong & malignant
     if transduced.any():
-        ambient = (
-            (car_counts, total, background)
-            if car_counts is not None and car_info.get("method") == "ambient_poisson"
-            else None
-        )
-        transduced = _beyond_ambient(transduced, malignant, samples, ambient)
+        transduced = _beyond_ambient(transduced, malignant, samples, ambient_chance)
     # a weak CAR signal (often one UMI) makes a non-malignant T cell a CAR-T cell
     car = car | (car_weak & ~malignant & (lineage == "T"))
     cell_class = np.where(lineage == "T", "normal_T", lineage).astype(object)

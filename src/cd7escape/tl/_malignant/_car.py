@@ -19,6 +19,7 @@ from ...io._features import match_features
 # (strong: vetoes malignancy) or suggestive (weak: makes a non-malignant T cell a CAR-T cell).
 _AMBIENT_P = 1e-3
 _AMBIENT_P_WEAK = 0.05
+MIN_BACKGROUND_CELLS = 20  # cells of non-transducible lineages to learn the ambient CAR rate on
 
 
 def find_car_feature(var_names: pd.Index, car_feature: str | None) -> str | None:
@@ -67,7 +68,7 @@ def detect_car(
         called = car_counts >= car_min_counts
         return called, called, {"method": "fixed", "min_counts": int(car_min_counts)}
     n_bg = int(background.sum())
-    if n_bg >= 20 and total_counts[background].sum() > 0:
+    if n_bg >= MIN_BACKGROUND_CELLS and total_counts[background].sum() > 0:
         rate = car_counts[background].sum() / total_counts[background].sum()
     else:
         rate = 0.0
@@ -81,8 +82,29 @@ def detect_car(
         "ambient_rate_per_umi": float(rate),
         "n_background_cells": n_bg,
         "p_threshold": _AMBIENT_P,
-        "median_min_counts": int(
-            np.median(stats.poisson.isf(_AMBIENT_P, np.maximum(lam, 1e-12)) + 1)
-        ),
+        "median_min_counts": int(np.median(strong_threshold(lam))),
     }
     return called, weak, info
+
+
+def strong_threshold(lam: np.ndarray) -> np.ndarray:
+    """Per cell, the fewest CAR UMIs that :func:`detect_car` calls strong at an ambient mean ``lam``."""
+    return np.maximum(stats.poisson.isf(_AMBIENT_P, np.maximum(lam, 1e-12)) + 1, 1)
+
+
+def ambient_positive_chance(
+    car_counts: np.ndarray, total_counts: np.ndarray, background: np.ndarray, rate: float
+) -> np.ndarray | None:
+    """Per cell, the chance that ambient CAR transcripts alone reach its strong call (at the ambient
+    ``rate`` :func:`detect_car` used): what a sample's CAR-positive cells of a lineage that is not
+    transduced would number. The ambient rate here is (background CAR UMIs + 0.5) per background UMI:
+    with no CAR UMI in the background it is not zero, only small, so that the one-UMI strong call does
+    not make every stray read count. ``None`` without enough background cells."""
+    car_counts = np.asarray(car_counts, dtype=float)
+    total_counts = np.asarray(total_counts, dtype=float)
+    exposure = float(total_counts[background].sum())
+    if background.sum() < MIN_BACKGROUND_CELLS or exposure <= 0:
+        return None
+    cautious = (float(car_counts[background].sum()) + 0.5) / exposure
+    threshold = strong_threshold(rate * total_counts)
+    return stats.poisson.sf(threshold - 1, cautious * total_counts)

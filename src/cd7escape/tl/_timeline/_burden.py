@@ -119,10 +119,7 @@ def sample_burden(
     sample = obs["sample"].astype(str).to_numpy()
     mal = obs["malignant"].fillna(False).to_numpy(dtype=bool)
     cls = obs["cell_class"].astype(str).to_numpy()
-    try:
-        spec = lineage_of(adata, lineage, antigen)
-    except ValueError as err:
-        raise InputError.single(str(err), field="lineage") from None
+    spec = lineage_of(adata, lineage, antigen)
     normal_t = (cls == spec.normal_class) & ~mal
     mu_ref, ref_reason = _normal_t_level(y[normal_t & keep], s[normal_t & keep], model)
     donor, recipient, donor_source = _donor(adata)
