@@ -95,28 +95,12 @@ def ig_contig_rows(
     """10x VDJ-B contig rows of one cell: productive heavy/light chains as in ``has`` (IGH, light), and
     sometimes a non-productive contig (out-of-frame rearrangement of the other allele)."""
     rows = []
-    k = 0
     if clone is not None:
-        for chain, present in (("IGH", has[0]), (clone["light"], has[1])):
-            if not present:
-                continue
-            k += 1
-            nt = clone[f"{chain}_nt"]
-            row = _row(
-                barcode,
-                k,
-                chain,
-                clone[f"{chain}_v"],
-                clone[f"{chain}_j"],
-                clone[f"{chain}_c"],
-                nt,
-                translate(nt),
-                True,
-                clonotype,
-                rng,
-            )
-            row["d_gene"] = clone["IGH_d"] if chain == "IGH" else ""
-            rows.append(row)
+        chains = (("IGH", has[0]), (clone["light"], has[1]))
+        rows = _productive_rows(barcode, clone, chains, clonotype, rng, lambda ch: clone[f"{ch}_c"])
+        for row in rows:
+            row["d_gene"] = clone["IGH_d"] if row["chain"] == "IGH" else ""
+    k = len(rows)
     if rng.random() < 0.15 or (clone is None and rng.random() < 0.5):
         k += 1
         chain = str(rng.choice(["IGH", "IGK", "IGL"], p=[0.3, 0.45, 0.25]))
@@ -139,29 +123,16 @@ def contig_rows(
     """10x contig rows of one cell: productive TRB/TRA chains as in ``has`` (TRB, TRA), and sometimes a
     non-productive contig (out-of-frame rearrangement of the other allele)."""
     rows = []
-    k = 0
-    for chain, present in (("TRB", has[0]), ("TRA", has[1])):
-        if clone is None or not present:
-            continue
-        k += 1
-        nt = clone[f"{chain}_nt"]
-        j = clone[f"{chain}_j"]
-        c = ("TRBC1" if j.startswith("TRBJ1") else "TRBC2") if chain == "TRB" else "TRAC"
-        rows.append(
-            _row(
-                barcode,
-                k,
-                chain,
-                clone[f"{chain}_v"],
-                j,
-                c,
-                nt,
-                translate(nt),
-                True,
-                clonotype,
-                rng,
-            )
-        )
+    if clone is not None:
+
+        def constant(chain: str) -> str:
+            if chain == "TRA":
+                return "TRAC"
+            return "TRBC1" if clone["TRB_j"].startswith("TRBJ1") else "TRBC2"
+
+        chains = (("TRB", has[0]), ("TRA", has[1]))
+        rows = _productive_rows(barcode, clone, chains, clonotype, rng, constant)
+    k = len(rows)
     if rng.random() < 0.15 or (clone is None and rng.random() < 0.5):
         k += 1
         chain = "TRA" if rng.random() < 0.6 else "TRB"
@@ -171,6 +142,22 @@ def contig_rows(
         c = "TRAC" if chain == "TRA" else "TRBC2"
         rows.append(
             _row(barcode, k, chain, v, j, c, nt, "", False, clonotype if clone else "None", rng)
+        )
+    return rows
+
+
+def _productive_rows(barcode, clone, chains, clonotype, rng, constant) -> list[dict]:
+    """Contig rows of a cell's productive chains (``chains``: (chain, present) in contig order), the
+    constant gene of each from ``constant(chain)``."""
+    rows: list[dict] = []
+    for chain, present in chains:
+        if not present:
+            continue
+        nt = clone[f"{chain}_nt"]
+        v, j = clone[f"{chain}_v"], clone[f"{chain}_j"]
+        c = constant(chain)
+        rows.append(
+            _row(barcode, len(rows) + 1, chain, v, j, c, nt, translate(nt), True, clonotype, rng)
         )
     return rows
 
