@@ -9,7 +9,7 @@ P1   preexisting_negative_clone   h5     10x HDF5 with Antibody Capture (CITE-se
 P2   antigen_downregulation       h5     a Cell Ranger multi folder per sample (path names the folder):
                                          10x HDF5, contigs and the raw matrix with empty droplets
 P3   antigen_retained             h5ad   AnnData files
-P4   mixed                        mtx    10x matrix folders
+P4   mixed                        mtx    10x matrix folders (a 10 % negative subclone, 3,000 UMIs)
 P5   antigen_downregulation       h5     20 % of the relapse blasts carry the CAR transgene
                                          (finding ``car_transduced_blasts``)
 P6   antigen_downregulation       h5     CITE-seq; the relapse blasts lose the CD7 protein and keep its
@@ -61,7 +61,9 @@ PATIENTS = [
     ("P1", "preexisting_negative_clone", "h5", {"negative_fraction": 0.2, "protein": True}),
     ("P2", "antigen_downregulation", "h5", {"empty_droplets": True}),  # Cell Ranger multi layout
     ("P3", "antigen_retained", "h5ad", {}),
-    ("P4", "mixed", "mtx", {"negative_fraction": 0.2}),
+    # the simulator grid's mixed design (10 % negative subclone, 3,000 UMIs): at 2,000 UMIs and 20 % the
+    # call was mixed with confidence 0.42 (the grid's mixed patients at 1,000 UMIs: 0.48, 0.68)
+    ("P4", "mixed", "mtx", {"negative_fraction": 0.1, "median_umis": 3000}),
     # CAR-transduced blasts: a fifth of the relapse blasts carry CAR_CD7
     ("P5", "antigen_downregulation", "h5", {"car_transduced": 0.2}),
     # protein lost with RNA kept: the RNA says retained, the CAR sees a loss (truth: downregulation)
@@ -124,6 +126,7 @@ def write_cohort(
     for k, (patient, mechanism, fmt, extra) in enumerate(patients):
         extra = dict(extra)
         baseline_only = extra.pop("baseline_only", False)
+        median_umis = float(extra.pop("median_umis", args.depth))
         lineage = "T" if extra.get("antigen", "CD7") == "CD7" else "B"
         P = load_params() if lineage == "T" else L.extended_params()
         genes = np.union1d(P.index(base), P.index(extra_genes))
@@ -132,7 +135,7 @@ def write_cohort(
             mechanism,
             seed=seed0 + k,
             n_cells=args.n_cells,
-            depth=args.depth / coverage,
+            depth=median_umis / coverage,
             patient=patient,
             **extra,
         )
@@ -185,6 +188,13 @@ def write_cohort(
     return sheet[cols]
 
 
+def write_config(path: Path, comment: str, **fields: str) -> None:
+    """An example config: the comment's lines, then ``fields`` in order, then integration and seed."""
+    lines = [f"# {line}" for line in comment.splitlines()]
+    lines += [f"{k}: {v}" for k, v in {**fields, "integration": "pca", "seed": "0"}.items()]
+    path.write_text("\n".join(lines) + "\n")
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -204,39 +214,37 @@ def main() -> None:
     configs.mkdir(exist_ok=True)
     sheet = write_cohort(args.out, PATIENTS, seed0=100, args=args)
     sheet.to_csv(args.out / "samples.csv", index=False)
-    (configs / "example.yaml").write_text(
-        "# Example cohort (T-ALL, CD7 CAR-T): six simulated patients (scripts/make_fixtures.py), one per\n"
-        "# relapse mechanism (P1-P4) and two findings: P5 has CAR-transduced blasts at relapse, P6 lost the\n"
-        "# CD7 protein while keeping its RNA. Paths are relative to this file. Truth:\n"
-        "# data/test_h5ad/<patient>/truth/.\n"
-        "# P2's samples are Cell Ranger multi output folders: the sheet's path names the folder, and\n"
-        "# the filtered matrix, raw matrix and contigs are found in it (cd7escape validate lists them).\n"
-        "# P1 and P6 have CITE-seq (Antibody Capture): the CD7 protein decides their calls; the patients\n"
-        "# without ADT counts are measured by RNA.\n"
-        "antigen: CD7\n"
-        "antigen_protein: CD7_TotalSeqC\n"
-        "car_feature: CAR_CD7\n"
-        "outdir: ../results\n"
-        "samples: ../data/test_h5ad/samples.csv\n"
-        "integration: pca\n"
-        "seed: 0\n"
+    write_config(
+        configs / "example.yaml",
+        "Example cohort (T-ALL, CD7 CAR-T): eight simulated patients (scripts/make_fixtures.py), one per\n"
+        "relapse mechanism (P1-P4), two findings (P5 has CAR-transduced blasts at relapse, P6 lost the CD7\n"
+        "protein while keeping its RNA), two relapse sites (P8) and a baseline screen (P9).\n"
+        "Paths are relative to this file. Truth: data/test_h5ad/<patient>/truth/.\n"
+        "P2's samples are Cell Ranger multi output folders: the sheet's path names the folder, and\n"
+        "the filtered matrix, raw matrix and contigs are found in it (cd7escape validate lists them).\n"
+        "P1 and P6 have CITE-seq (Antibody Capture): the CD7 protein decides their calls; the patients\n"
+        "without ADT counts are measured by RNA.",
+        antigen="CD7",
+        antigen_protein="CD7_TotalSeqC",
+        car_feature="CAR_CD7",
+        outdir="../results",
+        samples="../data/test_h5ad/samples.csv",
     )
     sheet_b = write_cohort(
         args.out, PATIENTS_B_ALL, seed0=200, args=args, extra_genes=b_lineage_genes()
     )
     sheet_b.to_csv(args.out / "samples_b_all.csv", index=False)
-    (configs / "example_b_all.yaml").write_text(
-        "# Example B-ALL patient (CD19 CAR-T; scripts/make_fixtures.py). Paths are relative to this file.\n"
-        "# Truth: data/test_h5ad/P7/truth/. P7's samples are Cell Ranger multi output folders whose\n"
-        "# receptor contigs are IG chains in vdj_b (the B lineage's loci: IGH, IGK, IGL).\n"
-        "antigen: CD19\n"
-        "lineage: B\n"
-        "antigen_protein: null\n"
-        "car_feature: CAR_CD19\n"
-        "outdir: ../results/b_all\n"
-        "samples: ../data/test_h5ad/samples_b_all.csv\n"
-        "integration: pca\n"
-        "seed: 0\n"
+    write_config(
+        configs / "example_b_all.yaml",
+        "Example B-ALL patient (CD19 CAR-T; scripts/make_fixtures.py). Paths are relative to this file.\n"
+        "Truth: data/test_h5ad/P7/truth/. P7's samples are Cell Ranger multi output folders whose\n"
+        "receptor contigs are IG chains in vdj_b (the B lineage's loci: IGH, IGK, IGL).",
+        antigen="CD19",
+        lineage="B",
+        antigen_protein="null",
+        car_feature="CAR_CD19",
+        outdir="../results/b_all",
+        samples="../data/test_h5ad/samples_b_all.csv",
     )
     size = sum(f.stat().st_size for f in args.out.rglob("*") if f.is_file())
     print(
