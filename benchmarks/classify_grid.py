@@ -1,10 +1,11 @@
 """classify_relapse on a grid of simulated patients, with the naive approach side by side (issue 5).
 
-Grid (102 patients): pre-existing negative subclone at {0.2, 0.5, 1, 3, 10} % of baseline blasts × depth
+Grid (114 patients): pre-existing negative subclone at {0.2, 0.5, 1, 3, 10} % of baseline blasts × depth
 {1k, 3k, 8k} × TCR yes/no; downregulation fold {2, 4, 10, complete} × depth × TCR; decoys: a negative minor
 subclone (3 or 10 %) that does not expand while the main clone loses the antigen, antigen-retained relapses at
 low depth (500, 1,000 UMIs), therapy-shifted relapse blasts (shift 1 and 2 log2 s.d.; downregulation,
-pre-existing 10 %, retained); mixed; lineage switch. ``--cells`` cells per sample (default 1,000).
+pre-existing 10 %, retained); mixed (a 10 % negative subclone, and 25 or 30 %, which cannot grow 2-fold);
+lineage switch. ``--cells`` cells per sample (default 1,000).
 
 The malignant calls are the simulator's truth (``truth_malignant``; ``cell_class`` from ``truth_cell_type``)
 so the benchmark measures subclones + classify_relapse, not call_malignant. Without ``--cnv`` no
@@ -120,6 +121,20 @@ def grid(depths: tuple[int, ...] = (1000, 3000, 8000)) -> list[dict]:
     for d in depths:
         for tcr in (True, False):
             rows.append(dict(group="lineage_switch", mechanism="lineage_switch", depth=d, tcr=tcr))
+    # a large negative subclone cannot grow 2-fold: 25-30 % at baseline, 45 % of the relapse (appended so that
+    # the earlier patients keep their ids and seeds)
+    for nf in (0.25, 0.30):
+        for d in depths:
+            for tcr in (True, False):
+                rows.append(
+                    dict(
+                        group="mixed_large_negative",
+                        mechanism="mixed",
+                        negative_fraction=nf,
+                        depth=d,
+                        tcr=tcr,
+                    )
+                )
     for i, r in enumerate(rows):
         r["id"] = i
         r["seed"] = 1000 + i

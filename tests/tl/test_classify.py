@@ -28,6 +28,8 @@ CASES = {
     "antigen_downregulation": ("antigen_downregulation", {"fold": np.inf}),
     "antigen_retained": ("antigen_retained", {}),
     "mixed": ("mixed", {"negative_fraction": 0.15}),
+    # a 30 % negative subclone cannot grow 2-fold (45 % of the relapse): mixed, not downregulation
+    "mixed_large_negative": ("mixed", {"negative_fraction": 0.30}),
     "lineage_switch": ("lineage_switch", {}),
     "decoy": (
         "antigen_downregulation",

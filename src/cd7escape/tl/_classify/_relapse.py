@@ -291,6 +291,9 @@ def _decide(d: _Data, P: dict[str, Any], *, interval: bool = True) -> dict[str, 
             "pi_baseline": g_b.get("pi", np.nan),
             "ci_high_baseline": g_b.get("ci_high", np.nan),
             "negative_relapse_cells": float(mass[c]),
+            # a persisting negative subclone whose share grew significantly, if less than min_expansion_fold
+            # (a subclone of 30 % cannot grow 2-fold): not a pre-existing clone, but a route of a mixed relapse
+            "grew": bool(route == "persisting" and (lo > 1 if interval else f > 1)),
             # all of it until _joint_downregulation_share subtracts the baseline negatives
             "downregulation_share": 1.0 if route == "downregulation" else 0.0,
         }
@@ -309,17 +312,21 @@ def _decide(d: _Data, P: dict[str, Any], *, interval: bool = True) -> dict[str, 
             shares[rows[c]["route"]] += w
     out["routes"], out["shares"] = rows, shares
     pre, down = shares["preexisting"], shares["downregulation"]
+    grew = sum(mass[c] for c in rows if rows[c]["grew"]) / total if total > 0 else 0.0
+    out["grew_share"] = grew
 
     def top(route):
         return sorted((c for c in rows if rows[c]["route"] == route), key=lambda c: -mass[c])
 
-    if pre >= P["mixed_min_share"] and down >= P["mixed_min_share"]:
+    if pre + grew >= P["mixed_min_share"] and down >= P["mixed_min_share"]:
+        negative = [c for c in sorted(rows, key=lambda c: -mass[c]) if rows[c]["grew"]]
         out.update(
             mechanism="mixed",
             rule="both_routes",
             reason=(
-                f"{100 * pre:.0f} % of antigen-negative relapse cells descend from baseline-negative subclone(s) "
-                f"{', '.join(top('preexisting'))} that expanded, {100 * down:.0f} % from baseline-positive "
+                f"{100 * (pre + grew):.0f} % of antigen-negative relapse cells descend from baseline-negative "
+                f"subclone(s) {', '.join(top('preexisting') + negative)} that "
+                f"{'expanded' if pre >= grew else 'grew in share'}, {100 * down:.0f} % from baseline-positive "
                 f"subclone(s) {', '.join(top('downregulation'))} that lost {_aname(P)}"
             ),
         )
@@ -379,16 +386,18 @@ def _decide_by_trace(
     small negative state inside a large positive subclone keeps its own weight. The decision replaces the
     subclone routes' (kept in ``out`` as evidence):
 
-    - lower bound ≥ ``mixed_min_share`` and upper bound ≤ 1 − ``mixed_min_share`` (both routes carry weight)
-      → mixed;
+    - lower bound ≥ ``mixed_min_share`` and upper bound ≤ 1 − ``mixed_min_share`` (both routes carry weight),
+      and the negatives grew: ``min_expansion_fold`` or, for a large negative subclone that cannot grow that
+      much, a relapse share significantly above the baseline negative fraction → mixed;
     - ``pi_trace`` ≥ ``preexisting_min_negative``, its lower bound ≥ ``mixed_min_share``, significantly > 0,
       and those negatives expanded (their relapse share ≥ ``min_expansion_fold`` times the baseline negative
       fraction) → pre-existing;
     - upper bound < ``downregulation_max_negative`` → downregulation (the stricter side: a wrong
       "downregulation" tells a clinician a baseline screen could not have seen the escape);
     - ``pi_trace`` < 1 − ``min_call_share`` and even its upper bound gives those negatives less than
-      ``min_expansion_fold`` expansion over the baseline negative fraction → downregulation (ancestors partly
-      negative as the baseline at large was; existence is not expansion);
+      ``min_expansion_fold`` expansion over the baseline negative fraction, and their share did not grow
+      significantly → downregulation (ancestors partly negative as the baseline at large was; existence is
+      not expansion);
     - otherwise, or when the traced baseline cells are fewer than the antigen model's ``min_cells``
       (effective size), ``indeterminate`` with the detection limit.
     """
@@ -433,10 +442,15 @@ def _decide_by_trace(
     fold = (pi * negative_mass / max(n_r, 1)) / floor_b
     # the most those negatives can have expanded (upper end of pi_trace)
     fold_high = (hi * negative_mass / max(n_r, 1)) / floor_b
+    # did they grow in share at all? Their relapse share against the baseline's negative fraction, the
+    # relevant half-widths of both intervals added in quadrature. A large negative subclone cannot grow
+    # min_expansion_fold-fold (30 % → 45 % is 1.5-fold) yet supplies half the negative relapse cells
+    q = negative_mass / max(n_r, 1)
+    grew = bool(pi * q - pi_b > np.hypot((pi - lo) * q, float(gb.get("ci_high", pi_b)) - pi_b))
     trace = {
         "pi": pi, "ci_low": lo, "ci_high": hi, "lrt_pvalue": fit["pval"], "n_effective": fit["n"],
         "n_cells": int(centres.size), "negative_relapse_cells": negative_mass,
-        "expansion_fold": float(fold), "expansion_fold_high": float(fold_high),
+        "expansion_fold": float(fold), "expansion_fold_high": float(fold_high), "negatives_grew": grew,
     }  # fmt: skip
     out["trace"] = trace
     a = _aname(P)
@@ -452,11 +466,12 @@ def _decide_by_trace(
     m = P["mixed_min_share"]
     if fit["n"] < P["min_cells"] or not np.isfinite(pi):
         call = ("indeterminate", "trace_too_few", f"{described}: too few to decide; {limit}")
-    elif lo >= m and hi <= 1 - m and fold >= P["min_expansion_fold"]:
+    elif lo >= m and hi <= 1 - m and (fold >= P["min_expansion_fold"] or grew):
         call = (
             "mixed",
             "trace_both",
-            f"{described}: some descend from negative, some from positive baseline cells",
+            f"{described}, against the baseline's {100 * pi_b:.0f} %: some descend from negative baseline "
+            f"cells, which grew {fold:.1f}-fold in share, some from positive ones",
         )
     elif pi >= P["preexisting_min_negative"] and lo >= m and fit["pval"] < P["alpha"]:
         call = (
@@ -470,7 +485,7 @@ def _decide_by_trace(
             "trace_positive_ancestors",
             f"{described}: they lost {a} ({'dim' if dim else 'negative'} at relapse)",
         )
-    elif pi < 1 - P["min_call_share"] and fold_high < P["min_expansion_fold"]:
+    elif pi < 1 - P["min_call_share"] and fold_high < P["min_expansion_fold"] and not grew:
         # ancestors partly negative, as the baseline at large was: those already negative did not expand
         # (existence is not expansion), and most of the negative relapse cells descend from positive ones
         call = (
@@ -490,7 +505,17 @@ def _decide_by_trace(
     trace["call"] = call[0]
     out["subclone_call"] = by_subclones
     mech, rule, reason = call
-    if mech == "antigen_downregulation" and by_subclones["mechanism"] in (
+    if (
+        rule == "trace_negatives_not_expanded"
+        and by_subclones["mechanism"] == "mixed"
+        and lo >= m
+        and hi <= 1 - m
+    ):
+        # the trace gives both routes weight but cannot show the negatives grew; a whole negative subclone
+        # that did grow (significantly, if less than min_expansion_fold) does: both links say mixed
+        mech, rule = "mixed", "trace_and_subclones_mixed"
+        reason = f"{described}, and {by_subclones['reason']}"
+    elif mech == "antigen_downregulation" and by_subclones["mechanism"] in (
         "preexisting_negative_clone",
         "mixed",
     ):
@@ -590,15 +615,19 @@ def classify_relapse(
        capped so that the weight rests on at least the antigen model's ``min_cells``); the antigen model on
        the baseline cells so weighted gives ``pi_trace``, the share of the negative relapse population that
        grew from baseline cells already negative. Lower bound ≥ ``mixed_min_share`` and upper bound ≤
-       1 − ``mixed_min_share`` and expanded → ``mixed``; ``pi_trace`` ≥ ``preexisting_min_negative`` with its
+       1 − ``mixed_min_share`` and the negatives grew (``min_expansion_fold``, or significantly in share)
+       → ``mixed``; ``pi_trace`` ≥ ``preexisting_min_negative`` with its
        lower bound ≥ ``mixed_min_share`` and that negative state expanded ≥ ``min_expansion_fold`` →
        ``preexisting_negative_clone``; upper bound < ``downregulation_max_negative``, or ``pi_trace`` <
        1 − ``min_call_share`` with even its upper bound giving less than ``min_expansion_fold`` expansion of
-       those negatives → ``antigen_downregulation``; else ``indeterminate`` with the detection limit.
+       those negatives, whose share did not grow significantly → ``antigen_downregulation``; else ``indeterminate`` with the detection limit.
        **The subclone routes**
        (each mapped baseline subclone's baseline negative fraction, expansion and share of the relapse
-       negatives; ``min_call_share`` of them for a call) are the second link: a trace downregulation against a
-       subclone pre-existing/mixed call is ``indeterminate``; a trace whose few baseline cells are mostly
+       negatives; ``min_call_share`` of them for a call; a negative subclone that grew significantly but less
+       than ``min_expansion_fold`` counts towards ``mixed`` only) are the second link: a trace whose interval
+       gives both routes weight but whose negatives did not grow, with a subclone ``mixed`` call, is
+       ``mixed``; any other trace downregulation against a subclone pre-existing/mixed call is
+       ``indeterminate``; a trace whose few baseline cells are mostly
        positive (point below ``downregulation_max_negative``, upper bound below ``preexisting_min_negative``)
        confirms a subclone downregulation. Without a recorded joint space the subclone routes decide alone.
 
