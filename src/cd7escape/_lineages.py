@@ -54,7 +54,9 @@ class Lineage:
         A lineage that shares the tumour lineage's markers but rearranges no receptor (NK cells for T
         cells: cytotoxic T cells and blasts with few CD3 reads score as NK), or ``None``.
     specific
-        Transcripts of the tumour lineage that ``confusable`` lacks.
+        Transcripts of the tumour lineage that ``confusable`` lacks; without a confusable lineage, that
+        every other lineage lacks (beyond ambient), by which a cell the neighbourhood places among the
+        tumour's cells is told to be of another lineage (an NK cell among shallow myeloma cells).
     blast_specific, blast_supporting
         The tumour's own program (immature/blast program; for myeloma the aberrant plasma-cell genes):
         specific genes are essentially absent from the lineage's normal mature cells, supporting ones are
@@ -103,6 +105,9 @@ _BASE = ("T", "NK", "B", "myeloid", "erythroid")
 _T_MATURE = ("CCR7", "SELL", "IL7R", "GZMA", "GZMB", "GZMK", "PRF1", "CCL5", "KLRB1", "NKG7", "GNLY", "CD69", "FOS", "JUN", "CD27", "CD28",)  # fmt: skip
 _T_PROGRAM = ("CD3E", "CD3D", "CD3G", "CD247", "CD2", "CD5", "LCK", "ZAP70", "LAT", "ITK", "BCL11B", "TCF7", "GATA3", "CD1A", "TRBC1", "TRBC2",)  # fmt: skip
 _B_MATURE = ("MS4A1", "CR2", "FCER2", "CD27", "IGHD", "FCRL1", "FCRL2", "FCRL5", "TNFRSF13B", "CD69", "FOS", "JUN", "CXCR4", "KLF2",)  # fmt: skip
+# immunoglobulin constant genes (a plasma cell's most abundant transcripts) and the plasma-cell secretory
+# program: other lineages have them at ambient levels only (B cells at a tenth of a plasma cell's share)
+_PLASMA_SPECIFIC = ("JCHAIN", "MZB1", "DERL3", "TXNDC5", "IGKC", "IGLC1", "IGLC2", "IGLC3", "IGLC7", "IGHG1", "IGHG2", "IGHG3", "IGHG4", "IGHA1", "IGHA2", "IGHM",)  # fmt: skip
 _B_PROGRAM = ("CD79A", "CD79B", "PAX5", "CD19", "CD22", "VPREB1", "IGLL1", "VPREB3", "EBF1", "BLNK", "CD24", "MS4A1", "IGHM", "BANK1",)  # fmt: skip
 
 LINEAGES: dict[str, Lineage] = {
@@ -151,7 +156,7 @@ LINEAGES: dict[str, Lineage] = {
         scored=("T", "NK", "B", "plasma", "myeloid", "erythroid"),
         normal_class="plasma",
         confusable=None,
-        specific=(),
+        specific=_PLASMA_SPECIFIC,
         # aberrant in myeloma cells, absent from normal plasma cells (CCND1/FGFR3/NSD2/MAF translocation
         # partners, CD56/CD28/CD117 aberrancies)
         blast_specific=("CCND1", "FGFR3", "NSD2", "MAF", "MAFB", "NCAM1", "CD28", "KIT"),

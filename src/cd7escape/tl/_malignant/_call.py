@@ -17,8 +17,16 @@ from ..._sparse import scale_rows
 from ..._uns import record
 from ._blast_program import blast_evidence, blast_score, program_llr
 from ._car import ambient_positive_chance, detect_car, find_car_feature
-from ._cell_types import assign_lineage, lineage_scores, t_identity, t_transcripts
+from ._cell_types import (
+    assign_lineage,
+    lineage_identity,
+    lineage_scores,
+    t_identity,
+    t_transcripts,
+)
 from ._cnv import (
+    Z_HIGH,
+    Z_LOW,
     clone_copy_number,
     cnv_llr,
     cnv_subclones,
@@ -81,6 +89,9 @@ CAR_OWN_MIN = 7.0
 # malignant cells, Poisson tail below this.
 CAR_SAMPLE_P = 0.01
 CAR_FALSE_RATE = 1e-3
+# Log-likelihood ratio (tumour lineage vs another, from the lineage's specific transcripts at the cell's
+# depth) below which a cell the neighbourhood places in the tumour's lineage is of another lineage.
+FOREIGN_LLR = 5.0
 
 
 def call_malignant(
@@ -122,7 +133,14 @@ def call_malignant(
       productive TCR get no TCR evidence.
     - ``lineage``: by marker scores; an NK-scoring cell with a productive TCR, or in a Leiden cluster where
       ≥ 20 % of the NK-scoring cells have one, is a T cell (NK cells carry no TCR; cytotoxic T cells and
-      blasts with few CD3 reads score as NK).
+      blasts with few CD3 reads score as NK). Where the tumour's lineage has specific transcripts and no
+      confusable lineage (myeloma: immunoglobulin and plasma-cell genes), a cell whose neighbourhood
+      gives it the tumour's lineage but whose own counts of them, at its depth, are another lineage's
+      (log-likelihood ratio < -5; an NK, T or erythroid cell among shallow myeloma cells) and whose
+      receptor was not read takes its own markers' lineage, weighs its own copy number only (not its
+      smoothed profile, nor its cluster's) and its own log-odds only; it is no copy-number reference
+      (``uns[...]['other_lineage_cells']``). A cell's cluster mean is then over its Leiden cluster's
+      cells of its lineage.
     - ``car_detected``: CAR transgene counts above ambient. A CAR-positive cell is class ``car_T`` and not
       malignant, unless it carries leukemic evidence of its own: then it is a CAR-transduced blast (leukemic
       cells collected into the product and transduced), malignant with ``obs['car_transduced']``. That
@@ -288,6 +306,50 @@ def _smoother(adata):
     return smooth
 
 
+def _z_evidence(z: np.ndarray) -> np.ndarray:
+    """A copy-number robust z as evidence in [0, 1] (as ``infer_cnv``'s)."""
+    return np.clip((z - Z_LOW) / (Z_HIGH - Z_LOW), 0.0, 1.0)
+
+
+def _uses_identity(spec: Lineage) -> bool:
+    """Whether cells of other lineages are told from the tumour's by its specific transcripts."""
+    return spec.confusable is None and bool(spec.specific)
+
+
+def _foreign_cells(
+    counts: sp.csr_matrix,
+    total: np.ndarray,
+    var_names: pd.Index,
+    antigen: str,
+    spec: Lineage,
+    lineage: np.ndarray,
+    scores: pd.DataFrame,
+    adata,
+) -> np.ndarray:
+    """Cells of the tumour's lineage by their neighbourhood that are of another lineage by their own
+    counts of the lineage's specific transcripts (``spec.specific``; a log-likelihood ratio below
+    ``-FOREIGN_LLR``, :func:`~._cell_types.lineage_identity`) and whose receptor was not read.
+
+    For tumour lineages without a designated confusable lineage only (myeloma: any cell among shallow
+    myeloma cells may take their lineage; T-ALL weighs NK against T cells its own way). The rates are
+    learnt from cells whose own markers agree with their neighbourhood's lineage."""
+    n = len(lineage)
+    none = np.zeros(n, dtype=bool)
+    if not _uses_identity(spec):
+        return none
+    own = assign_lineage(scores, lambda v: v)
+    in_tumour = lineage == spec.tumour
+    tumour_ref = in_tumour & (own == spec.tumour)
+    other_ref = ~in_tumour & (own == lineage) & (lineage != "other")
+    llr = lineage_identity(
+        t_transcripts(counts, var_names, antigen, spec), total, tumour_ref, other_ref
+    )
+    if llr is None:
+        return none
+    read = adata.obs["clone_id"].notna().to_numpy() if "clone_id" in adata.obs else none
+    return in_tumour & (llr < -FOREIGN_LLR) & ~read
+
+
 def _cluster_mean(values: np.ndarray, clusters: np.ndarray | None) -> np.ndarray:
     if clusters is None:
         return values
@@ -426,9 +488,25 @@ def _call(
         share = frame["read"].transform("sum") / frame["nk"].transform("sum").clip(lower=1)
         to_t = nk & (read | (share.to_numpy() >= NK_TCR_SHARE))
         lineage = np.where(to_t, tumour, lineage).astype(object)
+    # A cell of the tumour's lineage by its neighbourhood whose own counts of the lineage's specific
+    # transcripts (myeloma: immunoglobulin and plasma-cell genes) are those of another lineage, and whose
+    # receptor was not read, is of that other lineage: an NK or T cell among shallow myeloma cells is not a
+    # plasma cell (T-ALL has its own NK-versus-T steps)
+    foreign = _foreign_cells(counts, total, var_names, antigen, spec, lineage, scores, adata)
+    if foreign.any():
+        own_lineage = assign_lineage(scores, lambda v: v)
+        lineage = np.where(
+            foreign, np.where(own_lineage == tumour, "other", own_lineage), lineage
+        ).astype(object)
+    # ... and the cluster a cell's evidence is averaged over is then its Leiden cluster's cells of its
+    # lineage: shallow cells of every lineage cluster together, and the NK and erythroid cells among them
+    # are not evidence for or against the myeloma cells there (nor the reverse)
+    context = clusters
+    if _uses_identity(spec) and clusters is not None:
+        context = np.asarray([f"{c}|{lin}" for c, lin in zip(clusters, lineage, strict=True)])
     t_like = lineage == tumour
     blast = blast_score(logx, var_names, antigen, spec)
-    blast_ev = blast_evidence(_cluster_mean(smooth(blast), clusters) * 0.5 + smooth(blast) * 0.5)
+    blast_ev = blast_evidence(_cluster_mean(smooth(blast), context) * 0.5 + smooth(blast) * 0.5)
     blast_ev = np.where(t_like, blast_ev, 0.0)
 
     # CAR transgene
@@ -480,7 +558,7 @@ def _call(
             else np.full(n, "")
         )
         for lin in spec.cnv_reference:
-            cand = (lineage == lin) & calm & (sizes == 0)
+            cand = (lineage == lin) & calm & (sizes == 0) & ~foreign
             if (cand & (tp == "baseline")).sum() >= 40:
                 cand &= tp == "baseline"
             ref[cand] = lin
@@ -538,7 +616,7 @@ def _call(
             if cnv_res["method"] in LEUKEMIC_PROFILE:
                 # similarity to the leukemic CNV profile; a cluster's mean z is far less noisy than a
                 # cell's, so it saturates sooner
-                cluster_z = _cluster_mean(cnv_res["score"], clusters)
+                cluster_z = _cluster_mean(cnv_res["score"], context)
                 cluster_ev = np.clip(
                     (cluster_z - CLUSTER_Z_LOW) / (CLUSTER_Z_HIGH - CLUSTER_Z_LOW), 0.0, 1.0
                 )
@@ -546,7 +624,7 @@ def _call(
             else:
                 # no leukemic profile to compare with: CNV amplitude alone never makes a cell malignant
                 cnv_ev = 0.5 * cnv_res["evidence"] + 0.5 * _cluster_mean(
-                    cnv_res["evidence"], clusters
+                    cnv_res["evidence"], context
                 )
                 cnv_ev = np.minimum(cnv_ev, AMPLITUDE_EV_CAP)
             cnv_ev = np.where(
@@ -554,6 +632,10 @@ def _call(
                 np.minimum(cnv_ev, cnv_res["evidence"]),
                 cnv_ev,
             )
+            # a cell of another lineage among the tumour's cells weighs its own copy number only (its
+            # smoothed profile and its cluster's are its neighbours')
+            own_z = np.nan_to_num(cnv_res["own_score"], nan=0.0)
+            cnv_ev = np.where(foreign, _z_evidence(own_z), cnv_ev)
             # the per-cell profile for heatmaps; half precision keeps a 200k-cell patient affordable
             adata.obsm["X_cnv"] = cnv_res["profile"].astype(np.float16)
             adata.uns["cnv"] = {
@@ -579,7 +661,7 @@ def _call(
     # so that its neighbours see it for what it is: a cell without a TCR among cells of the leukemic
     # clonotype is most likely a blast whose TCR was not captured, even without a blast program.
     logit = np.where(tcr > 0, W_TCR_LEUKEMIC, np.where(tcr < 0, W_TCR_OTHER, logit))
-    smoothed = CELL_WEIGHT * logit + (1 - CELL_WEIGHT) * _cluster_mean(logit, clusters)
+    smoothed = CELL_WEIGHT * logit + (1 - CELL_WEIGHT) * _cluster_mean(logit, context)
     # cells of the tumour's lineage ("T cells" below, as in T-ALL; B or plasma cells in B-ALL and myeloma)
     is_t = lineage == tumour
     # T cells by their own transcripts too, not only by their neighbourhood's: a cell among T cells with
@@ -588,6 +670,8 @@ def _call(
     t_counts = t_transcripts(counts, var_names, antigen, spec)
     not_t = (t_counts == 0) if spec.confusable is not None else np.zeros(n, dtype=bool)
     smoothed = np.where(is_t & not_t, logit, smoothed)
+    # ... and so does a cell of another lineage found among the tumour's cells by its own transcripts
+    smoothed = np.where(foreign, logit, smoothed)
     # A T cell whose TCR was not read takes, as its neighbourhood, the clonal make-up of its cluster's T
     # cells whose TCR was read (capture does not depend on being a blast): where the leukemia has a
     # clonotype and enough of the cluster's T cells were read.
@@ -804,6 +888,8 @@ def _call(
         },
         "copy_number_regions": pd.DataFrame(region_info).to_dict(orient="list"),
         "unread_t_leukemic_share": unread_share,
+        # cells of the tumour's lineage by their neighbourhood, of another by their own transcripts
+        "other_lineage_cells": int(foreign.sum()),
     }
     results["car_transduced"] = _transduced_counts(obs, transduced, malignant)
     if donor_info:

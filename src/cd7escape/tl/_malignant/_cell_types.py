@@ -156,3 +156,49 @@ def t_identity(
                 llr[members], overall, T_PRIOR_CELLS, overall, bounds=PRIOR_BOUNDS
             )
     return np.log(share / (1.0 - share)) + llr
+
+
+# Cells of each class (the tumour lineage's, the other lineages') needed to learn the identity rates.
+MIN_LINEAGE_IDENTITY_CELLS = 20
+
+
+def lineage_identity(
+    own_counts: np.ndarray,
+    total: np.ndarray,
+    tumour_ref: np.ndarray,
+    other_ref: np.ndarray,
+) -> np.ndarray | None:
+    """Per cell: log-likelihood ratio that it is of the tumour lineage, not of another lineage, from its
+    UMIs of the lineage's specific transcripts (``Lineage.specific``, e.g. the immunoglobulin and
+    plasma-cell genes of myeloma) at its depth.
+
+    Each class's counts are a negative binomial at the cell's depth with the class's rate per UMI and a
+    method-of-moments dispersion, learnt from ``tumour_ref`` (cells of the tumour lineage by their own
+    markers and their neighbourhood's) and ``other_ref`` (cells of other lineages by both: their rate is
+    the ambient one). The neighbourhood's lineage of a shallow cell is its neighbours' (an NK cell among
+    shallow myeloma cells takes the plasma lineage); this ratio is the cell's own. ``None`` when either
+    class has fewer than 20 cells or the tumour lineage's rate is not higher.
+    """
+    from ._copy_number_llr import _dispersion
+
+    if (
+        tumour_ref.sum() < MIN_LINEAGE_IDENTITY_CELLS
+        or other_ref.sum() < MIN_LINEAGE_IDENTITY_CELLS
+    ):
+        return None
+    y = np.asarray(own_counts, dtype=np.float64)
+    d = np.maximum(np.asarray(total, dtype=np.float64), 1.0)
+    r_t = y[tumour_ref].sum() / d[tumour_ref].sum()
+    r_o = max(y[other_ref].sum() / d[other_ref].sum(), 1e-6)
+    if not r_t > r_o:
+        return None
+
+    def log_nb(mu: np.ndarray, phi: float) -> np.ndarray:
+        if phi <= 0:
+            return y * np.log(mu) - mu  # log y! cancels in the ratio
+        r = 1.0 / phi
+        return gammaln(y + r) - gammaln(r) + y * np.log(mu / (mu + r)) + r * np.log(r / (mu + r))
+
+    phi_t = _dispersion(y[tumour_ref], r_t * d[tumour_ref])
+    phi_o = _dispersion(y[other_ref], r_o * d[other_ref])
+    return log_nb(r_t * d, phi_t) - log_nb(r_o * d, phi_o)
