@@ -258,6 +258,11 @@ def run_one(
         "zero_relapse": tp["relapse"]["zero_count_fraction"],
         **{f"share_{k}": round(float(v), 3) for k, v in call.numbers.get("shares", {}).items()},
         "n_unmapped_relapse": call.numbers.get("n_unmapped_relapse"),
+        "subclone_call": (call.numbers.get("subclone_call") or {}).get("mechanism"),
+        **{
+            f"trace_{k}": call.numbers.get("trace", {}).get(k)
+            for k in ("pi", "ci_low", "ci_high", "n_effective", "n_effective_uncapped")
+        },
         **nv,
         **cnv_info,
         "seconds_classify": round(t2 - t1, 1),

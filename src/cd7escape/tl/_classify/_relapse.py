@@ -426,7 +426,8 @@ def _decide_by_trace(
     # a linear log-ratio keeps growing along its direction, so a few cells at the far edge of a state would
     # stand for all of it: no baseline cell stands for more than 1/min_cells of the negative relapse
     # population (the antigen model's floor), so the trace never rests on fewer cells than that
-    w = cap_weights(np.nan_to_num(odds[copies], nan=0.0), int(P["min_cells"]))
+    raw = np.nan_to_num(odds[copies], nan=0.0)
+    w = cap_weights(raw, int(P["min_cells"]))
     fit = anchored_fit(
         d.y0[copies], d.s0[copies], weights=w, mu_ref=d.mu_ref, ambient=d.ambient, theta=d.theta,
         alpha=P["alpha"], interval=interval, null_theta=d.null_theta,
@@ -450,6 +451,9 @@ def _decide_by_trace(
     trace = {
         "pi": pi, "ci_low": lo, "ci_high": hi, "lrt_pvalue": fit["pval"], "n_effective": fit["n"],
         "n_cells": int(centres.size), "negative_relapse_cells": negative_mass,
+        # Kish effective size of the weights before the cap: how many baseline cells the density ratio
+        # itself rests on
+        "n_effective_uncapped": float(raw.sum() ** 2 / max(float((raw**2).sum()), 1e-300)),
         "expansion_fold": float(fold), "expansion_fold_high": float(fold_high), "negatives_grew": grew,
     }  # fmt: skip
     out["trace"] = trace
@@ -515,6 +519,12 @@ def _decide_by_trace(
         # that did grow (significantly, if less than min_expansion_fold) does: both links say mixed
         mech, rule = "mixed", "trace_and_subclones_mixed"
         reason = f"{described}, and {by_subclones['reason']}"
+    elif mech == "mixed" and by_subclones["mechanism"] == "preexisting_negative_clone":
+        # whole subclones trace most negatives to a negative subclone that expanded and hardly any to
+        # positive ones, where the trace gives positive ancestors weight (a relapse shifted off the
+        # baseline's states blurs the trace): no call rests on one link
+        mech, rule = "indeterminate", "links_disagree"
+        reason = f"{reason}; but by subclones: {by_subclones['reason']}"
     elif mech == "antigen_downregulation" and by_subclones["mechanism"] in (
         "preexisting_negative_clone",
         "mixed",
@@ -626,8 +636,8 @@ def classify_relapse(
        negatives; ``min_call_share`` of them for a call; a negative subclone that grew significantly but less
        than ``min_expansion_fold`` counts towards ``mixed`` only) are the second link: a trace whose interval
        gives both routes weight but whose negatives did not grow, with a subclone ``mixed`` call, is
-       ``mixed``; any other trace downregulation against a subclone pre-existing/mixed call is
-       ``indeterminate``; a trace whose few baseline cells are mostly
+       ``mixed``; any other trace downregulation against a subclone pre-existing/mixed call, or a trace
+       mixed call against a subclone pre-existing one, is ``indeterminate``; a trace whose few baseline cells are mostly
        positive (point below ``downregulation_max_negative``, upper bound below ``preexisting_min_negative``)
        confirms a subclone downregulation. Without a recorded joint space the subclone routes decide alone.
 
