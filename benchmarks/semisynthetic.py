@@ -40,10 +40,14 @@ Design (300 baseline blasts, 250 relapse blasts; shares of blasts, baseline → 
 - decoys: ``decoy_minor_negative`` (Sneg 5 % at both timepoints, does not expand, S0 loses CD7 completely:
   truth downregulation); ``decoy_retained_negative_minor`` (Sneg 5 % at both, nothing else changes: truth
   retained); ``decoy_low_depth`` (retained, every relapse count thinned to 40 %: truth retained).
+- ``mixed`` (truth mixed): Sneg at 10 or 30 % of baseline blasts, S1 15 %, S0 the rest → relapse Sneg 45 %,
+  S0 50 % (CD7 lost completely), S1 5 %. At 30 % the negative subclone grows only 1.5-fold yet supplies
+  half the negative relapse cells.
 
-13 settings × ``--seeds`` (3) × pools (``--pools P02,P11``) = 78 patients, each run with and without labels.
-Identifiable: pre-existing with ≥ 10 baseline Sneg cells after QC, downregulation with fold ≥ 4, the others
-always. The naive zero-count call (``naive_baseline.naive_call``: Leiden clusters of the malignant cells,
+15 settings × ``--seeds`` (3) × pools (``--pools P02,P11``) = 90 patients, each run with and without labels
+(the two mixed settings are numbered last, ids 78-89 at the defaults, so that the others keep their ids).
+Identifiable: pre-existing and mixed with ≥ 10 baseline Sneg cells after QC, downregulation with fold ≥ 4,
+the others always. The naive zero-count call (``naive_baseline.naive_call``: Leiden clusters of the malignant cells,
 share of zero CD7 counts at relapse vs baseline, no dropout model, no clone link) runs on the same patients
 and the same malignant cells (the labels, or the tool's own calls without labels).
 
@@ -105,6 +109,7 @@ COLUMNS = [
     "blasts_tcr_leukemic", "naive_call", "naive_zero_baseline", "naive_zero_relapse",
     "naive_negative_baseline_clusters", "seconds_build", "seconds_ingest", "seconds_qc", "seconds_embed",
     "seconds_malignant", "seconds_antigen", "seconds_clones", "seconds_classify", "seconds_total",
+    "subclone_call", "trace_pi", "trace_ci_low", "trace_ci_high", "trace_n_effective",
 ]  # fmt: skip
 
 #: answers that are no call (the naive approach without malignant cells cannot call)
@@ -117,6 +122,7 @@ TRUTH = {
     "decoy_minor_negative": "antigen_downregulation",
     "decoy_retained_negative_minor": "antigen_retained",
     "decoy_low_depth": "antigen_retained",
+    "mixed": "mixed",
 }
 
 
@@ -229,14 +235,18 @@ def grid(pools: list[str], seeds: int) -> list[dict]:
     settings += [dict(group="decoy_minor_negative", negative_fraction=0.05, fold=np.inf)]
     settings += [dict(group="decoy_retained_negative_minor", negative_fraction=0.05)]
     settings += [dict(group="decoy_low_depth", depth=LOW_DEPTH)]
+    # added later, numbered after the others so that those keep their ids (a patient's draws follow its id):
+    # mixed relapses, one with a negative subclone too large to grow 2-fold
+    later = [dict(group="mixed", negative_fraction=f, fold=np.inf) for f in (0.10, 0.30)]
     rows = []
-    for seed in range(
-        seeds
-    ):  # seeds outermost: a partial run (--limit) covers every setting and pool
-        for p in pools:
-            for s in settings:
-                rows.append({"id": len(rows), "pool": p, "seed": seed, "mechanism": TRUTH[s["group"]],
-                             "negative_fraction": 0.0, "fold": 1.0, "depth": 1.0, **s})  # fmt: skip
+    for block in (settings, later):
+        for seed in range(
+            seeds
+        ):  # seeds outermost: a partial run (--limit) covers every setting and pool
+            for p in pools:
+                for s in block:
+                    rows.append({"id": len(rows), "pool": p, "seed": seed, "mechanism": TRUTH[s["group"]],
+                                 "negative_fraction": 0.0, "fold": 1.0, "depth": 1.0, **s})  # fmt: skip
     return rows
 
 
@@ -244,6 +254,8 @@ def compositions(row: dict) -> tuple[dict, dict]:
     g, nf = row["group"], row["negative_fraction"]
     if g == "preexisting":
         return {"S0": 0.85 - nf, "S1": 0.15, "Sneg": nf}, {"S0": 0.10, "S1": 0.05, "Sneg": 0.85}
+    if g == "mixed":
+        return {"S0": 0.85 - nf, "S1": 0.15, "Sneg": nf}, {"S0": 0.50, "S1": 0.05, "Sneg": 0.45}
     if g in ("decoy_minor_negative", "decoy_retained_negative_minor"):
         base = {"S0": 0.80, "S1": 0.15, "Sneg": nf}
         return base, dict(base)
@@ -256,7 +268,7 @@ def cd7_keep(row: dict, sub: str, tp: str) -> float:
     if (
         tp == "relapse"
         and sub == "S0"
-        and row["group"] in ("downregulation", "decoy_minor_negative")
+        and row["group"] in ("downregulation", "decoy_minor_negative", "mixed")
     ):
         return 0.0 if np.isinf(row["fold"]) else 1.0 / row["fold"]
     return 1.0
@@ -580,7 +592,7 @@ def score(row, labels, made, truth, adata, call, timings, secs, t_build, naive_c
     tp = obs["timepoint"].astype(str).to_numpy()
     n_neg_b = int((blast & (tr["truth_subclone"] == "Sneg").to_numpy() & (tp == "baseline")).sum())
     built_neg = (truth["truth_subclone"] == "Sneg") & (truth["timepoint"] == "baseline")
-    if row["group"] == "preexisting":
+    if row["group"] in ("preexisting", "mixed"):
         ident = n_neg_b >= 10
     elif row["group"] == "downregulation":
         ident = row["fold"] >= 4
@@ -604,6 +616,9 @@ def score(row, labels, made, truth, adata, call, timings, secs, t_build, naive_c
         res[f"malignant_{t}"] = d.get("malignant_cells")
     for k, v in numbers.get("shares", {}).items():
         res[f"share_{k}"] = round(float(v), 3)
+    res["subclone_call"] = (numbers.get("subclone_call") or {}).get("mechanism")
+    for k in ("pi", "ci_low", "ci_high", "n_effective"):
+        res[f"trace_{k}"] = (numbers.get("trace") or {}).get(k)
     if "malignant" in obs:
         mal = obs["malignant"].to_numpy(bool)
         tp_, fp, fn = int((mal & blast).sum()), int((mal & ~blast).sum()), int((~mal & blast).sum())
@@ -658,6 +673,8 @@ def _pct(k: int, n: int) -> str:
 def _setting(r) -> str:
     if r["group"] == "preexisting":
         return f"preexisting {100 * r['negative_fraction']:g} %"
+    if r["group"] == "mixed":
+        return f"mixed {100 * r['negative_fraction']:g} %"
     if r["group"] == "downregulation":
         return f"downregulation fold {'complete' if np.isinf(r['fold']) else f'{r.fold:g}'}"
     return r["group"]
