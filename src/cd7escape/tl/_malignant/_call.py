@@ -325,19 +325,20 @@ def _foreign_cells(
     lineage: np.ndarray,
     scores: pd.DataFrame,
     adata,
-) -> np.ndarray:
+) -> tuple[np.ndarray, np.ndarray]:
     """Cells of the tumour's lineage by their neighbourhood that are of another lineage by their own
     counts of the lineage's specific transcripts (``spec.specific``; a log-likelihood ratio below
     ``-FOREIGN_LLR``, :func:`~._cell_types.lineage_identity`) and whose receptor was not read.
 
     For tumour lineages without a designated confusable lineage only (myeloma: any cell among shallow
     myeloma cells may take their lineage; T-ALL weighs NK against T cells its own way). The rates are
-    learnt from cells whose own markers agree with their neighbourhood's lineage."""
+    learnt from cells whose own markers agree with their neighbourhood's lineage. Also returned: each
+    cell's lineage by its own markers (unsmoothed)."""
     n = len(lineage)
     none = np.zeros(n, dtype=bool)
-    if not _uses_identity(spec):
-        return none
     own = assign_lineage(scores, lambda v: v)
+    if not _uses_identity(spec):
+        return none, own
     in_tumour = lineage == spec.tumour
     tumour_ref = in_tumour & (own == spec.tumour)
     other_ref = ~in_tumour & (own == lineage) & (lineage != "other")
@@ -345,9 +346,9 @@ def _foreign_cells(
         t_transcripts(counts, var_names, antigen, spec), total, tumour_ref, other_ref
     )
     if llr is None:
-        return none
+        return none, own
     read = adata.obs["clone_id"].notna().to_numpy() if "clone_id" in adata.obs else none
-    return in_tumour & (llr < -FOREIGN_LLR) & ~read
+    return in_tumour & (llr < -FOREIGN_LLR) & ~read, own
 
 
 def _cluster_mean(values: np.ndarray, clusters: np.ndarray | None) -> np.ndarray:
@@ -492,9 +493,10 @@ def _call(
     # transcripts (myeloma: immunoglobulin and plasma-cell genes) are those of another lineage, and whose
     # receptor was not read, is of that other lineage: an NK or T cell among shallow myeloma cells is not a
     # plasma cell (T-ALL has its own NK-versus-T steps)
-    foreign = _foreign_cells(counts, total, var_names, antigen, spec, lineage, scores, adata)
+    foreign, own_lineage = _foreign_cells(
+        counts, total, var_names, antigen, spec, lineage, scores, adata
+    )
     if foreign.any():
-        own_lineage = assign_lineage(scores, lambda v: v)
         lineage = np.where(
             foreign, np.where(own_lineage == tumour, "other", own_lineage), lineage
         ).astype(object)
