@@ -267,3 +267,12 @@ def test_bootstrap_calls_do_not_depend_on_the_number_of_processes(monkeypatch):
 
     monkeypatch.setattr(Future, "cancel", lambda self: False)
     assert C._bootstrap_calls(d, draws, P) == serial
+
+
+def test_downregulation_states_the_founder_it_cannot_exclude(calls):
+    # a positive ancestry bounds, not excludes, a negative founder among the traced baseline cells
+    _, call = calls["antigen_downregulation"]
+    trace = call.numbers["trace"]
+    hidden = int(np.ceil(trace["ci_high"] * trace["n_effective"]))
+    assert trace["hidden_founder_cells"] == hidden
+    assert f"founder of up to {max(hidden, 1)} of those cells cannot be excluded" in call.reason

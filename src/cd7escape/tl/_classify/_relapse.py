@@ -468,6 +468,11 @@ def _decide_by_trace(
         f"lie (effective {fit['n']}), {100 * pi:.0f} % {a}-negative (95 % CI {100 * lo:.0f}–{100 * hi:.0f} %)"
     )
     m = P["mixed_min_share"]
+    # what the positive ancestry cannot rule out: a negative founder hidden among the traced cells, as many as
+    # the upper bound of their negative share allows (a clone of a few baseline cells is below any trace)
+    hidden = int(np.ceil(hi * fit["n"])) if np.isfinite(hi) else 0
+    founder = f"a pre-existing {a}-negative founder of up to {max(hidden, 1)} of those cells cannot be excluded"
+    trace["hidden_founder_cells"] = hidden
     if fit["n"] < P["min_cells"] or not np.isfinite(pi):
         call = ("indeterminate", "trace_too_few", f"{described}: too few to decide; {limit}")
     elif lo >= m and hi <= 1 - m and (fold >= P["min_expansion_fold"] or grew):
@@ -487,7 +492,7 @@ def _decide_by_trace(
         call = (
             "antigen_downregulation",
             "trace_positive_ancestors",
-            f"{described}: they lost {a} ({'dim' if dim else 'negative'} at relapse)",
+            f"{described}: they lost {a} ({'dim' if dim else 'negative'} at relapse); {founder}",
         )
     elif pi < 1 - P["min_call_share"] and fold_high < P["min_expansion_fold"] and not grew:
         # ancestors partly negative, as the baseline at large was: those already negative did not expand
@@ -541,7 +546,7 @@ def _decide_by_trace(
         # the trace's ancestors are few (wide interval) but mostly positive and exclude a mostly-negative
         # ancestry, and whole subclones show the loss: both links point to downregulation
         mech, rule = "antigen_downregulation", "trace_and_subclones_positive"
-        reason = f"{described}, and {by_subclones['reason']}"
+        reason = f"{described}, and {by_subclones['reason']}; {founder}"
     out.update(mechanism=mech, rule=rule, reason=reason)
 
 
