@@ -276,3 +276,14 @@ def test_downregulation_states_the_founder_it_cannot_exclude(calls):
     hidden = int(np.ceil(trace["ci_high"] * trace["n_effective"]))
     assert trace["hidden_founder_cells"] == hidden
     assert f"founder of up to {max(hidden, 1)} of those cells cannot be excluded" in call.reason
+
+
+def test_negative_subclones_forbid_a_blind_downregulation():
+    # a case that was called downregulation at 0.8: at 1,000 UMIs the trace reads the ancestors of this mixed
+    # relapse as no more negative than the baseline, while a 30 % negative subclone supplies a quarter of the
+    # negative relapse cells
+    adata = _patient("mixed", seed=5, negative_fraction=0.30, depth=1000)
+    call = ce.tl.classify_relapse(adata, n_bootstrap=BOOT)
+    shares = call.numbers["shares"]
+    assert shares["preexisting"] + shares["persisting"] >= ClassifyParams().mixed_min_share
+    assert call.mechanism != "antigen_downregulation", call.reason

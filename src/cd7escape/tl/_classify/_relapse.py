@@ -547,6 +547,17 @@ def _decide_by_trace(
         # ancestry, and whole subclones show the loss: both links point to downregulation
         mech, rule = "antigen_downregulation", "trace_and_subclones_positive"
         reason = f"{described}, and {by_subclones['reason']}; {founder}"
+    shares = out.get("shares", {})
+    negative_subclones = shares.get("preexisting", 0.0) + shares.get("persisting", 0.0)
+    if mech == "antigen_downregulation" and negative_subclones >= m:
+        # whole subclones that were already negative at baseline supply a mixed relapse's share of the
+        # negative relapse cells: a trace that cannot tell them apart (low depth, a large negative subclone
+        # that grew less than min_expansion_fold) is no ground for "lost the antigen"
+        mech, rule = "indeterminate", "negative_subclones_carry_weight"
+        reason = (
+            f"{reason}; but {100 * negative_subclones:.0f} % of the antigen-negative relapse cells belong to "
+            f"baseline subclones that were already {_aname(P)}-negative"
+        )
     out.update(mechanism=mech, rule=rule, reason=reason)
 
 
@@ -642,7 +653,8 @@ def classify_relapse(
        than ``min_expansion_fold`` counts towards ``mixed`` only) are the second link: a trace whose interval
        gives both routes weight but whose negatives did not grow, with a subclone ``mixed`` call, is
        ``mixed``; any other trace downregulation against a subclone pre-existing/mixed call, or a trace
-       mixed call against a subclone pre-existing one, is ``indeterminate``; a trace whose few baseline cells are mostly
+       mixed call against a subclone pre-existing one, or a trace downregulation while subclones already
+       negative at baseline supply ``mixed_min_share`` of the negative relapse cells, is ``indeterminate``; a trace whose few baseline cells are mostly
        positive (point below ``downregulation_max_negative``, upper bound below ``preexisting_min_negative``)
        confirms a subclone downregulation. Without a recorded joint space the subclone routes decide alone.
 
