@@ -267,6 +267,8 @@ def run_one(
         **cnv_info,
         "seconds_classify": round(t2 - t1, 1),
         "seconds_total": round(time.perf_counter() - t0, 1),
+        "cells": cells,
+        "boot": boot,
     }
 
 
@@ -418,11 +420,17 @@ def main() -> None:
                 flush=True,
             )
     df = pd.read_csv(out)
+
+    def setting(col: str, given: int) -> str:
+        # what the rows were run with (a --summary-only call does not know it); older files lack the column
+        vals = sorted(df[col].dropna().astype(int).unique()) if col in df else []
+        return "/".join(map(str, vals)) if vals else f"{given}?"
+
     print(
         summarize(
             df,
-            f"simulated grid, antigen {args.antigen}, labels {args.labels} ({args.cells} cells per "
-            f"sample, {args.boot} bootstrap replicates)",
+            f"simulated grid, antigen {args.antigen}, labels {args.labels} ({setting('cells', args.cells)} "
+            f"cells per sample, {setting('boot', args.boot)} bootstrap replicates)",
         )
     )
 
