@@ -46,55 +46,26 @@ sys.path.insert(0, str(Path(__file__).parent))
 
 
 def grid(depths: tuple[int, ...] = (1000, 3000, 8000)) -> list[dict]:
-    rows = []
+    rows: list[dict] = []
+
+    def each(group: str, mechanism: str, at: tuple[int, ...] = depths, **kw) -> None:
+        """One patient per depth × TCR (with/without) of a setting."""
+        for d in at:
+            for tcr in (True, False):
+                rows.append(dict(group=group, mechanism=mechanism, **kw, depth=d, tcr=tcr))
+
     for nf in (0.002, 0.005, 0.01, 0.03, 0.10):
-        for d in depths:
-            for tcr in (True, False):
-                rows.append(
-                    dict(
-                        group="preexisting",
-                        mechanism="preexisting_negative_clone",
-                        negative_fraction=nf,
-                        depth=d,
-                        tcr=tcr,
-                    )
-                )
+        each("preexisting", "preexisting_negative_clone", negative_fraction=nf)
     for fold in (2.0, 4.0, 10.0, np.inf):
-        for d in depths:
-            for tcr in (True, False):
-                rows.append(
-                    dict(
-                        group="downregulation",
-                        mechanism="antigen_downregulation",
-                        fold=fold,
-                        depth=d,
-                        tcr=tcr,
-                    )
-                )
+        each("downregulation", "antigen_downregulation", fold=fold)
     for nf in (0.03, 0.10):
-        for d in depths:
-            for tcr in (True, False):
-                rows.append(
-                    dict(
-                        group="decoy_minor_negative",
-                        mechanism="antigen_downregulation",
-                        fold=np.inf,
-                        decoy_negative_minor=True,
-                        negative_fraction=nf,
-                        depth=d,
-                        tcr=tcr,
-                    )
-                )
+        each(
+            "decoy_minor_negative", "antigen_downregulation", fold=np.inf,
+            decoy_negative_minor=True, negative_fraction=nf,
+        )  # fmt: skip
     for d in sorted({500, 1000, *depths}):
-        for tcr in (True, False):
-            rows.append(
-                dict(
-                    group="decoy_retained_low_depth" if d <= 1000 else "retained",
-                    mechanism="antigen_retained",
-                    depth=d,
-                    tcr=tcr,
-                )
-            )
+        group = "decoy_retained_low_depth" if d <= 1000 else "retained"
+        each(group, "antigen_retained", at=(d,))
     for shift in (1.0, 2.0):
         for mech, kw in (
             ("antigen_downregulation", {"fold": np.inf}),
@@ -102,39 +73,13 @@ def grid(depths: tuple[int, ...] = (1000, 3000, 8000)) -> list[dict]:
             ("preexisting_negative_clone", {"negative_fraction": 0.10}),
             ("antigen_retained", {}),
         ):
-            for tcr in (True, False):
-                rows.append(
-                    dict(
-                        group="decoy_therapy_shift",
-                        mechanism=mech,
-                        relapse_shift=shift,
-                        depth=3000,
-                        tcr=tcr,
-                        **kw,
-                    )
-                )
-    for d in depths:
-        for tcr in (True, False):
-            rows.append(
-                dict(group="mixed", mechanism="mixed", negative_fraction=0.10, depth=d, tcr=tcr)
-            )
-    for d in depths:
-        for tcr in (True, False):
-            rows.append(dict(group="lineage_switch", mechanism="lineage_switch", depth=d, tcr=tcr))
+            each("decoy_therapy_shift", mech, at=(3000,), relapse_shift=shift, **kw)
+    each("mixed", "mixed", negative_fraction=0.10)
+    each("lineage_switch", "lineage_switch")
     # a large negative subclone cannot grow 2-fold: 25-30 % at baseline, 45 % of the relapse (appended so that
     # the earlier patients keep their ids and seeds)
     for nf in (0.25, 0.30):
-        for d in depths:
-            for tcr in (True, False):
-                rows.append(
-                    dict(
-                        group="mixed_large_negative",
-                        mechanism="mixed",
-                        negative_fraction=nf,
-                        depth=d,
-                        tcr=tcr,
-                    )
-                )
+        each("mixed_large_negative", "mixed", negative_fraction=nf)
     for i, r in enumerate(rows):
         r["id"] = i
         r["seed"] = 1000 + i

@@ -315,17 +315,18 @@ def _decide(d: _Data, P: dict[str, Any], *, interval: bool = True) -> dict[str, 
     grew = sum(mass[c] for c in rows if rows[c]["grew"]) / total if total > 0 else 0.0
     out["grew_share"] = grew
 
-    def top(route):
-        return sorted((c for c in rows if rows[c]["route"] == route), key=lambda c: -mass[c])
+    def top(route=None, *, grown=False):
+        """Subclones of ``route`` (or that grew), most negative relapse cells first."""
+        keep = [c for c in rows if (rows[c]["grew"] if grown else rows[c]["route"] == route)]
+        return sorted(keep, key=lambda c: -mass[c])
 
     if pre + grew >= P["mixed_min_share"] and down >= P["mixed_min_share"]:
-        negative = [c for c in sorted(rows, key=lambda c: -mass[c]) if rows[c]["grew"]]
         out.update(
             mechanism="mixed",
             rule="both_routes",
             reason=(
                 f"{100 * (pre + grew):.0f} % of antigen-negative relapse cells descend from baseline-negative "
-                f"subclone(s) {', '.join(top('preexisting') + negative)} that "
+                f"subclone(s) {', '.join(top('preexisting') + top(grown=True))} that "
                 f"{'expanded' if pre >= grew else 'grew in share'}, {100 * down:.0f} % from baseline-positive "
                 f"subclone(s) {', '.join(top('downregulation'))} that lost {_aname(P)}"
             ),
@@ -438,16 +439,19 @@ def _decide_by_trace(
     n_b, n_r = int(b.sum()), int(r.sum())
     negative_mass = float(mass.sum())
     pi_b = float(gb["pi"])
-    # the relapse share of negatives with negative ancestors, against the baseline's negative share
-    floor_b = max(pi_b, 0.5 / max(n_b, 1))
-    fold = (pi * negative_mass / max(n_r, 1)) / floor_b
-    # the most those negatives can have expanded (upper end of pi_trace)
-    fold_high = (hi * negative_mass / max(n_r, 1)) / floor_b
-    # did they grow in share at all? Their relapse share against the baseline's negative fraction, the
-    # relevant half-widths of both intervals added in quadrature. A large negative subclone cannot grow
-    # min_expansion_fold-fold (30 % → 45 % is 1.5-fold) yet supplies half the negative relapse cells
+    # the relapse share of negatives with negative ancestors (pi_trace × the relapse's negative share),
+    # against the baseline's negative share; fold_high at the upper end of pi_trace
     q = negative_mass / max(n_r, 1)
+    floor_b = max(pi_b, 0.5 / max(n_b, 1))
+    fold = pi * negative_mass / max(n_r, 1) / floor_b
+    fold_high = hi * negative_mass / max(n_r, 1) / floor_b
+    # did they grow in share at all? The relevant half-widths of both intervals added in quadrature. A large
+    # negative subclone cannot grow min_expansion_fold-fold (30 % → 45 % is 1.5-fold) yet supplies half the
+    # negative relapse cells
     grew = bool(pi * q - pi_b > np.hypot((pi - lo) * q, float(gb.get("ci_high", pi_b)) - pi_b))
+    # what a positive ancestry cannot rule out: a negative founder hidden among the traced cells, as many as
+    # the upper bound of their negative share allows (a clone of a few baseline cells is below any trace)
+    hidden = int(np.ceil(hi * fit["n"])) if np.isfinite(hi) else 0
     trace = {
         "pi": pi, "ci_low": lo, "ci_high": hi, "lrt_pvalue": fit["pval"], "n_effective": fit["n"],
         "n_cells": int(centres.size), "negative_relapse_cells": negative_mass,
@@ -455,6 +459,7 @@ def _decide_by_trace(
         # itself rests on
         "n_effective_uncapped": float(raw.sum() ** 2 / max(float((raw**2).sum()), 1e-300)),
         "expansion_fold": float(fold), "expansion_fold_high": float(fold_high), "negatives_grew": grew,
+        "hidden_founder_cells": hidden,
     }  # fmt: skip
     out["trace"] = trace
     a = _aname(P)
@@ -468,11 +473,7 @@ def _decide_by_trace(
         f"lie (effective {fit['n']}), {100 * pi:.0f} % {a}-negative (95 % CI {100 * lo:.0f}–{100 * hi:.0f} %)"
     )
     m = P["mixed_min_share"]
-    # what the positive ancestry cannot rule out: a negative founder hidden among the traced cells, as many as
-    # the upper bound of their negative share allows (a clone of a few baseline cells is below any trace)
-    hidden = int(np.ceil(hi * fit["n"])) if np.isfinite(hi) else 0
     founder = f"a pre-existing {a}-negative founder of up to {max(hidden, 1)} of those cells cannot be excluded"
-    trace["hidden_founder_cells"] = hidden
     if fit["n"] < P["min_cells"] or not np.isfinite(pi):
         call = ("indeterminate", "trace_too_few", f"{described}: too few to decide; {limit}")
     elif lo >= m and hi <= 1 - m and (fold >= P["min_expansion_fold"] or grew):
@@ -646,7 +647,8 @@ def classify_relapse(
        lower bound ≥ ``mixed_min_share`` and that negative state expanded ≥ ``min_expansion_fold`` →
        ``preexisting_negative_clone``; upper bound < ``downregulation_max_negative``, or ``pi_trace`` <
        1 − ``min_call_share`` with even its upper bound giving less than ``min_expansion_fold`` expansion of
-       those negatives, whose share did not grow significantly → ``antigen_downregulation``; else ``indeterminate`` with the detection limit.
+       those negatives, whose share did not grow significantly → ``antigen_downregulation``; else
+       ``indeterminate`` with the detection limit.
        **The subclone routes**
        (each mapped baseline subclone's baseline negative fraction, expansion and share of the relapse
        negatives; ``min_call_share`` of them for a call; a negative subclone that grew significantly but less
@@ -654,9 +656,9 @@ def classify_relapse(
        gives both routes weight but whose negatives did not grow, with a subclone ``mixed`` call, is
        ``mixed``; any other trace downregulation against a subclone pre-existing/mixed call, or a trace
        mixed call against a subclone pre-existing one, or a trace downregulation while subclones already
-       negative at baseline supply ``mixed_min_share`` of the negative relapse cells, is ``indeterminate``; a trace whose few baseline cells are mostly
-       positive (point below ``downregulation_max_negative``, upper bound below ``preexisting_min_negative``)
-       confirms a subclone downregulation. Without a recorded joint space the subclone routes decide alone.
+       negative at baseline supply ``mixed_min_share`` of the negative relapse cells, is ``indeterminate``;
+       a trace whose few baseline cells are mostly positive (point below ``downregulation_max_negative``,
+       upper bound below ``preexisting_min_negative``) confirms a subclone downregulation. Without a recorded joint space the subclone routes decide alone.
 
     Parameters
     ----------

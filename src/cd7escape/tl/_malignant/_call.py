@@ -25,14 +25,13 @@ from ._cell_types import (
     t_transcripts,
 )
 from ._cnv import (
-    Z_HIGH,
-    Z_LOW,
     clone_copy_number,
     cnv_llr,
     cnv_subclones,
     gene_positions_frame,
     infer_cnv,
     positions_for,
+    z_evidence,
 )
 from ._copy_number_llr import mixture_prior, segment_count_llr
 from ._tcr_evidence import clone_sizes, leukemic_by_copy_number, tcr_evidence
@@ -306,11 +305,6 @@ def _smoother(adata):
     return smooth
 
 
-def _z_evidence(z: np.ndarray) -> np.ndarray:
-    """A copy-number robust z as evidence in [0, 1] (as ``infer_cnv``'s)."""
-    return np.clip((z - Z_LOW) / (Z_HIGH - Z_LOW), 0.0, 1.0)
-
-
 def _uses_identity(spec: Lineage) -> bool:
     """Whether cells of other lineages are told from the tumour's by its specific transcripts."""
     return spec.confusable is None and bool(spec.specific)
@@ -324,7 +318,7 @@ def _foreign_cells(
     spec: Lineage,
     lineage: np.ndarray,
     scores: pd.DataFrame,
-    adata,
+    read: np.ndarray,
 ) -> tuple[np.ndarray, np.ndarray]:
     """Cells of the tumour's lineage by their neighbourhood that are of another lineage by their own
     counts of the lineage's specific transcripts (``spec.specific``; a log-likelihood ratio below
@@ -332,13 +326,13 @@ def _foreign_cells(
 
     For tumour lineages without a designated confusable lineage only (myeloma: any cell among shallow
     myeloma cells may take their lineage; T-ALL weighs NK against T cells its own way). The rates are
-    learnt from cells whose own markers agree with their neighbourhood's lineage. Also returned: each
-    cell's lineage by its own markers (unsmoothed)."""
-    n = len(lineage)
-    none = np.zeros(n, dtype=bool)
-    own = assign_lineage(scores, lambda v: v)
+    learnt from cells whose own markers agree with their neighbourhood's lineage. ``read``: cells with a
+    receptor clonotype. Also returned: the lineage the cells take, by their own markers (unsmoothed)
+    where they are foreign, else the given one."""
+    none = np.zeros(len(lineage), dtype=bool)
     if not _uses_identity(spec):
-        return none, own
+        return none, lineage
+    own = assign_lineage(scores, lambda v: v)
     in_tumour = lineage == spec.tumour
     tumour_ref = in_tumour & (own == spec.tumour)
     other_ref = ~in_tumour & (own == lineage) & (lineage != "other")
@@ -346,9 +340,11 @@ def _foreign_cells(
         t_transcripts(counts, var_names, antigen, spec), total, tumour_ref, other_ref
     )
     if llr is None:
-        return none, own
-    read = adata.obs["clone_id"].notna().to_numpy() if "clone_id" in adata.obs else none
-    return in_tumour & (llr < -FOREIGN_LLR) & ~read, own
+        return none, lineage
+    foreign = in_tumour & (llr < -FOREIGN_LLR) & ~read
+    # a foreign cell whose own markers still say the tumour's lineage is of no named lineage
+    own = np.where(own == spec.tumour, "other", own)
+    return foreign, np.where(foreign, own, lineage).astype(object)
 
 
 def _cluster_mean(values: np.ndarray, clusters: np.ndarray | None) -> np.ndarray:
@@ -482,8 +478,12 @@ def _call(
     # NK cells carry no productive TCR: an NK-lineage cell with one, or in a Leiden cluster where a fifth
     # or more of the NK-lineage cells have one, is a T cell (cytotoxic T cells, blasts too, with few CD3
     # reads score as NK)
+    read = (
+        adata.obs["clone_id"].notna().to_numpy()
+        if "clone_id" in adata.obs
+        else np.zeros(n, dtype=bool)
+    )
     if spec.confusable is not None and "clone_id" in adata.obs and clusters is not None:
-        read = adata.obs["clone_id"].notna().to_numpy()
         nk = lineage == spec.confusable
         frame = pd.DataFrame({"c": clusters, "nk": nk, "read": nk & read}).groupby("c")
         share = frame["read"].transform("sum") / frame["nk"].transform("sum").clip(lower=1)
@@ -493,13 +493,9 @@ def _call(
     # transcripts (myeloma: immunoglobulin and plasma-cell genes) are those of another lineage, and whose
     # receptor was not read, is of that other lineage: an NK or T cell among shallow myeloma cells is not a
     # plasma cell (T-ALL has its own NK-versus-T steps)
-    foreign, own_lineage = _foreign_cells(
-        counts, total, var_names, antigen, spec, lineage, scores, adata
+    foreign, lineage = _foreign_cells(
+        counts, total, var_names, antigen, spec, lineage, scores, read
     )
-    if foreign.any():
-        lineage = np.where(
-            foreign, np.where(own_lineage == tumour, "other", own_lineage), lineage
-        ).astype(object)
     # ... and the cluster a cell's evidence is averaged over is then its Leiden cluster's cells of its
     # lineage: shallow cells of every lineage cluster together, and the NK and erythroid cells among them
     # are not evidence for or against the myeloma cells there (nor the reverse)
@@ -637,7 +633,7 @@ def _call(
             # a cell of another lineage among the tumour's cells weighs its own copy number only (its
             # smoothed profile and its cluster's are its neighbours')
             own_z = np.nan_to_num(cnv_res["own_score"], nan=0.0)
-            cnv_ev = np.where(foreign, _z_evidence(own_z), cnv_ev)
+            cnv_ev = np.where(foreign, z_evidence(own_z), cnv_ev)
             # the per-cell profile for heatmaps; half precision keeps a 200k-cell patient affordable
             adata.obsm["X_cnv"] = cnv_res["profile"].astype(np.float16)
             adata.uns["cnv"] = {

@@ -113,16 +113,12 @@ def t_identity(
     lymphoid cells' by 20 pseudo-cells, within [0.02, 0.98]): not the lineage labels, which are smoothed
     over neighbours. ``None`` when either class has fewer than 20 cells or the rates do not differ.
     """
-    from ._copy_number_llr import PRIOR_BOUNDS, mixture_share
+    from ._copy_number_llr import PRIOR_BOUNDS, _dispersion, mixture_share
 
-    if read_t.sum() < MIN_IDENTITY_CELLS or nk_ref.sum() < MIN_IDENTITY_CELLS:
+    rates = _class_rates(t_counts, total, read_t, nk_ref, MIN_IDENTITY_CELLS)
+    if rates is None:
         return None
-    y = np.asarray(t_counts, dtype=np.float64)
-    d = np.maximum(np.asarray(total, dtype=np.float64), 1.0)
-    r_t = y[read_t].sum() / d[read_t].sum()
-    r_nk = max(y[nk_ref].sum() / d[nk_ref].sum(), 1e-6)
-    if not r_t > r_nk:
-        return None
+    y, d, r_t, r_nk = rates
     rate = np.full(y.size, r_t)
     if clusters is not None:
         frame = pd.DataFrame(
@@ -134,16 +130,8 @@ def t_identity(
         rate = (y_c + T_RATE_PSEUDO_UMIS) / (d_c + T_RATE_PSEUDO_UMIS / r_t)
     mu_t, mu_nk = rate * d, r_nk * d
     # method-of-moments dispersion of the read T cells' counts about their expected ones
-    m = mu_t[read_t]
-    phi = max(float(np.sum((y[read_t] - m) ** 2 - m)) / max(float(np.sum(m**2)), 1e-12), 0.0)
-    if phi > 0:
-        r = 1.0 / phi
-        log_t = (
-            gammaln(y + r) - gammaln(r) + y * np.log(mu_t / (mu_t + r)) + r * np.log(r / (mu_t + r))
-        )
-    else:
-        log_t = y * np.log(mu_t) - mu_t
-    llr = log_t - (y * np.log(mu_nk) - mu_nk)  # log y! cancels
+    phi = _dispersion(y[read_t], mu_t[read_t])
+    llr = _log_nb(y, mu_t, phi) - _log_nb(y, mu_nk, 0.0)
     lymphoid = np.isin(lineage, ["T", "NK"])
     if not lymphoid.any():
         return None
@@ -181,24 +169,35 @@ def lineage_identity(
     """
     from ._copy_number_llr import _dispersion
 
-    if (
-        tumour_ref.sum() < MIN_LINEAGE_IDENTITY_CELLS
-        or other_ref.sum() < MIN_LINEAGE_IDENTITY_CELLS
-    ):
+    rates = _class_rates(own_counts, total, tumour_ref, other_ref, MIN_LINEAGE_IDENTITY_CELLS)
+    if rates is None:
         return None
-    y = np.asarray(own_counts, dtype=np.float64)
-    d = np.maximum(np.asarray(total, dtype=np.float64), 1.0)
-    r_t = y[tumour_ref].sum() / d[tumour_ref].sum()
-    r_o = max(y[other_ref].sum() / d[other_ref].sum(), 1e-6)
-    if not r_t > r_o:
-        return None
-
-    def log_nb(mu: np.ndarray, phi: float) -> np.ndarray:
-        if phi <= 0:
-            return y * np.log(mu) - mu  # log y! cancels in the ratio
-        r = 1.0 / phi
-        return gammaln(y + r) - gammaln(r) + y * np.log(mu / (mu + r)) + r * np.log(r / (mu + r))
-
+    y, d, r_t, r_o = rates
     phi_t = _dispersion(y[tumour_ref], r_t * d[tumour_ref])
     phi_o = _dispersion(y[other_ref], r_o * d[other_ref])
-    return log_nb(r_t * d, phi_t) - log_nb(r_o * d, phi_o)
+    return _log_nb(y, r_t * d, phi_t) - _log_nb(y, r_o * d, phi_o)
+
+
+def _class_rates(
+    counts: np.ndarray, total: np.ndarray, ref: np.ndarray, other: np.ndarray, min_cells: int
+) -> tuple[np.ndarray, np.ndarray, float, float] | None:
+    """``(counts, depths ≥ 1, rate per UMI of ref cells, of other cells ≥ 1e-6)`` as floats, or ``None``
+    when either class has fewer than ``min_cells`` cells or ``ref``'s rate is not the higher."""
+    if ref.sum() < min_cells or other.sum() < min_cells:
+        return None
+    y = np.asarray(counts, dtype=np.float64)
+    d = np.maximum(np.asarray(total, dtype=np.float64), 1.0)
+    r_ref = y[ref].sum() / d[ref].sum()
+    r_other = max(y[other].sum() / d[other].sum(), 1e-6)
+    if not r_ref > r_other:
+        return None
+    return y, d, float(r_ref), float(r_other)
+
+
+def _log_nb(y: np.ndarray, mu: np.ndarray, phi: float) -> np.ndarray:
+    """Negative-binomial log-likelihood without ``log y!`` (it cancels in every ratio taken here);
+    Poisson when the dispersion ``phi`` is 0."""
+    if phi <= 0:
+        return y * np.log(mu) - mu
+    r = 1.0 / phi
+    return gammaln(y + r) - gammaln(r) + y * np.log(mu / (mu + r)) + r * np.log(r / (mu + r))

@@ -45,8 +45,14 @@ MIN_REF_CELLS = 20
 MIN_LINEAGE_REF_CELLS = 10
 # Robust z of the CNV score at which evidence starts / saturates.
 Z_LOW, Z_HIGH = 3.0, 8.0
+
 # CNV subclones closer than this × the median profile norm are merged.
 MERGE = 0.3
+
+
+def z_evidence(z: np.ndarray) -> np.ndarray:
+    """A copy-number robust z as evidence in [0, 1]: 0 up to ``Z_LOW``, 1 from ``Z_HIGH``, linear between."""
+    return np.clip((z - Z_LOW) / (Z_HIGH - Z_LOW), 0.0, 1.0)
 
 
 def gene_positions_frame(gene_positions: str | Path | pd.DataFrame | None) -> pd.DataFrame:
@@ -338,7 +344,7 @@ def infer_cnv(
                 score[cells] = _robust_z(smoothed[cells], smoothed[null])
                 own[cells] = _robust_z(stat[cells], stat[null])
             method = "clone_segments"
-    evidence = np.clip((score - Z_LOW) / (Z_HIGH - Z_LOW), 0.0, 1.0)
+    evidence = z_evidence(score)
     return {
         "score": score,
         "own_score": own,
