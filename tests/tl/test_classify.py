@@ -287,3 +287,16 @@ def test_negative_subclones_forbid_a_blind_downregulation():
     shares = call.numbers["shares"]
     assert shares["preexisting"] + shares["persisting"] >= ClassifyParams().mixed_min_share
     assert call.mechanism != "antigen_downregulation", call.reason
+
+
+def test_flat_trace_and_subclones_give_mixed():
+    # at 1,000 UMIs the trace shows that the negatives grew but cannot bound the negative route's weight
+    # from below (lower bound under mixed_min_share); whole subclones show a negative subclone that grew and
+    # positive ones that lost CD7: both links together say mixed (this seed was indeterminate)
+    adata = _patient("mixed", seed=6, negative_fraction=0.25, depth=1000)
+    call = ce.tl.classify_relapse(adata, n_bootstrap=BOOT)
+    trace = call.numbers["trace"]
+    assert trace["negatives_grew"]
+    assert trace["ci_low"] < ClassifyParams().mixed_min_share
+    assert call.numbers["subclone_call"]["mechanism"] == "mixed"
+    assert call.mechanism == "mixed", call.reason

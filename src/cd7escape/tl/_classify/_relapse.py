@@ -515,14 +515,13 @@ def _decide_by_trace(
     trace["call"] = call[0]
     out["subclone_call"] = by_subclones
     mech, rule, reason = call
-    if (
-        rule == "trace_negatives_not_expanded"
-        and by_subclones["mechanism"] == "mixed"
-        and lo >= m
-        and hi <= 1 - m
+    if by_subclones["mechanism"] == "mixed" and (
+        (rule == "trace_negatives_not_expanded" and lo >= m and hi <= 1 - m)
+        or (rule == "trace_unresolved" and grew and hi <= 1 - m)
     ):
-        # the trace gives both routes weight but cannot show the negatives grew; a whole negative subclone
-        # that did grow (significantly, if less than min_expansion_fold) does: both links say mixed
+        # the trace gives both routes weight but cannot show the negatives grew, or shows they grew but
+        # cannot bound the negative route's weight from below (a flat trace at low depth); whole subclones
+        # show what the trace leaves open, and the trace excludes both pure routes: both links say mixed
         mech, rule = "mixed", "trace_and_subclones_mixed"
         reason = f"{described}, and {by_subclones['reason']}"
     elif mech == "mixed" and by_subclones["mechanism"] == "preexisting_negative_clone":
