@@ -34,6 +34,7 @@ from ._cnv import (
     z_evidence,
 )
 from ._copy_number_llr import mixture_prior, segment_count_llr
+from ._switch_lineage import switched_unread_logodds
 from ._tcr_evidence import clone_sizes, leukemic_by_copy_number, tcr_evidence
 
 _D = MalignantParams()
@@ -767,6 +768,29 @@ def _call(
             )
             smoothed = np.where(unread, context + own, smoothed)
         smoothed = np.where(is_t, context + own, smoothed)
+    # Cells of the lineage a relapse may switch to (myeloid) whose receptor was not read: their own copy
+    # number and the share of blasts among such cells of their cluster, not their cluster's mean (normal
+    # cells of that lineage have no receptor to read, switched blasts fewer reads than the original ones)
+    switch_info = None
+    if cnv_res is not None and cnv_res["method"] in LEUKEMIC_PROFILE and spec.switch_to:
+        in_switch = (lineage == spec.switch_to) & ~car
+        switched = switched_unread_logodds(
+            cnv_res["own_score"],
+            in_switch,
+            cnv_res["reference"] | cnv_res["null"],
+            tcr,
+            is_t & ((prob > 0.9) | (tcr > 0)) & (tcr >= 0),
+            clusters=clusters,
+            samples=samples,
+        )
+        if switched is not None:
+            cells, logodds, learnt_from = switched
+            smoothed = np.where(cells, logodds, smoothed)
+            switch_info = {
+                "lineage": spec.switch_to,
+                "unread_cells": int(cells.sum()),
+                "learnt_from": learnt_from,
+            }
     # A cell's own TCR is its own: it counts again after smoothing (a T cell with a productive clonotype
     # other than the leukemic one is normal even when its neighbours are blasts).
     smoothed = np.where(tcr < 0, np.minimum(smoothed, logit) + W_TCR_OTHER_OWN, smoothed)
@@ -886,6 +910,7 @@ def _call(
         },
         "copy_number_regions": pd.DataFrame(region_info).to_dict(orient="list"),
         "unread_t_leukemic_share": unread_share,
+        "switch_lineage_unread": switch_info,
         # cells of the tumour's lineage by their neighbourhood, of another by their own transcripts
         "other_lineage_cells": int(foreign.sum()),
     }

@@ -1,0 +1,114 @@
+"""Blasts that switched lineage at relapse and whose receptor was not read, by their own copy number.
+
+For :func:`cd7escape.tl.call_malignant`. A B-ALL or myeloma relapse may switch to the myeloid lineage
+(``Lineage.switch_to``): its blasts keep the leukemia's genome (copy-number changes, the rearranged receptor
+locus) but take the new lineage's expression, and their receptor transcripts are read in fewer of them
+than in the original blasts, while the normal cells of that lineage have no receptor to read. The clonal
+make-up of the read cells of a cluster therefore says nothing about its unread cells, and a cluster's
+mean evidence drags a cluster of switched blasts towards its unread majority. Instead, as for T cells
+whose TCR was not read, each unread cell of the switch lineage weighs its own copy number (a likelihood
+ratio, :func:`~._cnv.cnv_llr`, learnt from switched cells whose leukemic receptor was read, or else from
+the tumour-lineage blasts, against that lineage's copy-number reference cells), and the share of blasts
+among the unread cells of its cluster and sample is learnt by EM from those ratios
+(:func:`~._copy_number_llr.mixture_prior`): a cluster of normal myeloid cells keeps a share near the
+floor, a cluster of switched blasts learns its own.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from ._cnv import MIN_LLR_CELLS
+from ._copy_number_llr import PRIOR_BOUNDS, mixture_prior
+
+# A cell's own ratio rests on one projection of its unsmoothed profile, whose tails are heavier than the
+# normal model of :func:`~._cnv.cnv_llr` (in a cluster of normal myeloid cells a few reach the switched
+# blasts' z): it never outweighs a cluster's share at its bounds (log-odds ±3.9), only decides within
+# clusters that mix both
+KERNEL_POINTS = 1000  # quantiles of a class standing for it in the kernel estimate
+OWN_CLIP = 0.75 * float(np.log(PRIOR_BOUNDS[1] / PRIOR_BOUNDS[0]))
+
+
+def switched_unread_logodds(
+    own_score: np.ndarray,
+    switch_lineage: np.ndarray,
+    reference: np.ndarray,
+    tcr: np.ndarray,
+    tumour_blasts: np.ndarray,
+    *,
+    clusters: np.ndarray | None,
+    samples: np.ndarray | None,
+) -> tuple[np.ndarray, np.ndarray, str] | None:
+    """Log-odds of malignancy of the unread cells of the switch lineage, or ``None``.
+
+    Parameters
+    ----------
+    own_score
+        Each cell's own (unsmoothed) copy-number projection on the leukemic profile, a robust z against
+        held-out reference cells (``infer_cnv``'s ``own_score``).
+    switch_lineage
+        Cells of the lineage the tumour may switch to (no CAR).
+    reference
+        Copy-number reference (or held-out null) cells of that lineage: a normal genome.
+    tcr
+        Receptor evidence per cell: +1 the leukemic clonotype, -1 another, 0 none read.
+    tumour_blasts
+        Clear blasts of the tumour's own lineage, the leukemic class where fewer than ``MIN_LLR_CELLS``
+        switched cells carry the leukemic receptor.
+    clusters, samples
+        Leiden cluster and sample per cell: the levels of the blast share.
+
+    Returns
+    -------
+    ``(cells, logodds, learnt_from)``: the unread switch-lineage cells, their log-odds (prior share plus
+    own ratio; NaN elsewhere) and which cells taught the leukemic class (``'switched_receptor'`` or
+    ``'tumour_blasts'``); ``None`` when no ratio can be learnt.
+    """
+    read_switched = switch_lineage & (tcr > 0)
+    if read_switched.sum() >= MIN_LLR_CELLS:
+        leukemic, learnt_from = read_switched, "switched_receptor"
+    else:
+        leukemic, learnt_from = tumour_blasts, "tumour_blasts"
+    llr = _kernel_llr(own_score, leukemic, switch_lineage & reference & (tcr <= 0))
+    if llr is None:
+        return None
+    cells = switch_lineage & (tcr == 0)
+    if not cells.any():
+        return None
+    return cells, _logodds(llr, cells, clusters, samples), learnt_from
+
+
+def _logodds(llr, cells, clusters, samples) -> np.ndarray:
+    own = np.clip(llr, -OWN_CLIP, OWN_CLIP)
+    prior = mixture_prior(own, cells, clusters, samples)
+    return np.where(cells, prior + own, np.nan)
+
+
+def _kernel_llr(score: np.ndarray, one: np.ndarray, other: np.ndarray) -> np.ndarray | None:
+    """log f1(x) − log f0(x) of each cell's ``score``, the two densities Gaussian kernel estimates from the
+    cells of ``one`` and ``other`` (Silverman's bandwidth), each mixed with 2 % of a normal three times as
+    wide so that no score is impossible under either. Unlike a normal model, the kernel keeps the normal
+    cells' heavy tail (a few reach the switched blasts' scores), so that a cluster of normal cells does
+    not learn a share of blasts from it. ``None`` when either class has fewer than ``MIN_LLR_CELLS``
+    scored cells or ``one`` does not score higher; 0 for cells without a score."""
+    ok = np.isfinite(score)
+    a, b = score[one & ok], score[other & ok]
+    if a.size < MIN_LLR_CELLS or b.size < MIN_LLR_CELLS or not np.median(a) > np.median(b):
+        return None
+    out = np.zeros(score.size)
+    rows = np.flatnonzero(ok)
+    out[rows] = _log_density(score[rows], a) - _log_density(score[rows], b)
+    return out
+
+
+def _log_density(x: np.ndarray, sample: np.ndarray) -> np.ndarray:
+    sd = max(float(np.std(sample)), 1e-6)
+    h = 1.06 * sd * sample.size ** (-0.2)
+    if sample.size > KERNEL_POINTS:  # its quantiles stand for a large class (memory, time)
+        sample = np.quantile(sample, (np.arange(KERNEL_POINTS) + 0.5) / KERNEL_POINTS)
+    kernel = np.empty(x.size)
+    for i in range(0, x.size, 4096):
+        d = (x[i : i + 4096, None] - sample[None, :]) / h
+        kernel[i : i + 4096] = np.exp(-0.5 * d**2).mean(axis=1) / h
+    wide = np.exp(-0.5 * ((x - np.median(sample)) / (3 * sd)) ** 2) / (3 * sd)
+    return np.log(0.98 * kernel + 0.02 * wide + 1e-300) - 0.5 * np.log(2 * np.pi)
