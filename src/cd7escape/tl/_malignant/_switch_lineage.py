@@ -19,14 +19,14 @@ from __future__ import annotations
 import numpy as np
 
 from ._cnv import MIN_LLR_CELLS
-from ._copy_number_llr import PRIOR_BOUNDS, mixture_prior
+from ._copy_number_llr import PRIOR_BOUNDS, PRIOR_CELLS, mixture_prior
 
-# A cell's own ratio rests on one projection of its unsmoothed profile, whose tails are heavier than the
-# normal model of :func:`~._cnv.cnv_llr` (in a cluster of normal myeloid cells a few reach the switched
-# blasts' z): it never outweighs a cluster's share at its bounds (log-odds ±3.9), only decides within
-# clusters that mix both
+# A cell's own ratio rests on one projection of its unsmoothed profile, whose tails are heavy (in a
+# cluster of normal myeloid cells a few reach the switched blasts' z): bounded to half the range of a
+# cluster's share (log-odds ±3.9), it moves a cluster that is clearly one or the other by at most half way
+# and decides within clusters that mix both
 KERNEL_POINTS = 1000  # quantiles of a class standing for it in the kernel estimate
-OWN_CLIP = 0.75 * float(np.log(PRIOR_BOUNDS[1] / PRIOR_BOUNDS[0]))
+OWN_CLIP = 0.5 * float(np.log(PRIOR_BOUNDS[1] / PRIOR_BOUNDS[0]))
 
 
 def switched_unread_logodds(
@@ -73,6 +73,13 @@ def switched_unread_logodds(
     if llr is None:
         return None
     cells = switch_lineage & (tcr == 0)
+    if clusters is not None:
+        # a share is learnt where a cluster holds enough cells of the lineage; a few of them in another
+        # lineage's cluster would take the share of all such cells (the switched blasts') and be decided
+        # on their own ratio alone: they keep their neighbourhood's evidence
+        labels, inverse = np.unique(np.asarray(clusters).astype(str), return_inverse=True)
+        held = np.bincount(inverse[switch_lineage], minlength=labels.size)
+        cells &= held[inverse] >= PRIOR_CELLS
     if not cells.any():
         return None
     return cells, _logodds(llr, cells, clusters, samples), learnt_from
