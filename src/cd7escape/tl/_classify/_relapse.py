@@ -652,9 +652,10 @@ def classify_relapse(
        (each mapped baseline subclone's baseline negative fraction, expansion and share of the relapse
        negatives; ``min_call_share`` of them for a call; a negative subclone that grew significantly but less
        than ``min_expansion_fold`` counts towards ``mixed`` only) are the second link: a trace whose interval
-       gives both routes weight but whose negatives did not grow, with a subclone ``mixed`` call, is
-       ``mixed``; any other trace downregulation against a subclone pre-existing/mixed call, or a trace
-       mixed call against a subclone pre-existing one, or a trace downregulation while subclones already
+       gives both routes weight but whose negatives did not grow, or whose negatives grew but whose lower
+       bound falls short of ``mixed_min_share`` (upper bound ≤ 1 − ``mixed_min_share``), with a subclone
+       ``mixed`` call, is ``mixed``; any other trace downregulation against a subclone pre-existing/mixed
+       call, or a trace mixed call against a subclone pre-existing one, or a trace downregulation while subclones already
        negative at baseline supply ``mixed_min_share`` of the negative relapse cells, is ``indeterminate``;
        a trace whose few baseline cells are mostly positive (point below ``downregulation_max_negative``,
        upper bound below ``preexisting_min_negative``) confirms a subclone downregulation. Without a recorded joint space the subclone routes decide alone.

@@ -698,10 +698,12 @@ def _call(
     # the normal T cells they cluster with. Learnt from clear neighbourhoods and from the cells' own
     # clonotypes (leukemic, or another productive one).
     llr_cnv = None
+    # the clear blasts of the tumour's lineage: of the leukemic clonotype, or in a clear neighbourhood
+    clear_blasts = is_t & ((prob > 0.9) | (tcr > 0)) & (tcr >= 0)
     if cnv_res is not None and cnv_res["method"] in LEUKEMIC_PROFILE:
         llr_cnv = cnv_llr(
             cnv_res["own_score"],
-            is_t & ((prob > 0.9) | (tcr > 0)) & (tcr >= 0),
+            clear_blasts,
             is_t & ((prob < 0.1) | (tcr < 0) | car_normal) & (tcr <= 0),  # CAR-T: a normal genome
         )
     # Where a leukemic clonotype carries a copy-number change, a cell's own counts in its altered regions
@@ -779,7 +781,7 @@ def _call(
             in_switch,
             cnv_res["reference"] | cnv_res["null"],
             tcr,
-            is_t & ((prob > 0.9) | (tcr > 0)) & (tcr >= 0),
+            clear_blasts,
             clusters=clusters,
             samples=samples,
         )

@@ -8,9 +8,10 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 import scipy.sparse as sp
-from scipy.special import gammaln
 
 from ..._lineages import LINEAGES, MARKERS, Lineage
+from ._copy_number_llr import PRIOR_BOUNDS, mixture_share
+from ._negative_binomial import dispersion, log_nb
 
 # Marker genes, per-lineage programs and the T-specific transcripts live in one table (``_lineages``).
 LINEAGE_MARKERS: dict[str, tuple[str, ...]] = {k: MARKERS[k] for k in LINEAGES["T"].scored}
@@ -113,8 +114,6 @@ def t_identity(
     lymphoid cells' by 20 pseudo-cells, within [0.02, 0.98]): not the lineage labels, which are smoothed
     over neighbours. ``None`` when either class has fewer than 20 cells or the rates do not differ.
     """
-    from ._copy_number_llr import PRIOR_BOUNDS, _dispersion, mixture_share
-
     rates = _class_rates(t_counts, total, read_t, nk_ref, MIN_IDENTITY_CELLS)
     if rates is None:
         return None
@@ -130,8 +129,8 @@ def t_identity(
         rate = (y_c + T_RATE_PSEUDO_UMIS) / (d_c + T_RATE_PSEUDO_UMIS / r_t)
     mu_t, mu_nk = rate * d, r_nk * d
     # method-of-moments dispersion of the read T cells' counts about their expected ones
-    phi = _dispersion(y[read_t], mu_t[read_t])
-    llr = _log_nb(y, mu_t, phi) - _log_nb(y, mu_nk, 0.0)
+    phi = dispersion(y[read_t], mu_t[read_t])
+    llr = log_nb(y, mu_t, phi) - log_nb(y, mu_nk, 0.0)
     lymphoid = np.isin(lineage, ["T", "NK"])
     if not lymphoid.any():
         return None
@@ -167,15 +166,13 @@ def lineage_identity(
     shallow myeloma cells takes the plasma lineage); this ratio is the cell's own. ``None`` when either
     class has fewer than 20 cells or the tumour lineage's rate is not higher.
     """
-    from ._copy_number_llr import _dispersion
-
     rates = _class_rates(own_counts, total, tumour_ref, other_ref, MIN_LINEAGE_IDENTITY_CELLS)
     if rates is None:
         return None
     y, d, r_t, r_o = rates
-    phi_t = _dispersion(y[tumour_ref], r_t * d[tumour_ref])
-    phi_o = _dispersion(y[other_ref], r_o * d[other_ref])
-    return _log_nb(y, r_t * d, phi_t) - _log_nb(y, r_o * d, phi_o)
+    phi_t = dispersion(y[tumour_ref], r_t * d[tumour_ref])
+    phi_o = dispersion(y[other_ref], r_o * d[other_ref])
+    return log_nb(y, r_t * d, phi_t) - log_nb(y, r_o * d, phi_o)
 
 
 def _class_rates(
@@ -192,12 +189,3 @@ def _class_rates(
     if not r_ref > r_other:
         return None
     return y, d, float(r_ref), float(r_other)
-
-
-def _log_nb(y: np.ndarray, mu: np.ndarray, phi: float) -> np.ndarray:
-    """Negative-binomial log-likelihood without ``log y!`` (it cancels in every ratio taken here);
-    Poisson when the dispersion ``phi`` is 0."""
-    if phi <= 0:
-        return y * np.log(mu) - mu
-    r = 1.0 / phi
-    return gammaln(y + r) - gammaln(r) + y * np.log(mu / (mu + r)) + r * np.log(r / (mu + r))

@@ -22,6 +22,7 @@ import pandas as pd
 import scipy.sparse as sp
 
 from ._cnv import select_genes
+from ._negative_binomial import dispersion, nb_llr
 
 MIN_CLASS_CELLS = 30  # cells of each class (leukemic clonotype, normal genome) to learn the rates
 MIN_REGION_UMIS = 200  # UMIs of a region summed over each class's cells for the region to be used
@@ -54,22 +55,6 @@ def merge_segments(segments: pd.DataFrame) -> list[tuple[str, int, int, int]]:
         if cur_s is not None:
             out.append((str(chrom), cur_s, cur_e, int(sign)))
     return out
-
-
-def _nb_llr(y: np.ndarray, mu1: np.ndarray, mu0: np.ndarray, phi: float) -> np.ndarray:
-    """log NB(y; mu1, phi) - log NB(y; mu0, phi) (Poisson when phi = 0)."""
-    if phi <= 0:
-        return y * np.log(mu1 / mu0) - (mu1 - mu0)
-    r = 1.0 / phi
-    return y * np.log(mu1 / mu0) + (y + r) * np.log((mu0 + r) / (mu1 + r))
-
-
-def _dispersion(y: np.ndarray, mu: np.ndarray) -> float:
-    """Method-of-moments NB dispersion: excess variance over Poisson per squared mean."""
-    den = float(np.sum(mu**2))
-    if den <= 0:
-        return 0.0
-    return max(float(np.sum((y - mu) ** 2 - mu)) / den, 0.0)
 
 
 def segment_count_llr(
@@ -173,11 +158,11 @@ def segment_count_llr(
                 p0_cell[members] = (y_c + CLUSTER_PSEUDO_UMIS) / (t_c + CLUSTER_PSEUDO_UMIS / p0)
         mu1 = p1_cell * total
         mu0 = p0_cell * total
-        phi = _dispersion(y[normal], mu0[normal])
+        phi = dispersion(y[normal], mu0[normal])
         # a cluster where the two rates do not differ in the change's direction is told nothing by it
         ok = (total > 0) & (sign * np.log(p1_cell / p0_cell) > 0)
         lr = np.zeros(counts.shape[0])
-        lr[ok] = _nb_llr(y[ok], mu1[ok], mu0[ok], phi)
+        lr[ok] = nb_llr(y[ok], mu1[ok], mu0[ok], phi)
         # A change carried by a share of the leukemic clonotype's cells only (a subclone's; or a region
         # where expression, not copy number, differs) does not tell blasts from normal T cells: a blast
         # without it is a blast. Only the trunk's regions count.
@@ -188,7 +173,7 @@ def segment_count_llr(
         # phenotype's expression, is absent from some of them
         cluster_share = share
         if clusters is not None:
-            lr_all = _nb_llr(y, p1 * total, p0 * total, phi)
+            lr_all = nb_llr(y, p1 * total, p0 * total, phi)
             for c_ in pd.unique(clusters[leukemic]):
                 cells = leukemic & (clusters == c_) & (total > 0)
                 if cells.sum() >= MIN_CLASS_CELLS:

@@ -7,11 +7,11 @@ than in the original blasts, while the normal cells of that lineage have no rece
 make-up of the read cells of a cluster therefore says nothing about its unread cells, and a cluster's
 mean evidence drags a cluster of switched blasts towards its unread majority. Instead, as for T cells
 whose TCR was not read, each unread cell of the switch lineage weighs its own copy number (a likelihood
-ratio, :func:`~._cnv.cnv_llr`, learnt from switched cells whose leukemic receptor was read, or else from
-the tumour-lineage blasts, against that lineage's copy-number reference cells), and the share of blasts
-among the unread cells of its cluster and sample is learnt by EM from those ratios
-(:func:`~._copy_number_llr.mixture_prior`): a cluster of normal myeloid cells keeps a share near the
-floor, a cluster of switched blasts learns its own.
+ratio of kernel density estimates of ``infer_cnv``'s own score, learnt from switched cells whose leukemic
+receptor was read, or else from the tumour-lineage blasts, against that lineage's copy-number reference
+cells), and the share of blasts among the unread cells of its cluster and sample is learnt by EM from
+those ratios (:func:`~._copy_number_llr.mixture_prior`): a cluster of normal myeloid cells keeps a share
+near the floor, a cluster of switched blasts learns its own.
 """
 
 from __future__ import annotations
@@ -21,11 +21,11 @@ import numpy as np
 from ._cnv import MIN_LLR_CELLS
 from ._copy_number_llr import PRIOR_BOUNDS, PRIOR_CELLS, mixture_prior
 
+KERNEL_POINTS = 1000  # quantiles of a class standing for it in the kernel estimate
 # A cell's own ratio rests on one projection of its unsmoothed profile, whose tails are heavy (in a
 # cluster of normal myeloid cells a few reach the switched blasts' z): bounded to half the range of a
 # cluster's share (log-odds ±3.9), it moves a cluster that is clearly one or the other by at most half way
 # and decides within clusters that mix both
-KERNEL_POINTS = 1000  # quantiles of a class standing for it in the kernel estimate
 OWN_CLIP = 0.5 * float(np.log(PRIOR_BOUNDS[1] / PRIOR_BOUNDS[0]))
 
 
@@ -69,9 +69,6 @@ def switched_unread_logodds(
         leukemic, learnt_from = read_switched, "switched_receptor"
     else:
         leukemic, learnt_from = tumour_blasts, "tumour_blasts"
-    llr = _kernel_llr(own_score, leukemic, switch_lineage & reference & (tcr <= 0))
-    if llr is None:
-        return None
     cells = switch_lineage & (tcr == 0)
     if clusters is not None:
         # a share is learnt where a cluster holds enough cells of the lineage; a few of them in another
@@ -82,6 +79,9 @@ def switched_unread_logodds(
         cells &= held[inverse] >= PRIOR_CELLS
     if not cells.any():
         return None
+    llr = _kernel_llr(own_score, leukemic, switch_lineage & reference & (tcr <= 0), cells)
+    if llr is None:
+        return None
     return cells, _logodds(llr, cells, clusters, samples), learnt_from
 
 
@@ -91,19 +91,22 @@ def _logodds(llr, cells, clusters, samples) -> np.ndarray:
     return np.where(cells, prior + own, np.nan)
 
 
-def _kernel_llr(score: np.ndarray, one: np.ndarray, other: np.ndarray) -> np.ndarray | None:
+def _kernel_llr(
+    score: np.ndarray, one: np.ndarray, other: np.ndarray, at: np.ndarray
+) -> np.ndarray | None:
     """log f1(x) − log f0(x) of each cell's ``score``, the two densities Gaussian kernel estimates from the
     cells of ``one`` and ``other`` (Silverman's bandwidth), each mixed with 2 % of a normal three times as
     wide so that no score is impossible under either. Unlike a normal model, the kernel keeps the normal
     cells' heavy tail (a few reach the switched blasts' scores), so that a cluster of normal cells does
-    not learn a share of blasts from it. ``None`` when either class has fewer than ``MIN_LLR_CELLS``
-    scored cells or ``one`` does not score higher; 0 for cells without a score."""
+    not learn a share of blasts from it. Computed for the cells of ``at`` only (0 elsewhere and for cells
+    without a score); ``None`` when either class has fewer than ``MIN_LLR_CELLS`` scored cells or ``one``
+    does not score higher."""
     ok = np.isfinite(score)
     a, b = score[one & ok], score[other & ok]
     if a.size < MIN_LLR_CELLS or b.size < MIN_LLR_CELLS or not np.median(a) > np.median(b):
         return None
     out = np.zeros(score.size)
-    rows = np.flatnonzero(ok)
+    rows = np.flatnonzero(ok & at)
     out[rows] = _log_density(score[rows], a) - _log_density(score[rows], b)
     return out
 
@@ -118,4 +121,5 @@ def _log_density(x: np.ndarray, sample: np.ndarray) -> np.ndarray:
         d = (x[i : i + 4096, None] - sample[None, :]) / h
         kernel[i : i + 4096] = np.exp(-0.5 * d**2).mean(axis=1) / h
     wide = np.exp(-0.5 * ((x - np.median(sample)) / (3 * sd)) ** 2) / (3 * sd)
-    return np.log(0.98 * kernel + 0.02 * wide + 1e-300) - 0.5 * np.log(2 * np.pi)
+    # both densities lack the same 1/sqrt(2 pi), which cancels in the ratio
+    return np.log(0.98 * kernel + 0.02 * wide + 1e-300)
