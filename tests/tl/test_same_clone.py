@@ -30,3 +30,38 @@ def test_a_leading_alpha_chain_is_not_enough():
     assert same_clone(["TRD:DDD;TRG:GGG"], ["TRD:DDD;TRG:TTT"]) == {
         "TRD:DDD;TRG:GGG": "TRD:DDD;TRG:TTT"
     }
+
+
+def _families(ids):
+    import pandas as pd
+
+    from cd7escape.tl._malignant._tcr_evidence import clonotype_families
+
+    return list(clonotype_families(pd.Series(ids, dtype=object)))
+
+
+def test_a_clone_seen_with_fewer_chains_is_one_family():
+    """The leukemic clone with its TRA read in some cells only: one family, named by its largest form."""
+    full, beta, alpha = "TRB:AAA;TRA:CCC", "TRB:AAA", "TRA:CCC"
+    ids = [full] * 5 + [beta] * 4 + [alpha] * 2 + ["TRB:AAA;TRA:GGG"] + ["TRB:TTT;TRA:CCC"] * 3
+    ids += [None, "TRB:ZZZ"]
+    got = _families(ids)
+    assert got[:12] == [full] * 12  # fewer chains, or the same TRB with another TRA
+    assert got[12:15] == ["TRB:TTT;TRA:CCC"] * 3  # shares only a TRA: another clone
+    assert got[15] != got[15]  # NaN stays NaN
+    assert got[16] == "TRB:ZZZ"
+
+
+def test_the_largest_form_names_the_family_and_brings_its_chains():
+    """TRB-only cells outnumber the full clonotype: the family is named by TRB, and a TRA-only cell of the
+    full clonotype still joins it (its TRA came in with the full clonotype)."""
+    ids = (
+        ["TRB:AAA"] * 6
+        + ["TRB:AAA;TRA:CCC"] * 3
+        + ["TRA:CCC"]
+        + ["IGH:HHH;IGK:KKK"] * 2
+        + ["IGH:HHH"]
+    )
+    got = _families(ids)
+    assert got[:10] == ["TRB:AAA"] * 10
+    assert got[10:] == ["IGH:HHH;IGK:KKK"] * 3

@@ -35,7 +35,12 @@ from ._cnv import (
 )
 from ._copy_number_llr import mixture_prior, segment_count_llr
 from ._switch_lineage import switched_unread_logodds
-from ._tcr_evidence import clone_sizes, leukemic_by_copy_number, tcr_evidence
+from ._tcr_evidence import (
+    clone_sizes,
+    clonotype_families,
+    leukemic_by_copy_number,
+    tcr_evidence,
+)
 
 _D = MalignantParams()
 CELL_CLASSES = (
@@ -535,6 +540,8 @@ def _call(
         adata.obs["clone_id"] if has_clone else pd.Series([np.nan] * n, index=adata.obs_names)
     )
     sizes = clone_sizes(clone_id)
+    # a clone whose second chain went uncaptured in some cells is one clone, tested with all its cells
+    families = clonotype_families(clone_id)
     timepoint = adata.obs.get("timepoint", None)
     samples = adata.obs["sample"].astype(str).to_numpy() if "sample" in adata.obs else None
     clone_cnv = clone_segments = None
@@ -561,7 +568,9 @@ def _call(
             if (cand & (tp == "baseline")).sum() >= 40:
                 cand &= tp == "baseline"
             ref[cand] = lin
-        normal_t = (lineage == tumour) & calm & (sizes >= 1) & (sizes <= 2)
+        # none of the cells of an expanded clone seen with fewer chains is a polyclonal normal T cell
+        family_sizes = clone_sizes(families)
+        normal_t = (lineage == tumour) & calm & (family_sizes >= 1) & (family_sizes <= 2)
         if tumour == "T" and normal_t.sum() < MIN_NORMAL_T:
             # few polyclonal T cells with a TCR (a sample's VDJ library failed or was not made): CAR-T
             # cells are T cells of a normal genome, whatever their clonotype
@@ -579,15 +588,15 @@ def _call(
                     adata.var.set_axis(var_names),
                     table,
                     ref == normal_category,
-                    clone_id,
+                    families,
                     [labels for labels in (clusters, samples) if labels is not None],
                     antigen=antigen,
                 )
             cnv_clones = leukemic_by_copy_number(
-                clone_id, list(clone_cnv.loc[clone_cnv["altered"], "clone_id"]), timepoint
+                families, list(clone_cnv.loc[clone_cnv["altered"], "clone_id"]), timepoint
             )
         blast_prior = blast_ev >= 0.8
-        prior = blast_prior | clone_id.astype("string").isin(cnv_clones).fillna(False).to_numpy()
+        prior = blast_prior | families.astype("string").isin(cnv_clones).fillna(False).to_numpy()
         # Without blasts to learn it from, the leukemic CNV profile is the clonotypes' altered segments only
         segments = None
         if blast_prior.sum() < MIN_PRIOR_CELLS and cnv_clones:
@@ -650,8 +659,14 @@ def _call(
 
     # A clonotype is leukemic when its cells carry the other evidence, or a copy-number change of their own
     other = np.maximum(blast_ev, cnv_ev)
+    # every clonotype of an altered family (the clone seen with fewer chains too) is leukemic on that ground
+    cnv_members = (
+        sorted(set(clone_id[families.isin(cnv_clones).to_numpy(bool)].astype(str)))
+        if cnv_clones
+        else []
+    )
     tcr, expanded, leukemic = tcr_evidence(
-        clone_id, other, timepoint, copy_number_clones=cnv_clones
+        clone_id, other, timepoint, copy_number_clones=cnv_members
     )
 
     logit = W_PRIOR + W_BLAST * blast_ev + W_CNV * cnv_ev

@@ -130,6 +130,45 @@ def _chains(clone: str) -> frozenset[str]:
     return frozenset(part for part in str(clone).split(";") if part)
 
 
+def clonotype_families(clone_id: pd.Series) -> pd.Series:
+    """Each cell's clonotype, or the larger clonotype it is part of (:func:`same_clone`'s rule).
+
+    Where one chain of a cell went uncaptured, its clone is named by the chains it has: the leukemic clone
+    of a patient whose TRA is read in half its cells is two clonotypes of half the size
+    (``TRB:x;TRA:y`` and ``TRB:x``), and a test of either alone has half the power (a semi-synthetic
+    patient's 9p loss, log2 −1.0, reached |z| ≥ 5 in one 40-gene block of each half and was not called).
+    Clonotypes are taken by size, largest first; one whose chains are all chains of an earlier family, or
+    whose first chain of an allelically excluded locus (TRB, TRD, IGH) is an earlier family's, joins it
+    (and brings its chains). A clonotype sharing only a TRA or a light chain with a family stays apart:
+    those chains are not allelically excluded, and unrelated clones share them. NaN stays NaN.
+    """
+    ids = clone_id.astype("string")
+    sizes = ids.value_counts()
+    root_of: dict[str, str] = {}
+    by_head: dict[str, str] = {}
+    chains_of: dict[str, set[str]] = {}
+    by_chain: dict[str, list[str]] = {}
+    for clone, _ in sorted(sizes.items(), key=lambda kv: (-kv[1], str(kv[0]))):  # largest first
+        clone = str(clone)
+        chains = _chains(clone)
+        head = clone.split(";")[0]
+        excluded = head.startswith(("TRB:", "TRD:", "IGH:"))
+        root = by_head.get(head) if excluded else None
+        if root is None and chains:
+            first = min(chains)
+            root = next((r for r in by_chain.get(first, []) if chains <= chains_of[r]), None)
+        if root is None:
+            root = clone
+            chains_of[root] = set()
+        for chain in chains - chains_of[root]:
+            chains_of[root].add(chain)
+            by_chain.setdefault(chain, []).append(root)
+        if excluded:
+            by_head.setdefault(head, root)
+        root_of[clone] = root
+    return ids.map(root_of).astype(object).where(ids.notna(), np.nan)
+
+
 def same_clone(clones, leukemic: list[str]) -> dict[str, str]:
     """Clonotypes that are a leukemic clonotype seen differently, mapped to it.
 
