@@ -65,3 +65,16 @@ def test_the_largest_form_names_the_family_and_brings_its_chains():
     got = _families(ids)
     assert got[:10] == ["TRB:AAA"] * 10
     assert got[10:] == ["IGH:HHH;IGK:KKK"] * 3
+
+
+def test_only_families_of_several_clonotypes_are_tested_besides_them():
+    import pandas as pd
+
+    from cd7escape.tl._malignant._tcr_evidence import clonotype_families, split_clone_families
+
+    ids = pd.Series(
+        ["TRB:AAA;TRA:CCC"] * 3 + ["TRB:AAA"] * 2 + ["TRB:TTT"] * 4 + [None], dtype=object
+    )
+    got = list(split_clone_families(ids, clonotype_families(ids)))
+    assert got[:5] == ["family:TRB:AAA;TRA:CCC"] * 5
+    assert all(g != g for g in got[5:])  # one clonotype only, or no receptor: NaN

@@ -39,6 +39,7 @@ from ._tcr_evidence import (
     clone_sizes,
     clonotype_families,
     leukemic_by_copy_number,
+    split_clone_families,
     tcr_evidence,
 )
 
@@ -546,6 +547,9 @@ def _call(
     samples = adata.obs["sample"].astype(str).to_numpy() if "sample" in adata.obs else None
     clone_cnv = clone_segments = None
     cnv_clones: list[str] = []
+    cnv_units = np.zeros(
+        n, dtype=bool
+    )  # cells of the clonotypes (or families) leukemic by copy number
 
     # CNV
     cnv_score = np.full(n, np.nan)
@@ -582,21 +586,20 @@ def _call(
         # and the cells from which the leukemic CNV profile is learnt.
         if has_clone:
             with timed("testing expanded clonotypes for copy-number changes"):
-                clone_cnv, clone_segments = clone_copy_number(
+                clone_cnv, clone_segments, cnv_clones, cnv_units = _clones_with_copy_number(
                     counts,
                     total,
                     adata.var.set_axis(var_names),
                     table,
                     ref == normal_category,
+                    clone_id,
                     families,
                     [labels for labels in (clusters, samples) if labels is not None],
+                    timepoint,
                     antigen=antigen,
                 )
-            cnv_clones = leukemic_by_copy_number(
-                families, list(clone_cnv.loc[clone_cnv["altered"], "clone_id"]), timepoint
-            )
         blast_prior = blast_ev >= 0.8
-        prior = blast_prior | families.astype("string").isin(cnv_clones).fillna(False).to_numpy()
+        prior = blast_prior | cnv_units
         # Without blasts to learn it from, the leukemic CNV profile is the clonotypes' altered segments only
         segments = None
         if blast_prior.sum() < MIN_PRIOR_CELLS and cnv_clones:
@@ -660,11 +663,7 @@ def _call(
     # A clonotype is leukemic when its cells carry the other evidence, or a copy-number change of their own
     other = np.maximum(blast_ev, cnv_ev)
     # every clonotype of an altered family (the clone seen with fewer chains too) is leukemic on that ground
-    cnv_members = (
-        sorted(set(clone_id[families.isin(cnv_clones).to_numpy(bool)].astype(str)))
-        if cnv_clones
-        else []
-    )
+    cnv_members = sorted(set(clone_id[cnv_units & clone_id.notna().to_numpy()].astype(str)))
     tcr, expanded, leukemic = tcr_evidence(
         clone_id, other, timepoint, copy_number_clones=cnv_members
     )
@@ -944,3 +943,46 @@ def _call(
         per = pd.Series(malignant).groupby(obs["sample"].astype(str).to_numpy()).mean()
         results["malignant_fraction_per_sample"] = {str(k): float(v) for k, v in per.items()}
     return results
+
+
+def _clones_with_copy_number(
+    counts, total, var, table, reference, clone_id, families, null_labels, timepoint, *, antigen
+) -> tuple[pd.DataFrame, pd.DataFrame, list[str], np.ndarray]:
+    """Expanded clonotypes, and families of clonotypes of one clone seen with fewer chains, tested for a
+    copy-number change (:func:`~._cnv.clone_copy_number`): the clone tables and segments of both, the
+    units leukemic on that ground (:func:`~._tcr_evidence.leukemic_by_copy_number`) and their cells.
+
+    A family counts only where none of its clonotypes shows a change by itself: where one chain went
+    uncaptured in half the cells, each half may be too small to show the change its whole shows (a 9p
+    loss in a clone of ~320 cells read as two clonotypes of ~160: no malignant cell was called). Where a
+    clonotype shows it, its own segments stand: the whole's greater power also passes expression
+    artefacts (a chr19p13.3 block, in damaged cells, was the only change a family of 289 cells kept, and
+    its 12p loss, found in one of its clonotypes, was lost)."""
+    clones, segments = clone_copy_number(
+        counts, total, var, table, reference, clone_id, null_labels, antigen=antigen
+    )
+    altered = leukemic_by_copy_number(
+        clone_id, list(clones.loc[clones["altered"], "clone_id"]), timepoint
+    )
+    units = clone_id.astype("string").isin(altered).fillna(False).to_numpy(dtype=bool)
+    split = split_clone_families(clone_id, families)
+    if split.notna().any():
+        fam_clones, fam_segments = clone_copy_number(
+            counts, total, var, table, reference, split, null_labels, antigen=antigen
+        )
+        # a family counts where none of its clonotypes shows a change by itself (where one does, its
+        # own segments stand, as before)
+        found = set(split[units].dropna().astype(str))
+        fam_altered = [
+            c
+            for c in leukemic_by_copy_number(
+                split, list(fam_clones.loc[fam_clones["altered"], "clone_id"]), timepoint
+            )
+            if c not in found
+        ]
+        fam_segments = fam_segments[fam_segments["clone_id"].isin(fam_altered)]
+        units |= split.astype("string").isin(fam_altered).fillna(False).to_numpy(dtype=bool)
+        altered += fam_altered
+        clones = pd.concat([clones, fam_clones], ignore_index=True)
+        segments = pd.concat([segments, fam_segments], ignore_index=True)
+    return clones, segments, altered, units

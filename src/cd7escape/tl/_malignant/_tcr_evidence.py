@@ -169,6 +169,20 @@ def clonotype_families(clone_id: pd.Series) -> pd.Series:
     return ids.map(root_of).astype(object).where(ids.notna(), np.nan)
 
 
+FAMILY_PREFIX = "family:"
+
+
+def split_clone_families(clone_id: pd.Series, families: pd.Series) -> pd.Series:
+    """``family:<largest clonotype>`` for the cells of a family of two or more clonotypes
+    (:func:`clonotype_families`), NaN for the others: the units tested for copy number besides the
+    clonotypes themselves."""
+    ids = clone_id.astype("string")
+    fam = families.astype("string")
+    members = pd.DataFrame({"id": ids, "fam": fam}).dropna().groupby("fam")["id"].nunique()
+    split = fam.isin(members.index[members >= 2]).fillna(False).to_numpy(dtype=bool)
+    return (FAMILY_PREFIX + fam).astype(object).where(split, np.nan)
+
+
 def same_clone(clones, leukemic: list[str]) -> dict[str, str]:
     """Clonotypes that are a leukemic clonotype seen differently, mapped to it.
 
