@@ -957,7 +957,9 @@ def _clones_with_copy_number(
     loss in a clone of ~320 cells read as two clonotypes of ~160: no malignant cell was called). Where a
     clonotype shows it, its own segments stand: the whole's greater power also passes expression
     artefacts (a chr19p13.3 block, in damaged cells, was the only change a family of 289 cells kept, and
-    its 12p loss, found in one of its clonotypes, was lost)."""
+    its 12p loss, found in one of its clonotypes, was lost). And one of its clonotypes must have been large
+    enough to be tested: a normal clone of 22 cells in forms of fewer than 20, tested only as a family,
+    showed a chr1q/chr19q expression artefact and was taken for leukemic."""
     clones, segments = clone_copy_number(
         counts, total, var, table, reference, clone_id, null_labels, antigen=antigen
     )
@@ -970,15 +972,19 @@ def _clones_with_copy_number(
         fam_clones, fam_segments = clone_copy_number(
             counts, total, var, table, reference, split, null_labels, antigen=antigen
         )
-        # a family counts where none of its clonotypes shows a change by itself (where one does, its
-        # own segments stand, as before)
+        # a family counts where one of its clonotypes was large enough to be tested and none showed a
+        # change by itself (where one does, its own segments stand, as before)
+        tested = (
+            clone_id.astype("string").isin(set(clones["clone_id"])).fillna(False).to_numpy(bool)
+        )
         found = set(split[units].dropna().astype(str))
+        testable = set(split[tested].dropna().astype(str))
         fam_altered = [
             c
             for c in leukemic_by_copy_number(
                 split, list(fam_clones.loc[fam_clones["altered"], "clone_id"]), timepoint
             )
-            if c not in found
+            if c not in found and c in testable
         ]
         fam_segments = fam_segments[fam_segments["clone_id"].isin(fam_altered)]
         units |= split.astype("string").isin(fam_altered).fillna(False).to_numpy(dtype=bool)
