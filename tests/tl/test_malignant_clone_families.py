@@ -18,7 +18,10 @@ from cd7escape._lineages import LINEAGES
 T = LINEAGES["T"]
 
 
-def test_clone_seen_with_fewer_chains_is_tested_and_called_as_one():
+def test_clone_seen_with_fewer_chains_is_also_tested_as_one():
+    """End to end: the family of a simulated clone in three forms is tested and recorded, and every form is
+    leukemic. Here each of its two large forms shows the change by itself too, so the call rests on them;
+    the route where only the family shows it is the next test's."""
     adata = ce.datasets.simulate_patient("antigen_retained", seed=3, n_cells=300, depth=1000)
     blasts = adata.obs["truth_malignant"].to_numpy(bool)
     # mature phenotype: the copy-number test of the clone is the route to the leukemia
@@ -52,3 +55,49 @@ def test_clone_seen_with_fewer_chains_is_tested_and_called_as_one():
     called = adata.obs["malignant"].to_numpy(bool)
     tp, fp, fn = (called & blasts).sum(), (called & ~blasts).sum(), (~called & blasts).sum()
     assert 2 * tp / (2 * tp + fp + fn) >= 0.95
+
+
+def test_a_family_counts_only_where_a_clonotype_was_tested_and_none_showed_a_change(monkeypatch):
+    """The family route of ``_clones_with_copy_number``, with a copy-number test that sees a change in
+    any unit of >= 150 cells and an artefact in one normal clone (and tests units of >= 20, as the real
+    one does):
+
+    - a leukemic clone read as two clonotypes of 110 and 90 cells: neither shows it, the family of 200
+      does;
+    - a clone whose clonotype of 160 cells shows it: its 30 TRB-only cells add no family;
+    - a normal clone of 22 cells in forms of 12 and 10, whose family the test calls altered (an
+      artefact): none of its clonotypes was tested, so the family does not count.
+    """
+    from cd7escape.tl._malignant import _call
+    from cd7escape.tl._malignant._cnv import CLONE_COLUMNS, CLONE_MIN_CELLS, SEGMENT_COLUMNS
+    from cd7escape.tl._malignant._tcr_evidence import clonotype_families
+
+    def fake_test(counts, total, var, table, reference, units, null_labels, *, antigen):
+        sizes = units.dropna().astype(str).value_counts()
+        sizes = sizes[sizes >= CLONE_MIN_CELLS]
+        clones = pd.DataFrame({c: np.nan for c in CLONE_COLUMNS}, index=range(len(sizes)))
+        clones["clone_id"], clones["n_cells"] = list(sizes.index), list(sizes.to_numpy())
+        # a change in any unit of >= 150 cells, and an expression artefact in the normal clone NNN
+        clones["altered"] = (clones["n_cells"] >= 150) | clones["clone_id"].str.contains("NNN")
+        altered = clones.loc[clones["altered"], "clone_id"]
+        segments = pd.DataFrame({c: np.nan for c in SEGMENT_COLUMNS}, index=range(len(altered)))
+        segments["clone_id"] = list(altered)
+        return clones, segments
+
+    monkeypatch.setattr(_call, "clone_copy_number", fake_test)
+    split = ["TRB:AAA;TRA:CCC"] * 110 + ["TRB:AAA"] * 90
+    whole = ["TRB:GGG;TRA:TTT"] * 160 + ["TRB:GGG"] * 30
+    small = ["TRB:NNN;TRA:MMM"] * 12 + ["TRB:NNN"] * 10
+    clone_id = pd.Series([*split, *whole, *small, None], dtype=object)
+    clones, segments, altered, units = _call._clones_with_copy_number(
+        None, None, None, None, None, clone_id, clonotype_families(clone_id), [], None,
+        antigen="CD7",
+    )  # fmt: skip
+    assert altered == ["TRB:GGG;TRA:TTT", "family:TRB:AAA;TRA:CCC"]
+    assert units[:200].all()  # the split clone, both forms
+    assert units[200:360].all()
+    assert not units[360:390].any()  # the TRB-only cells join later, by same_clone
+    assert not units[390:].any()
+    assert set(segments["clone_id"]) == set(altered)
+    # every family of two or more clonotypes is tested and recorded, counted or not
+    assert {"family:TRB:AAA;TRA:CCC", "family:TRB:GGG;TRA:TTT"} <= set(clones["clone_id"])

@@ -547,9 +547,8 @@ def _call(
     samples = adata.obs["sample"].astype(str).to_numpy() if "sample" in adata.obs else None
     clone_cnv = clone_segments = None
     cnv_clones: list[str] = []
-    cnv_units = np.zeros(
-        n, dtype=bool
-    )  # cells of the clonotypes (or families) leukemic by copy number
+    # cells of the clonotypes (or families of clonotypes) leukemic by copy number
+    cnv_units = np.zeros(n, dtype=bool)
 
     # CNV
     cnv_score = np.full(n, np.nan)
@@ -974,17 +973,14 @@ def _clones_with_copy_number(
         )
         # a family counts where one of its clonotypes was large enough to be tested and none showed a
         # change by itself (where one does, its own segments stand, as before)
-        tested = (
-            clone_id.astype("string").isin(set(clones["clone_id"])).fillna(False).to_numpy(bool)
-        )
-        found = set(split[units].dropna().astype(str))
-        testable = set(split[tested].dropna().astype(str))
+        tested = clone_id.isin(set(clones["clone_id"])).to_numpy(bool)
+        eligible = set(split[tested].dropna()) - set(split[units].dropna())
         fam_altered = [
             c
             for c in leukemic_by_copy_number(
                 split, list(fam_clones.loc[fam_clones["altered"], "clone_id"]), timepoint
             )
-            if c not in found and c in testable
+            if c in eligible
         ]
         fam_segments = fam_segments[fam_segments["clone_id"].isin(fam_altered)]
         units |= split.astype("string").isin(fam_altered).fillna(False).to_numpy(dtype=bool)

@@ -130,6 +130,17 @@ def _chains(clone: str) -> frozenset[str]:
     return frozenset(part for part in str(clone).split(";") if part)
 
 
+# loci with allelic exclusion: one rearranged chain per cell, so its sequence alone names the clone
+ALLELICALLY_EXCLUDED = ("TRB:", "TRD:", "IGH:")
+
+
+def _excluded_head(clone: str) -> str | None:
+    """The clone id's first chain (``read_vdj`` names the first locus first) where its locus is
+    allelically excluded (TRB, TRD, IGH), else ``None``."""
+    head = str(clone).split(";")[0]
+    return head if head.startswith(ALLELICALLY_EXCLUDED) else None
+
+
 def clonotype_families(clone_id: pd.Series) -> pd.Series:
     """Each cell's clonotype, or the larger clonotype it is part of (:func:`same_clone`'s rule).
 
@@ -151,9 +162,8 @@ def clonotype_families(clone_id: pd.Series) -> pd.Series:
     for clone, _ in sorted(sizes.items(), key=lambda kv: (-kv[1], str(kv[0]))):  # largest first
         clone = str(clone)
         chains = _chains(clone)
-        head = clone.split(";")[0]
-        excluded = head.startswith(("TRB:", "TRD:", "IGH:"))
-        root = by_head.get(head) if excluded else None
+        head = _excluded_head(clone)
+        root = by_head.get(head) if head is not None else None
         if root is None and chains:
             first = min(chains)
             root = next((r for r in by_chain.get(first, []) if chains <= chains_of[r]), None)
@@ -163,7 +173,7 @@ def clonotype_families(clone_id: pd.Series) -> pd.Series:
         for chain in chains - chains_of[root]:
             chains_of[root].add(chain)
             by_chain.setdefault(chain, []).append(root)
-        if excluded:
+        if head is not None:
             by_head.setdefault(head, root)
         root_of[clone] = root
     return ids.map(root_of).astype(object).where(ids.notna(), np.nan)
@@ -200,8 +210,8 @@ def same_clone(clones, leukemic: list[str]) -> dict[str, str]:
             continue
         chains = _chains(clone)
         for parent, pchains in parents:
-            head = parent.split(";")[0]  # the first locus of the clone id: TRB (TRD) or IGH
-            shared_head = head.startswith(("TRB:", "TRD:", "IGH:")) and clone.split(";")[0] == head
+            head = _excluded_head(parent)
+            shared_head = head is not None and clone.split(";")[0] == head
             if chains and (chains <= pchains or shared_head):
                 out[clone] = parent
                 break
