@@ -57,6 +57,10 @@ class Lineage:
         Transcripts of the tumour lineage that ``confusable`` lacks; without a confusable lineage, that
         every other lineage lacks (beyond ambient), by which a cell the neighbourhood places among the
         tumour's cells is told to be of another lineage (an NK cell among shallow myeloma cells).
+    confusable_specific
+        Transcripts of ``confusable`` that the tumour lineage's cells have little of (NK cells: the DAP12 and
+        FcRγ adaptors, NKp80, NKp46, EAT-2, CD16): evidence against the tumour lineage for a cell whose own
+        ``specific`` transcripts dropped out, weighed at the rates learnt in the sample, never a gate.
     blast_specific, blast_supporting
         The tumour's own program (immature/blast program; for myeloma the aberrant plasma-cell genes):
         specific genes are essentially absent from the lineage's normal mature cells, supporting ones are
@@ -89,6 +93,7 @@ class Lineage:
     normal_class: str
     confusable: str | None
     specific: tuple[str, ...]
+    confusable_specific: tuple[str, ...]
     blast_specific: tuple[str, ...]
     blast_supporting: tuple[str, ...]
     mature: tuple[str, ...]
@@ -119,6 +124,7 @@ LINEAGES: dict[str, Lineage] = {
         normal_class="normal_T",
         confusable="NK",
         specific=("CD3D", "CD3E", "CD3G", "CD5", "BCL11B", "TRAC", "TRBC1", "TRBC2"),
+        confusable_specific=("TYROBP", "FCER1G", "KLRF1", "NCR1", "SH2D1B", "FCGR3A"),
         blast_specific=("DNTT", "CD1A", "CD1E", "CD34", "KIT", "PTCRA", "RAG1", "RAG2", "CD1B"),
         blast_supporting=("CD99", "SOX4", "MYB", "LMO2", "LYL1", "HHEX", "BAALC", "MEF2C", "TAL1"),
         mature=_T_MATURE,
@@ -138,6 +144,7 @@ LINEAGES: dict[str, Lineage] = {
         normal_class="B",
         confusable=None,
         specific=(),
+        confusable_specific=(),
         blast_specific=("DNTT", "CD34", "VPREB1", "IGLL1", "VPREB3", "RAG1", "RAG2", "MME"),
         blast_supporting=("SOX4", "MYB", "ERG", "CD99", "CD38", "EBF1", "LEF1", "HMGB2"),
         mature=_B_MATURE,
@@ -157,6 +164,7 @@ LINEAGES: dict[str, Lineage] = {
         normal_class="plasma",
         confusable=None,
         specific=_PLASMA_SPECIFIC,
+        confusable_specific=(),
         # aberrant in myeloma cells, absent from normal plasma cells (CCND1/FGFR3/NSD2/MAF translocation
         # partners, CD56/CD28/CD117 aberrancies)
         blast_specific=("CCND1", "FGFR3", "NSD2", "MAF", "MAFB", "NCAM1", "CD28", "KIT"),

@@ -276,3 +276,38 @@ def test_t_identity_weighs_missing_t_transcripts_by_depth():
     assert np.median(lo[:n_t]) > 2.0
     # too few NK cells to learn their rate: no answer (the caller falls back on the T-transcript rule)
     assert t_identity(y, depth, lineage, read_t, np.zeros(y.size, dtype=bool), clusters) is None
+
+
+def test_t_identity_weighs_nk_transcripts_a_cell_expresses():
+    from cd7escape.tl._malignant._cell_types import t_identity
+
+    rng = np.random.default_rng(1)
+    # 400 T cells in cluster "t" (T-specific UMIs at 2 per 1,000, NK transcripts at 0.05 per 1,000), 300
+    # of them read; 100 NK cells in cluster "nk" (T-specific 0.1, NK transcripts 5 per 1,000); 20 NK cells
+    # among the T cells, whose T transcripts are as absent as those of a shallow T cell
+    n_t, n_nk, n_in = 400, 100, 20
+    n = n_t + n_nk + n_in
+    depth = rng.uniform(800, 1500, n)
+    t_rate = np.concatenate([np.full(n_t, 2e-3), np.full(n_nk + n_in, 1e-4)])
+    nk_rate = np.concatenate([np.full(n_t, 5e-5), np.full(n_nk + n_in, 5e-3)])
+    y, z = rng.poisson(t_rate * depth).astype(float), rng.poisson(nk_rate * depth).astype(float)
+    lineage = np.array(["T"] * n_t + ["NK"] * n_nk + ["T"] * n_in, dtype=object)
+    clusters = np.array(["t"] * n_t + ["nk"] * n_nk + ["t"] * n_in)
+    read_t = np.arange(n) < 300
+    nk_ref = np.arange(n) >= n_t
+    nk_ref[n_t + n_nk :] = False
+    inside = np.arange(n) >= n_t + n_nk
+    t_only = np.arange(n) < n_t
+    without = t_identity(y, depth, lineage, read_t, nk_ref, clusters)
+    with_nk = t_identity(y, depth, lineage, read_t, nk_ref, clusters, nk_counts=z)
+    # the NK cells among T cells: what they do express tells them apart, not only what they lack
+    assert np.median(with_nk[inside]) < np.median(without[inside]) - 3.0
+    assert np.median(with_nk[inside]) < 0
+    # T cells lacking their T transcripts keep being T cells: they have no NK transcripts either
+    zero_t = t_only & (y == 0) & (z == 0)
+    assert zero_t.any()
+    assert (with_nk[zero_t] > 0).all()
+    assert np.median(with_nk[t_only]) > 2.0
+    # NK transcripts no more common in NK cells than in T cells: no evidence either way
+    flat = t_identity(y, depth, lineage, read_t, nk_ref, clusters, nk_counts=np.zeros(n))
+    np.testing.assert_allclose(flat, without)

@@ -23,6 +23,7 @@ from ._cell_types import (
     lineage_scores,
     t_identity,
     t_transcripts,
+    transcript_counts,
 )
 from ._cnv import (
     clone_copy_number,
@@ -755,6 +756,7 @@ def _call(
             is_t & (tcr != 0),
             (lineage == spec.confusable) & (sizes == 0) & ~car,
             clusters,
+            nk_counts=transcript_counts(counts, var_names, spec.confusable_specific, antigen),
         )
     if llr_cnv is not None and t_logodds is None:
         # read against normal T cells, a cell's own copy number is evidence for T cells only

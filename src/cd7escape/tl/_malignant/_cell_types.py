@@ -78,7 +78,14 @@ def t_transcripts(
 ) -> np.ndarray:
     """Per cell: UMIs of the lineage's specific transcripts (``lineage.specific`` without the antigen;
     for T cells ``T_SPECIFIC``, which NK cells lack)."""
-    genes = without_antigen(lineage.specific, antigen)
+    return transcript_counts(counts, var_names, lineage.specific, antigen)
+
+
+def transcript_counts(
+    counts, var_names: pd.Index, genes: tuple[str, ...], antigen: str
+) -> np.ndarray:
+    """Per cell: UMIs of ``genes`` (without the antigen) present in ``var_names``."""
+    genes = without_antigen(genes, antigen)
     check_antigen_free(genes, antigen)
     idx = var_names.get_indexer([g for g in genes if g in var_names])
     idx = idx[idx >= 0]
@@ -101,6 +108,7 @@ def t_identity(
     read_t: np.ndarray,
     nk_ref: np.ndarray,
     clusters: np.ndarray | None,
+    nk_counts: np.ndarray | None = None,
 ) -> np.ndarray | None:
     """Per cell: log-odds that a lymphoid (T- or NK-lineage) cell is a T cell, not an NK cell.
 
@@ -113,6 +121,10 @@ def t_identity(
     among the lymphoid cells of the cluster, learnt by EM from those likelihoods (shrunk towards all
     lymphoid cells' by 20 pseudo-cells, within [0.02, 0.98]): not the lineage labels, which are smoothed
     over neighbours. ``None`` when either class has fewer than 20 cells or the rates do not differ.
+
+    ``nk_counts`` (UMIs of ``Lineage.confusable_specific``, NK transcripts T cells have little of) add
+    their own ratio (:func:`_nk_transcripts_llr`): a cell whose T transcripts dropped out is told from an NK
+    cell by what it does express, not only by what it lacks.
     """
     rates = _class_rates(t_counts, total, read_t, nk_ref, MIN_IDENTITY_CELLS)
     if rates is None:
@@ -131,6 +143,8 @@ def t_identity(
     # method-of-moments dispersion of the read T cells' counts about their expected ones
     phi = dispersion(y[read_t], mu_t[read_t])
     llr = log_nb(y, mu_t, phi) - log_nb(y, mu_nk, 0.0)
+    if nk_counts is not None:
+        llr = llr + _nk_transcripts_llr(nk_counts, d, read_t, nk_ref)
     lymphoid = np.isin(lineage, ["T", "NK"])
     if not lymphoid.any():
         return None
@@ -143,6 +157,26 @@ def t_identity(
                 llr[members], overall, T_PRIOR_CELLS, overall, bounds=PRIOR_BOUNDS
             )
     return np.log(share / (1.0 - share)) + llr
+
+
+def _nk_transcripts_llr(
+    counts: np.ndarray, depth: np.ndarray, read_t: np.ndarray, nk_ref: np.ndarray
+) -> np.ndarray | float:
+    """Log-likelihood ratio, T cell vs NK cell, of a cell's UMIs of NK transcripts at its depth: a
+    negative binomial per class with its rate per UMI (half a UMI added to each class's sum, so that T
+    cells with none read give a finite ratio) and a method-of-moments dispersion, learnt from the read T
+    cells and the NK cells. 0 where either class has fewer than 20 cells or NK cells have no more of them.
+    """
+    y = np.asarray(counts, dtype=np.float64)
+    if read_t.sum() < MIN_IDENTITY_CELLS or nk_ref.sum() < MIN_IDENTITY_CELLS:
+        return 0.0
+    d_t, d_nk = depth[read_t].sum(), depth[nk_ref].sum()
+    if not y[nk_ref].sum() / d_nk > y[read_t].sum() / d_t:
+        return 0.0
+    r_t, r_nk = (y[read_t].sum() + 0.5) / d_t, (y[nk_ref].sum() + 0.5) / d_nk
+    phi_t = dispersion(y[read_t], r_t * depth[read_t])
+    phi_nk = dispersion(y[nk_ref], r_nk * depth[nk_ref])
+    return log_nb(y, r_t * depth, phi_t) - log_nb(y, r_nk * depth, phi_nk)
 
 
 # Cells of each class (the tumour lineage's, the other lineages') needed to learn the identity rates.
