@@ -75,6 +75,30 @@ def test_without_read_switched_cells_the_tumour_blasts_teach_the_ratio():
     assert (logodds[cells & np.concatenate([truth, pad])] > 0).mean() >= 0.95
 
 
+def test_switched_blasts_scoring_below_the_tumour_blasts_keep_their_clusters_share():
+    # the tumour's own blasts score 4, the switched ones 2 (their new lineage shifts the projection), the
+    # normal cells 0: the share of a cluster is what the normal cells' scores cannot explain
+    rng = np.random.default_rng(4)
+    n_normal, n_switched, k = 300, 300, 200
+    score = np.concatenate(
+        [rng.normal(0, 1, n_normal), rng.normal(2, 1, n_switched), rng.normal(4, 1, k)]
+    )
+    n = score.size
+    switch_lineage = np.arange(n) < n_normal + n_switched
+    reference = np.arange(n) < n_normal // 2
+    clusters = np.array(["0"] * n_normal + ["1"] * n_switched + ["2"] * k)
+    samples = np.array(["baseline"] * n_normal + ["relapse"] * (n_switched + k))
+    cells, logodds, learnt_from = switched_unread_logodds(
+        score, switch_lineage, reference, np.zeros(n), ~switch_lineage, clusters=clusters,
+        samples=samples,
+    )  # fmt: skip
+    assert learnt_from == "tumour_blasts"
+    switched = cells & (clusters == "1")
+    normal = cells & (clusters == "0")
+    assert (logodds[switched] > 0).mean() >= 0.95
+    assert (logodds[normal] > 0).mean() <= 0.02
+
+
 def test_no_ratio_without_a_normal_class():
     score, clusters, samples, _, tcr, _ = _cells(np.random.default_rng(3))
     none = np.zeros(score.size, bool)
@@ -93,6 +117,9 @@ def test_no_ratio_without_a_normal_class():
         # a B-ALL switch without receptor data, found by its cluster's strong copy number: the ratio,
         # learnt from the B blasts, must not take that away (recall 0.84 when the route replaced it)
         ("CD19", 1073, False, 8000),
+        # a myeloma switch without receptor data: the plasma blasts teach a leukemic class the switched
+        # blasts score below, and a mixture of the two gave their pure cluster a share of 0.39 (recall 0.37)
+        ("BCMA", 1047, False, 3000),
     ],
 )
 def test_switched_relapse_blasts_are_found(antigen, seed, receptor, depth):
