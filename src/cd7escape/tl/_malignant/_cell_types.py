@@ -174,9 +174,7 @@ def _nk_transcripts_llr(
     if not y[nk_ref].sum() / d_nk > y[read_t].sum() / d_t:
         return 0.0
     r_t, r_nk = (y[read_t].sum() + 0.5) / d_t, (y[nk_ref].sum() + 0.5) / d_nk
-    phi_t = dispersion(y[read_t], r_t * depth[read_t])
-    phi_nk = dispersion(y[nk_ref], r_nk * depth[nk_ref])
-    return log_nb(y, r_t * depth, phi_t) - log_nb(y, r_nk * depth, phi_nk)
+    return _nb_class_llr(y, depth, read_t, r_t, nk_ref, r_nk)
 
 
 # Cells of each class (the tumour lineage's, the other lineages') needed to learn the identity rates.
@@ -204,9 +202,22 @@ def lineage_identity(
     if rates is None:
         return None
     y, d, r_t, r_o = rates
-    phi_t = dispersion(y[tumour_ref], r_t * d[tumour_ref])
-    phi_o = dispersion(y[other_ref], r_o * d[other_ref])
-    return log_nb(y, r_t * d, phi_t) - log_nb(y, r_o * d, phi_o)
+    return _nb_class_llr(y, d, tumour_ref, r_t, other_ref, r_o)
+
+
+def _nb_class_llr(
+    y: np.ndarray,
+    depth: np.ndarray,
+    one: np.ndarray,
+    r_one: float,
+    other: np.ndarray,
+    r_other: float,
+) -> np.ndarray:
+    """``log NB(y | r_one · depth) − log NB(y | r_other · depth)`` per cell, each class's dispersion
+    estimated by the method of moments from its own cells (``one``, ``other``) about those means."""
+    phi_one = dispersion(y[one], r_one * depth[one])
+    phi_other = dispersion(y[other], r_other * depth[other])
+    return log_nb(y, r_one * depth, phi_one) - log_nb(y, r_other * depth, phi_other)
 
 
 def _class_rates(
