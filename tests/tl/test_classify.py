@@ -141,6 +141,18 @@ def test_bad_threshold_is_input_error(calls):
         ce.tl.classify_relapse(adata, mixed_min_share=2.0)
 
 
+def _decision_params() -> dict:
+    """The options ``_decide`` reads, at their defaults."""
+    model = ce._config.AntigenParams()
+    return {
+        **ce._config.ClassifyParams().model_dump(),
+        "antigen": "CD7",
+        "alpha": model.alpha,
+        "min_cells": model.min_cells,
+        "dim_fold": model.dim_fold,
+    }
+
+
 def test_loosely_positive_subclone_gives_only_its_excess_to_downregulation():
     from cd7escape.tl._classify._relapse import _Data, _decide
 
@@ -158,14 +170,7 @@ def test_loosely_positive_subclone_gives_only_its_excess_to_downregulation():
         y=np.concatenate([yb, yr]).astype(float), s=s, tp=np.r_[np.zeros(nb), np.ones(nr)].astype(int),
         sub=np.full(nb + nr, "S0"), tprog=np.full(nb + nr, 0.01), ambient=1e-5, theta=2.0, mu_ref=mu,
     )  # fmt: skip
-    model = ce._config.AntigenParams()
-    P = {
-        **ce._config.ClassifyParams().model_dump(),
-        "antigen": "CD7",
-        "alpha": model.alpha,
-        "min_cells": model.min_cells,
-        "dim_fold": model.dim_fold,
-    }
+    P = _decision_params()
     res = _decide(d, P)
     r = res["routes"]["S0"]
     assert r["route"] == "downregulation"
@@ -300,3 +305,56 @@ def test_flat_trace_and_subclones_give_mixed():
     assert trace["ci_low"] < ClassifyParams().mixed_min_share
     assert call.numbers["subclone_call"]["mechanism"] == "mixed"
     assert call.mechanism == "mixed", call.reason
+
+
+def _dim_case(ratio: float, shift_floor: float | None, n: int = 1500):
+    """Every blast expresses; the relapse level is ``ratio`` times the baseline's."""
+    from cd7escape.tl._classify._relapse import _Data, _decide
+
+    rng = np.random.default_rng(1)
+    s = np.full(2 * n, 1000.0)
+    mu = 0.003
+    y = rng.negative_binomial(4.0, 4.0 / (4.0 + s * mu * np.r_[np.ones(n), np.full(n, ratio)]))
+    d = _Data(
+        y=y.astype(float), s=s, tp=np.r_[np.zeros(n), np.ones(n)].astype(int), sub=np.full(2 * n, "S0"),
+        tprog=np.full(2 * n, 0.01), ambient=1e-5, theta=4.0, mu_ref=mu, shift_floor=shift_floor,
+    )  # fmt: skip
+    return _decide(d, _decision_params())
+
+
+def test_dim_needs_a_drop_beyond_genes_expressed_like_the_antigen():
+    # a 35 % lower level is dim on its own ...
+    alone = _dim_case(0.65, None)
+    assert alone["dim"]
+    # ... but not when genes expressed like the antigen fall as far between the two samples
+    shifted = _dim_case(0.65, float(np.log(0.55)))
+    assert not shifted["dim"]
+    assert shifted["mechanism"] == "antigen_retained", shifted["reason"]
+    assert shifted["level_shift"]["antigen"] == pytest.approx(np.log(0.65), abs=0.1)
+    # a real loss stays dim beside the same genes
+    assert _dim_case(0.2, float(np.log(0.55)))["dim"]
+
+
+def test_level_shift_floor_reads_genes_expressed_like_the_antigen():
+    import anndata as ad
+    import scipy.sparse as sp
+
+    from cd7escape.tl._classify._relapse import _level_shift_floor
+
+    rng = np.random.default_rng(2)
+    n, g = 400, 2000
+    rate = np.exp(rng.uniform(np.log(0.01), np.log(5.0), g))
+    rate[0] = 0.5  # the antigen
+    low = (rate > 0.2) & (rate < 1.2)  # genes expressed like it
+
+    def floor(relapse_factor: float) -> float:
+        rel = np.where(low, relapse_factor, 1.0)
+        x = np.vstack([rng.poisson(rate, (n, g)), rng.poisson(rate * rel, (n, g))])
+        a = ad.AnnData(sp.csr_matrix(x.astype(np.float32)))
+        a.var_names = ["CD7", *[f"G{i}" for i in range(1, g)]]
+        return _level_shift_floor(a, "CD7", np.arange(n), np.arange(n, 2 * n))
+
+    steady, fallen = floor(1.0), floor(0.6)
+    assert -0.3 < steady < 0.0
+    assert fallen < np.log(0.6) + 0.05  # the genes' own drop, and their sampling scatter below it
+    assert fallen < steady - 0.3

@@ -114,6 +114,8 @@ class _Data:
     orig: np.ndarray | None = None
     y0: np.ndarray | None = None
     s0: np.ndarray | None = None
+    # the lowest relapse/baseline shift of genes expressed like the antigen (None: not calibrated)
+    shift_floor: float | None = None
 
     def group_options(self, P: dict[str, Any], *, interval: bool = True) -> dict[str, Any]:
         """The keyword options of :func:`group_antigen` for groups of these cells (model and decision)."""
@@ -132,8 +134,16 @@ class _Data:
             zt=self.zt,
             tlab=self.tlab,
             orig=None if self.orig is None else self.orig[pick],
-            y0=self.y0, s0=self.s0,
+            y0=self.y0, s0=self.s0, shift_floor=self.shift_floor,
         )  # fmt: skip
+
+    def shift(self) -> float:
+        """The antigen's relapse/baseline log ratio of pooled counts per UMI (half a UMI added to each)."""
+        b, r = self.tp == 0, self.tp == 1
+        return float(
+            np.log((self.y[r].sum() + 0.5) / max(self.s[r].sum(), 1.0))
+            - np.log((self.y[b].sum() + 0.5) / max(self.s[b].sum(), 1.0))
+        )
 
 
 def _lineage_program(
@@ -149,6 +159,40 @@ def _lineage_program(
     num = np.asarray(sub.sum(axis=1)).ravel().astype(float)
     tot = np.asarray(x[cells].sum(axis=1)).ravel().astype(float)
     return num / np.maximum(tot, 1), genes
+
+
+SHIFT_GENES = 300  # genes nearest the antigen's expression that calibrate a relapse level shift
+SHIFT_QUANTILE = 0.025
+SHIFT_MIN_GENES = 50
+
+
+def _level_shift_floor(
+    adata, antigen: str, b_cells: np.ndarray, r_cells: np.ndarray
+) -> float | None:
+    """How far genes expressed like the antigen fall between the two timepoints' malignant cells.
+
+    Baseline and relapse are different samples (days, handling, chemistry; another therapy) and their
+    blasts differ in composition and state, so genes shift between them without any escape. The
+    ``SHIFT_GENES`` genes whose baseline mean per cell is nearest the antigen's (never the antigen) give
+    their relapse/baseline log ratio of pooled counts per UMI, as :meth:`_Data.shift` gives the antigen's;
+    their ``SHIFT_QUANTILE`` quantile is the floor a dim relapse must fall below. None with fewer than
+    ``SHIFT_MIN_GENES`` genes expressed at baseline.
+    """
+    x = counts_matrix(adata)
+    cb = np.asarray(x[b_cells].sum(axis=0)).ravel().astype(float)
+    cr = np.asarray(x[r_cells].sum(axis=0)).ravel().astype(float)
+    j = adata.var_names.get_loc(antigen) if antigen in adata.var_names else -1
+    usable = cb > 0
+    if j >= 0:
+        usable[j] = False
+    if usable.sum() < SHIFT_MIN_GENES or j < 0 or cb[j] <= 0:
+        return None
+    genes = np.flatnonzero(usable)
+    near = genes[np.argsort(np.abs(np.log(cb[genes]) - np.log(cb[j])), kind="stable")[:SHIFT_GENES]]
+    ratio = np.log((cr[near] + 0.5) / max(cr.sum(), 1.0)) - np.log(
+        (cb[near] + 0.5) / max(cb.sum(), 1.0)
+    )
+    return float(np.quantile(ratio, SHIFT_QUANTILE))
 
 
 def _decide(d: _Data, P: dict[str, Any], *, interval: bool = True) -> dict[str, Any]:
@@ -198,10 +242,16 @@ def _decide(d: _Data, P: dict[str, Any], *, interval: bool = True) -> dict[str, 
         )
         return out
     # dim: relapse expressing level significantly below the baseline level
+    # ... and beyond the shift of genes expressed like it between the same two samples
+    shift = d.shift()
     dim = bool(
-        gr["mu_ci_high"] < d.mu_ref and gr["mu_ratio"] < P["dim_max_ratio"] and gr["pi_free"] < 0.5
+        gr["mu_ci_high"] < d.mu_ref
+        and gr["mu_ratio"] < P["dim_max_ratio"]
+        and gr["pi_free"] < 0.5
+        and (d.shift_floor is None or shift < d.shift_floor)
     )
     out["dim"] = dim
+    out["level_shift"] = {"antigen": shift, "genes_floor": d.shift_floor}
     neg_r = gr["pi"]
     # negative beyond the baseline's own negative fraction: a relapse no more negative than the baseline it
     # came from has not escaped the antigen (real expressing populations hold some negative cells)
@@ -781,6 +831,7 @@ def classify_relapse(
     d = _Data(
         y=y_all[cells], s=s_all[cells], tp=rt[cells].astype(int), sub=sub, tprog=tprog,
         ambient=ambient, theta=theta, mu_ref=mu_ref,
+        shift_floor=_level_shift_floor(adata, antigen, cells[~rt[cells]], cells[rt[cells]]),
     )  # fmt: skip
     space = _trace_space(adata, cells)
     if space is not None:
@@ -800,7 +851,7 @@ def classify_relapse(
         amb_source, mu_src = protein["ambient_source"], protein["mu_ref_source"]
         d = replace(
             d, y=y_all[cells], s=s_all[cells], ambient=ambient, theta=theta, mu_ref=mu_ref,
-            null_theta=protein["null_theta"],
+            null_theta=protein["null_theta"], shift_floor=None,
         )  # fmt: skip
         if space is not None:
             d.y0, d.s0 = d.y, d.s
@@ -861,6 +912,7 @@ def classify_relapse(
         "subclone_call": res.get("subclone_call", {}),
         "rule": res.get("rule"),
         "dim": res.get("dim"),
+        "level_shift": res.get("level_shift"),
         "lineage_program_ratio": res.get("lineage_program_ratio"),
         "lineage_program_genes": tgenes,
         "ambient_rate": ambient,
