@@ -423,6 +423,27 @@ def _decide(d: _Data, P: dict[str, Any], *, interval: bool = True) -> dict[str, 
     return out
 
 
+def _trace_limit(a: str, floor: int, n_b: int, gb: dict[str, Any]) -> str:
+    """The smallest pre-existing negative state the trace resolves, in words.
+
+    ``floor`` cells (the antigen model's ``min_cells``), or more at low depth: where the baseline's own
+    negative fraction cannot be told from none (its lower bound 0), a negative state below its upper bound
+    reads as the dropout of expressing cells, whatever the number of cells.
+    """
+    hidden = float(gb.get("ci_high", 0.0)) if float(gb.get("ci_low", 0.0)) <= 0 else 0.0
+    cells = max(floor, int(np.ceil(hidden * n_b)) if np.isfinite(hidden) else 0)
+    limit = (
+        f"a pre-existing {a}-negative state of fewer than about {cells} baseline cells "
+        f"({100 * cells / max(n_b, 1):.1f} % of {n_b} baseline malignant cells) cannot be resolved"
+    )
+    if cells > floor:
+        limit += (
+            f": at this depth expressing cells read zero {100 * float(gb.get('dropout', np.nan)):.0f} % "
+            f"of the time, and the baseline's negative fraction is bounded only below {100 * hidden:.0f} %"
+        )
+    return limit
+
+
 def _decide_by_trace(
     d: _Data, P: dict[str, Any], out: dict[str, Any], *, gb, gr, dim: bool, interval: bool
 ) -> None:
@@ -514,10 +535,7 @@ def _decide_by_trace(
     out["trace"] = trace
     a = _aname(P)
     floor = int(P["min_cells"])
-    limit = (
-        f"a pre-existing {a}-negative state of fewer than about {floor} baseline cells "
-        f"({100 * floor / max(n_b, 1):.1f} % of {n_b} baseline malignant cells) cannot be resolved"
-    )
+    limit = _trace_limit(a, floor, n_b, gb)
     described = (
         f"the {negative_mass:.0f} antigen-negative relapse cells grew where {trace['n_cells']} baseline cells "
         f"lie (effective {fit['n']}), {100 * pi:.0f} % {a}-negative (95 % CI {100 * lo:.0f}–{100 * hi:.0f} %)"
