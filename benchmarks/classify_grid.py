@@ -98,6 +98,22 @@ def identifiable(row: dict, n_neg_baseline: int) -> bool:
     return True
 
 
+def expressing_zero_share(adata, gene: str) -> float:
+    """Share of the truly expressing baseline blasts that read no UMI of the antigen: how far dropout hides
+    a negative subclone at this depth (the simulator's truth, not the model's)."""
+    obs = adata.obs
+    cells = (
+        (obs["timepoint"] == "baseline")
+        & obs["truth_malignant"].astype(bool)
+        & ~obs["truth_antigen_negative"].astype(bool)
+    ).to_numpy()
+    if not cells.any():
+        return float("nan")
+    y = adata[cells, gene].layers["counts"] if "counts" in adata.layers else adata[cells, gene].X
+    y = np.asarray(y.todense() if hasattr(y, "todense") else y).ravel()
+    return round(float(np.mean(y == 0)), 3)
+
+
 def run_one(
     row: dict,
     *,
@@ -204,6 +220,7 @@ def run_one(
         "pi_relapse": tp["relapse"]["antigen_negative_fraction"],
         "zero_baseline": tp["baseline"]["zero_count_fraction"],
         "zero_relapse": tp["relapse"]["zero_count_fraction"],
+        "expressing_zero_baseline": expressing_zero_share(adata, gene),
         **{f"share_{k}": round(float(v), 3) for k, v in call.numbers.get("shares", {}).items()},
         "n_unmapped_relapse": call.numbers.get("n_unmapped_relapse"),
         "subclone_call": (call.numbers.get("subclone_call") or {}).get("mechanism"),
