@@ -234,6 +234,8 @@ def run_one(
         "seconds_total": round(time.perf_counter() - t0, 1),
         "cells": cells,
         "boot": boot,
+        "antigen": antigen,
+        "labels": "yes" if labels else "no",
     }
 
 
@@ -397,16 +399,17 @@ def main() -> None:
             )
     df = pd.read_csv(out)
 
-    def setting(col: str, given: int) -> str:
+    def setting(col: str, given) -> str:
         # what the rows were run with (a --summary-only call does not know it); older files lack the column
-        vals = sorted(df[col].dropna().astype(int).unique()) if col in df else []
-        return "/".join(map(str, vals)) if vals else f"{given}?"
+        vals = sorted(map(str, df[col].dropna().unique())) if col in df else []
+        return "/".join(vals) if vals else f"{given}?"
 
     print(
         summarize(
             df,
-            f"simulated grid, antigen {args.antigen}, labels {args.labels} ({setting('cells', args.cells)} "
-            f"cells per sample, {setting('boot', args.boot)} bootstrap replicates)",
+            f"simulated grid, antigen {setting('antigen', args.antigen)}, labels "
+            f"{setting('labels', args.labels)} ({setting('cells', args.cells)} cells per sample, "
+            f"{setting('boot', args.boot)} bootstrap replicates)",
         )
     )
 
