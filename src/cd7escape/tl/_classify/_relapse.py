@@ -432,20 +432,21 @@ def _decide(d: _Data, P: dict[str, Any], *, interval: bool = True) -> dict[str, 
 def _trace_limit(a: str, floor: int, n_b: int, gb: dict[str, Any]) -> str:
     """The smallest pre-existing negative state the trace resolves, in words.
 
-    ``floor`` cells (the antigen model's ``min_cells``), or more at low depth: where the baseline's own
-    negative fraction cannot be told from none (its lower bound 0), a negative state below its upper bound
-    reads as the dropout of expressing cells, whatever the number of cells.
+    ``floor`` cells (the antigen model's ``min_cells``). At low depth, where the baseline's own negative
+    fraction cannot be told from none (its lower bound 0), the dropout and that fraction's upper bound are
+    added: negatives spread through the baseline below that bound read as the dropout of expressing cells
+    (a trace that localises them may still resolve fewer).
     """
-    hidden = float(gb.get("ci_high", 0.0)) if float(gb.get("ci_low", 0.0)) <= 0 else 0.0
-    cells = max(floor, int(np.ceil(hidden * n_b)) if np.isfinite(hidden) else 0)
     limit = (
-        f"a pre-existing {a}-negative state of fewer than about {cells} baseline cells "
-        f"({100 * cells / max(n_b, 1):.1f} % of {n_b} baseline malignant cells) cannot be resolved"
+        f"a pre-existing {a}-negative state of fewer than about {floor} baseline cells "
+        f"({100 * floor / max(n_b, 1):.1f} % of {n_b} baseline malignant cells) cannot be resolved"
     )
-    if cells > floor:
+    hidden = float(gb.get("ci_high", 0.0)) if float(gb.get("ci_low", 0.0)) <= 0 else 0.0
+    if np.isfinite(hidden) and hidden * n_b > floor:
         limit += (
-            f": at this depth expressing cells read zero {100 * float(gb.get('dropout', np.nan)):.0f} % "
-            f"of the time, and the baseline's negative fraction is bounded only below {100 * hidden:.0f} %"
+            f"; at this depth expressing cells read zero {100 * float(gb.get('dropout', np.nan)):.0f} % "
+            f"of the time, and the baseline's own negative fraction is bounded only below "
+            f"{100 * hidden:.0f} % ({int(np.ceil(hidden * n_b))} cells)"
         )
     return limit
 
