@@ -101,6 +101,8 @@ def identifiable(row: dict, n_neg_baseline: int) -> bool:
 def expressing_zero_share(adata, gene: str) -> float:
     """Share of the truly expressing baseline blasts that read no UMI of the antigen: how far dropout hides
     a negative subclone at this depth (the simulator's truth, not the model's)."""
+    from cd7escape._anndata import gene_counts
+
     obs = adata.obs
     cells = (
         (obs["timepoint"] == "baseline")
@@ -109,9 +111,7 @@ def expressing_zero_share(adata, gene: str) -> float:
     ).to_numpy()
     if not cells.any():
         return float("nan")
-    y = adata[cells, gene].layers["counts"] if "counts" in adata.layers else adata[cells, gene].X
-    y = np.asarray(y.todense() if hasattr(y, "todense") else y).ravel()
-    return round(float(np.mean(y == 0)), 3)
+    return round(float(np.mean(gene_counts(adata, gene)[cells] == 0)), 3)
 
 
 def run_one(
