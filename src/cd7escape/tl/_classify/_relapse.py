@@ -179,8 +179,8 @@ def _level_shift_floor(
     ``SHIFT_MIN_GENES`` genes expressed at baseline.
     """
     x = counts_matrix(adata)
-    # one product with both timepoints' indicators: one pass over the matrix and no copy of the rows
-    # (gigabytes at 100k cells)
+    # one product with both timepoints' indicators: one pass over the matrix and no copy of the malignant
+    # rows
     ind = np.zeros((x.shape[0], 2))
     ind[b_cells, 0] = 1.0
     ind[r_cells, 1] = 1.0
