@@ -307,6 +307,50 @@ def test_flat_trace_and_subclones_give_mixed():
     assert call.mechanism == "mixed", call.reason
 
 
+def _two_route_case(relapse_sub: str | None):
+    """Baseline: a positive state (320 cells) and a negative one (80); relapse: negative cells of both states.
+
+    ``relapse_sub``: the relapse cells' subclone labels as the baseline's (None) or all this label.
+    """
+    from cd7escape.tl._classify._relapse import _Data, _decide
+
+    rng = np.random.default_rng(3)
+    mu, theta = 0.003, 4.0
+    n_pos, n_neg, r_pos_state, r_neg_state = 320, 80, 220, 180
+    n = n_pos + n_neg + r_pos_state + r_neg_state
+    s = np.full(n, 2000.0)
+    state = np.r_[np.zeros(n_pos), np.ones(n_neg), np.zeros(r_pos_state), np.ones(r_neg_state)]
+    expressing = np.r_[np.ones(n_pos), np.zeros(n_neg + r_pos_state + r_neg_state)].astype(bool)
+    y = np.where(
+        expressing, rng.negative_binomial(theta, theta / (theta + s * mu)), rng.poisson(s * 1e-5)
+    ).astype(float)
+    z = rng.normal(size=(n, 2)) + np.c_[3.0 * state, np.zeros(n)]
+    tp = np.r_[np.zeros(n_pos + n_neg), np.ones(r_pos_state + r_neg_state)].astype(int)
+    sub = np.where(state == 1, "S1", "S0").astype(object)
+    if relapse_sub is not None:
+        sub[tp == 1] = relapse_sub
+    d = _Data(
+        y=y, s=s, tp=tp, sub=sub, tprog=np.full(n, 0.01), ambient=1e-5, theta=theta, mu_ref=mu,
+        zt=z, tlab=None, orig=np.arange(n), y0=y, s0=s,
+    )  # fmt: skip
+    return _decide(d, {**_decision_params(), "seed": 0})
+
+
+def test_mixed_needs_the_positive_route_in_whole_subclones_too():
+    # relapse negatives from a negative baseline state and from a positive one: the trace splits its weight
+    seen = _two_route_case(None)
+    assert seen["trace"]["ci_low"] >= ClassifyParams().mixed_min_share, seen["reason"]
+    assert seen["shares"]["downregulation"] >= ClassifyParams().mixed_min_share
+    assert seen["mechanism"] == "mixed", seen["reason"]
+    # the same cells, but no relapse cell maps to a baseline subclone (a relapse off the baseline's states):
+    # the trace's positive ancestors are not confirmed by the second link
+    unseen = _two_route_case("unmapped")
+    assert unseen["trace"]["ci_low"] >= ClassifyParams().mixed_min_share
+    assert unseen["shares"]["downregulation"] == 0.0
+    assert unseen["mechanism"] == "indeterminate"
+    assert unseen["rule"] == "trace_positive_route_unseen", unseen["reason"]
+
+
 def _dim_case(ratio: float, shift_floor: float | None, n: int = 1500):
     """Every blast expresses; the relapse level is ``ratio`` times the baseline's."""
     from cd7escape.tl._classify._relapse import _Data, _decide

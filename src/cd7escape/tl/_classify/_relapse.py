@@ -465,7 +465,9 @@ def _decide_by_trace(
 
     - lower bound ≥ ``mixed_min_share`` and upper bound ≤ 1 − ``mixed_min_share`` (both routes carry weight),
       and the negatives grew: ``min_expansion_fold`` or, for a large negative subclone that cannot grow that
-      much, a relapse share significantly above the baseline negative fraction → mixed;
+      much, a relapse share significantly above the baseline negative fraction; and whole subclones show the
+      positive route too (at least ``mixed_min_share`` of the negative relapse cells map to baseline subclones
+      that were positive) → mixed; without that, ``indeterminate`` unless the next rule applies;
     - ``pi_trace`` ≥ ``preexisting_min_negative``, its lower bound ≥ ``mixed_min_share``, significantly > 0,
       and those negatives expanded (their relapse share ≥ ``min_expansion_fold`` times the baseline negative
       fraction) → pre-existing;
@@ -546,9 +548,15 @@ def _decide_by_trace(
     )
     m = P["mixed_min_share"]
     founder = f"a pre-existing {a}-negative founder of up to {max(hidden, 1)} of those cells cannot be excluded"
+    both = lo >= m and hi <= 1 - m and (fold >= P["min_expansion_fold"] or grew)
+    # the positive route of a mixed call must also show in whole subclones: negative relapse cells mapped to
+    # baseline subclones that were positive. Where (nearly) none map to any subclone, the relapse lies off
+    # the baseline's states (a small clone's expansion, a therapy shift) and the positive ancestors the trace
+    # gives weight to are only the nearest cells of a population that resembles none of them
+    down_seen = out.get("shares", {}).get("downregulation", 0.0)
     if fit["n"] < P["min_cells"] or not np.isfinite(pi):
         call = ("indeterminate", "trace_too_few", f"{described}: too few to decide; {limit}")
-    elif lo >= m and hi <= 1 - m and (fold >= P["min_expansion_fold"] or grew):
+    elif both and down_seen >= m:
         call = (
             "mixed",
             "trace_both",
@@ -576,6 +584,14 @@ def _decide_by_trace(
             f"{described}, no more than the baseline's {100 * pi_b:.0f} %: the already-negative cells among them "
             f"did not expand (at most {fold_high:.1f}-fold), the rest lost {a} "
             f"({'dim' if dim else 'negative'} at relapse)",
+        )
+    elif both:
+        call = (
+            "indeterminate",
+            "trace_positive_route_unseen",
+            f"{described}, against the baseline's {100 * pi_b:.0f} %: the trace gives positive ancestors weight, "
+            f"but only {100 * down_seen:.0f} % of the antigen-negative relapse cells map to baseline subclones "
+            f"that were {a}-positive (a relapse off the baseline's states blurs the trace); {limit}",
         )
     else:
         call = (
