@@ -98,26 +98,12 @@ def identifiable(row: dict, n_neg_baseline: int) -> bool:
     return True
 
 
-def oracle_trace(adata, gene: str, numbers: dict) -> dict:
-    """What a trace that knew every cell's subclone would conclude from the antigen counts at this depth.
+def grid_oracle(adata, gene: str, numbers: dict) -> dict:
+    """:func:`oracle_trace.oracle_trace` on a simulated patient (true blasts, subclones and levels)."""
+    from oracle_trace import oracle_trace
 
-    The ancestors of the relapse cells that lost (or lowered) the antigen, weighted as the truth links them:
-    each baseline blast of subclone ``k`` stands for ``m_k / n_k`` relapse cells (``m_k`` relapse blasts of
-    ``k`` that are truly negative or whose true level fell, ``n_k`` baseline blasts of ``k``). The antigen model of the run (its
-    reference level, dispersion and ambient rate, from ``numbers``) on the baseline blasts so weighted gives
-    their negative share with its 95 % interval, and the trace's own thresholds turn it into a call:
-    interval within [``mixed_min_share``, 1 − ``mixed_min_share``] → mixed; share ≥
-    ``preexisting_min_negative``, lower bound ≥ ``mixed_min_share`` and significant → pre-existing; upper
-    bound < ``downregulation_max_negative`` → downregulation; otherwise indeterminate. Where even this
-    oracle cannot decide, the antigen measurement at this depth is the limit, not the clone linking.
-    """
     from cd7escape._anndata import antigen_counts
-    from cd7escape._config import ClassifyParams
-    from cd7escape.tl._antigen import anchored_fit
 
-    need = ("reference_level", "theta", "ambient_rate")
-    if any(numbers.get(k) is None for k in need):
-        return {"oracle_call": None}
     obs = adata.obs
     y, s = antigen_counts(adata, gene)
     tm = obs["truth_malignant"].to_numpy(bool)
@@ -125,28 +111,11 @@ def oracle_trace(adata, gene: str, numbers: dict) -> dict:
     sub = obs["truth_subclone"].astype(str).to_numpy()
     level = obs["truth_antigen_level"].to_numpy(float)
     b, r = tm & (tp == "baseline"), tm & (tp == "relapse")
-    w = np.zeros(int(b.sum()))
+    lost = level <= 0
     for k in np.unique(sub[b]):
-        kb, kr = b & (sub == k), r & (sub == k)
-        lost = kr & ((level <= 0) | (level < np.mean(level[kb]) - 1e-9))
-        w[sub[b] == k] = lost.sum() / kb.sum()
-    if w.sum() <= 0:
-        return {"oracle_call": None}
-    f = anchored_fit(
-        y[b], s[b], weights=w, mu_ref=numbers["reference_level"], ambient=numbers["ambient_rate"],
-        theta=numbers["theta"], alpha=0.05, interval=True, null_theta=None,
-    )  # fmt: skip
-    P = ClassifyParams()
-    pi, lo, hi, m = f["pi"], f["ci_low"], f["ci_high"], P.mixed_min_share
-    if lo >= m and hi <= 1 - m:
-        oracle = "mixed"
-    elif pi >= P.preexisting_min_negative and lo >= m and f["pval"] < 0.05:
-        oracle = "preexisting_negative_clone"
-    elif hi < P.downregulation_max_negative:
-        oracle = "antigen_downregulation"
-    else:
-        oracle = "indeterminate"
-    return {"oracle_call": oracle, "oracle_pi": pi, "oracle_ci_low": lo, "oracle_ci_high": hi}
+        # a relapse cell that keeps some antigen but less than its subclone had at baseline lowered it
+        lost |= r & (sub == k) & (level < np.mean(level[b & (sub == k)]) - 1e-9)
+    return oracle_trace(y, s, b, r, sub, lost, numbers)
 
 
 def expressing_zero_share(adata, gene: str) -> float:
@@ -282,7 +251,7 @@ def run_one(
         **nv,
         **cnv_info,
         **(
-            oracle_trace(adata, gene, call.numbers)
+            grid_oracle(adata, gene, call.numbers)
             if row["mechanism"] in ("preexisting_negative_clone", "mixed", "antigen_downregulation")
             and not row.get("decoy_negative_minor")
             else {"oracle_call": None}

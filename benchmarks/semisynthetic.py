@@ -110,6 +110,7 @@ COLUMNS = [
     "naive_negative_baseline_clusters", "seconds_build", "seconds_ingest", "seconds_qc", "seconds_embed",
     "seconds_malignant", "seconds_antigen", "seconds_clones", "seconds_classify", "seconds_total",
     "subclone_call", "trace_pi", "trace_ci_low", "trace_ci_high", "trace_n_effective",
+    "oracle_call", "oracle_pi", "oracle_ci_low", "oracle_ci_high",
 ]  # fmt: skip
 
 #: answers that are no call (the naive approach without malignant cells cannot call)
@@ -584,6 +585,28 @@ def run_one(row: dict, *, positive_min_rate: float) -> list[dict]:
     return results
 
 
+def semi_oracle(row, adata, tr: pd.DataFrame, numbers: dict) -> dict:
+    """:func:`oracle_trace.oracle_trace` on a semi-synthetic patient (true blasts, subclones and thinning)."""
+    if row["mechanism"] not in ("preexisting_negative_clone", "mixed", "antigen_downregulation"):
+        return {"oracle_call": None}
+    if row["group"] == "decoy_minor_negative":
+        return {"oracle_call": None}
+    from oracle_trace import oracle_trace
+
+    from cd7escape._anndata import antigen_counts
+
+    y, s = antigen_counts(adata, ANTIGEN)
+    blast = (tr["truth_class"] == "malignant").to_numpy()
+    tp = adata.obs["timepoint"].astype(str).to_numpy()
+    sub = tr["truth_subclone"].astype(str).to_numpy()
+    keep = tr["cd7_keep"].to_numpy(float)
+    b, r = blast & (tp == "baseline"), blast & (tp == "relapse")
+    lost = keep <= 0
+    for k in np.unique(sub[b]):
+        lost |= r & (sub == k) & (keep < np.mean(keep[b & (sub == k)]) - 1e-9)
+    return oracle_trace(y, s, b, r, sub, lost, numbers)
+
+
 def score(row, labels, made, truth, adata, call, timings, secs, t_build, naive_call) -> dict:
     obs = adata.obs
     tr = truth.reindex(obs.index)
@@ -619,6 +642,7 @@ def score(row, labels, made, truth, adata, call, timings, secs, t_build, naive_c
     res["subclone_call"] = (numbers.get("subclone_call") or {}).get("mechanism")
     for k in ("pi", "ci_low", "ci_high", "n_effective"):
         res[f"trace_{k}"] = (numbers.get("trace") or {}).get(k)
+    res.update(semi_oracle(row, adata, tr, numbers))
     if "malignant" in obs:
         mal = obs["malignant"].to_numpy(bool)
         tp_, fp, fn = int((mal & blast).sum()), int((mal & ~blast).sum()), int((~mal & blast).sum())
@@ -711,6 +735,14 @@ def summarize(df: pd.DataFrame) -> str:
                          f"| {p2d}/{int(pre.sum())} | {d2p}/{int(down.sum())} | {_pct(int((sure & correct).sum()), int(sure.sum()))} "
                          f"| {_pct(ind, n)} |")  # fmt: skip
         out.append("\n".join(lines))
+        if "oracle_call" in d:
+            # a trace that knew every cell's subclone (oracle_trace): where it decides and cd7escape does not,
+            # the clone linking is the limit; where it cannot decide either, the antigen measurement is
+            checked = d["oracle_call"].notna()
+            decided = ident & (~checked | (d["oracle_call"] == d["mechanism"]))
+            right = d["call"] == d["mechanism"]
+            out.append(f"\nWhere the oracle trace (true subclones) also decides: {_pct(int((right & decided).sum()), int(decided.sum()))}; "
+                       f"identifiable patients it cannot decide: {int((ident & ~decided).sum())}")  # fmt: skip
         d = d.assign(correct=d["call"] == d["mechanism"], naive_correct=d["naive_call"] == d["mechanism"],
                      indet=d["call"] == "indeterminate",
                      wrong=(d["call"] != d["mechanism"]) & (d["call"] != "indeterminate"),
