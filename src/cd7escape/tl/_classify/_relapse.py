@@ -138,12 +138,16 @@ class _Data:
         )  # fmt: skip
 
     def shift(self) -> float:
-        """The antigen's relapse/baseline log ratio of pooled counts per UMI (half a UMI added to each)."""
+        """The antigen's relapse/baseline log ratio of pooled counts per UMI (:func:`_pooled_log_ratio`)."""
         b, r = self.tp == 0, self.tp == 1
         return float(
-            np.log((self.y[r].sum() + 0.5) / max(self.s[r].sum(), 1.0))
-            - np.log((self.y[b].sum() + 0.5) / max(self.s[b].sum(), 1.0))
+            _pooled_log_ratio(self.y[r].sum(), self.s[r].sum(), self.y[b].sum(), self.s[b].sum())
         )
+
+
+def _pooled_log_ratio(y_r, total_r: float, y_b, total_b: float):
+    """Relapse/baseline log ratio of pooled counts per UMI, half a UMI added to each count (array-wise)."""
+    return np.log((y_r + 0.5) / max(total_r, 1.0)) - np.log((y_b + 0.5) / max(total_b, 1.0))
 
 
 def _lineage_program(
@@ -193,9 +197,7 @@ def _level_shift_floor(
         return None
     genes = np.flatnonzero(usable)
     near = genes[np.argsort(np.abs(np.log(cb[genes]) - np.log(cb[j])), kind="stable")[:SHIFT_GENES]]
-    ratio = np.log((cr[near] + 0.5) / max(cr.sum(), 1.0)) - np.log(
-        (cb[near] + 0.5) / max(cb.sum(), 1.0)
-    )
+    ratio = _pooled_log_ratio(cr[near], cr.sum(), cb[near], cb.sum())
     return float(np.quantile(ratio, SHIFT_QUANTILE))
 
 
@@ -553,7 +555,8 @@ def _decide_by_trace(
     # baseline subclones that were positive. Where (nearly) none map to any subclone, the relapse lies off
     # the baseline's states (a small clone's expansion, a therapy shift) and the positive ancestors the trace
     # gives weight to are only the nearest cells of a population that resembles none of them
-    down_seen = out.get("shares", {}).get("downregulation", 0.0)
+    shares = out.get("shares", {})
+    down_seen = shares.get("downregulation", 0.0)
     if fit["n"] < P["min_cells"] or not np.isfinite(pi):
         call = ("indeterminate", "trace_too_few", f"{described}: too few to decide; {limit}")
     elif both and down_seen >= m:
@@ -635,7 +638,6 @@ def _decide_by_trace(
         # ancestry, and whole subclones show the loss: both links point to downregulation
         mech, rule = "antigen_downregulation", "trace_and_subclones_positive"
         reason = f"{described}, and {by_subclones['reason']}; {founder}"
-    shares = out.get("shares", {})
     negative_subclones = shares.get("preexisting", 0.0) + shares.get("persisting", 0.0)
     if mech == "antigen_downregulation" and negative_subclones >= m:
         # whole subclones that were already negative at baseline supply a mixed relapse's share of the
