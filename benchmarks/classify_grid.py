@@ -100,7 +100,7 @@ def identifiable(row: dict, n_neg_baseline: int) -> bool:
 
 def grid_oracle(adata, gene: str, numbers: dict) -> dict:
     """:func:`oracle_trace.oracle_trace` on a simulated patient (true blasts, subclones and levels)."""
-    from oracle_trace import oracle_trace
+    from oracle_trace import lost_at_relapse, oracle_trace
 
     from cd7escape._anndata import antigen_counts
 
@@ -111,11 +111,7 @@ def grid_oracle(adata, gene: str, numbers: dict) -> dict:
     sub = obs["truth_subclone"].astype(str).to_numpy()
     level = obs["truth_antigen_level"].to_numpy(float)
     b, r = tm & (tp == "baseline"), tm & (tp == "relapse")
-    lost = level <= 0
-    for k in np.unique(sub[b]):
-        # a relapse cell that keeps some antigen but less than its subclone had at baseline lowered it
-        lost |= r & (sub == k) & (level < np.mean(level[b & (sub == k)]) - 1e-9)
-    return oracle_trace(y, s, b, r, sub, lost, numbers)
+    return oracle_trace(y, s, b, r, sub, lost_at_relapse(level, b, r, sub), numbers)
 
 
 def expressing_zero_share(adata, gene: str) -> float:
@@ -292,8 +288,7 @@ def summarize(df: pd.DataFrame, label: str = "grid") -> str:
     if "oracle_call" in df:
         # where even a trace that knew every cell's subclone could not decide, the antigen measurement at that
         # depth is the limit (oracle_trace); the rows it leaves are those the clone linking must get right
-        checked = df["oracle_call"].notna()
-        decided = ident[~checked[ident.index] | (ident["oracle_call"] == ident["mechanism"])]
+        decided = ident[ident["oracle_call"].isna() | (ident["oracle_call"] == ident["mechanism"])]
         lines.append(
             f"  where the oracle trace (true subclones) also decides: {decided['correct'].mean():.3f} "
             f"({decided['correct'].sum()}/{len(decided)}); identifiable rows it cannot decide: "

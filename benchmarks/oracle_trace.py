@@ -19,6 +19,22 @@ from __future__ import annotations
 import numpy as np
 
 
+def lost_at_relapse(
+    level: np.ndarray, baseline: np.ndarray, relapse: np.ndarray, subclone: np.ndarray
+) -> np.ndarray:
+    """Per cell: its true antigen level is zero, or (a relapse blast) below its subclone's baseline mean.
+
+    ``level`` is the truth's per-cell antigen level or keep probability (1 where untouched).
+    """
+    lost = level <= 0
+    for k in np.unique(subclone[baseline]):
+        # a relapse cell that keeps some antigen but less than its subclone had at baseline lowered it
+        lost |= (
+            relapse & (subclone == k) & (level < np.mean(level[baseline & (subclone == k)]) - 1e-9)
+        )
+    return lost
+
+
 def oracle_trace(
     y: np.ndarray,
     s: np.ndarray,
@@ -31,9 +47,10 @@ def oracle_trace(
     """The oracle's call and interval; ``{"oracle_call": None}`` where the run fitted no antigen model.
 
     ``baseline``, ``relapse``: masks of the true blasts of each timepoint; ``subclone``: the true subclone
-    per cell; ``lost``: per cell, whether its true antigen level at relapse fell (or is zero).
+    per cell; ``lost``: per cell, whether its true antigen level at relapse fell (or is zero;
+    :func:`lost_at_relapse`).
     """
-    from cd7escape._config import ClassifyParams
+    from cd7escape._config import AntigenParams, ClassifyParams
     from cd7escape.tl._antigen import anchored_fit
 
     if any(numbers.get(k) is None for k in ("reference_level", "theta", "ambient_rate")):
@@ -44,16 +61,17 @@ def oracle_trace(
         w[subclone[baseline] == k] = (kr & lost).sum() / kb.sum()
     if w.sum() <= 0:
         return {"oracle_call": None}
+    alpha = AntigenParams().alpha
     f = anchored_fit(
         y[baseline], s[baseline], weights=w, mu_ref=numbers["reference_level"],
-        ambient=numbers["ambient_rate"], theta=numbers["theta"], alpha=0.05, interval=True,
+        ambient=numbers["ambient_rate"], theta=numbers["theta"], alpha=alpha, interval=True,
         null_theta=None,
     )  # fmt: skip
     P = ClassifyParams()
     pi, lo, hi, m = f["pi"], f["ci_low"], f["ci_high"], P.mixed_min_share
     if lo >= m and hi <= 1 - m:
         call = "mixed"
-    elif pi >= P.preexisting_min_negative and lo >= m and f["pval"] < 0.05:
+    elif pi >= P.preexisting_min_negative and lo >= m and f["pval"] < alpha:
         call = "preexisting_negative_clone"
     elif hi < P.downregulation_max_negative:
         call = "antigen_downregulation"

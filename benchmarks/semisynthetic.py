@@ -591,7 +591,7 @@ def semi_oracle(row, adata, tr: pd.DataFrame, numbers: dict) -> dict:
         return {"oracle_call": None}
     if row["group"] == "decoy_minor_negative":
         return {"oracle_call": None}
-    from oracle_trace import oracle_trace
+    from oracle_trace import lost_at_relapse, oracle_trace
 
     from cd7escape._anndata import antigen_counts
 
@@ -601,10 +601,7 @@ def semi_oracle(row, adata, tr: pd.DataFrame, numbers: dict) -> dict:
     sub = tr["truth_subclone"].astype(str).to_numpy()
     keep = tr["cd7_keep"].to_numpy(float)
     b, r = blast & (tp == "baseline"), blast & (tp == "relapse")
-    lost = keep <= 0
-    for k in np.unique(sub[b]):
-        lost |= r & (sub == k) & (keep < np.mean(keep[b & (sub == k)]) - 1e-9)
-    return oracle_trace(y, s, b, r, sub, lost, numbers)
+    return oracle_trace(y, s, b, r, sub, lost_at_relapse(keep, b, r, sub), numbers)
 
 
 def score(row, labels, made, truth, adata, call, timings, secs, t_build, naive_call) -> dict:
@@ -738,8 +735,7 @@ def summarize(df: pd.DataFrame) -> str:
         if "oracle_call" in d:
             # a trace that knew every cell's subclone (oracle_trace): where it decides and cd7escape does not,
             # the clone linking is the limit; where it cannot decide either, the antigen measurement is
-            checked = d["oracle_call"].notna()
-            decided = ident & (~checked | (d["oracle_call"] == d["mechanism"]))
+            decided = ident & (d["oracle_call"].isna() | (d["oracle_call"] == d["mechanism"]))
             right = d["call"] == d["mechanism"]
             out.append(f"\nWhere the oracle trace (true subclones) also decides: {_pct(int((right & decided).sum()), int(decided.sum()))}; "
                        f"identifiable patients it cannot decide: {int((ident & ~decided).sum())}")  # fmt: skip
