@@ -193,3 +193,84 @@ def test_penalised_logistic_is_scikit_learns_objective(n, d, penalty):
     coef2, intercept2 = penalised_logistic(x, y, w, penalty, start=rng.normal(0, 1, d + 1))
     np.testing.assert_allclose(coef2, coef, atol=1e-7)
     assert intercept2 == pytest.approx(intercept, abs=1e-7)
+
+
+def _shifted_relapse(seed, *, shift):
+    """A 7 % baseline state whose relapse grew negative, a big one that stayed positive, and every relapse cell
+    moved ``shift`` along an axis of its own (a therapy program)."""
+    rng = np.random.default_rng(seed)
+    n_small, n_big, n_neg, n_pos, sep = 20, 280, 200, 150, 1.5
+    moved = np.r_[0.0, shift, np.zeros(3)]
+    z = np.vstack(
+        [
+            rng.normal(0, 1, (n_small, 5)) + np.r_[sep, np.zeros(4)],
+            rng.normal(0, 1, (n_big, 5)),
+            rng.normal(0, 1, (n_neg, 5)) + np.r_[sep, np.zeros(4)] + moved,
+            rng.normal(0, 1, (n_pos, 5)) + moved,
+        ]
+    )
+    base = np.r_[np.ones(n_small + n_big), np.zeros(n_neg + n_pos)]
+    mass = np.r_[np.zeros(n_small + n_big), np.ones(n_neg), np.zeros(n_pos)]
+    rest = np.r_[np.zeros(n_small + n_big + n_neg), np.ones(n_pos)]
+    return z, base, mass, rest, n_small
+
+
+def test_relapse_positives_keep_a_shared_shift_from_steering_the_trace():
+    """With the relapse cells that are not negative beside the baseline cells, a shift that every relapse
+    cell shares leaves the weight where it is without the shift; the negatives alone can be led astray."""
+
+    def share(z, base, mass, n_small, **kw):
+        odds = density_ratio(z, base, mass, penalty=3.0, seed=0, **kw)
+        assert np.isnan(odds[base == 0]).all()
+        assert np.isfinite(odds[base > 0]).all()
+        w = cap_weights(odds[base > 0], 10)
+        return w[:n_small].sum() / w.sum()
+
+    alone, beside, unshifted = [], [], []
+    for seed in range(6):
+        z, base, mass, rest, n_small = _shifted_relapse(seed, shift=2.5)
+        alone.append(share(z, base, mass, n_small))
+        beside.append(share(z, base, mass, n_small, background=rest))
+        z0, *_ = _shifted_relapse(seed, shift=0.0)
+        unshifted.append(share(z0, base, mass, n_small))
+        # without a shift the relapse positives lie where the big state lies: they change little
+        assert abs(share(z0, base, mass, n_small, background=rest) - unshifted[-1]) < 0.05
+    np.testing.assert_array_less(np.abs(np.subtract(beside, unshifted)), 0.1)
+    assert min(np.subtract(alone, unshifted)) < -0.15
+
+
+def test_trace_and_baseline_fractions_covary_as_the_paired_excess_assumes():
+    """The trace's weighted negative fraction and the baseline's, fit on the same cells: their covariance is
+    the baseline estimate's variance (to first order), so their difference varies far less than the two
+    intervals added in quadrature say, and ``_excess`` uses that."""
+    from cd7escape.tl._classify._relapse import _excess
+
+    rng = np.random.default_rng(0)
+    n, pi, mu, a, theta, q = 400, 0.2, 1e-3, 1e-5, 5.0, 0.8
+    # weights that depend on place, not on the antigen: moderately uneven (Kish size about 0.6 n)
+    w = np.exp(0.7 * rng.normal(size=n))
+    kw = dict(mu_ref=mu, ambient=a, theta=theta, alpha=0.05, interval=False)
+    pw, pb = [], []
+    for _ in range(150):
+        s = rng.lognormal(np.log(2000), 0.3, n)
+        neg = rng.random(n) < pi
+        y = np.where(
+            neg, rng.poisson(s * a), rng.negative_binomial(theta, theta / (theta + s * mu))
+        )
+        pw.append(anchored_fit(y, s, weights=w, **kw)["pi"])
+        pb.append(anchored_fit(y, s, **kw)["pi"])
+    pw, pb = np.array(pw), np.array(pb)
+    cov = np.cov(pw, pb)
+    np.testing.assert_allclose(cov[0, 1], cov[1, 1], rtol=0.25)
+    sd_diff = np.std(q * pw - pb, ddof=1)
+    paired = np.sqrt(q**2 * cov[0, 0] + (1 - 2 * q) * cov[1, 1])
+    np.testing.assert_allclose(sd_diff, paired, rtol=0.2)
+    assert np.hypot(q * np.sqrt(cov[0, 0]), np.sqrt(cov[1, 1])) > 1.5 * sd_diff
+    # _excess with those spreads as half-widths: the lower end of q·a − b is the paired one
+    h_a, h_b = np.sqrt(cov[0, 0]), np.sqrt(cov[1, 1])
+    gb = {"ci_low": pi - h_b, "ci_high": pi + h_b}
+    low = _excess(0.3, 0.3 - h_a, q, 1.0, gb, pi)
+    np.testing.assert_allclose(low, q * 0.3 - pi - paired, rtol=1e-9)
+    # weights spread evenly: only the baseline's own spread, scaled by (1 - q), is left
+    even = _excess(0.3, 0.3 - h_b, q, 1.0, gb, pi)
+    np.testing.assert_allclose(even, q * 0.3 - pi - (1 - q) * h_b, rtol=1e-9)

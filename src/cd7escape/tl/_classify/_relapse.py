@@ -451,6 +451,31 @@ def _trace_limit(a: str, floor: int, n_b: int, gb: dict[str, Any]) -> str:
     return limit
 
 
+def _excess(
+    pi: float, bound: float, q: float, fold: float, gb: dict[str, Any], floor_b: float
+) -> float:
+    """``q · pi_trace − fold · pi_baseline`` moved to the end of its interval that ``bound`` names.
+
+    ``bound`` is the trace's lower (or upper) confidence limit: the result is then the lower (upper) limit
+    of the difference between the relapse share of negatives with negative ancestors (``q`` the relapse's
+    negative share) and ``fold`` times the baseline's negative fraction (at least ``floor_b``). Both
+    fractions are measured on the same baseline cells, the trace's weighted: to first order the weighted
+    estimate is the unweighted one plus an independent deviation, so their covariance is the baseline
+    estimate's own variance, and ``Var(q·a − f·b) = q²·Var(a) + f·(f − 2q)·Var(b)``. Weights spread over
+    all baseline cells then leave only ``(q − f)²·Var(b)``; weights on a few cells, ``q²·Var(a)``. The
+    variances are the squared half-widths of the profile intervals on the side that matters (the
+    baseline's opposite to the trace's), the weighted one at least the unweighted one's.
+    """
+    upper = bound >= pi
+    h_a = abs(bound - pi)
+    b_end = float(gb.get("ci_low" if upper else "ci_high", floor_b))
+    h_b = abs(floor_b - b_end) if np.isfinite(b_end) else 0.0
+    h_a = max(h_a, h_b)
+    var = max((q * h_a) ** 2 + fold * (fold - 2 * q) * h_b**2, ((q - fold) * h_b) ** 2)
+    diff = q * pi - fold * floor_b
+    return float(diff + np.sqrt(var) if upper else diff - np.sqrt(var))
+
+
 def _decide_by_trace(
     d: _Data, P: dict[str, Any], out: dict[str, Any], *, gb, gr, dim: bool, interval: bool
 ) -> None:
@@ -497,9 +522,13 @@ def _decide_by_trace(
     # per original cell: its copies as a baseline cell, and the negative relapse mass of its copies
     copies_b = np.bincount(d.orig[b], minlength=n0).astype(float)
     mass_r = np.bincount(d.orig[r], weights=mass, minlength=n0)
+    # the relapse cells that are not negative stand beside the baseline cells against the negative mass:
+    # a shift all relapse blasts share (therapy, batch) then no longer sets the negatives apart
+    rest_r = np.bincount(d.orig[r], weights=1.0 - mass, minlength=n0)
     odds = density_ratio(
-        d.zt, copies_b, mass_r, penalty=P["trace_penalty"], labels=d.tlab, seed=P["seed"]
-    )
+        d.zt, copies_b, mass_r, penalty=P["trace_penalty"], labels=d.tlab, background=rest_r,
+        seed=P["seed"],
+    )  # fmt: skip
     centres = np.flatnonzero(copies_b > 0)
     # one row per drawn copy, as the replicate holds them (weights of copies, not of positions, set the
     # effective size)
@@ -525,10 +554,11 @@ def _decide_by_trace(
     floor_b = max(pi_b, 0.5 / max(n_b, 1))
     fold = pi * negative_mass / max(n_r, 1) / floor_b
     fold_high = hi * negative_mass / max(n_r, 1) / floor_b
-    # did they grow in share at all? The relevant half-widths of both intervals added in quadrature. A large
-    # negative subclone cannot grow min_expansion_fold-fold (30 % → 45 % is 1.5-fold) yet supplies half the
-    # negative relapse cells
-    grew = bool(pi * q - pi_b > np.hypot((pi - lo) * q, float(gb.get("ci_high", pi_b)) - pi_b))
+    # did they grow in share at all? A large negative subclone cannot grow min_expansion_fold-fold
+    # (30 % → 45 % is 1.5-fold) yet supplies half the negative relapse cells
+    grew = _excess(pi, lo, q, 1.0, gb, floor_b) > 0
+    # and did they grow at most min_expansion_fold-fold, even at the upper end?
+    below_fold = _excess(pi, hi, q, P["min_expansion_fold"], gb, floor_b) < 0
     # what a positive ancestry cannot rule out: a negative founder hidden among the traced cells, as many as
     # the upper bound of their negative share allows (a clone of a few baseline cells is below any trace)
     hidden = int(np.ceil(hi * fit["n"])) if np.isfinite(hi) else 0
@@ -578,7 +608,7 @@ def _decide_by_trace(
             "trace_positive_ancestors",
             f"{described}: they lost {a} ({'dim' if dim else 'negative'} at relapse); {founder}",
         )
-    elif pi < 1 - P["min_call_share"] and fold_high < P["min_expansion_fold"] and not grew:
+    elif pi < 1 - P["min_call_share"] and below_fold and not grew:
         # ancestors partly negative, as the baseline at large was: those already negative did not expand
         # (existence is not expansion), and most of the negative relapse cells descend from positive ones
         call = (

@@ -78,6 +78,7 @@ def density_ratio(
     *,
     penalty: float,
     labels: np.ndarray | None = None,
+    background: np.ndarray | None = None,
     folds: int = 5,
     max_fit: int = 2_000,
     seed: int = 0,
@@ -99,6 +100,11 @@ def density_ratio(
     labels
         Optional clone label per row (a confirmed copy-number subclone, None otherwise), given to the
         classifier as indicator features.
+    background
+        Optional weight of each row as a relapse cell that is not negative (its positive posterior times its
+        copies), contrasted with the negative mass beside the baseline cells. A change that all relapse
+        cells share (a therapy-induced program, a batch) then no longer tells the negative mass from the
+        rest, and the classifier's direction is left to what sets the negatives apart within the relapse.
     folds
         Each row's odds come from a model fit without the rows of its fold, so that a baseline cell does not
         weight itself by having been learnt as a baseline cell.
@@ -133,12 +139,15 @@ def density_ratio(
     if rows_r.size == 0 or mass.sum() <= 0:
         out[rows_b] = 1.0
         return out
+    # class 0: the baseline cells, and the relapse cells that are not negative where given
+    weight0 = baseline if background is None else baseline + background
+    rows_0 = np.flatnonzero(weight0 > 0)
     rng = np.random.default_rng(seed)
     # the fold of a row depends on the row alone: copies of a cell in a replicate share it
     fold = np.random.default_rng(seed).permutation(z.shape[0]) % max(folds, 2)
     start = None  # each fold's fit starts at the last one's optimum: the same optimum, fewer steps
     for f in range(max(folds, 2)):
-        fit_b, fit_r = rows_b[fold[rows_b] != f], rows_r[fold[rows_r] != f]
+        fit_b, fit_r = rows_0[fold[rows_0] != f], rows_r[fold[rows_r] != f]
         if fit_b.size > max_fit:
             fit_b = np.sort(rng.choice(fit_b, max_fit, replace=False))
         if fit_r.size > max_fit:
@@ -151,7 +160,7 @@ def density_ratio(
             continue
         x = np.vstack([z[fit_b], z[fit_r]])
         yb = np.r_[np.zeros(fit_b.size), np.ones(fit_r.size)]
-        w = np.r_[baseline[fit_b], mass[fit_r]].astype(float)
+        w = np.r_[weight0[fit_b], mass[fit_r]].astype(float)
         coef, intercept = penalised_logistic(x, yb, w, penalty, start=start)
         start = np.r_[coef, intercept]
         out[pred] = np.exp(np.clip(z[pred] @ coef + intercept, -50, 50))
