@@ -487,8 +487,12 @@ def _decide_by_trace(
     cell stands for more than 1/``min_cells`` of the population (:func:`.._clones.cap_weights`). The antigen
     model on the baseline cells so weighted gives the share of the negative relapse population that grew from
     baseline cells already negative (``pi_trace``, with its profile interval). No cluster boundary enters: a
-    small negative state inside a large positive subclone keeps its own weight. The decision replaces the
-    subclone routes' (kept in ``out`` as evidence):
+    small negative state inside a large positive subclone keeps its own weight. The relapse cells that are not
+    negative stand beside the baseline cells as the classifier's other class, so that a change all relapse
+    blasts share (therapy, batch) does not set the negatives apart. "Grew" and "less than
+    ``min_expansion_fold``" compare ``pi_trace`` with the baseline's negative fraction paired, since both are
+    measured on the same baseline cells (:func:`_excess`). The decision replaces the subclone routes' (kept
+    in ``out`` as evidence):
 
     - lower bound ≥ ``mixed_min_share`` and upper bound ≤ 1 − ``mixed_min_share`` (both routes carry weight),
       and the negatives grew: ``min_expansion_fold`` or, for a large negative subclone that cannot grow that

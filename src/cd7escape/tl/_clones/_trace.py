@@ -13,8 +13,11 @@ L2-penalised logistic regression separates baseline cells from negative relapse 
 cell, predicted by a model that did not see that cell (cross-fitting), is the cell's weight. On real data a
 small negative state overlaps larger positive ones in any few-component space, and a neighbourhood count
 (the idea of Milo) spreads the state's weight over its positive neighbours; the classifier's direction is
-chosen by the negative relapse cells themselves and keeps it on the state. Confirmed copy-number subclones
-enter as indicator features (an independent clone link). Every bootstrap replicate refits it on its drawn
+chosen by the negative relapse cells themselves and keeps it on the state. The relapse cells that are not
+negative may join the baseline cells as the other class (``background``): a change every relapse blast
+shares (a therapy-induced program, a batch) then no longer separates the negative mass from that class, and
+the direction is left to what sets the negatives apart. Confirmed copy-number subclones enter as indicator
+features (an independent clone link). Every bootstrap replicate refits it on its drawn
 cells: the clone link is redone, not held fixed.
 """
 
