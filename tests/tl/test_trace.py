@@ -239,11 +239,11 @@ def test_relapse_positives_keep_a_shared_shift_from_steering_the_trace():
     assert min(np.subtract(alone, unshifted)) < -0.15
 
 
-def test_trace_and_baseline_fractions_covary_as_the_paired_excess_assumes():
+def test_trace_and_baseline_fractions_covary_as_the_paired_growth_test_assumes():
     """The trace's weighted negative fraction and the baseline's, fit on the same cells: their covariance is
     the baseline estimate's variance (to first order), so their difference varies far less than the two
-    intervals added in quadrature say, and ``_excess`` uses that."""
-    from cd7escape.tl._classify._relapse import _excess
+    intervals added in quadrature say, and ``_growth_low`` uses that."""
+    from cd7escape.tl._classify._relapse import _growth_low
 
     rng = np.random.default_rng(0)
     n, pi, mu, a, theta, q = 400, 0.2, 1e-3, 1e-5, 5.0, 0.8
@@ -266,11 +266,11 @@ def test_trace_and_baseline_fractions_covary_as_the_paired_excess_assumes():
     paired = np.sqrt(q**2 * cov[0, 0] + (1 - 2 * q) * cov[1, 1])
     np.testing.assert_allclose(sd_diff, paired, rtol=0.2)
     assert np.hypot(q * np.sqrt(cov[0, 0]), np.sqrt(cov[1, 1])) > 1.5 * sd_diff
-    # _excess with those spreads as half-widths: the lower end of q·a − b is the paired one
+    # with those spreads as half-widths, the lower end of q·a − b is the paired one
     h_a, h_b = np.sqrt(cov[0, 0]), np.sqrt(cov[1, 1])
-    gb = {"ci_low": pi - h_b, "ci_high": pi + h_b}
-    low = _excess(0.3, 0.3 - h_a, q, 1.0, gb, pi)
+    gb = {"pi": pi, "ci_low": pi - h_b, "ci_high": pi + h_b}
+    low = _growth_low(0.3, 0.3 - h_a, q, gb)
     np.testing.assert_allclose(low, q * 0.3 - pi - paired, rtol=1e-9)
     # weights spread evenly: only the baseline's own spread, scaled by (1 - q), is left
-    even = _excess(0.3, 0.3 - h_b, q, 1.0, gb, pi)
+    even = _growth_low(0.3, 0.3 - h_b, q, gb)
     np.testing.assert_allclose(even, q * 0.3 - pi - (1 - q) * h_b, rtol=1e-9)

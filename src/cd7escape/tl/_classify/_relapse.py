@@ -451,29 +451,22 @@ def _trace_limit(a: str, floor: int, n_b: int, gb: dict[str, Any]) -> str:
     return limit
 
 
-def _excess(
-    pi: float, bound: float, q: float, fold: float, gb: dict[str, Any], floor_b: float
-) -> float:
-    """``q · pi_trace − fold · pi_baseline`` moved to the end of its interval that ``bound`` names.
+def _growth_low(pi: float, lo: float, q: float, gb: dict[str, Any]) -> float:
+    """Lower confidence limit of ``q · pi_trace − pi_baseline``: did the negatives with negative ancestors
+    grow in share (``q`` the relapse's negative share, ``lo`` the trace's lower limit)?
 
-    ``bound`` is the trace's lower (or upper) confidence limit: the result is then the lower (upper) limit
-    of the difference between the relapse share of negatives with negative ancestors (``q`` the relapse's
-    negative share) and ``fold`` times the baseline's negative fraction (at least ``floor_b``). Both
-    fractions are measured on the same baseline cells, the trace's weighted: to first order the weighted
-    estimate is the unweighted one plus an independent deviation, so their covariance is the baseline
-    estimate's own variance, and ``Var(q·a − f·b) = q²·Var(a) + f·(f − 2q)·Var(b)``. Weights spread over
-    all baseline cells then leave only ``(q − f)²·Var(b)``; weights on a few cells, ``q²·Var(a)``. The
-    variances are the squared half-widths of the profile intervals on the side that matters (the
-    baseline's opposite to the trace's), the weighted one at least the unweighted one's.
+    Both fractions are measured on the same baseline cells, the trace's weighted: to first order the
+    weighted estimate is the unweighted one plus an independent deviation, so their covariance is the
+    baseline estimate's own variance and ``Var(q·a − b) = q²·Var(a) + (1 − 2q)·Var(b)``. Weights spread
+    over all baseline cells leave only ``(1 − q)²·Var(b)``; weights on a few cells, about ``q²·Var(a)``.
+    The variances are the squared half-widths of the profile intervals on the sides that matter (the
+    trace's lower, the baseline's upper), the weighted one at least the unweighted one's.
     """
-    upper = bound >= pi
-    h_a = abs(bound - pi)
-    b_end = float(gb.get("ci_low" if upper else "ci_high", floor_b))
-    h_b = abs(floor_b - b_end) if np.isfinite(b_end) else 0.0
-    h_a = max(h_a, h_b)
-    var = max((q * h_a) ** 2 + fold * (fold - 2 * q) * h_b**2, ((q - fold) * h_b) ** 2)
-    diff = q * pi - fold * floor_b
-    return float(diff + np.sqrt(var) if upper else diff - np.sqrt(var))
+    pi_b = float(gb["pi"])
+    h_b = max(float(gb.get("ci_high", pi_b)) - pi_b, 0.0)
+    h_a = max(pi - lo, h_b)
+    var = max((q * h_a) ** 2 + (1 - 2 * q) * h_b**2, ((1 - q) * h_b) ** 2)
+    return float(q * pi - pi_b - np.sqrt(var))
 
 
 def _decide_by_trace(
@@ -489,9 +482,9 @@ def _decide_by_trace(
     baseline cells already negative (``pi_trace``, with its profile interval). No cluster boundary enters: a
     small negative state inside a large positive subclone keeps its own weight. The relapse cells that are not
     negative stand beside the baseline cells as the classifier's other class, so that a change all relapse
-    blasts share (therapy, batch) does not set the negatives apart. "Grew" and "less than
-    ``min_expansion_fold``" compare ``pi_trace`` with the baseline's negative fraction paired, since both are
-    measured on the same baseline cells (:func:`_excess`). The decision replaces the subclone routes' (kept
+    blasts share (therapy, batch) does not set the negatives apart. "Grew" compares ``pi_trace``
+    with the baseline's negative fraction paired, since both are measured on the same baseline cells
+    (:func:`_growth_low`). The decision replaces the subclone routes' (kept
     in ``out`` as evidence):
 
     - lower bound ≥ ``mixed_min_share`` and upper bound ≤ 1 − ``mixed_min_share`` (both routes carry weight),
@@ -560,9 +553,7 @@ def _decide_by_trace(
     fold_high = hi * negative_mass / max(n_r, 1) / floor_b
     # did they grow in share at all? A large negative subclone cannot grow min_expansion_fold-fold
     # (30 % → 45 % is 1.5-fold) yet supplies half the negative relapse cells
-    grew = _excess(pi, lo, q, 1.0, gb, floor_b) > 0
-    # and did they grow at most min_expansion_fold-fold, even at the upper end?
-    below_fold = _excess(pi, hi, q, P["min_expansion_fold"], gb, floor_b) < 0
+    grew = _growth_low(pi, lo, q, gb) > 0
     # what a positive ancestry cannot rule out: a negative founder hidden among the traced cells, as many as
     # the upper bound of their negative share allows (a clone of a few baseline cells is below any trace)
     hidden = int(np.ceil(hi * fit["n"])) if np.isfinite(hi) else 0
@@ -612,7 +603,7 @@ def _decide_by_trace(
             "trace_positive_ancestors",
             f"{described}: they lost {a} ({'dim' if dim else 'negative'} at relapse); {founder}",
         )
-    elif pi < 1 - P["min_call_share"] and below_fold and not grew:
+    elif pi < 1 - P["min_call_share"] and fold_high < P["min_expansion_fold"] and not grew:
         # ancestors partly negative, as the baseline at large was: those already negative did not expand
         # (existence is not expansion), and most of the negative relapse cells descend from positive ones
         call = (
