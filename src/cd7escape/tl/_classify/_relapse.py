@@ -460,13 +460,13 @@ def _growth_low(pi: float, lo: float, q: float, gb: dict[str, Any]) -> float:
     baseline estimate's own variance and ``Var(q·a − b) = q²·Var(a) + (1 − 2q)·Var(b)``. Weights spread
     over all baseline cells leave only ``(1 − q)²·Var(b)``; weights on a few cells, about ``q²·Var(a)``.
     The variances are the squared half-widths of the profile intervals on the sides that matter (the
-    trace's lower, the baseline's upper), the weighted one at least the unweighted one's.
+    trace's lower, the baseline's upper), the weighted one at least the unweighted one's (which keeps the
+    sum at or above ``(1 − q)²·Var(b)``).
     """
     pi_b = float(gb["pi"])
     h_b = max(float(gb.get("ci_high", pi_b)) - pi_b, 0.0)
     h_a = max(pi - lo, h_b)
-    var = max((q * h_a) ** 2 + (1 - 2 * q) * h_b**2, ((1 - q) * h_b) ** 2)
-    return float(q * pi - pi_b - np.sqrt(var))
+    return float(q * pi - pi_b - np.sqrt(max((q * h_a) ** 2 + (1 - 2 * q) * h_b**2, 0.0)))
 
 
 def _decide_by_trace(

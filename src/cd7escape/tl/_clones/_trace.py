@@ -150,20 +150,20 @@ def density_ratio(
     fold = np.random.default_rng(seed).permutation(z.shape[0]) % max(folds, 2)
     start = None  # each fold's fit starts at the last one's optimum: the same optimum, fewer steps
     for f in range(max(folds, 2)):
-        fit_b, fit_r = rows_0[fold[rows_0] != f], rows_r[fold[rows_r] != f]
-        if fit_b.size > max_fit:
-            fit_b = np.sort(rng.choice(fit_b, max_fit, replace=False))
+        fit_0, fit_r = rows_0[fold[rows_0] != f], rows_r[fold[rows_r] != f]
+        if fit_0.size > max_fit:
+            fit_0 = np.sort(rng.choice(fit_0, max_fit, replace=False))
         if fit_r.size > max_fit:
             fit_r = np.sort(rng.choice(fit_r, max_fit, replace=False))
         pred = rows_b[fold[rows_b] == f]
         if pred.size == 0:
             continue
-        if fit_r.size == 0 or fit_b.size == 0:
+        if fit_r.size == 0 or fit_0.size == 0:
             out[pred] = 1.0
             continue
-        x = np.vstack([z[fit_b], z[fit_r]])
-        yb = np.r_[np.zeros(fit_b.size), np.ones(fit_r.size)]
-        w = np.r_[weight0[fit_b], mass[fit_r]].astype(float)
+        x = np.vstack([z[fit_0], z[fit_r]])
+        yb = np.r_[np.zeros(fit_0.size), np.ones(fit_r.size)]
+        w = np.r_[weight0[fit_0], mass[fit_r]].astype(float)
         coef, intercept = penalised_logistic(x, yb, w, penalty, start=start)
         start = np.r_[coef, intercept]
         out[pred] = np.exp(np.clip(z[pred] @ coef + intercept, -50, 50))
