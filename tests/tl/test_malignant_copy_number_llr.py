@@ -202,3 +202,39 @@ def test_a_subclone_dominating_the_clonotype_is_not_its_trunk():
     assert regions.loc["chr2", "leukemic_share"] > 0.8
     assert regions.loc["chr2", "min_cluster_share"] < 0.5
     assert not regions.loc["chr2", "used"]
+
+
+def test_a_region_moved_by_a_few_genes_of_a_phenotype_is_not_a_copy_number_change():
+    rng = np.random.default_rng(6)
+    table, rate = _genome(rng)
+    # chr3: three highly expressed genes (a cytotoxic program, say) that normal T cells carry and the
+    # clonotype's cells lack; chr1: a loss in every blast
+    top = 400 + np.argsort(rate[400:600])[-3:]
+    normal_rate = rate.copy()
+    normal_rate[top] *= 6.0
+    trunk = rate.copy()
+    trunk[0:200] *= 0.5
+    parts = {"leukemic": _cells(rng, trunk, 200), "normal": _cells(rng, normal_rate, 120),
+             "shallow_other": _cells(rng, rate, 120, depth=500.0)}  # fmt: skip
+    counts = sparse.csr_matrix(np.vstack(list(parts.values())))
+    label = np.repeat(list(parts), [len(v) for v in parts.values()])
+    total = np.asarray(counts.sum(axis=1)).ravel().astype(float)
+    segments = pd.DataFrame(
+        {"clone_id": ["L", "L"], "chromosome": ["chr1", "chr3"], "start": [1000, 1000],
+         "end": [200500, 200500], "z": [-9.0, -7.0], "log2_ratio": [-1.0, -0.6]}
+    )  # fmt: skip
+    llr, info = segment_count_llr(
+        counts, total, pd.DataFrame(index=table.index), table, segments,
+        label == "leukemic", label == "normal", antigen="CD7",
+    )  # fmt: skip
+    regions = pd.DataFrame(info).set_index("chromosome")
+    # pooled, chr3 reads as a loss in the clonotype's cells ...
+    assert regions.loc["chr3", "rate_ratio"] < 0.9
+    # ... but its genes as a whole do not move against the rest of the genome, chr1's do
+    assert regions.loc["chr3", "shift_pvalue"] > 0.05
+    assert not regions.loc["chr3", "used"]
+    assert regions.loc["chr1", "used"]
+    assert regions.loc["chr1", "shift_pvalue"] < 1e-6
+    assert regions.loc["chr1", "gene_shift"] == pytest.approx(np.log(0.5), abs=0.25)
+    # cells of a normal genome without the program are not read as the loss
+    assert np.median(llr[label == "shallow_other"]) < 0

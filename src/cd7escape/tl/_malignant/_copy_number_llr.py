@@ -33,6 +33,13 @@ TRUNK_SHARE = (
 )
 CLUSTER_TRUNK_SHARE = 0.5  # ... and of them in each Leiden cluster holding >= 30 of them
 CLUSTER_PSEUDO_UMIS = 200.0  # a cluster's leukemic rate of a region is shrunk by this many UMIs
+MIN_GENE_UMIS = (
+    20  # a gene's UMIs, both classes summed, for its own ratio to count in the shift test
+)
+MIN_SHIFT_GENES = (
+    5  # genes with a ratio, in the region and outside every region, for the shift test
+)
+SHIFT_ALPHA = 0.01  # one-sided rank-sum test of the region's genes against the rest of the genome
 
 
 def merge_segments(segments: pd.DataFrame) -> list[tuple[str, int, int, int]]:
@@ -119,13 +126,20 @@ def segment_count_llr(
         [m for m, r in zip(inside, regions, strict=True) if r[3] > 0] or [False], axis=0
     )
     ambiguous = lost & gained
+    gene_ratio = _gene_log_ratios(
+        np.asarray(x[leukemic].sum(axis=0)).ravel()[genes],
+        np.asarray(x[normal].sum(axis=0)).ravel()[genes],
+        max(total[leukemic].sum(), 1.0),
+        max(total[normal].sum(), 1.0),
+    )
+    outside = ~np.any(inside, axis=0)
     llr = np.zeros(counts.shape[0])
     used_any = False
     for (c, s, e, sign), mask in zip(regions, inside, strict=True):
         cols = genes[mask & ~ambiguous]
         row = {"chromosome": c, "start": s, "end": e, "sign": sign, "n_genes": int(cols.size)}
         row.update(rate_ratio=np.nan, leukemic_share=np.nan, min_cluster_share=np.nan)
-        row.update(dispersion=np.nan)
+        row.update(dispersion=np.nan, gene_shift=np.nan, shift_pvalue=np.nan)
         row["used"] = False
         info.append(row)
         if cols.size == 0:
@@ -140,6 +154,15 @@ def segment_count_llr(
         row["rate_ratio"] = float(ratio)
         # the region counts only where the leukemic cells differ in the direction of the change
         if np.sign(np.log(ratio)) != sign:
+            continue
+        # A copy-number change scales every gene of the region; a difference of phenotype between the
+        # clonotype's cells and the normal T cells (ribosomal, cytotoxic transcripts: CCL5 on 17q, NKG7
+        # on 19q) moves a few highly expressed ones, and reads as a loss in any cell that lacks them (a
+        # shallow cell, a cell of another lineage). The region counts only where its genes as a whole sit
+        # beyond the rest of the genome's, whose own spread is that of the phenotypes.
+        shift, pvalue = _region_shift(gene_ratio[mask & ~ambiguous], gene_ratio[outside], sign)
+        row.update(gene_shift=shift, shift_pvalue=pvalue)
+        if not pvalue < SHIFT_ALPHA:
             continue
         # Rates per Leiden cluster: a region's genes are expressed at a level of the cells' phenotype, not
         # only of their copy number (11q and 12p hold lineage and activation genes). Each class's rate of a
@@ -188,6 +211,29 @@ def segment_count_llr(
         used_any = True
         llr += lr
     return (llr if used_any else None), info
+
+
+def _gene_log_ratios(
+    gene_1: np.ndarray, gene_0: np.ndarray, depth_1: float, depth_0: float
+) -> np.ndarray:
+    """Per gene, the log ratio of the leukemic clonotype's rate to the normal genome's (half a UMI added to
+    each class), NaN where both classes together hold fewer than ``MIN_GENE_UMIS`` UMIs."""
+    ratio = np.log((gene_1 + 0.5) / depth_1) - np.log((gene_0 + 0.5) / depth_0)
+    return np.where(gene_1 + gene_0 >= MIN_GENE_UMIS, ratio, np.nan)
+
+
+def _region_shift(region: np.ndarray, rest: np.ndarray, sign: int) -> tuple[float, float]:
+    """Median log ratio of a region's genes minus that of the genes outside every region, and the one-sided
+    rank-sum p-value that the region's genes sit beyond the rest in the change's direction (``sign``); a
+    p-value of 1 where either side has fewer than 5 genes."""
+    from scipy import stats
+
+    region, rest = region[np.isfinite(region)], rest[np.isfinite(rest)]
+    if region.size < MIN_SHIFT_GENES or rest.size < MIN_SHIFT_GENES:
+        return float("nan"), 1.0
+    shift = float(np.median(region) - np.median(rest))
+    side = "less" if sign < 0 else "greater"
+    return shift, float(stats.mannwhitneyu(region, rest, alternative=side).pvalue)
 
 
 def mixture_share(
