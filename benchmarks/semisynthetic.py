@@ -110,7 +110,8 @@ COLUMNS = [
     "naive_negative_baseline_clusters", "seconds_build", "seconds_ingest", "seconds_qc", "seconds_embed",
     "seconds_malignant", "seconds_antigen", "seconds_clones", "seconds_classify", "seconds_total",
     "subclone_call", "trace_pi", "trace_ci_low", "trace_ci_high", "trace_n_effective",
-    "oracle_call", "oracle_pi", "oracle_ci_low", "oracle_ci_high",
+    "oracle_call", "oracle_pi", "oracle_ci_low", "oracle_ci_high", "ceiling_malignant_precision",
+    "ceiling_malignant_recall", "ceiling_malignant_f1", "supervised_trace_purity",
 ]  # fmt: skip
 
 #: answers that are no call (the naive approach without malignant cells cannot call)
@@ -604,6 +605,32 @@ def semi_oracle(row, adata, tr: pd.DataFrame, numbers: dict) -> dict:
     return oracle_trace(y, s, b, r, sub, lost_at_relapse(keep, b, r, sub), numbers)
 
 
+def semi_ceilings(made: dict, adata, tr: pd.DataFrame) -> dict:
+    """:mod:`oracle_bounds` on a semi-synthetic patient: the malignant call's ceiling from the truly lost
+    trunk arm, and the purity a supervised trace would reach on the negative subclone's ancestors."""
+    import scipy.sparse as sp
+    from oracle_bounds import malignant_ceiling, supervised_trace_purity
+
+    blast = (tr["truth_class"] == "malignant").to_numpy()
+    tp = adata.obs["timepoint"].astype(str).to_numpy()
+    x = sp.csr_matrix(adata.layers.get("counts", adata.X))
+    other = adata.var_names.isin([ANTIGEN, CAR])
+    total = np.asarray(x[:, np.flatnonzero(~other)].sum(axis=1)).ravel()
+    clone = (
+        adata.obs["clone_id"]
+        if "clone_id" in adata.obs
+        else pd.Series(np.nan, index=adata.obs_names)
+    )
+    leukemic = set(clone[blast].dropna().astype(str))
+    res = malignant_ceiling(x, total, arm_genes(adata.var_names, made["design"]["trunk_arm"]), blast,
+                            adata.obs["leiden"].astype(str).to_numpy(), clone, leukemic)  # fmt: skip
+    negative = (tr["truth_subclone"] == "Sneg").to_numpy() & blast
+    res["supervised_trace_purity"] = supervised_trace_purity(
+        adata, blast & (tp == "baseline"), negative, ANTIGEN
+    )
+    return res
+
+
 def score(row, labels, made, truth, adata, call, timings, secs, t_build, naive_call) -> dict:
     obs = adata.obs
     tr = truth.reindex(obs.index)
@@ -640,6 +667,7 @@ def score(row, labels, made, truth, adata, call, timings, secs, t_build, naive_c
     for k in ("pi", "ci_low", "ci_high", "n_effective"):
         res[f"trace_{k}"] = (numbers.get("trace") or {}).get(k)
     res.update(semi_oracle(row, adata, tr, numbers))
+    res.update(semi_ceilings(made, adata, tr))
     if "malignant" in obs:
         mal = obs["malignant"].to_numpy(bool)
         tp_, fp, fn = int((mal & blast).sum()), int((mal & ~blast).sum()), int((~mal & blast).sum())
@@ -777,6 +805,23 @@ def summarize(df: pd.DataFrame) -> str:
                        f"{int((f1.fillna(0) < 0.5).sum())}/{n}; CAR-T cells called malignant {car:.1%} "
                        f"({car_mal}/{n_car}); normal cells called "
                        f"malignant: median {d['normal_called_malignant'].median():.0f} per patient")  # fmt: skip
+        if "ceiling_malignant_f1" in d:
+            # what the truly lost arm and the cluster allow (oracle_bounds.malignant_ceiling)
+            low = d[f1 < 0.95]
+            ceiling = low["ceiling_malignant_f1"].astype(float)
+            out.append(f"\nPatients with malignant F1 < 0.95: {len(low)}; of them, {int((ceiling < 0.95).sum())} have a "
+                       f"ceiling (true rates and shares, the lost arm's counts, the cluster) below 0.95 too: "
+                       + ", ".join(f"{i} {a:.3f} (ceiling {b:.3f})" for i, a, b in zip(low["id"], f1[low.index], ceiling, strict=True)))  # fmt: skip
+        if "supervised_trace_purity" in d:
+            # how pure a trace's ancestors could be (oracle_bounds.supervised_trace_purity) where it missed
+            missed = d[
+                ident & (d["mechanism"] == TRUTH["preexisting"]) & (d["call"] != d["mechanism"])
+            ]
+            if len(missed):
+                out.append("\nIdentifiable pre-existing clones not called: trace π against the purity a classifier "
+                           "trained on the true subclones reaches: " + ", ".join(
+                               f"{i} {p:.2f} / {q:.2f}" for i, p, q in
+                               zip(missed["id"], missed["trace_pi"].astype(float), missed["supervised_trace_purity"].astype(float), strict=True)))  # fmt: skip
         out.append(f"\nRun time per patient: pipeline (this labels setting) median {d['seconds_total'].median():.1f} s, "
                    f"max {d['seconds_total'].max():.1f} s; building its files median {d['seconds_build'].median():.1f} s")  # fmt: skip
     return "\n".join(out)

@@ -1,0 +1,101 @@
+"""Ceilings that the truth of a semi-synthetic patient sets on two steps (benchmarks only).
+
+Each helper is told what cd7escape cannot know, so that a miss of the tool can be read against what the
+data allow:
+
+- :func:`malignant_ceiling`: the malignant call from a cell's own counts in the arm its blasts truly lost,
+  with its Leiden cluster as context, told the true rates of blasts and of normal cells per cluster, the
+  true share of blasts among the cells whose TCR was not read, and which clonotype is the leukemia's. A
+  patient whose ceiling is below the F1 asked for cannot reach it by copy number and cluster alone.
+- :func:`supervised_trace_purity`: the share of true negative-subclone cells among the baseline ancestors
+  that a classifier trained on the true subclone labels (cross-fitted) weights, capped as the trace caps
+  its weights. Where it is low, the negative subclone's cells do not stand apart in expression from
+  their positive neighbours, and no trace from expression can make their ancestors pure.
+
+``semisynthetic.py`` adds both to each row (``ceiling_malignant_f1``, ``supervised_trace_purity``).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+PRIOR_BOUNDS = (0.02, 0.98)  # as the tool's: a cluster's share is never taken as certain
+MIN_CLASS = 3  # cells of each class in a cluster for its rates; otherwise the cluster's majority
+FOLDS = 5
+PCS = 30
+TRACE_MIN_CELLS = 10  # the trace's own cap (no weight above a tenth of the total)
+
+
+def malignant_ceiling(
+    counts,
+    total: np.ndarray,
+    arm_cols: np.ndarray,
+    blast: np.ndarray,
+    clusters: np.ndarray,
+    clone_id: pd.Series,
+    leukemic_clone: set[str],
+) -> dict:
+    """Precision, recall and F1 of the Bayes call described in the module docstring.
+
+    ``counts`` are the cells' raw counts, ``total`` their library sizes without the antigen and CAR,
+    ``arm_cols`` the columns of the truly lost arm, ``blast`` the true malignant cells, ``clone_id`` the
+    clonotype per cell (NaN where not read) and ``leukemic_clone`` the leukemia's clonotypes.
+    """
+    from cd7escape.tl._malignant._negative_binomial import dispersion, log_nb
+
+    y = np.asarray(counts[:, arm_cols].sum(axis=1)).ravel().astype(float)
+    d = np.maximum(np.asarray(total, dtype=float), 1.0)
+    read = clone_id.notna().to_numpy()
+    leukemic = read & clone_id.astype(str).isin(leukemic_clone).to_numpy()
+    call = leukemic.copy()
+    for c in pd.unique(clusters):
+        cells = clusters == c
+        one, zero = cells & blast, cells & ~blast
+        unread = cells & ~read
+        if not unread.any():
+            continue
+        if one.sum() < MIN_CLASS or zero.sum() < MIN_CLASS:
+            call[unread] = one.sum() > zero.sum()
+            continue
+        p1, p0 = y[one].sum() / d[one].sum(), y[zero].sum() / d[zero].sum()
+        phi1, phi0 = dispersion(y[one], p1 * d[one]), dispersion(y[zero], p0 * d[zero])
+        llr = log_nb(y[unread], p1 * d[unread], phi1) - log_nb(y[unread], p0 * d[unread], phi0)
+        share = float(np.clip((unread & blast).sum() / unread.sum(), *PRIOR_BOUNDS))
+        call[unread] = np.log(share / (1 - share)) + llr > 0
+    tp = int((call & blast).sum())
+    fp, fn = int((call & ~blast).sum()), int((~call & blast).sum())
+    return {
+        "ceiling_malignant_precision": tp / (tp + fp) if tp + fp else np.nan,
+        "ceiling_malignant_recall": tp / (tp + fn) if tp + fn else np.nan,
+        "ceiling_malignant_f1": 2 * tp / (2 * tp + fp + fn) if tp + fp + fn else np.nan,
+    }
+
+
+def supervised_trace_purity(adata, baseline_blast: np.ndarray, negative: np.ndarray, antigen: str):
+    """Capped-odds share of true negative-subclone cells among the baseline blasts, from a logistic
+    classifier on the first 30 principal components of their antigen-free expression, cross-fitted over
+    five folds; NaN with fewer than ``FOLDS`` negative cells."""
+    import scanpy as sc
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.model_selection import StratifiedKFold
+
+    from cd7escape.tl._clones._trace import cap_weights
+
+    target = negative[baseline_blast].astype(int)
+    if target.sum() < FOLDS:
+        return np.nan
+    a = adata[baseline_blast].copy()
+    a.X = a.layers["counts"].copy() if "counts" in a.layers else a.X.copy()
+    a = a[:, ~a.var_names.str.upper().isin([antigen.upper()])].copy()
+    sc.pp.normalize_total(a, target_sum=1e4)
+    sc.pp.log1p(a)
+    sc.pp.highly_variable_genes(a, n_top_genes=2000)
+    sc.pp.pca(a, n_comps=min(PCS, a.n_obs - 1), mask_var="highly_variable", random_state=0)
+    x = a.obsm["X_pca"]
+    score = np.zeros(len(target))
+    for fit, pred in StratifiedKFold(FOLDS, shuffle=True, random_state=0).split(x, target):
+        model = LogisticRegression(max_iter=5000).fit(x[fit], target[fit])
+        score[pred] = model.decision_function(x[pred])
+    w = cap_weights(np.exp(score - score.max()), TRACE_MIN_CELLS)
+    return float((w * target).sum() / w.sum())
