@@ -274,3 +274,56 @@ def test_trace_and_baseline_fractions_covary_as_the_paired_growth_test_assumes()
     # weights spread evenly: only the baseline's own spread, scaled by (1 - q), is left
     even = _growth_low(0.3, 0.3 - h_b, q, gb)
     np.testing.assert_allclose(even, q * 0.3 - pi - (1 - q) * h_b, rtol=1e-9)
+
+
+def _counts_with_state(rng, n_base=400, n_small=20, n_rel=200, n_genes=600):
+    """Raw counts: a small baseline state (and the relapse grown from it) expresses 20 abundant genes 2.5x;
+    every cell carries 200 sparse genes of pure noise and the antigen (gene 0) differs by timepoint."""
+    rate = rng.lognormal(0, 1.2, n_genes)
+    rate[1:201] = 0.02  # sparse genes
+    abundant = 250 + np.argsort(rate[250:])[-20:]
+    rate /= rate.sum()
+    n = n_base + n_rel
+    state = np.r_[np.ones(n_small, bool), np.zeros(n_base - n_small, bool), np.ones(n_rel, bool)]
+    mu = np.tile(rate, (n, 1))
+    mu[np.ix_(state, abundant)] *= 2.5
+    mu[n_base:, 0] *= 20.0
+    mu /= mu.sum(axis=1, keepdims=True)
+    lib = rng.lognormal(np.log(2500), 0.3, n)
+    x = rng.poisson(rng.gamma(4.0, 0.25, mu.shape) * mu * lib[:, None]).astype(np.float32)
+    return sparse_csr(x), state, n_base
+
+
+def sparse_csr(x):
+    from scipy import sparse
+
+    return sparse.csr_matrix(x)
+
+
+@pytest.mark.parametrize("seed", [0, 1])
+def test_joint_space_leaves_the_antigen_out_and_keeps_a_small_state_apart(seed):
+    from sklearn.metrics import roc_auc_score
+
+    from cd7escape.tl._clones import joint_space
+    from cd7escape.tl._clones._trace import LogNormSpace
+
+    rng = np.random.default_rng(seed)
+    x, state, n_base = _counts_with_state(rng)
+    names = np.array([f"g{i}" for i in range(x.shape[1])])
+    names[0] = "CD7"
+    zb, zr = joint_space(
+        x[:n_base], x[n_base:], names, antigen="CD7", excluded_genes=[], n_top_genes=300, n_pcs=10
+    )
+    assert zb.shape == (n_base, 10)
+    assert zr.shape == (x.shape[0] - n_base, 10)
+    space = LogNormSpace.fit(x, names, excluded=["CD7"], n_top_genes=300, n_pcs=10)
+    assert 0 not in set(space.genes)
+    # the 20 baseline cells of the state sit apart from the other 380 on one of the components ...
+    aucs = [roc_auc_score(state[:n_base], zb[:, j]) for j in range(zb.shape[1])]
+    j = int(np.argmax(np.abs(np.array(aucs) - 0.5)))
+    assert abs(aucs[j] - 0.5) > 0.45
+    # ... and the relapse grown from it lies on its side of that component
+    side = np.sign(aucs[j] - 0.5)
+    in_state, rest = zb[state[:n_base], j], zb[~state[:n_base], j]
+    midpoint = 0.5 * (np.median(in_state) + np.median(rest))
+    assert side * (np.median(zr[:, j]) - midpoint) > 0
