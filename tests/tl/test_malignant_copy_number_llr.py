@@ -238,3 +238,40 @@ def test_a_region_moved_by_a_few_genes_of_a_phenotype_is_not_a_copy_number_chang
     assert regions.loc["chr1", "gene_shift"] == pytest.approx(np.log(0.5), abs=0.25)
     # cells of a normal genome without the program are not read as the loss
     assert np.median(llr[label == "shallow_other"]) < 0
+
+
+def test_a_segment_reaching_past_the_change_gives_way_to_the_one_that_matches_it():
+    rng = np.random.default_rng(7)
+    table, rate = _genome(rng)
+    # chr1's first half is lost in every blast; the blasts of cluster b express its second half 1.6-fold
+    # (a phenotype). One clonotype's segment is the lost half, another's runs over all of chr1.
+    trunk_a, trunk_b = rate.copy(), rate.copy()
+    trunk_a[0:100] *= 0.5
+    trunk_b[0:100] *= 0.5
+    trunk_b[100:200] *= 1.6
+    parts = {"leukemic_a": _cells(rng, trunk_a, 150), "leukemic_b": _cells(rng, trunk_b, 150),
+             "normal_a": _cells(rng, rate, 80), "normal_b": _cells(rng, rate, 80),
+             "unread_blast": _cells(rng, trunk_b, 100), "unread_normal": _cells(rng, rate, 60)}  # fmt: skip
+    counts = sparse.csr_matrix(np.vstack(list(parts.values())))
+    label = np.repeat(list(parts), [len(v) for v in parts.values()])
+    clusters = np.where(np.char.endswith(label.astype(str), "_a"), "a", "b")
+    total = np.asarray(counts.sum(axis=1)).ravel().astype(float)
+    segments = pd.DataFrame(
+        {"clone_id": ["L", "L2"], "chromosome": ["chr1", "chr1"], "start": [1000, 1000],
+         "end": [100500, 200500], "z": [-9.0, -8.0], "log2_ratio": [-1.0, -0.6]}
+    )  # fmt: skip
+    llr, info = segment_count_llr(
+        counts, total, pd.DataFrame(index=table.index), table, segments,
+        np.char.startswith(label.astype(str), "leukemic"), np.char.startswith(label.astype(str), "normal"),
+        clusters=clusters, antigen="CD7",
+    )  # fmt: skip
+    tried = pd.DataFrame(info)
+    # the union (all of chr1) is tried first: pooled it reads as a loss, but not in cluster b's blasts
+    assert tried.loc[0, "end"] == 200500
+    assert tried.loc[0, "rate_ratio"] < 1
+    assert not tried.loc[0, "used"]
+    # ... and the segment of the lost half is used in its place
+    assert tried.loc[1, "end"] == 100500
+    assert tried.loc[1, "used"]
+    assert np.median(llr[label == "unread_blast"]) > 2
+    assert np.median(llr[label == "unread_normal"]) < -2

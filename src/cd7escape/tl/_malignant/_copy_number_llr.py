@@ -44,24 +44,35 @@ SHIFT_ALPHA = 0.01  # one-sided rank-sum test of the region's genes against the 
 
 def merge_segments(segments: pd.DataFrame) -> list[tuple[str, int, int, int]]:
     """Overlapping segments of one sign (across clonotypes) merged: (chromosome, start, end, sign)."""
-    out: list[tuple[str, int, int, int]] = []
+    return [union for union, _ in segment_groups(segments)]
+
+
+def segment_groups(
+    segments: pd.DataFrame,
+) -> list[tuple[tuple[str, int, int, int], list[tuple[str, int, int, int]]]]:
+    """Overlapping segments of one sign (across clonotypes) grouped: each group's union and its distinct
+    member segments, widest first; each as (chromosome, start, end, sign)."""
+    out: list = []
     if segments is None or len(segments) == 0:
         return out
     frame = segments.assign(sign=np.sign(segments["log2_ratio"]).astype(int))
     for (chrom, sign), part in frame.groupby(["chromosome", "sign"], sort=True):
         part = part.sort_values("start")
-        cur_s, cur_e = None, None
+        group: list[tuple[int, int]] = []
         for s, e in zip(part["start"].astype(int), part["end"].astype(int), strict=True):
-            if cur_s is None:
-                cur_s, cur_e = s, e
-            elif s <= cur_e:
-                cur_e = max(cur_e, e)
-            else:
-                out.append((str(chrom), cur_s, cur_e, int(sign)))
-                cur_s, cur_e = s, e
-        if cur_s is not None:
-            out.append((str(chrom), cur_s, cur_e, int(sign)))
+            if group and s > max(g[1] for g in group):
+                out.append(_group(str(chrom), int(sign), group))
+                group = []
+            group.append((s, e))
+        if group:
+            out.append(_group(str(chrom), int(sign), group))
     return out
+
+
+def _group(chrom: str, sign: int, members: list[tuple[int, int]]):
+    union = (chrom, min(m[0] for m in members), max(m[1] for m in members), sign)
+    distinct = sorted(set(members), key=lambda m: (m[0] - m[1], m[0]))
+    return union, [(chrom, s, e, sign) for s, e in distinct]
 
 
 def segment_count_llr(
@@ -104,22 +115,31 @@ def segment_count_llr(
     -------
     The per-cell ratio (natural log; summed over the regions whose rates differ in the segment's
     direction and hold ≥ 200 UMIs in each class), or ``None`` when a class has fewer than 30 cells or no
-    region qualifies; and one dict per region (chromosome, start, end, sign, n_genes, rate_ratio,
-    leukemic_share, min_cluster_share, dispersion, used). A region is used when ≥ 80 % of the
-    clonotype's cells carry it and, in every Leiden cluster holding ≥ 30 of them, most do.
+    region qualifies; and one dict per region tried (chromosome, start, end, sign, n_genes, rate_ratio,
+    leukemic_share, min_cluster_share, dispersion, gene_shift, shift_pvalue, used). A region is used
+    when its genes as a whole shift against the rest of the genome, ≥ 80 % of the clonotype's cells
+    carry it and, in every Leiden cluster holding ≥ 30 of them, most do. Of overlapping segments of one
+    sign (:func:`segment_groups`) the union is tried first, then each segment, widest first; the first
+    that is used stands for the group.
     """
     info: list[dict] = []
     if leukemic.sum() < MIN_CLASS_CELLS or normal.sum() < MIN_CLASS_CELLS:
         return None, info
-    regions = merge_segments(segments)
-    if not regions:
+    groups = segment_groups(segments)
+    if not groups:
         return None, info
+    regions = [union for union, _ in groups]
     mean_counts = np.asarray(counts.sum(axis=0)).ravel() / max(counts.shape[0], 1)
     genes = select_genes(var, pos, mean_counts, antigen, max_genes=None)
     chrom = pos["chromosome"].to_numpy()[genes].astype(str)
     start = pd.to_numeric(pos["start"].iloc[genes]).to_numpy()
     x = sp.csr_matrix(counts)
-    inside = [(chrom == c) & (start >= s) & (start <= e) for c, s, e, _ in regions]
+
+    def within(region: tuple[str, int, int, int]) -> np.ndarray:
+        c, s, e, _ = region
+        return (chrom == c) & (start >= s) & (start <= e)
+
+    inside = [within(r) for r in regions]
     # a gene in a lost and a gained region (of different clonotypes) is left out of both
     lost = np.any([m for m, r in zip(inside, regions, strict=True) if r[3] < 0] or [False], axis=0)
     gained = np.any(
@@ -133,37 +153,38 @@ def segment_count_llr(
         max(total[normal].sum(), 1.0),
     )
     outside = ~np.any(inside, axis=0)
-    llr = np.zeros(counts.shape[0])
-    used_any = False
-    for (c, s, e, sign), mask in zip(regions, inside, strict=True):
-        cols = genes[mask & ~ambiguous]
+    base = normal if other_normal is None else (normal | other_normal)
+
+    def region_llr(region: tuple[str, int, int, int]) -> tuple[dict, np.ndarray | None]:
+        c, s, e, sign = region
+        mask = within(region) & ~ambiguous
+        cols = genes[mask]
         row = {"chromosome": c, "start": s, "end": e, "sign": sign, "n_genes": int(cols.size)}
         row.update(rate_ratio=np.nan, leukemic_share=np.nan, min_cluster_share=np.nan)
         row.update(dispersion=np.nan, gene_shift=np.nan, shift_pvalue=np.nan)
         row["used"] = False
-        info.append(row)
         if cols.size == 0:
-            continue
+            return row, None
         y = np.asarray(x[:, cols].sum(axis=1)).ravel().astype(np.float64)
         y1, y0 = y[leukemic].sum(), y[normal].sum()
         if min(y1, y0) < MIN_REGION_UMIS:
-            continue
+            return row, None
         p1 = y1 / max(total[leukemic].sum(), 1.0)
         p0 = y0 / max(total[normal].sum(), 1.0)
         ratio = p1 / p0
         row["rate_ratio"] = float(ratio)
         # the region counts only where the leukemic cells differ in the direction of the change
         if np.sign(np.log(ratio)) != sign:
-            continue
+            return row, None
         # A copy-number change scales every gene of the region; a difference of phenotype between the
         # clonotype's cells and the normal T cells (ribosomal, cytotoxic transcripts: CCL5 on 17q, NKG7
         # on 19q) moves a few highly expressed ones, and reads as a loss in any cell that lacks them (a
         # shallow cell, a cell of another lineage). The region counts only where its genes as a whole sit
         # beyond the rest of the genome's, whose own spread is that of the phenotypes.
-        shift, pvalue = _region_shift(gene_ratio[mask & ~ambiguous], gene_ratio[outside], sign)
+        shift, pvalue = _region_shift(gene_ratio[mask], gene_ratio[outside], sign)
         row.update(gene_shift=shift, shift_pvalue=pvalue)
         if not pvalue < SHIFT_ALPHA:
-            continue
+            return row, None
         # Rates per Leiden cluster: a region's genes are expressed at a level of the cells' phenotype, not
         # only of their copy number (11q and 12p hold lineage and activation genes). Each class's rate of a
         # cluster is its pooled counts there, with 200 UMIs of its overall rate; the normal genome's are of
@@ -171,7 +192,6 @@ def segment_count_llr(
         # or NK-like cell is compared with cells like it.
         p1_cell = np.full(counts.shape[0], p1)
         p0_cell = np.full(counts.shape[0], p0)
-        base = normal if other_normal is None else (normal | other_normal)
         if clusters is not None:
             for c_ in pd.unique(clusters[leukemic | base]):
                 members = clusters == c_
@@ -206,10 +226,24 @@ def segment_count_llr(
                     )
         row.update(dispersion=phi, leukemic_share=share, min_cluster_share=cluster_share)
         if share < TRUNK_SHARE or cluster_share < CLUSTER_TRUNK_SHARE:
-            continue
+            return row, None
         row["used"] = True
-        used_any = True
-        llr += lr
+        return row, lr
+
+    llr = np.zeros(counts.shape[0])
+    used_any = False
+    for union, members in groups:
+        # Clonotypes of one clone (read with fewer chains, another TRA) find one change with different
+        # ends: a block of genes that straddles its edge (80 genes reach across a centromere) carries it
+        # into unaltered genes, and the union of the segments then dilutes it below the trunk's share in
+        # some cluster. The widest of the union and the members that passes is the region used.
+        for region in [union] + [m for m in members if m != union]:
+            row, lr = region_llr(region)
+            info.append(row)
+            if lr is not None:
+                llr += lr
+                used_any = True
+                break
     return (llr if used_any else None), info
 
 
