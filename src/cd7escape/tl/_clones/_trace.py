@@ -128,9 +128,10 @@ class LogNormSpace:
         return cls(genes=genes, center=center, loadings=pca.components_.T)
 
     def project(self, counts) -> np.ndarray:
-        """Coordinates of cells (raw counts, cells x all genes) in the space."""
-        x = _lognorm_columns(sp.csr_matrix(counts), self.genes).toarray()
-        return (x - self.center) @ self.loadings
+        """Coordinates of cells (raw counts, cells x all genes) in the space; the sparse values times the
+        loadings less the centre's, so that no cells x genes matrix is made dense."""
+        x = _lognorm_columns(sp.csr_matrix(counts), self.genes)
+        return np.asarray(x @ self.loadings) - self.center @ self.loadings
 
 
 def _lognorm_columns(counts: sp.csr_matrix, columns: np.ndarray) -> sp.csr_matrix:
