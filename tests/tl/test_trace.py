@@ -301,11 +301,10 @@ def sparse_csr(x):
 
 
 @pytest.mark.parametrize("seed", [0, 1])
-def test_joint_space_leaves_the_antigen_out_and_keeps_a_small_state_apart(seed):
+def test_joint_space_keeps_a_small_state_apart_whatever_the_antigen_does(seed):
     from sklearn.metrics import roc_auc_score
 
     from cd7escape.tl._clones import joint_space
-    from cd7escape.tl._clones._trace import LogNormSpace
 
     rng = np.random.default_rng(seed)
     x, state, n_base = _counts_with_state(rng)
@@ -316,8 +315,6 @@ def test_joint_space_leaves_the_antigen_out_and_keeps_a_small_state_apart(seed):
     )
     assert zb.shape == (n_base, 10)
     assert zr.shape == (x.shape[0] - n_base, 10)
-    space = LogNormSpace.fit(x, names, excluded=["CD7"], n_top_genes=300, n_pcs=10)
-    assert 0 not in set(space.genes)
     # the 20 baseline cells of the state sit apart from the other 380 on one of the components ...
     aucs = [roc_auc_score(state[:n_base], zb[:, j]) for j in range(zb.shape[1])]
     j = int(np.argmax(np.abs(np.array(aucs) - 0.5)))

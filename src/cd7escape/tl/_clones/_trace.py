@@ -23,8 +23,6 @@ cells: the clone link is redone, not held fixed.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 import numpy as np
 import scipy.sparse as sp
 
@@ -50,19 +48,13 @@ def joint_space(
     The subclone space is fit on baseline cells, where a small subclone adds too little variance to own a
     component; here the relapse cells, in which such a subclone may dominate, shape the space as much as
     the baseline does (at most ``max_fit_cells / 2`` cells of each timepoint fit it; all are projected).
-    The baseline space's exclusions are left out (the antigen, genes correlated with it among baseline
-    cells, and ``pp.embed``'s list); no new correlation search is made across timepoints, where a negative
-    subclone's own program would correlate with the antigen and be dropped.
-
-    The space is a PCA of log-normalised expression, centred and not scaled, of the genes most variable
-    on the fitting cells (:class:`LogNormSpace`), not of Pearson residuals as the subclone space is:
-    residuals weigh every gene's variation by its own noise, and lift the sparse genes that a few
-    cells express; unscaled log values let the genes a cell group expresses in quantity lead. On five
-    semi-synthetic patients (groups of real T cells; 5-10 % negative subclones the trace left unresolved),
-    a classifier trained on the true subclone labels weighted their ancestors to 0.67, 0.66, 0.45, 0.41
-    and 0.24 purity in this space, against 0.26, 0.52, 0.26, 0.45 and 0.29 in the residual one
-    (docs/validation.md).
+    The genes are chosen again by Pearson residual variance on the fitting cells of both timepoints, with the
+    baseline space's exclusions left out (the antigen, genes correlated with it among baseline cells, and
+    ``pp.embed``'s list); no new correlation search is made across timepoints, where a negative subclone's
+    own program would correlate with the antigen and be dropped.
     """
+    from ._map_relapse import fit_reference
+
     rng = np.random.default_rng(seed)
     half = max_fit_cells // 2
 
@@ -70,79 +62,16 @@ def joint_space(
         n = x.shape[0]
         return x if n <= half else x[np.sort(rng.choice(n, half, replace=False))]
 
-    fit = sp.vstack([sp.csr_matrix(part(xb)), sp.csr_matrix(part(xr))]).tocsr()
-    space = LogNormSpace.fit(
-        fit, var_names, excluded=[*excluded_genes, antigen], n_top_genes=n_top_genes,
-        n_pcs=n_pcs, seed=seed,
+    fit = (
+        sp.vstack([part(xb), part(xr)]).tocsr()
+        if sp.issparse(xb)
+        else np.vstack([part(xb), part(xr)])
+    )
+    space, _ = fit_reference(
+        fit, var_names, antigen=antigen, excluded_genes=excluded_genes, n_top_genes=n_top_genes,
+        n_pcs=n_pcs, antigen_corr_max=None, seed=seed,
     )  # fmt: skip
     return space.project(xb), space.project(xr)
-
-
-@dataclass(frozen=True)
-class LogNormSpace:
-    """PCA of log-normalised expression (10,000 per cell, log1p), centred and not scaled."""
-
-    genes: np.ndarray  # indices into var of the features
-    center: np.ndarray
-    loadings: np.ndarray  # features x components
-
-    @classmethod
-    def fit(
-        cls,
-        counts: sp.csr_matrix,
-        var_names: np.ndarray,
-        *,
-        excluded: list[str],
-        n_top_genes: int,
-        n_pcs: int,
-        seed: int = 0,
-    ) -> LogNormSpace:
-        """The ``n_top_genes`` most variable genes (scanpy's Seurat dispersion on the log values) among
-        those detected in at least 3 cells and 0.5 % of them and not ``excluded``; ``n_pcs`` components."""
-        import anndata as ad
-        import scanpy as sc
-        from sklearn.decomposition import PCA
-
-        from ..._sparse import nonzero_count
-
-        n = counts.shape[0]
-        detected = nonzero_count(counts, axis=0) >= max(3, 0.005 * n)
-        cand = np.flatnonzero(detected & ~np.isin(var_names, list(excluded)))
-        x = _lognorm_columns(counts, cand)
-        genes = cand
-        if cand.size > n_top_genes:
-            tmp = ad.AnnData(x)
-            sc.pp.highly_variable_genes(tmp, n_top_genes=n_top_genes)
-            keep = tmp.var["highly_variable"].to_numpy(bool)
-            genes, x = cand[keep], x[:, np.flatnonzero(keep)]
-        dense = x.toarray()
-        center = dense.mean(axis=0)
-        dense -= center
-        k = int(max(2, min(n_pcs, n - 1, genes.size - 1)))
-        pca = PCA(
-            n_components=k,
-            svd_solver="randomized" if min(dense.shape) > 200 else "full",
-            random_state=seed,
-        )
-        pca.fit(dense)
-        return cls(genes=genes, center=center, loadings=pca.components_.T)
-
-    def project(self, counts) -> np.ndarray:
-        """Coordinates of cells (raw counts, cells x all genes) in the space; the sparse values times the
-        loadings less the centre's, so that no cells x genes matrix is made dense."""
-        x = _lognorm_columns(sp.csr_matrix(counts), self.genes)
-        return np.asarray(x @ self.loadings) - self.center @ self.loadings
-
-
-def _lognorm_columns(counts: sp.csr_matrix, columns: np.ndarray) -> sp.csr_matrix:
-    """log1p of ``columns`` of counts scaled to 10,000 per cell by the cell's total over all genes."""
-    from ..._sparse import scale_rows
-
-    tot = np.asarray(counts.sum(axis=1), dtype=np.float64).ravel()
-    scale = np.divide(1e4, tot, out=np.zeros_like(tot), where=tot > 0)
-    x = scale_rows(counts[:, columns], scale, dtype=np.float64)
-    np.log1p(x.data, out=x.data)
-    return x
 
 
 def density_ratio(
