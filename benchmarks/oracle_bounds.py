@@ -1,18 +1,19 @@
-"""Ceilings that the truth of a semi-synthetic patient sets on two steps (benchmarks only).
+"""Oracles told the truth of a semi-synthetic patient, for two steps (benchmarks only).
 
-Each helper is told what cd7escape cannot know, so that a miss of the tool can be read against what the
-data allow:
+Each helper is told what cd7escape cannot know, so that a miss of the tool can be read against what one
+kind of evidence gives at best:
 
-- :func:`malignant_ceiling`: the malignant call from a cell's own counts in the arm its blasts truly lost,
-  with its Leiden cluster as context, told the true rates of blasts and of normal cells per cluster, the
-  true share of blasts among the cells whose TCR was not read, and which clonotype is the leukemia's. A
-  patient whose ceiling is below the F1 asked for cannot reach it by copy number and cluster alone.
+- :func:`malignant_copy_number_oracle`: the malignant call from a cell's own counts in the arm its blasts
+  truly lost, with its Leiden cluster as context, told the true rates of blasts and of normal cells per
+  cluster, the true share of blasts among the cells whose TCR was not read, and which clonotype is the
+  leukemia's. It bounds what copy number and cluster give, not the tool, which weighs more (its
+  neighbours, T identity): cd7escape's F1 is at or above it in about half the patients.
 - :func:`supervised_trace_purity`: the share of true negative-subclone cells among the baseline ancestors
   that a classifier trained on the true subclone labels (cross-fitted) weights, capped as the trace caps
   its weights. Where it is low, the negative subclone's cells do not stand apart in expression from
   their positive neighbours, and no trace from expression can make their ancestors pure.
 
-``semisynthetic.py`` adds both to each row (``ceiling_malignant_f1``, ``supervised_trace_purity``).
+``semisynthetic.py`` adds both to each row (``oracle_cn_malignant_f1``, ``supervised_trace_purity``).
 """
 
 from __future__ import annotations
@@ -27,7 +28,7 @@ PCS = 30
 TRACE_MIN_CELLS = 10  # the trace's own cap (no weight above a tenth of the total)
 
 
-def malignant_ceiling(
+def malignant_copy_number_oracle(
     counts,
     total: np.ndarray,
     arm_cols: np.ndarray,
@@ -66,9 +67,9 @@ def malignant_ceiling(
     tp = int((call & blast).sum())
     fp, fn = int((call & ~blast).sum()), int((~call & blast).sum())
     return {
-        "ceiling_malignant_precision": tp / (tp + fp) if tp + fp else np.nan,
-        "ceiling_malignant_recall": tp / (tp + fn) if tp + fn else np.nan,
-        "ceiling_malignant_f1": 2 * tp / (2 * tp + fp + fn) if tp + fp + fn else np.nan,
+        "oracle_cn_malignant_precision": tp / (tp + fp) if tp + fp else np.nan,
+        "oracle_cn_malignant_recall": tp / (tp + fn) if tp + fn else np.nan,
+        "oracle_cn_malignant_f1": 2 * tp / (2 * tp + fp + fn) if tp + fp + fn else np.nan,
     }
 
 

@@ -110,8 +110,8 @@ COLUMNS = [
     "naive_negative_baseline_clusters", "seconds_build", "seconds_ingest", "seconds_qc", "seconds_embed",
     "seconds_malignant", "seconds_antigen", "seconds_clones", "seconds_classify", "seconds_total",
     "subclone_call", "trace_pi", "trace_ci_low", "trace_ci_high", "trace_n_effective",
-    "oracle_call", "oracle_pi", "oracle_ci_low", "oracle_ci_high", "ceiling_malignant_precision",
-    "ceiling_malignant_recall", "ceiling_malignant_f1", "supervised_trace_purity",
+    "oracle_call", "oracle_pi", "oracle_ci_low", "oracle_ci_high", "oracle_cn_malignant_precision",
+    "oracle_cn_malignant_recall", "oracle_cn_malignant_f1", "supervised_trace_purity",
 ]  # fmt: skip
 
 #: answers that are no call (the naive approach without malignant cells cannot call)
@@ -605,11 +605,11 @@ def semi_oracle(row, adata, tr: pd.DataFrame, numbers: dict) -> dict:
     return oracle_trace(y, s, b, r, sub, lost_at_relapse(keep, b, r, sub), numbers)
 
 
-def semi_ceilings(made: dict, adata, tr: pd.DataFrame) -> dict:
-    """:mod:`oracle_bounds` on a semi-synthetic patient: the malignant call's ceiling from the truly lost
+def semi_oracles(made: dict, adata, tr: pd.DataFrame) -> dict:
+    """:mod:`oracle_bounds` on a semi-synthetic patient: the malignant call of an oracle from the truly lost
     trunk arm, and the purity a supervised trace would reach on the negative subclone's ancestors."""
     import scipy.sparse as sp
-    from oracle_bounds import malignant_ceiling, supervised_trace_purity
+    from oracle_bounds import malignant_copy_number_oracle, supervised_trace_purity
 
     blast = (tr["truth_class"] == "malignant").to_numpy()
     tp = adata.obs["timepoint"].astype(str).to_numpy()
@@ -622,7 +622,7 @@ def semi_ceilings(made: dict, adata, tr: pd.DataFrame) -> dict:
         else pd.Series(np.nan, index=adata.obs_names)
     )
     leukemic = set(clone[blast].dropna().astype(str))
-    res = malignant_ceiling(x, total, arm_genes(adata.var_names, made["design"]["trunk_arm"]), blast,
+    res = malignant_copy_number_oracle(x, total, arm_genes(adata.var_names, made["design"]["trunk_arm"]), blast,
                             adata.obs["leiden"].astype(str).to_numpy(), clone, leukemic)  # fmt: skip
     negative = (tr["truth_subclone"] == "Sneg").to_numpy() & blast
     res["supervised_trace_purity"] = supervised_trace_purity(
@@ -667,7 +667,7 @@ def score(row, labels, made, truth, adata, call, timings, secs, t_build, naive_c
     for k in ("pi", "ci_low", "ci_high", "n_effective"):
         res[f"trace_{k}"] = (numbers.get("trace") or {}).get(k)
     res.update(semi_oracle(row, adata, tr, numbers))
-    res.update(semi_ceilings(made, adata, tr))
+    res.update(semi_oracles(made, adata, tr))
     if "malignant" in obs:
         mal = obs["malignant"].to_numpy(bool)
         tp_, fp, fn = int((mal & blast).sum()), int((mal & ~blast).sum()), int((~mal & blast).sum())
@@ -805,13 +805,13 @@ def summarize(df: pd.DataFrame) -> str:
                        f"{int((f1.fillna(0) < 0.5).sum())}/{n}; CAR-T cells called malignant {car:.1%} "
                        f"({car_mal}/{n_car}); normal cells called "
                        f"malignant: median {d['normal_called_malignant'].median():.0f} per patient")  # fmt: skip
-        if "ceiling_malignant_f1" in d:
-            # what the truly lost arm and the cluster allow (oracle_bounds.malignant_ceiling)
+        if "oracle_cn_malignant_f1" in d:
+            # what the truly lost arm and the cluster give an oracle (oracle_bounds.malignant_copy_number_oracle)
             low = d[f1 < 0.95]
-            ceiling = low["ceiling_malignant_f1"].astype(float)
-            out.append(f"\nPatients with malignant F1 < 0.95: {len(low)}; of them, {int((ceiling < 0.95).sum())} have a "
-                       f"ceiling (true rates and shares, the lost arm's counts, the cluster) below 0.95 too: "
-                       + ", ".join(f"{i} {a:.3f} (ceiling {b:.3f})" for i, a, b in zip(low["id"], f1[low.index], ceiling, strict=True)))  # fmt: skip
+            oracle = low["oracle_cn_malignant_f1"].astype(float)
+            out.append(f"\nPatients with malignant F1 < 0.95: {len(low)}; of them, {int((oracle < 0.95).sum())} where a "
+                       f"copy-number oracle (true rates and shares, the lost arm's counts, the cluster) is below 0.95 too: "
+                       + ", ".join(f"{i} {a:.3f} (oracle {b:.3f})" for i, a, b in zip(low["id"], f1[low.index], oracle, strict=True)))  # fmt: skip
         if "supervised_trace_purity" in d:
             # how pure a trace's ancestors could be (oracle_bounds.supervised_trace_purity) where it missed
             missed = d[
