@@ -8,9 +8,9 @@ import pytest
 from scipy import sparse
 
 from cd7escape.tl._malignant._copy_number_llr import (
-    merge_segments,
     mixture_prior,
     segment_count_llr,
+    segment_groups,
 )
 
 
@@ -33,7 +33,7 @@ def _cells(rng, rate, n, depth=1500.0):
     return rng.poisson(rng.gamma(5.0, 0.2, (n, rate.size)) * rate * lib[:, None])
 
 
-def test_merge_segments_joins_overlaps_of_one_sign():
+def test_segment_groups_join_overlaps_of_one_sign_and_keep_their_members():
     seg = pd.DataFrame(
         {
             "chromosome": ["chr1", "chr1", "chr1", "chr2"],
@@ -42,11 +42,13 @@ def test_merge_segments_joins_overlaps_of_one_sign():
             "log2_ratio": [-1.0, -0.9, 0.6, -1.0],
         }
     )
-    assert merge_segments(seg) == [
-        ("chr1", 100, 300, -1),
-        ("chr1", 120, 180, 1),
-        ("chr2", 10, 50, -1),
+    assert segment_groups(seg) == [
+        # the union first, then its members, widest first
+        (("chr1", 100, 300, -1), [("chr1", 150, 300, -1), ("chr1", 100, 200, -1)]),
+        (("chr1", 120, 180, 1), [("chr1", 120, 180, 1)]),
+        (("chr2", 10, 50, -1), [("chr2", 10, 50, -1)]),
     ]
+    assert segment_groups(seg.iloc[:0]) == []
 
 
 @pytest.fixture(scope="module")

@@ -42,11 +42,6 @@ MIN_SHIFT_GENES = (
 SHIFT_ALPHA = 0.01  # one-sided rank-sum test of the region's genes against the rest of the genome
 
 
-def merge_segments(segments: pd.DataFrame) -> list[tuple[str, int, int, int]]:
-    """Overlapping segments of one sign (across clonotypes) merged: (chromosome, start, end, sign)."""
-    return [union for union, _ in segment_groups(segments)]
-
-
 def segment_groups(
     segments: pd.DataFrame,
 ) -> list[tuple[tuple[str, int, int, int], list[tuple[str, int, int, int]]]]:
@@ -100,7 +95,7 @@ def segment_count_llr(
         ``var`` indexed by gene name and the genes' positions (:func:`~._cnv.positions_for`).
     segments
         Altered segments of the leukemic clonotypes (``chromosome``, ``start``, ``end``, ``log2_ratio``);
-        overlapping ones of one sign are merged into regions.
+        overlapping ones of one sign form a group, used as one region (see Returns).
     leukemic, normal
         Cells of the leukemic clonotype(s), and T cells of a normal genome (another productive clonotype,
         CAR-T cells): the rates of each region are learnt from them.
