@@ -33,6 +33,22 @@ def _cells(rng, rate, n, depth=1500.0):
     return rng.poisson(rng.gamma(5.0, 0.2, (n, rate.size)) * rate * lib[:, None])
 
 
+def _stack(parts: dict) -> tuple[sparse.csr_matrix, np.ndarray, np.ndarray]:
+    """Cells of each named part stacked: counts, each cell's part name, library sizes."""
+    counts = sparse.csr_matrix(np.vstack(list(parts.values())))
+    label = np.repeat(list(parts), [len(v) for v in parts.values()])
+    return counts, label, np.asarray(counts.sum(axis=1)).ravel().astype(float)
+
+
+def _segments(chromosomes, ends, log2_ratios, clone_ids=None) -> pd.DataFrame:
+    """Altered segments, each from the chromosome's first gene (start 1000) to ``end``."""
+    n = len(chromosomes)
+    return pd.DataFrame(
+        {"clone_id": clone_ids or ["L"] * n, "chromosome": list(chromosomes), "start": [1000] * n,
+         "end": list(ends), "z": [-9.0] * n, "log2_ratio": list(log2_ratios)}
+    )  # fmt: skip
+
+
 def test_segment_groups_join_overlaps_of_one_sign_and_keep_their_members():
     seg = pd.DataFrame(
         {
@@ -66,12 +82,8 @@ def loss_data():
         "unread_blast": _cells(rng, trunk, 200),
         "unread_normal": _cells(rng, rate, 60),
     }
-    counts = sparse.csr_matrix(np.vstack(list(parts.values())))
-    label = np.repeat(list(parts), [len(v) for v in parts.values()])
-    segments = pd.DataFrame(
-        {"clone_id": ["L", "L"], "chromosome": ["chr1", "chr2"], "start": [1000, 1000],
-         "end": [200500, 200500], "z": [-9.0, -5.0], "log2_ratio": [-1.0, -0.5]}
-    )  # fmt: skip
+    counts, label, _ = _stack(parts)
+    segments = _segments(["chr1", "chr2"], [200500, 200500], [-1.0, -0.5])
     return counts, label, table, segments
 
 
@@ -154,14 +166,9 @@ def test_segment_count_llr_compares_a_cluster_with_normal_cells_like_it():
         "normal": _cells(rng, rate, 120),
         "nk": _cells(rng, nk, 120),  # a cluster of their own, without a TCR
     }
-    counts = sparse.csr_matrix(np.vstack(list(parts.values())))
-    label = np.repeat(list(parts), [len(v) for v in parts.values()])
+    counts, label, total = _stack(parts)
     clusters = np.where(label == "nk", "b", "a")
-    total = np.asarray(counts.sum(axis=1)).ravel().astype(float)
-    segments = pd.DataFrame(
-        {"clone_id": ["L"], "chromosome": ["chr1"], "start": [1000], "end": [200500],
-         "z": [-9.0], "log2_ratio": [-1.0]}
-    )  # fmt: skip
+    segments = _segments(["chr1"], [200500], [-1.0])
     args = (counts, total, pd.DataFrame(index=table.index), table, segments)
     leukemic, normal = label == "leukemic", label == "normal"
     alone, _ = segment_count_llr(*args, leukemic, normal, clusters=clusters, antigen="CD7")
@@ -185,14 +192,9 @@ def test_a_subclone_dominating_the_clonotype_is_not_its_trunk():
     )
     parts = {"leukemic": _cells(rng, trunk, 60), "leukemic_sub": _cells(rng, sub, 300),
              "normal": _cells(rng, rate, 120)}  # fmt: skip
-    counts = sparse.csr_matrix(np.vstack(list(parts.values())))
-    label = np.repeat(list(parts), [len(v) for v in parts.values()])
+    counts, label, total = _stack(parts)
     clusters = np.where(label == "leukemic_sub", "b", "a")  # the subclone has its own phenotype
-    total = np.asarray(counts.sum(axis=1)).ravel().astype(float)
-    segments = pd.DataFrame(
-        {"clone_id": ["L", "L"], "chromosome": ["chr1", "chr2"], "start": [1000, 1000],
-         "end": [200500, 200500], "z": [-9.0, -9.0], "log2_ratio": [-1.0, -1.0]}
-    )  # fmt: skip
+    segments = _segments(["chr1", "chr2"], [200500, 200500], [-1.0, -1.0])
     _, info = segment_count_llr(
         counts, total, pd.DataFrame(index=table.index), table, segments,
         np.isin(label, ["leukemic", "leukemic_sub"]), label == "normal",
@@ -218,13 +220,8 @@ def test_a_region_moved_by_a_few_genes_of_a_phenotype_is_not_a_copy_number_chang
     trunk[0:200] *= 0.5
     parts = {"leukemic": _cells(rng, trunk, 200), "normal": _cells(rng, normal_rate, 120),
              "shallow_other": _cells(rng, rate, 120, depth=500.0)}  # fmt: skip
-    counts = sparse.csr_matrix(np.vstack(list(parts.values())))
-    label = np.repeat(list(parts), [len(v) for v in parts.values()])
-    total = np.asarray(counts.sum(axis=1)).ravel().astype(float)
-    segments = pd.DataFrame(
-        {"clone_id": ["L", "L"], "chromosome": ["chr1", "chr3"], "start": [1000, 1000],
-         "end": [200500, 200500], "z": [-9.0, -7.0], "log2_ratio": [-1.0, -0.6]}
-    )  # fmt: skip
+    counts, label, total = _stack(parts)
+    segments = _segments(["chr1", "chr3"], [200500, 200500], [-1.0, -0.6])
     llr, info = segment_count_llr(
         counts, total, pd.DataFrame(index=table.index), table, segments,
         label == "leukemic", label == "normal", antigen="CD7",
@@ -254,14 +251,9 @@ def test_a_segment_reaching_past_the_change_gives_way_to_the_one_that_matches_it
     parts = {"leukemic_a": _cells(rng, trunk_a, 150), "leukemic_b": _cells(rng, trunk_b, 150),
              "normal_a": _cells(rng, rate, 80), "normal_b": _cells(rng, rate, 80),
              "unread_blast": _cells(rng, trunk_b, 100), "unread_normal": _cells(rng, rate, 60)}  # fmt: skip
-    counts = sparse.csr_matrix(np.vstack(list(parts.values())))
-    label = np.repeat(list(parts), [len(v) for v in parts.values()])
+    counts, label, total = _stack(parts)
     clusters = np.where(np.char.endswith(label.astype(str), "_a"), "a", "b")
-    total = np.asarray(counts.sum(axis=1)).ravel().astype(float)
-    segments = pd.DataFrame(
-        {"clone_id": ["L", "L2"], "chromosome": ["chr1", "chr1"], "start": [1000, 1000],
-         "end": [100500, 200500], "z": [-9.0, -8.0], "log2_ratio": [-1.0, -0.6]}
-    )  # fmt: skip
+    segments = _segments(["chr1", "chr1"], [100500, 200500], [-1.0, -0.6], clone_ids=["L", "L2"])
     llr, info = segment_count_llr(
         counts, total, pd.DataFrame(index=table.index), table, segments,
         np.char.startswith(label.astype(str), "leukemic"), np.char.startswith(label.astype(str), "normal"),

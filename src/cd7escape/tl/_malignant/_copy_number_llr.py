@@ -54,10 +54,12 @@ def segment_groups(
     for (chrom, sign), part in frame.groupby(["chromosome", "sign"], sort=True):
         part = part.sort_values("start")
         group: list[tuple[int, int]] = []
+        end = -1
         for s, e in zip(part["start"].astype(int), part["end"].astype(int), strict=True):
-            if group and s > max(g[1] for g in group):
+            if group and s > end:
                 out.append(_group(str(chrom), int(sign), group))
                 group = []
+            end = max(end, e) if group else e
             group.append((s, e))
         if group:
             out.append(_group(str(chrom), int(sign), group))
