@@ -318,3 +318,29 @@ def test_joint_space_keeps_a_small_state_apart_and_its_relapse_beside_it(seed):
     in_state, rest = zb[state[:n_base], j], zb[~state[:n_base], j]
     midpoint = 0.5 * (np.median(in_state) + np.median(rest))
     assert side * (np.median(zr[:, j]) - midpoint) > 0
+
+
+@pytest.mark.parametrize("seed", range(3))
+def test_copy_number_evidence_localises_ancestors_the_expression_cannot(seed):
+    """A negative subclone whose expression overlaps the main clone's entirely, but which carries a loss of
+    its own: its cells' evidence of the loss (log-likelihood ratios) puts the trace's weight on them."""
+    rng = np.random.default_rng(seed)
+    z, base, mass, small = _two_states(rng, sep=0.0)  # no expression sets the small state apart
+    carrier = small | (mass > 0)
+    llr = np.where(carrier, rng.normal(3.0, 1.5, z.shape[0]), rng.normal(-3.0, 1.5, z.shape[0]))
+    b = base > 0
+
+    def share(odds):
+        w = cap_weights(odds[b], 10)
+        return w[small[b]].sum() / w.sum()
+
+    without = share(density_ratio(z, base, mass, penalty=3.0, seed=seed))
+    with_cn = share(density_ratio(z, base, mass, penalty=3.0, copy_number=llr[:, None], seed=seed))
+    assert without < 0.2  # the expression spreads the weight over the baseline (5 % small state)
+    assert with_cn > 0.7
+    # evidence that nobody carries more at relapse than at baseline changes nothing
+    none = rng.normal(-3.0, 1.5, z.shape[0])
+    flat = density_ratio(z, base, mass, penalty=3.0, copy_number=none[:, None], seed=seed)
+    np.testing.assert_allclose(
+        flat[b], density_ratio(z, base, mass, penalty=3.0, seed=seed)[b], rtol=0.05
+    )

@@ -111,6 +111,7 @@ class _Data:
     # in the original data; the original counts. Replicates share the original arrays.
     zt: np.ndarray | None = None
     tlab: np.ndarray | None = None
+    tcn: np.ndarray | None = None
     orig: np.ndarray | None = None
     y0: np.ndarray | None = None
     s0: np.ndarray | None = None
@@ -133,6 +134,7 @@ class _Data:
             null_theta=self.null_theta,
             zt=self.zt,
             tlab=self.tlab,
+            tcn=self.tcn,
             orig=None if self.orig is None else self.orig[pick],
             y0=self.y0, s0=self.s0, shift_floor=self.shift_floor,
         )  # fmt: skip
@@ -523,7 +525,8 @@ def _decide_by_trace(
     # a shift all relapse blasts share (therapy, batch) then no longer sets the negatives apart
     rest_r = np.bincount(d.orig[r], weights=1.0 - mass, minlength=n0)
     odds = density_ratio(
-        d.zt, copies_b, mass_r, penalty=P["trace_penalty"], labels=d.tlab, background=rest_r,
+        d.zt, copies_b, mass_r, penalty=P["trace_penalty"], labels=d.tlab, copy_number=d.tcn,
+        background=rest_r,
         seed=P["seed"],
     )  # fmt: skip
     centres = np.flatnonzero(copies_b > 0)
@@ -557,6 +560,7 @@ def _decide_by_trace(
     # what a positive ancestry cannot rule out: a negative founder hidden among the traced cells, as many as
     # the upper bound of their negative share allows (a clone of a few baseline cells is below any trace)
     hidden = int(np.ceil(hi * fit["n"])) if np.isfinite(hi) else 0
+    n_states = 0 if d.tcn is None else int(np.shape(d.tcn)[1])
     trace = {
         "pi": pi, "ci_low": lo, "ci_high": hi, "lrt_pvalue": fit["pval"], "n_effective": fit["n"],
         "n_cells": int(centres.size), "negative_relapse_cells": negative_mass,
@@ -565,13 +569,15 @@ def _decide_by_trace(
         "n_effective_uncapped": float(raw.sum() ** 2 / max(float((raw**2).sum()), 1e-300)),
         "expansion_fold": float(fold), "expansion_fold_high": float(fold_high), "negatives_grew": grew,
         "hidden_founder_cells": hidden,
+        "copy_number_states": n_states,
     }  # fmt: skip
     out["trace"] = trace
     a = _aname(P)
     limit = _trace_limit(a, int(P["min_cells"]), n_b, gb)
     described = (
         f"the {negative_mass:.0f} antigen-negative relapse cells grew where {trace['n_cells']} baseline cells "
-        f"lie (effective {fit['n']}), {100 * pi:.0f} % {a}-negative (95 % CI {100 * lo:.0f}–{100 * hi:.0f} %)"
+        f"lie (effective {fit['n']}{_by_copy_number(n_states)}), {100 * pi:.0f} % {a}-negative "
+        f"(95 % CI {100 * lo:.0f}–{100 * hi:.0f} %)"
     )
     m = P["mixed_min_share"]
     founder = f"a pre-existing {a}-negative founder of up to {max(hidden, 1)} of those cells cannot be excluded"
@@ -900,7 +906,7 @@ def classify_relapse(
     )  # fmt: skip
     space = _trace_space(adata, cells)
     if space is not None:
-        d.zt, d.tlab = space
+        d.zt, d.tlab, d.tcn = space
         d.orig, d.y0, d.s0 = np.arange(cells.size), d.y, d.s
     # measured protein decides what the CAR sees (docs/method.md#protein); the RNA decision stays beside it
     protein = recorded_protein_model(adata, mal & bt, min_cells=model.min_cells)
@@ -1157,13 +1163,25 @@ def _relapse_sample_calls(
     return out
 
 
-def _trace_space(adata, cells: np.ndarray) -> tuple[np.ndarray, np.ndarray | None] | None:
-    """The trace's coordinates of ``cells`` in the joint antigen-free space, and their clone labels.
+def _by_copy_number(n_states: int) -> str:
+    """How the trace placed the ancestors beyond expression, for its reason."""
+    if n_states == 0:
+        return ""
+    what = "a copy-number change" if n_states == 1 else f"{n_states} copy-number changes"
+    return f"; placed by expression and {what} the relapse carries more than the baseline"
+
+
+def _trace_space(
+    adata, cells: np.ndarray
+) -> tuple[np.ndarray, np.ndarray | None, np.ndarray | None] | None:
+    """The trace's coordinates of ``cells`` in the joint antigen-free space, their clone labels and their
+    copy-number features.
 
     None when :func:`cd7escape.tl.subclones` recorded no space (the subclone routes then decide alone). The
     labels are the confirmed copy-number subclones (None for a cell outside them; None for all when there
-    are none). Cells without coordinates (non-finite) get the mean of the others: they then weigh like an
-    average baseline cell.
+    are none); and each cell's log-likelihood ratio of carrying each copy-number state the relapse carries
+    more than the baseline (``obsm['X_clone_cn']``; None when there is none). Cells without coordinates (non-finite) get the mean of
+    the others: they then weigh like an average baseline cell.
     """
     key = "X_clone_trace"
     if key not in adata.obsm:
@@ -1178,7 +1196,10 @@ def _trace_space(adata, cells: np.ndarray) -> tuple[np.ndarray, np.ndarray | Non
     if "cnv_subclone" in adata.obs and len(confirmed):
         cnv = adata.obs["cnv_subclone"].astype(object).to_numpy()[cells]
         labels = np.where(np.isin(cnv.astype(str), [str(c) for c in confirmed]), cnv, None)
-    return z, labels
+    copy_number = None
+    if "X_clone_cn" in adata.obsm and np.shape(adata.obsm["X_clone_cn"])[1] > 0:
+        copy_number = np.asarray(adata.obsm["X_clone_cn"], dtype=np.float64)[cells]
+    return z, labels, copy_number
 
 
 def _replicate_calls(d: _Data, draws: list, P: dict[str, Any]) -> list[str]:

@@ -25,6 +25,7 @@ from ._map_relapse import (
     knn_transfer,
     window_shifts,
 )
+from ._relapse_copy_number import STATE_COLUMNS, relapse_copy_number
 from ._trace import joint_space
 
 _CP = CloneParams()
@@ -653,6 +654,17 @@ def subclones(
     trace_coords[b_idx] = tb
     trace_coords[r_idx] = tr
     adata.obsm["X_clone_trace"] = trace_coords
+    # a copy-number state the relapse carries more than the baseline: each malignant cell's evidence of it
+    # is a clone link the trace reads beside the expression
+    cn_states: list[dict[str, Any]] = []
+    cn_llr = np.zeros((b_idx.size + r_idx.size, 0))
+    if win is not None and r_idx.size:
+        with timed("subclones: copy-number states of the relapse"):
+            cn_states, cn_llr = relapse_copy_number(win, xb, xr)
+    cn_coords = np.full((adata.n_obs, cn_llr.shape[1]), np.nan, dtype=np.float32)
+    cn_coords[b_idx] = cn_llr[: b_idx.size]
+    cn_coords[r_idx] = cn_llr[b_idx.size :]
+    adata.obsm["X_clone_cn"] = cn_coords
 
     with timed("subclones: antigen state per subclone and timepoint"):
         y, s = antigen_counts(adata, antigen)
@@ -727,7 +739,7 @@ def subclones(
             "antigen_model": model.options(),
         },
         obs=[key_added, f"{key_added}_confidence"],
-        obsm=["X_clone_trace"],
+        obsm=["X_clone_trace", "X_clone_cn"],
         results={
             "table": table,
             "cnv_confirmed": sorted(cnv_kept) if cnv_kept else [],
@@ -740,6 +752,7 @@ def subclones(
             "n_new_cnv_state": n_cnv_new,
             "n_cnv_remapped": int(n_cnv_remapped),
             "new_cnv_windows": {k: list(v) for k, v in cnv_windows.items()},
+            "relapse_cn_states": pd.DataFrame(cn_states, columns=STATE_COLUMNS),
             "n_cnv_splits": int(n_cnv_split),
             "n_tcr_splits": int(n_tcr_split),
             "ambient_rate": ambient,

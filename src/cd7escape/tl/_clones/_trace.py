@@ -81,6 +81,7 @@ def density_ratio(
     *,
     penalty: float,
     labels: np.ndarray | None = None,
+    copy_number: np.ndarray | None = None,
     background: np.ndarray | None = None,
     folds: int = 5,
     max_fit: int = 2_000,
@@ -103,6 +104,14 @@ def density_ratio(
     labels
         Optional clone label per row (a confirmed copy-number subclone, None otherwise), given to the
         classifier as indicator features.
+    copy_number
+        Optional log-likelihood ratios per row (rows × states) of carrying each copy-number state the
+        relapse carries more than the baseline (:func:`~._relapse_copy_number.relapse_copy_number`; NaN: no
+        evidence). Each state enters as a known offset, not a fitted feature: the log ratio of the two
+        classes' densities of the cell's evidence, ``log((f1 e^l + 1 - f1) / (f0 e^l + 1 - f0))``, with each
+        class's carrier share ``f`` fit to its rows (EM). The mixture keeps the ratio bounded where the
+        evidence is strong, where a coefficient on ``l`` would be flattened by the many cells of either
+        class whose evidence is weak; the classifier then learns only what the expression adds.
     background
         Optional weight of each row as a relapse cell that is not negative (its positive posterior times its
         copies), contrasted with the negative mass beside the baseline cells. A change that all relapse
@@ -144,6 +153,7 @@ def density_ratio(
         return out
     # class 0: the baseline cells, and the relapse cells that are not negative where given
     weight0 = baseline if background is None else baseline + background
+    offset = copy_number_offset(copy_number, mass, weight0)
     rows_0 = np.flatnonzero(weight0 > 0)
     rng = np.random.default_rng(seed)
     # the fold of a row depends on the row alone: copies of a cell in a replicate share it
@@ -164,10 +174,44 @@ def density_ratio(
         x = np.vstack([z[fit_0], z[fit_r]])
         yb = np.r_[np.zeros(fit_0.size), np.ones(fit_r.size)]
         w = np.r_[weight0[fit_0], mass[fit_r]].astype(float)
-        coef, intercept = penalised_logistic(x, yb, w, penalty, start=start)
+        off = np.r_[offset[fit_0], offset[fit_r]]
+        coef, intercept = penalised_logistic(x, yb, w, penalty, start=start, offset=off)
         start = np.r_[coef, intercept]
-        out[pred] = np.exp(np.clip(z[pred] @ coef + intercept, -50, 50))
+        out[pred] = np.exp(np.clip(z[pred] @ coef + intercept + offset[pred], -50, 50))
     return out
+
+
+def copy_number_offset(llr: np.ndarray | None, mass: np.ndarray, weight0: np.ndarray) -> np.ndarray:
+    """Per row, the log density ratio of its copy-number evidence between the negative relapse mass and the
+    other class, summed over the states (see :func:`density_ratio`); zeros without states."""
+    n = mass.size
+    if llr is None or np.size(llr) == 0:
+        return np.zeros(n)
+    llr = np.nan_to_num(np.asarray(llr, dtype=np.float64).reshape(n, -1), nan=0.0)
+    out = np.zeros(n)
+    for col in llr.T:
+        lr = np.exp(np.clip(col, -30.0, 30.0))
+        f1, f0 = carrier_share(lr, mass), carrier_share(lr, weight0)
+        out += np.log((f1 * lr + 1.0 - f1) / (f0 * lr + 1.0 - f0))
+    return out
+
+
+def carrier_share(
+    lr: np.ndarray, w: np.ndarray, *, tol: float = 1e-8, max_iter: int = 500
+) -> float:
+    """EM for the weighted share of carriers among rows with likelihood ratios ``lr`` (carrier vs not),
+    kept within [1e-4, 1 - 1e-4]."""
+    total = float(w.sum())
+    if total <= 0:
+        return 0.5
+    f = 0.5
+    for _ in range(max_iter):
+        post = f * lr / (f * lr + 1.0 - f)
+        new = float(np.clip((w * post).sum() / total, 1e-4, 1 - 1e-4))
+        if abs(new - f) < tol:
+            return new
+        f = new
+    return f
 
 
 def penalised_logistic(
@@ -177,9 +221,12 @@ def penalised_logistic(
     penalty: float,
     *,
     start: np.ndarray | None = None,
+    offset: np.ndarray | None = None,
     tol: float = 1e-10,
 ) -> tuple[np.ndarray, float]:
     """Coefficients and intercept minimising ``sum_i w_i logloss_i + penalty / 2 · |coef|²`` (Newton).
+
+    ``offset``: a known term added to each row's linear predictor (not fitted).
 
     The objective of scikit-learn's ``LogisticRegression(C=1 / penalty)`` with ``sample_weight=w``
     (intercept not penalised). The trace fits it once per fold and bootstrap replicate on a few dozen
@@ -192,15 +239,16 @@ def penalised_logistic(
     ridge = np.full(d + 1, float(penalty))
     ridge[-1] = 0.0
     beta = np.zeros(d + 1) if start is None else np.array(start, dtype=float)
+    off = np.zeros(n) if offset is None else np.asarray(offset, dtype=float)
 
     def objective(b: np.ndarray) -> float:
-        eta = xa @ b
+        eta = xa @ b + off
         # log(1 + e^eta) - y eta, summed with the weights
         return float(w @ (np.logaddexp(0.0, eta) - y * eta) + 0.5 * b @ (ridge * b))
 
     f = objective(beta)
     for _ in range(100):
-        p = 1.0 / (1.0 + np.exp(-(xa @ beta)))
+        p = 1.0 / (1.0 + np.exp(-(xa @ beta + off)))
         grad = xa.T @ (w * (p - y)) + ridge * beta
         hess = (xa * (w * p * (1 - p))[:, None]).T @ xa + np.diag(ridge)
         hess[-1, -1] += 1e-12 * max(float(w.sum()), 1.0)  # one class only: keep it solvable
