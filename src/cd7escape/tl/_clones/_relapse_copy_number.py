@@ -63,7 +63,6 @@ def relapse_copy_number(
     columns: the states).
     """
     from .._malignant._copy_number_llr import _gene_log_ratios, _region_shift
-    from .._malignant._negative_binomial import dispersion, nb_llr
 
     nb, nr = xb.shape[0], xr.shape[0]
     none = np.zeros((nb + nr, 0))
@@ -111,9 +110,7 @@ def relapse_copy_number(
             continue
         cols = placed[pos]
         y = np.r_[_row_sums(xb[:, cols]), _row_sums(xr[:, cols])]
-        fit = _carrier_mixture(
-            y, total, is_b, sign, max_iter=max_iter, dispersion=dispersion, nb_llr=nb_llr
-        )
+        fit = _carrier_mixture(y, total, is_b, sign, max_iter=max_iter)
         if fit is None:
             continue
         llr, rate_ratio, share_b, share_r = fit
@@ -148,11 +145,16 @@ def _join(changed: list[int], stat: np.ndarray, chrom: list[str]) -> list[tuple[
     return out
 
 
-def _carrier_mixture(y, total, is_b, sign, *, max_iter, dispersion, nb_llr):
+def _carrier_mixture(
+    y: np.ndarray, total: np.ndarray, is_b: np.ndarray, sign: int, *, max_iter: int
+) -> tuple[np.ndarray, float, float, float] | None:
     """EM of a two-class NB mixture of a segment's counts: carriers (rate ``p1``) and the others (``p0``),
     the carrier share per timepoint. Returns the per-cell log-likelihood ratio at the fitted rates, the rate
     ratio and the two shares; None when a class empties."""
+    from .._malignant._negative_binomial import dispersion, nb_llr
+
     ok = total > 0
+    depth = np.maximum(total, 1.0)  # cells without counts read as no evidence (llr 0)
     p0 = y[is_b & ok].sum() / max(total[is_b & ok].sum(), 1.0)
     if p0 <= 0:
         return None
@@ -162,7 +164,7 @@ def _carrier_mixture(y, total, is_b, sign, *, max_iter, dispersion, nb_llr):
     phi = dispersion(y[is_b & ok], p0 * total[is_b & ok])
     tp = (~is_b).astype(int)
     for _ in range(max_iter):
-        llr = nb_llr(y, p1 * total, p0 * total, phi)
+        llr = nb_llr(y, p1 * depth, p0 * depth, phi)
         prior = share[tp]
         post = 1.0 / (1.0 + np.exp(-np.clip(llr + np.log(prior / (1.0 - prior)), -30.0, 30.0)))
         post = np.where(ok, post, prior)
@@ -181,7 +183,5 @@ def _carrier_mixture(y, total, is_b, sign, *, max_iter, dispersion, nb_llr):
             break
     if p1 <= 0 or p0 <= 0:
         return None
-    llr = np.where(
-        ok, nb_llr(y, p1 * np.maximum(total, 1.0), p0 * np.maximum(total, 1.0), phi), 0.0
-    )
+    llr = np.where(ok, nb_llr(y, p1 * depth, p0 * depth, phi), 0.0)
     return llr, float(p1 / p0), float(share[0]), float(share[1])
