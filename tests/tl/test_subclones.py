@@ -199,3 +199,22 @@ def test_remapped_cells_keep_the_transcriptional_confidence_of_their_link():
     assert n > 0
     assert set(lab_r[lab_r != "unmapped"]) == {"S1"}
     assert conf_r[lab_r == "S1"].mean() < 0.5  # the restricted transfer alone would say ~1
+
+
+def test_the_grown_subclones_own_copy_number_is_a_relapse_state(pre):
+    """The simulated negative subclone carries a loss of its own; grown at relapse, the relapse carries it
+    more than the baseline, and each malignant cell's evidence of it sets that subclone's cells apart."""
+    entry = pre.uns["cd7escape"]["subclones"]
+    states = entry["relapse_cn_states"]
+    assert len(states) >= 1
+    assert (states["relapse_share"] > states["baseline_share"]).all()
+    assert (states["rate_ratio"].sub(1).abs() > 0.2).all()
+    x = pre.obsm["X_clone_cn"]
+    mal = pre.obs["malignant"].to_numpy()
+    assert x.shape == (pre.n_obs, len(states))
+    assert np.isnan(x[~mal]).all()
+    assert np.isfinite(x[mal]).all()
+    grown = (pre.obs["truth_subclone"].astype(str) == "S2").to_numpy() & mal
+    lost = states["sign"].to_numpy() < 0
+    col = int(np.flatnonzero(lost)[0])
+    assert np.median(x[grown, col]) > 0 > np.median(x[mal & ~grown, col])
