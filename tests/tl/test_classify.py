@@ -416,3 +416,16 @@ def test_trace_limit_names_the_depth_where_dropout_hides_negatives():
     assert "fewer than about 10 baseline cells (1.7 % of 606" in shallow
     assert "read zero 63 %" in shallow
     assert "bounded only below 9 % (54 cells)" in shallow
+
+
+def test_the_trace_says_when_a_relapse_copy_number_state_placed_the_ancestors(calls):
+    """The states the relapse carries more than the baseline are counted in the trace's numbers and named in
+    the reason; a downregulation of the whole clone carries none."""
+    for name in ("preexisting_negative_clone", "antigen_downregulation"):
+        adata, call = calls[name]
+        states = adata.uns["cd7escape"]["subclones"]["relapse_cn_states"]
+        trace = call.numbers["trace"]
+        assert trace["copy_number_states"] == len(states) == adata.obsm["X_clone_cn"].shape[1]
+        assert ("copy-number change" in call.reason) == (len(states) > 0)
+    assert call.numbers["trace"]["copy_number_states"] == 0
+    assert calls["preexisting_negative_clone"][1].numbers["trace"]["copy_number_states"] >= 1
