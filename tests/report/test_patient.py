@@ -204,3 +204,31 @@ def test_writing_leaves_the_in_memory_obs_alone(toy_adata, config, tmp_path):
     write_patient(a, tmp_path / "P", config=config)
     assert (a.obs.dtypes == before).all()
     assert ad.read_h5ad(tmp_path / "P" / "cells.h5ad").obs["note"].tolist() == ["x"] * a.n_obs
+
+
+def test_relapse_copy_number_states_are_listed_beside_the_copy_number_profile(
+    toy_adata, config, tmp_path
+):
+    import pandas as pd
+
+    from cd7escape.tl._clones._relapse_copy_number import STATE_COLUMNS
+
+    state = {
+        "chromosome": "chr17", "start": 7_600_000, "end": 20_100_000, "first_window": "chr17:0",
+        "last_window": "chr17:25", "sign": -1, "window_shift": -0.1, "n_genes": 75,
+        "gene_shift": -0.5, "shift_pvalue": 1e-20, "rate_ratio": 0.47, "baseline_share": 0.012,
+        "relapse_share": 0.81,
+    }  # fmt: skip
+    pages = {}
+    for name, rows in (("one", [state]), ("none", [])):
+        adata = toy_adata.copy()
+        entry = dict(adata.uns["cd7escape"]["subclones"])
+        entry["relapse_cn_states"] = pd.DataFrame(rows, columns=STATE_COLUMNS)
+        adata.uns["cd7escape"]["subclones"] = entry
+        write_patient(adata, tmp_path / name, config=config)
+        pages[name] = (tmp_path / name / "report.html").read_text()
+    assert "chr17 7.6–20.1 Mb" in pages["one"]
+    assert "carriers at relapse" in pages["one"]
+    assert "81" in pages["one"]
+    assert "No copy-number state that the relapse carries more than the baseline" in pages["none"]
+    assert "carriers at relapse" not in pages["none"]

@@ -300,6 +300,19 @@ def _figure_sections(adata, result: dict[str, Any], figdir: Path) -> list[dict[s
             lambda: pl.cnv_heatmap(adata, show=False, return_fig=True),
             "Copy-number heatmap.",
         )
+    states = _relapse_state_rows(adata)
+    if states:
+        sec["rows"] = states
+        sec["table_note"] = (
+            "Copy-number states the relapse carries more than the baseline (all relapse against all "
+            "baseline malignant cells): the share of each timepoint's malignant cells that carry each, "
+            "by their own counts. Each cell's evidence of them places the ancestors of the "
+            "antigen-negative relapse cells beside its expression (the trace)."
+        )
+    elif states is not None:
+        sec["notes"].append(
+            "No copy-number state that the relapse carries more than the baseline was found."
+        )
     sections.append(sec)
 
     sec = _section(
@@ -436,6 +449,35 @@ def _clonotype_rows(adata) -> list[dict[str, Any]] | None:
             row[pretty] = _render.pct(v) if k.startswith("share_") or k == "malignant_share" else v
         row["clone_id"] = rec["clone_id"]
         rows.append(row)
+    return rows
+
+
+def _relapse_state_rows(adata) -> list[dict[str, Any]] | None:
+    """One row per copy-number state the relapse carries more than the baseline; None when tl.subclones
+    recorded none (not run, or an older version)."""
+    import pandas as pd
+
+    entry = adata.uns.get(_uns.NS, {}).get("subclones", {})
+    states = entry.get("relapse_cn_states") if hasattr(entry, "get") else None
+    if states is None:
+        return None
+    frame = pd.DataFrame(states)
+    rows = []
+    for _, s in frame.iterrows():
+        where = str(s.get("chromosome"))
+        start, end = s.get("start"), s.get("end")
+        if start is not None and end is not None and start >= 0 and end >= 0:
+            where += f" {start / 1e6:.1f}–{end / 1e6:.1f} Mb"
+        rows.append(
+            {
+                "segment": where,
+                "change": "loss" if s.get("sign", 0) < 0 else "gain",
+                "genes": int(s.get("n_genes", 0)),
+                "carriers' rate ratio": f"{float(s.get('rate_ratio')):.2f}",
+                "carriers at baseline": _render.pct(s.get("baseline_share")),
+                "carriers at relapse": _render.pct(s.get("relapse_share")),
+            }
+        )
     return rows
 
 

@@ -216,9 +216,9 @@ class GenomicWindows:
     blocks: list[sp.csr_matrix]  # cells x placed genes, log1p(10,000 x count / total), genome order
     windows: list[np.ndarray]  # positions of each window's genes in the blocks' columns
     names: list[str]
-    genes: np.ndarray | None = (
-        None  # the placed genes' columns in the counts (var), in the blocks' order
-    )
+    # the placed genes' columns in the counts (var) and their start positions (bp), in the blocks' order
+    genes: np.ndarray | None = None
+    starts: np.ndarray | None = None
 
     def mean(self, rows: np.ndarray) -> np.ndarray:
         """Per-gene mean over the cells ``rows`` (row numbers across the blocks)."""
@@ -307,7 +307,7 @@ def genomic_windows(
             names.append(f"{c}:{s0}")
     if not windows:
         return None
-    return GenomicWindows(expr, windows, names, genes)
+    return GenomicWindows(expr, windows, names, genes, start[genes])
 
 
 def detected_share(k: np.ndarray, n: int) -> np.ndarray:

@@ -31,8 +31,8 @@ MIN_LOG2 = (
     0.35  # carriers' rate against the others', in log2 (one copy of two lost: -1; gained: +0.58)
 )
 STATE_COLUMNS = [
-    "chromosome", "first_window", "last_window", "sign", "window_shift", "n_genes", "gene_shift",
-    "shift_pvalue", "rate_ratio", "baseline_share", "relapse_share",
+    "chromosome", "start", "end", "first_window", "last_window", "sign", "window_shift", "n_genes",
+    "gene_shift", "shift_pvalue", "rate_ratio", "baseline_share", "relapse_share",
 ]  # fmt: skip
 
 
@@ -57,7 +57,8 @@ def relapse_copy_number(
 
     Returns
     -------
-    One dict per state kept (chromosome, first and last window, sign, window shift, n_genes, gene_shift,
+    One dict per state kept (chromosome; start and end, the first and last gene's start; first and last
+    window, sign, window shift, n_genes, gene_shift,
     shift_pvalue, rate_ratio of carriers to the others, carrier share at baseline and at relapse) and the
     per-cell log-likelihood ratios of carrying each (rows: the baseline cells, then the relapse cells;
     columns: the states).
@@ -96,6 +97,8 @@ def relapse_copy_number(
         shift, pvalue = _region_shift(ratio[pos], ratio[~in_any], sign)
         row: dict[str, Any] = {
             "chromosome": win.names[members[0]].split(":")[0],
+            "start": int(win.starts[pos[0]]) if win.starts is not None else -1,
+            "end": int(win.starts[pos[-1]]) if win.starts is not None else -1,
             "first_window": win.names[members[0]],
             "last_window": win.names[members[-1]],
             "sign": int(sign),
