@@ -229,6 +229,7 @@ def test_relapse_copy_number_states_are_listed_beside_the_copy_number_profile(
         pages[name] = (tmp_path / name / "report.html").read_text()
     assert "chr17 7.6–20.1 Mb" in pages["one"]
     assert "carriers at relapse" in pages["one"]
-    assert "81" in pages["one"]
+    assert "81.0%" in pages["one"]  # the relapse's carriers
+    assert "1.2%" in pages["one"]  # the baseline's
     assert "No copy-number state that the relapse carries more than the baseline" in pages["none"]
     assert "carriers at relapse" not in pages["none"]

@@ -455,13 +455,9 @@ def _clonotype_rows(adata) -> list[dict[str, Any]] | None:
 def _relapse_state_rows(adata) -> list[dict[str, Any]] | None:
     """One row per copy-number state the relapse carries more than the baseline; None when tl.subclones
     recorded none (not run, or an older version)."""
-    import pandas as pd
-
-    entry = adata.uns.get(_uns.NS, {}).get("subclones", {})
-    states = entry.get("relapse_cn_states") if hasattr(entry, "get") else None
-    if states is None:
+    frame = _uns.table(adata, "subclones", "relapse_cn_states")
+    if frame is None:
         return None
-    frame = pd.DataFrame(states)
     rows = []
     for _, s in frame.iterrows():
         where = str(s.get("chromosome"))

@@ -63,17 +63,19 @@ def relapse_copy_number(
     per-cell log-likelihood ratios of carrying each (rows: the baseline cells, then the relapse cells;
     columns: the states).
     """
-    from .._malignant._copy_number_llr import _gene_log_ratios, _region_shift
+    from .._malignant._copy_number_llr import gene_log_ratios, region_shift
+    from ._map_relapse import window_shifts
 
     nb, nr = xb.shape[0], xr.shape[0]
     none = np.zeros((nb + nr, 0))
     if win.genes is None or nb < MIN_CELLS or nr < MIN_CELLS:
         return [], none
-    base, rel = np.arange(nb), nb + np.arange(nr)
-    changed = win.change(base, rel)
+    # each timepoint's window means once: the check of the windows and their shifts both read them
+    mean_b, mean_r = win.mean(np.arange(nb)), win.mean(nb + np.arange(nr))
+    changed = window_shifts(mean_b, nb, mean_r, nr, win.windows)
     if not changed:
         return [], none
-    d = win.mean(rel) - win.mean(base)
+    d = mean_r - mean_b
     stat = np.array([np.median(d[w]) for w in win.windows])
     stat -= np.median(stat)
     segments = _join(changed, stat, [n.split(":")[0] for n in win.names])
@@ -82,9 +84,9 @@ def relapse_copy_number(
     is_b = np.r_[np.ones(nb, bool), np.zeros(nr, bool)]
     # per-gene log ratios, relapse against baseline, for the segments' shift test
     placed = win.genes
-    gene_b = np.asarray(xb[:, placed].sum(axis=0)).ravel()
-    gene_r = np.asarray(xr[:, placed].sum(axis=0)).ravel()
-    ratio = _gene_log_ratios(
+    gene_b = np.asarray(xb.sum(axis=0)).ravel()[placed]
+    gene_r = np.asarray(xr.sum(axis=0)).ravel()[placed]
+    ratio = gene_log_ratios(
         gene_r, gene_b, max(total[~is_b].sum(), 1.0), max(total[is_b].sum(), 1.0)
     )
     in_any = np.zeros(placed.size, bool)
@@ -94,7 +96,7 @@ def relapse_copy_number(
     states, llrs = [], []
     for sign, members in segments:
         pos = np.unique(np.concatenate([win.windows[i] for i in members]))
-        shift, pvalue = _region_shift(ratio[pos], ratio[~in_any], sign)
+        shift, pvalue = region_shift(ratio[pos], ratio[~in_any], sign)
         row: dict[str, Any] = {
             "chromosome": win.names[members[0]].split(":")[0],
             "start": int(win.starts[pos[0]]) if win.starts is not None else -1,

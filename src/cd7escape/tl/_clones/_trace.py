@@ -183,35 +183,25 @@ def density_ratio(
 
 def copy_number_offset(llr: np.ndarray | None, mass: np.ndarray, weight0: np.ndarray) -> np.ndarray:
     """Per row, the log density ratio of its copy-number evidence between the negative relapse mass and the
-    other class, summed over the states (see :func:`density_ratio`); zeros without states."""
+    other class, summed over the states (see :func:`density_ratio`); zeros without states. Each class's
+    carrier share is the EM share of its rows' likelihood ratios, rows counted by their class weight."""
+    from .._malignant._copy_number_llr import mixture_share
+
     n = mass.size
     if llr is None or np.size(llr) == 0:
         return np.zeros(n)
     llr = np.nan_to_num(np.asarray(llr, dtype=np.float64).reshape(n, -1), nan=0.0)
     out = np.zeros(n)
     for col in llr.T:
+        f1, f0 = (
+            mixture_share(
+                col, 0.5, 0.0, 0.5, bounds=(1e-4, 1 - 1e-4), copies=w, tol=1e-8, max_iter=500
+            )
+            for w in (mass, weight0)
+        )
         lr = np.exp(np.clip(col, -30.0, 30.0))
-        f1, f0 = carrier_share(lr, mass), carrier_share(lr, weight0)
         out += np.log((f1 * lr + 1.0 - f1) / (f0 * lr + 1.0 - f0))
     return out
-
-
-def carrier_share(
-    lr: np.ndarray, w: np.ndarray, *, tol: float = 1e-8, max_iter: int = 500
-) -> float:
-    """EM for the weighted share of carriers among rows with likelihood ratios ``lr`` (carrier vs not),
-    kept within [1e-4, 1 - 1e-4]."""
-    total = float(w.sum())
-    if total <= 0:
-        return 0.5
-    f = 0.5
-    for _ in range(max_iter):
-        post = f * lr / (f * lr + 1.0 - f)
-        new = float(np.clip((w * post).sum() / total, 1e-4, 1 - 1e-4))
-        if abs(new - f) < tol:
-            return new
-        f = new
-    return f
 
 
 def penalised_logistic(

@@ -143,7 +143,7 @@ def segment_count_llr(
         [m for m, r in zip(inside, regions, strict=True) if r[3] > 0] or [False], axis=0
     )
     ambiguous = lost & gained
-    gene_ratio = _gene_log_ratios(
+    gene_ratio = gene_log_ratios(
         np.asarray(x[leukemic].sum(axis=0)).ravel()[genes],
         np.asarray(x[normal].sum(axis=0)).ravel()[genes],
         max(total[leukemic].sum(), 1.0),
@@ -178,7 +178,7 @@ def segment_count_llr(
         # on 19q) moves a few highly expressed ones, and reads as a loss in any cell that lacks them (a
         # shallow cell, a cell of another lineage). The region counts only where its genes as a whole sit
         # beyond the rest of the genome's, whose own spread is that of the phenotypes.
-        shift, pvalue = _region_shift(gene_ratio[mask], gene_ratio[outside], sign)
+        shift, pvalue = region_shift(gene_ratio[mask], gene_ratio[outside], sign)
         row.update(gene_shift=shift, shift_pvalue=pvalue)
         if not pvalue < SHIFT_ALPHA:
             return row, None
@@ -244,7 +244,7 @@ def segment_count_llr(
     return (llr if used_any else None), info
 
 
-def _gene_log_ratios(
+def gene_log_ratios(
     gene_1: np.ndarray, gene_0: np.ndarray, depth_1: float, depth_0: float
 ) -> np.ndarray:
     """Per gene, the log ratio of the leukemic clonotype's rate to the normal genome's (half a UMI added to
@@ -253,7 +253,7 @@ def _gene_log_ratios(
     return np.where(gene_1 + gene_0 >= MIN_GENE_UMIS, ratio, np.nan)
 
 
-def _region_shift(region: np.ndarray, rest: np.ndarray, sign: int) -> tuple[float, float]:
+def region_shift(region: np.ndarray, rest: np.ndarray, sign: int) -> tuple[float, float]:
     """Median log ratio of a region's genes minus that of the genes outside every region, and the one-sided
     rank-sum p-value that the region's genes sit beyond the rest in the change's direction (``sign``); a
     p-value of 1 where either side has fewer than 5 genes."""
@@ -275,22 +275,30 @@ def mixture_share(
     *,
     bounds: tuple[float, float] = (0.02, 0.98),
     t: np.ndarray | None = None,
+    copies: np.ndarray | None = None,
+    tol: float = 1e-6,
+    max_iter: int = 200,
 ) -> float:
     """EM for the share of cells of the first kind given each cell's likelihood ratio (a Beta-like pull
     of ``weight`` pseudo-cells towards ``prior``), kept within ``bounds``.
 
     ``t``: per cell, the probability that it belongs to the population the share is of (a T cell, not an
-    NK cell): its prior of being of the first kind is then ``t * share``."""
+    NK cell): its prior of being of the first kind is then ``t * share``. ``copies``: per cell, how many
+    times it counts (a bootstrap replicate's copies, a posterior mass); the start, clipped, when they sum
+    to nothing."""
     lo, hi = bounds
     pi = float(np.clip(start, lo, hi))
     ratio = np.exp(np.clip(llr, -30.0, 30.0))
     t = np.ones(llr.size) if t is None else t
-    n_eff = float(t.sum())
-    for _ in range(200):
+    n_eff = float(t.sum()) if copies is None else float((copies * t).sum())
+    if n_eff + weight <= 0:
+        return pi
+    for _ in range(max_iter):
         q = t * pi
         post = q * ratio / (q * ratio + 1.0 - q)
-        new = float(np.clip((post.sum() + weight * prior) / (n_eff + weight), lo, hi))
-        if abs(new - pi) < 1e-6:
+        mass = post.sum() if copies is None else (copies * post).sum()
+        new = float(np.clip((mass + weight * prior) / (n_eff + weight), lo, hi))
+        if abs(new - pi) < tol:
             return new
         pi = new
     return pi
