@@ -330,8 +330,10 @@ def window_shifts(
     windows: list[np.ndarray],
     *,
     min_shift: float = 0.08,
+    n_sd: float = 5.0,
 ) -> list[int]:
-    """:meth:`GenomicWindows.change` from the two groups' per-gene means (callers that reuse a group's mean)."""
+    """:meth:`GenomicWindows.change` from the two groups' per-gene means (callers that reuse a group's mean);
+    ``n_sd`` robust s.d. of all windows' medians."""
     if n_base < 5 or n_rel < 5:
         return []
     d = mean_rel - mean_base
@@ -339,4 +341,4 @@ def window_shifts(
     stat -= np.median(stat)
     # noise of the window medians (small groups are noisy): robust spread across windows
     spread = 1.4826 * np.median(np.abs(stat))
-    return [int(i) for i in np.flatnonzero(np.abs(stat) >= max(min_shift, 5 * spread))]
+    return [int(i) for i in np.flatnonzero(np.abs(stat) >= max(min_shift, n_sd * spread))]

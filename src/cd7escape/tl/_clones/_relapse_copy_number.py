@@ -10,6 +10,12 @@ malignant cells; the antigen never defines the groups): genomic windows whose me
 (:meth:`~._map_relapse.GenomicWindows.change`), consecutive ones of one sign joined, kept where the
 segment's genes as a whole shift against the rest of the genome (a one-sided rank-sum of per-gene log
 ratios, as :func:`~cd7escape.tl._malignant._copy_number_llr.segment_count_llr` tests a clone's regions).
+
+A subclone's phenotype moves windows too: where genes of one program cluster (HLA on 6p, the dense
+clusters of chr19), a window's median moves as much as a loss carried by part of the relapse does. A
+window alone must therefore stand out by 5 robust s.d.; a segment whose windows all move by 3 and that
+spans ``WIDE_BP`` of the genome is kept as well, since a program's gene cluster spans a few Mb and a
+copy-number change readable from expression spans an arm or much of one.
 Each cell's counts in the segment are then a two-class negative-binomial mixture (carrier or not, shares
 per timepoint) fit by EM: the per-cell log-likelihood ratio of carrying the state is what the trace uses
 (:func:`~._trace.density_ratio`).
@@ -30,6 +36,11 @@ SHIFT_ALPHA = 0.01  # one-sided rank-sum test of the segment's genes against the
 MIN_LOG2 = (
     0.35  # carriers' rate against the others', in log2 (one copy of two lost: -1; gained: +0.58)
 )
+WIDE_BP = 20e6  # a segment at least this wide (first to last gene) is read at the lower bar below
+WIDE_SD, WIDE_MIN_SHIFT = (
+    3.0,
+    0.04,
+)  # ... its windows' robust s.d. and least shift (one window: 5, 0.08)
 STATE_COLUMNS = [
     "chromosome", "start", "end", "first_window", "last_window", "sign", "window_shift", "n_genes",
     "gene_shift", "shift_pvalue", "rate_ratio", "baseline_share", "relapse_share",
@@ -72,13 +83,16 @@ def relapse_copy_number(
         return [], none
     # each timepoint's window means once: the check of the windows and their shifts both read them
     mean_b, mean_r = win.mean(np.arange(nb)), win.mean(nb + np.arange(nr))
-    changed = window_shifts(mean_b, nb, mean_r, nr, win.windows)
+    changed = window_shifts(
+        mean_b, nb, mean_r, nr, win.windows, min_shift=WIDE_MIN_SHIFT, n_sd=WIDE_SD
+    )
     if not changed:
         return [], none
+    strong = set(window_shifts(mean_b, nb, mean_r, nr, win.windows))
     d = mean_r - mean_b
     stat = np.array([np.median(d[w]) for w in win.windows])
     stat -= np.median(stat)
-    segments = _join(changed, stat, [n.split(":")[0] for n in win.names])
+    segments = _segments(win, changed, strong, stat)
     xb, xr = sp.csr_matrix(xb), sp.csr_matrix(xr)
     total = np.r_[_row_sums(xb), _row_sums(xr)]
     is_b = np.r_[np.ones(nb, bool), np.zeros(nr, bool)]
@@ -131,6 +145,24 @@ def relapse_copy_number(
 
 def _row_sums(x) -> np.ndarray:
     return np.asarray(x.sum(axis=1)).ravel().astype(np.float64)
+
+
+def _segments(
+    win: GenomicWindows, changed: list[int], strong: set[int], stat: np.ndarray
+) -> list[tuple[int, list[int]]]:
+    """The changed windows joined into segments; a segment narrower than ``WIDE_BP`` keeps only its windows
+    that stand out alone (``strong``), joined again."""
+    chrom = [n.split(":")[0] for n in win.names]
+    out: list[tuple[int, list[int]]] = []
+    for sign, members in _join(changed, stat, chrom):
+        if win.starts is not None:
+            first, last = win.windows[members[0]], win.windows[members[-1]]
+            if win.starts[last].max() - win.starts[first].min() >= WIDE_BP:
+                out.append((sign, members))
+                continue
+        kept = [i for i in members if i in strong]
+        out.extend(_join(kept, stat, chrom))
+    return out
 
 
 def _join(changed: list[int], stat: np.ndarray, chrom: list[str]) -> list[tuple[int, list[int]]]:
