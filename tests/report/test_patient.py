@@ -206,7 +206,7 @@ def test_writing_leaves_the_in_memory_obs_alone(toy_adata, config, tmp_path):
     assert ad.read_h5ad(tmp_path / "P" / "cells.h5ad").obs["note"].tolist() == ["x"] * a.n_obs
 
 
-def test_relapse_copy_number_states_are_listed_beside_the_copy_number_profile(
+def test_relapse_copy_number_states_read_alike_in_the_report_result_json_and_cohort(
     toy_adata, config, tmp_path
 ):
     import pandas as pd
@@ -233,3 +233,14 @@ def test_relapse_copy_number_states_are_listed_beside_the_copy_number_profile(
     assert "1.2%" in pages["one"]  # the baseline's
     assert "No copy-number state that the relapse carries more than the baseline" in pages["none"]
     assert "carriers at relapse" not in pages["none"]
+    # one wording and one number per state: result.json and the cohort summary say what the report says
+    results = {n: json.loads((tmp_path / n / "result.json").read_text()) for n in pages}
+    (record,) = results["one"]["copy_number_states"]
+    assert (record["segment"], record["change"]) == ("chr17 7.6–20.1 Mb", "loss")
+    assert (record["baseline_share"], record["relapse_share"]) == (0.012, 0.81)
+    assert results["none"]["copy_number_states"] == []
+    from cd7escape.report._cohort import write_cohort
+
+    rows = {r["patient"]: r for r in write_cohort(tmp_path, ["one", "none"])}
+    assert rows["one"]["relapse_copy_number_states"] == "chr17 7.6–20.1 Mb loss"
+    assert rows["none"]["relapse_copy_number_states"] == "none"

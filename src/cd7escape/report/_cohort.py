@@ -31,6 +31,7 @@ COLUMNS = [
     "relapse_zero_count_fraction",
     "baseline_detection_limit",
     "relapse_detection_limit",
+    "relapse_copy_number_states",
 ]
 _TP = {
     "malignant_cells": "malignant_cells",
@@ -114,6 +115,14 @@ def _row(outdir: Path, patient: str) -> dict[str, Any]:
         entry = tps.get(tp) or {}
         for col, key in _TP.items():
             row[f"{tp}_{col}"] = entry.get(key)
+    states = result.get("copy_number_states")
+    if isinstance(states, list):
+        row["relapse_copy_number_states"] = (
+            "; ".join(
+                f"{s.get('segment')} {s.get('change')}" for s in states if isinstance(s, dict)
+            )
+            or "none"
+        )
     base = quote(patient, safe="")
     if (outdir / patient / "report.html").is_file():
         row["href"] = f"{base}/report.html"

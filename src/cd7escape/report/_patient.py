@@ -453,28 +453,24 @@ def _clonotype_rows(adata) -> list[dict[str, Any]] | None:
 
 
 def _relapse_state_rows(adata) -> list[dict[str, Any]] | None:
-    """One row per copy-number state the relapse carries more than the baseline; None when tl.subclones
-    recorded none (not run, or an older version)."""
-    frame = _uns.table(adata, "subclones", "relapse_cn_states")
-    if frame is None:
+    """One row per copy-number state the relapse carries more than the baseline, as result.json records
+    it; None when tl.subclones recorded none (not run, or an older version)."""
+    from ._result import copy_number_states
+
+    states = copy_number_states(adata)
+    if states is None:
         return None
-    rows = []
-    for _, s in frame.iterrows():
-        where = str(s.get("chromosome"))
-        start, end = s.get("start"), s.get("end")
-        if start is not None and end is not None and start >= 0 and end >= 0:
-            where += f" {start / 1e6:.1f}–{end / 1e6:.1f} Mb"
-        rows.append(
-            {
-                "segment": where,
-                "change": "loss" if s.get("sign", 0) < 0 else "gain",
-                "genes": int(s.get("n_genes", 0)),
-                "carriers' rate ratio": f"{float(s.get('rate_ratio')):.2f}",
-                "carriers at baseline": _render.pct(s.get("baseline_share")),
-                "carriers at relapse": _render.pct(s.get("relapse_share")),
-            }
-        )
-    return rows
+    return [
+        {
+            "segment": s["segment"],
+            "change": s["change"],
+            "genes": int(s.get("n_genes") or 0),
+            "carriers' rate ratio": f"{float(s.get('rate_ratio')):.2f}",
+            "carriers at baseline": _render.pct(s.get("baseline_share")),
+            "carriers at relapse": _render.pct(s.get("relapse_share")),
+        }
+        for s in states
+    ]
 
 
 def _subclone_rows(records: list[Any]) -> list[dict[str, Any]]:

@@ -127,6 +127,7 @@ def build_result(adata, *, config, patient: str) -> dict[str, Any]:
         "reason": reason,
         "timepoints": timepoints,
         "subclones": _records(subclones),
+        "copy_number_states": copy_number_states(adata),
         "evidence": _records(evidence),
         "findings": (_records(decode(numbers.get("findings"))) or [])
         + car_transduced_finding(adata, config.antigen),
@@ -151,6 +152,26 @@ def build_result(adata, *, config, patient: str) -> dict[str, Any]:
         "missing": missing,
     }
     return plain(result)
+
+
+def copy_number_states(adata) -> list[dict[str, Any]] | None:
+    """The copy-number states the relapse carries more than the baseline (``tl.subclones``), one record each
+    with its ``segment`` and ``change`` in the words the report and the cohort summary use; None when the
+    step recorded none (not run, or an older version)."""
+    from .. import _uns
+
+    frame = _uns.table(adata, "subclones", "relapse_cn_states")
+    if frame is None:
+        return None
+    out = []
+    for rec in _records(frame) or []:
+        where = str(rec.get("chromosome"))
+        start, end = rec.get("start"), rec.get("end")
+        if start is not None and end is not None and start >= 0 and end >= 0:
+            where += f" {start / 1e6:.1f}–{end / 1e6:.1f} Mb"
+        change = "loss" if (rec.get("sign") or 0) < 0 else "gain"
+        out.append({"segment": where, "change": change, **rec})
+    return out
 
 
 def result_schema() -> dict[str, Any]:
