@@ -118,3 +118,20 @@ def test_a_faint_change_is_a_state_where_it_spans_an_arm_and_not_where_it_spans_
     assert {(s["chromosome"], s["sign"]) for s in found["arm"]} == {("chr3", -1)}
     assert all(s["relapse_share"] == pytest.approx(0.12, abs=0.04) for s in found["arm"])
     assert found["cluster"] == []
+
+
+def test_windows_that_stand_out_alone_place_the_segment_and_a_faint_run_needs_its_width():
+    from cd7escape.tl._clones._map_relapse import GenomicWindows
+    from cd7escape.tl._clones._relapse_copy_number import _segments
+
+    # chr1: 8 windows of 10 genes 2 Mb apart (160 Mb); chr2: 8 windows of 10 genes 0.1 Mb apart (8 Mb)
+    windows = [np.arange(10 * i, 10 * i + 10) for i in range(16)]
+    names = [f"chr1:{i}" for i in range(8)] + [f"chr2:{i}" for i in range(8)]
+    starts = np.r_[np.arange(80) * 2e6, np.arange(80) * 1e5]
+    win = GenomicWindows([], windows, names, np.arange(160), starts)
+    stat = np.full(16, -0.1)
+    # chr1: windows 1-3 faint, 2 also stands out alone -> the strong window alone
+    # chr1: windows 6-7 faint only, 38 Mb -> the run; chr2: windows 9-11 faint only, 3 Mb -> nothing
+    changed = [1, 2, 3, 6, 7, 9, 10, 11]
+    assert _segments(win, changed, {2}, stat) == [(-1, [2]), (-1, [6, 7])]
+    assert _segments(win, changed, set(), stat) == [(-1, [1, 2, 3]), (-1, [6, 7])]

@@ -13,9 +13,10 @@ ratios, as :func:`~cd7escape.tl._malignant._copy_number_llr.segment_count_llr` t
 
 A subclone's phenotype moves windows too: where genes of one program cluster (HLA on 6p, the dense
 clusters of chr19), a window's median moves as much as a loss carried by part of the relapse does. A
-window alone must therefore stand out by 5 robust s.d.; a segment whose windows all move by 3 and that
-spans ``WIDE_BP`` of the genome is kept as well, since a program's gene cluster spans a few Mb and a
+window alone must therefore stand out by 5 robust s.d.; a run of windows that all move by 3, none by 5,
+is a segment when it spans ``WIDE_BP`` of the genome, since a program's gene cluster spans a few Mb and a
 copy-number change readable from expression spans an arm or much of one.
+
 Each cell's counts in the segment are then a two-class negative-binomial mixture (carrier or not, shares
 per timepoint) fit by EM: the per-cell log-likelihood ratio of carrying the state is what the trace uses
 (:func:`~._trace.density_ratio`).
@@ -150,18 +151,20 @@ def _row_sums(x) -> np.ndarray:
 def _segments(
     win: GenomicWindows, changed: list[int], strong: set[int], stat: np.ndarray
 ) -> list[tuple[int, list[int]]]:
-    """The changed windows joined into segments; a segment narrower than ``WIDE_BP`` keeps only its windows
-    that stand out alone (``strong``), joined again."""
+    """The changed windows joined into segments. Where a segment holds windows that stand out alone
+    (``strong``), those are the segment (joined again): they place the change more sharply than the run at
+    the lower bar, whose ends take in windows the change only partly covers (17p's run reaches into 17q).
+    Otherwise the whole run is kept when it spans ``WIDE_BP``."""
     chrom = [n.split(":")[0] for n in win.names]
     out: list[tuple[int, list[int]]] = []
     for sign, members in _join(changed, stat, chrom):
-        if win.starts is not None:
+        kept = [i for i in members if i in strong]
+        if kept:
+            out.extend(_join(kept, stat, chrom))
+        elif win.starts is not None:
             first, last = win.windows[members[0]], win.windows[members[-1]]
             if win.starts[last].max() - win.starts[first].min() >= WIDE_BP:
                 out.append((sign, members))
-                continue
-        kept = [i for i in members if i in strong]
-        out.extend(_join(kept, stat, chrom))
     return out
 
 
