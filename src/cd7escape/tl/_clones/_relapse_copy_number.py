@@ -37,11 +37,9 @@ SHIFT_ALPHA = 0.01  # one-sided rank-sum test of the segment's genes against the
 MIN_LOG2 = (
     0.35  # carriers' rate against the others', in log2 (one copy of two lost: -1; gained: +0.58)
 )
-WIDE_BP = 20e6  # a segment at least this wide (first to last gene) is read at the lower bar below
-WIDE_SD, WIDE_MIN_SHIFT = (
-    3.0,
-    0.04,
-)  # ... its windows' robust s.d. and least shift (one window: 5, 0.08)
+WIDE_BP = 20e6  # a run of windows at least this wide (first to last gene) is read at the lower bar:
+WIDE_SD = 3.0  # ... robust s.d. of all windows that each of its windows moves (one alone: 5)
+WIDE_MIN_SHIFT = 0.04  # ... and least shift, in log units (one window alone: 0.08)
 STATE_COLUMNS = [
     "chromosome", "start", "end", "first_window", "last_window", "sign", "window_shift", "n_genes",
     "gene_shift", "shift_pvalue", "rate_ratio", "baseline_share", "relapse_share",
