@@ -300,7 +300,7 @@ def _figure_sections(adata, result: dict[str, Any], figdir: Path) -> list[dict[s
             lambda: pl.cnv_heatmap(adata, show=False, return_fig=True),
             "Copy-number heatmap.",
         )
-    states = _relapse_state_rows(adata)
+    states = _relapse_state_rows(result)
     if states:
         sec["rows"] = states
         sec["table_note"] = (
@@ -452,12 +452,10 @@ def _clonotype_rows(adata) -> list[dict[str, Any]] | None:
     return rows
 
 
-def _relapse_state_rows(adata) -> list[dict[str, Any]] | None:
-    """One row per copy-number state the relapse carries more than the baseline, as result.json records
-    it; None when tl.subclones recorded none (not run, or an older version)."""
-    from ._result import copy_number_states
-
-    states = copy_number_states(adata)
+def _relapse_state_rows(result: dict[str, Any]) -> list[dict[str, Any]] | None:
+    """One row per copy-number state the relapse carries more than the baseline, from result.json's
+    ``copy_number_states``; None when tl.subclones recorded none (not run, or an older version)."""
+    states = result.get("copy_number_states")
     if states is None:
         return None
     return [

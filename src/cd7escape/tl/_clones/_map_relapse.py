@@ -16,6 +16,9 @@ import scipy.sparse as sp
 
 from ..._sparse import lognorm, nonzero_count
 
+# a genomic window departs alone when its median moves by this much (log units) and this many robust s.d.
+WINDOW_MIN_SHIFT, WINDOW_SD = 0.08, 5.0
+
 
 @dataclass
 class ReferenceSpace:
@@ -233,7 +236,9 @@ class GenomicWindows:
             lo = hi
         return total / max(rows.size, 1)
 
-    def change(self, base: np.ndarray, rel: np.ndarray, *, min_shift: float = 0.08) -> list[int]:
+    def change(
+        self, base: np.ndarray, rel: np.ndarray, *, min_shift: float = WINDOW_MIN_SHIFT
+    ) -> list[int]:
         """Genomic windows where the cells ``rel`` depart from the cells ``base`` as a copy-number change would.
 
         Per gene, the difference of mean log expression (``rel`` minus ``base``); per window the *median*
@@ -329,16 +334,29 @@ def window_shifts(
     n_rel: int,
     windows: list[np.ndarray],
     *,
-    min_shift: float = 0.08,
-    n_sd: float = 5.0,
+    min_shift: float = WINDOW_MIN_SHIFT,
+    n_sd: float = WINDOW_SD,
 ) -> list[int]:
     """:meth:`GenomicWindows.change` from the two groups' per-gene means (callers that reuse a group's mean);
     ``n_sd`` robust s.d. of all windows' medians."""
     if n_base < 5 or n_rel < 5:
         return []
+    stat, spread = window_medians(mean_base, mean_rel, windows)
+    return windows_beyond(stat, spread, min_shift=min_shift, n_sd=n_sd)
+
+
+def window_medians(
+    mean_base: np.ndarray, mean_rel: np.ndarray, windows: list[np.ndarray]
+) -> tuple[np.ndarray, float]:
+    """Per window, the median over its genes of the difference of mean log expression (``rel`` minus
+    ``base``), centred on the median over all windows; and the robust s.d. of those medians (the noise of a
+    window: small groups are noisy)."""
     d = mean_rel - mean_base
     stat = np.array([np.median(d[w]) for w in windows])
     stat -= np.median(stat)
-    # noise of the window medians (small groups are noisy): robust spread across windows
-    spread = 1.4826 * np.median(np.abs(stat))
+    return stat, 1.4826 * float(np.median(np.abs(stat)))
+
+
+def windows_beyond(stat: np.ndarray, spread: float, *, min_shift: float, n_sd: float) -> list[int]:
+    """The windows whose centred median is at least ``min_shift`` and ``n_sd`` robust s.d. from zero."""
     return [int(i) for i in np.flatnonzero(np.abs(stat) >= max(min_shift, n_sd * spread))]

@@ -29,7 +29,13 @@ from typing import Any
 import numpy as np
 import scipy.sparse as sp
 
-from ._map_relapse import GenomicWindows
+from ._map_relapse import (
+    WINDOW_MIN_SHIFT,
+    WINDOW_SD,
+    GenomicWindows,
+    window_medians,
+    windows_beyond,
+)
 
 MIN_CELLS = 20  # malignant cells of each timepoint for a relapse state to be looked for
 MAX_GAP = 1  # changed windows this many apart (in window steps) belong to one segment
@@ -38,8 +44,10 @@ MIN_LOG2 = (
     0.35  # carriers' rate against the others', in log2 (one copy of two lost: -1; gained: +0.58)
 )
 WIDE_BP = 20e6  # a run of windows at least this wide (first to last gene) is read at the lower bar:
-WIDE_SD = 3.0  # ... robust s.d. of all windows that each of its windows moves (one alone: 5)
-WIDE_MIN_SHIFT = 0.04  # ... and least shift, in log units (one window alone: 0.08)
+WIDE_SD = (
+    3.0  # ... robust s.d. of all windows that each of its windows moves (one alone: WINDOW_SD)
+)
+WIDE_MIN_SHIFT = 0.04  # ... and least shift, in log units (one alone: WINDOW_MIN_SHIFT)
 STATE_COLUMNS = [
     "chromosome", "start", "end", "first_window", "last_window", "sign", "window_shift", "n_genes",
     "gene_shift", "shift_pvalue", "rate_ratio", "baseline_share", "relapse_share",
@@ -74,23 +82,19 @@ def relapse_copy_number(
     columns: the states).
     """
     from .._malignant._copy_number_llr import gene_log_ratios, region_shift
-    from ._map_relapse import window_shifts
 
     nb, nr = xb.shape[0], xr.shape[0]
     none = np.zeros((nb + nr, 0))
     if win.genes is None or nb < MIN_CELLS or nr < MIN_CELLS:
         return [], none
-    # each timepoint's window means once: the check of the windows and their shifts both read them
-    mean_b, mean_r = win.mean(np.arange(nb)), win.mean(nb + np.arange(nr))
-    changed = window_shifts(
-        mean_b, nb, mean_r, nr, win.windows, min_shift=WIDE_MIN_SHIFT, n_sd=WIDE_SD
+    # the windows' medians once; the two bars (a run, a window alone) and the segments' shifts read them
+    stat, spread = window_medians(
+        win.mean(np.arange(nb)), win.mean(nb + np.arange(nr)), win.windows
     )
+    changed = windows_beyond(stat, spread, min_shift=WIDE_MIN_SHIFT, n_sd=WIDE_SD)
     if not changed:
         return [], none
-    strong = set(window_shifts(mean_b, nb, mean_r, nr, win.windows))
-    d = mean_r - mean_b
-    stat = np.array([np.median(d[w]) for w in win.windows])
-    stat -= np.median(stat)
+    strong = set(windows_beyond(stat, spread, min_shift=WINDOW_MIN_SHIFT, n_sd=WINDOW_SD))
     segments = _segments(win, changed, strong, stat)
     xb, xr = sp.csr_matrix(xb), sp.csr_matrix(xr)
     total = np.r_[_row_sums(xb), _row_sums(xr)]
