@@ -99,6 +99,8 @@ def _embed(adata, config: Config, graph_ready=None) -> None:
 
 def _malignant(adata, config: Config) -> None:
     from .. import tl
+    from .._errors import InputError
+    from .._uns import NS
 
     tl.call_malignant(
         adata,
@@ -108,6 +110,10 @@ def _malignant(adata, config: Config) -> None:
         seed=config.seed,
         **config.malignant.model_dump(),
     )
+    # nothing for the later stages to model: the patient ends here, saying what evidence fell short
+    why = adata.uns[NS]["malignant"].get("none_found")
+    if why:
+        raise InputError.single(why, field="malignant")
 
 
 def _antigen(adata, config: Config) -> None:

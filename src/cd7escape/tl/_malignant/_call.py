@@ -35,6 +35,7 @@ from ._cnv import (
     z_evidence,
 )
 from ._copy_number_llr import mixture_prior, segment_count_llr
+from ._none_found import none_found_reason
 from ._switch_lineage import switched_unread_logodds
 from ._tcr_evidence import (
     clone_sizes,
@@ -76,7 +77,9 @@ PROGRAM_LLR_MIN_EVIDENCE = 0.5
 LEUKEMIC_PROFILE = ("consensus_projection", "clone_segments")
 # Polyclonal T cells below this number make a thin reference: CAR-T cells join it.
 MIN_NORMAL_T = 40
-# Cells with a blast program from which the leukemic CNV profile is learnt (as in infer_cnv).
+# Cells with a blast program (evidence at least this) from which the leukemic CNV profile is learnt (as
+# in infer_cnv).
+BLAST_PRIOR_EVIDENCE = 0.8
 MIN_PRIOR_CELLS = 20
 # Share of a cluster's NK-lineage cells with a productive TCR that makes them T cells.
 NK_TCR_SHARE = 0.2
@@ -191,7 +194,11 @@ def call_malignant(
     ``malignant_score``; CAR-T (strong CAR signal, without leukemic evidence of its own, see above) and
     donor cells are set to 0, user labels to 0/1. The antigen is in none of this.
     ``uns['cd7escape'][key_added]['car_transduced']``: counts of CAR-transduced blasts per sample and per
-    timepoint (``n_cells``, ``per_sample``, ``per_timepoint``, the thresholds).
+    timepoint (``n_cells``, ``per_sample``, ``per_timepoint``, the thresholds). When no cell is
+    malignant, ``uns['cd7escape'][key_added]['none_found']`` says why in words: the clonotypes' strongest
+    copy-number blocks against the bar and the reference they were read against
+    (``clone_copy_number['reference_cells']``, ``'reference_car_t'``, ``'reference_thin'``), and the cells
+    with the blast program (``'blast_program_cells'``).
 
     Parameters
     ----------
@@ -548,6 +555,7 @@ def _call(
     samples = adata.obs["sample"].astype(str).to_numpy() if "sample" in adata.obs else None
     clone_cnv = clone_segments = None
     cnv_clones: list[str] = []
+    reference_thin, reference_car_t, clone_reference = False, 0, np.zeros(n, dtype=bool)
     # cells of the clonotypes (or families of clonotypes) leukemic by copy number
     cnv_units = np.zeros(n, dtype=bool)
 
@@ -575,11 +583,14 @@ def _call(
         # none of the cells of an expanded clone seen with fewer chains is a polyclonal normal T cell
         family_sizes = clone_sizes(families)
         normal_t = (lineage == tumour) & calm & (family_sizes >= 1) & (family_sizes <= 2)
-        if tumour == "T" and normal_t.sum() < MIN_NORMAL_T:
+        reference_thin = tumour == "T" and normal_t.sum() < MIN_NORMAL_T
+        if reference_thin:
             # few polyclonal T cells with a TCR (a sample's VDJ library failed or was not made): CAR-T
             # cells are T cells of a normal genome, whatever their clonotype
             normal_t |= (lineage == "T") & car & (blast_ev < 0.05)
         ref[normal_t] = normal_category
+        clone_reference = ref == normal_category
+        reference_car_t = int((clone_reference & car).sum())
         table = gene_positions_frame(gene_positions)
         # Expanded clonotypes whose cells, summed, carry a copy-number change against the polyclonal
         # normal T cells: leukemic (when seen at more than one timepoint) with or without a blast program,
@@ -591,14 +602,14 @@ def _call(
                     total,
                     adata.var.set_axis(var_names),
                     table,
-                    ref == normal_category,
+                    clone_reference,
                     clone_id,
                     families,
                     [labels for labels in (clusters, samples) if labels is not None],
                     timepoint,
                     antigen=antigen,
                 )
-        blast_prior = blast_ev >= 0.8
+        blast_prior = blast_ev >= BLAST_PRIOR_EVIDENCE
         prior = blast_prior | cnv_units
         # Without blasts to learn it from, the leukemic CNV profile is the clonotypes' altered segments only
         segments = None
@@ -908,6 +919,10 @@ def _call(
                 "clones": clone_cnv.to_dict(orient="list"),
                 "segments": clone_segments.to_dict(orient="list"),
                 "leukemic": list(cnv_clones),
+                # what the clonotypes were read against: a thin reference hides a change
+                "reference_cells": int(clone_reference.sum()),
+                "reference_car_t": reference_car_t,
+                "reference_thin": bool(reference_thin),
             }
             if clone_cnv is not None
             else {"run": False}
@@ -936,6 +951,10 @@ def _call(
         "other_lineage_cells": int(foreign.sum()),
     }
     results["car_transduced"] = _transduced_counts(obs, transduced, malignant)
+    results["blast_program_cells"] = int((blast_ev >= BLAST_PRIOR_EVIDENCE).sum())
+    if n_mal == 0:
+        results["none_found"] = none_found_reason(results, min_blast_cells=MIN_PRIOR_CELLS)
+        logger.warning("call_malignant: %s", results["none_found"])
     if donor_info:
         results["donor"] = donor_info
     if user_info:
