@@ -41,6 +41,10 @@ def test_the_pipeline_ends_the_patient_with_that_reason(normal_cells):
     assert err.value.problems[0].field == "malignant"
 
 
+def _why(results: dict) -> str:
+    return none_found_reason(results, min_blast_cells=20, min_score=0.5, max_score=0.31)
+
+
 def _results(**clone_copy_number) -> dict:
     """call_malignant's record for a patient whose three clonotypes were tested and none passed."""
     clones = {
@@ -60,7 +64,7 @@ def _results(**clone_copy_number) -> dict:
 
 
 def test_the_reason_names_the_strongest_blocks_and_the_reference():
-    why = none_found_reason(_results(), min_blast_cells=20)
+    why = _why(_results())
     assert "none of the 3 expanded clonotypes tested" in why
     assert "against 69 reference T cells, 51 of them CAR-T cells" in why
     # strongest first, each with its place, size and |z|
@@ -77,7 +81,7 @@ def test_the_reason_names_the_strongest_blocks_and_the_reference():
 
 
 def test_a_reference_of_polyclonal_t_cells_gets_no_thin_reference_remark():
-    why = none_found_reason(_results(reference_thin=False, reference_car_t=0), min_blast_cells=20)
+    why = _why(_results(reference_thin=False, reference_car_t=0))
     assert "against 69 reference T cells (" in why
     assert "CAR-T" not in why
 
@@ -85,18 +89,31 @@ def test_a_reference_of_polyclonal_t_cells_gets_no_thin_reference_remark():
 def test_a_change_seen_at_one_timepoint_is_named_as_such():
     results = _results()
     results["clone_copy_number"]["clones"]["altered"] = [True, False, False]
-    why = none_found_reason(results, min_blast_cells=20)
+    why = _why(results)
     assert "clonotype(s) TRB:CASS1 carry a copy-number change" in why
     assert "seen at one timepoint only" in why
 
 
 def test_without_tcr_or_reference_the_reason_says_what_is_missing():
-    assert "no TCR data" in none_found_reason({"tcr_available": False}, min_blast_cells=20)
+    assert "no TCR data" in _why({"tcr_available": False})
     thin = {"tcr_available": True, "clone_copy_number": {"clones": {}, "reference_cells": 12}}
-    assert "only 12 normal T cells" in none_found_reason(thin, min_blast_cells=20)
+    assert "only 12 normal T cells" in _why(thin)
 
 
 def test_labels_that_mark_no_cell_malignant_are_named():
     results = {"user_labels": {"labelled_cells": 800, "labelled_malignant": 0}, **_results()}
-    why = none_found_reason(results, min_blast_cells=20)
+    why = _why(results)
     assert "malignant_labels mark none of the 800 labelled cells malignant" in why
+
+
+def test_evidence_that_no_cell_turned_into_a_call_names_the_score():
+    results = _results()
+    results["leukemic_clonotypes"] = {"clone_id": ["TRB:CASS1"], "n_cells": [231]}
+    why = _why(results)
+    assert "the leukemic clonotype(s) TRB:CASS1 were found" in why
+    assert (
+        "no cell reached the malignancy score malignant.min_score = 0.5 (the highest was 0.310)"
+        in why
+    )
+    # without a leukemic clonotype or blasts enough to learn from, the score is not what stopped it
+    assert "malignant.min_score" not in _why(_results())

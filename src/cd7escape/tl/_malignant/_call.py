@@ -953,7 +953,12 @@ def _call(
     results["car_transduced"] = _transduced_counts(obs, transduced, malignant)
     results["blast_program_cells"] = int((blast_ev >= BLAST_PRIOR_EVIDENCE).sum())
     if n_mal == 0:
-        results["none_found"] = none_found_reason(results, min_blast_cells=MIN_PRIOR_CELLS)
+        results["none_found"] = none_found_reason(
+            results,
+            min_blast_cells=MIN_PRIOR_CELLS,
+            min_score=min_score,
+            max_score=float(np.max(score)) if n else 0.0,
+        )
         logger.warning("call_malignant: %s", results["none_found"])
     if donor_info:
         results["donor"] = donor_info

@@ -20,11 +20,14 @@ from ._cnv import CLONE_MIN_CELLS, CLONE_MIN_LOG2, CLONE_Z, NULL_MIN_CELLS
 MAX_CLONES_NAMED = 3  # the clonotypes (strongest block first) a reason names
 
 
-def none_found_reason(results: dict[str, Any], *, min_blast_cells: int) -> str:
+def none_found_reason(
+    results: dict[str, Any], *, min_blast_cells: int, min_score: float, max_score: float
+) -> str:
     """The sentence saying why ``results`` (of :func:`~._call.call_malignant`) hold no malignant cell.
 
     ``min_blast_cells``: cells with the blast program from which the leukemic copy-number profile is
-    learnt.
+    learnt; ``min_score``: the malignancy score a malignant cell reaches, ``max_score`` the highest any
+    cell reached.
     """
     labels = results.get("user_labels")
     if labels and labels.get("labelled_cells"):
@@ -33,6 +36,13 @@ def none_found_reason(results: dict[str, Any], *, min_blast_cells: int) -> str:
             "labelled cells malignant, and no other cell reaches the malignancy score"
         )
     parts = [_clonotype_part(results), _blast_part(results, min_blast_cells)]
+    leukemic = (results.get("leukemic_clonotypes") or {}).get("clone_id") or []
+    if leukemic or (results.get("blast_program_cells") or 0) >= min_blast_cells:
+        # there was evidence: what stopped it was the score
+        parts.append(
+            f"no cell reached the malignancy score malignant.min_score = {min_score:g} (the highest "
+            f"was {max_score:.3f})"
+        )
     thin = results.get("clone_copy_number", {}).get("reference_thin", False)
     advice = (
         "If the blasts are known (flow cytometry, a marker), give them as malignant_labels in the "
@@ -69,6 +79,10 @@ def _clonotype_part(results: dict[str, Any]) -> str:
         if reference
         else ""
     )
+    leukemic = (results.get("leukemic_clonotypes") or {}).get("clone_id") or []
+    if leukemic:
+        named = ", ".join(_short(c) for c in leukemic[:MAX_CLONES_NAMED])
+        return f"the leukemic clonotype(s) {named} were found"
     altered = clones[clones["altered"].astype(bool)]
     if len(altered):
         # a change, but the leukemia's clonotype must persist from baseline to relapse
