@@ -549,6 +549,11 @@ def run_pipeline(config_path: Path):
                     "reason": f"the {name} step cannot run on these data: {why}", "numbers": {}}  # fmt: skip
             break
         timings[name] = time.perf_counter() - t
+        why = adata.uns["cd7escape"]["malignant"].get("none_found") if name == "malignant" else None
+        if why:  # the runner ends such a patient here (pipeline/_stages.py)
+            call = {"mechanism": "indeterminate", "confidence": 1.0, "rule": "malignant_failed",
+                    "reason": f"the malignant step cannot run on these data: {why}", "numbers": {}}  # fmt: skip
+            break
         if name == "classify":
             call = {"mechanism": out.mechanism, "confidence": out.confidence, "reason": out.reason,
                     "rule": out.numbers.get("rule"), "numbers": out.numbers}  # fmt: skip
