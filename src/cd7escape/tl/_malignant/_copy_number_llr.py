@@ -40,9 +40,6 @@ MIN_SHIFT_GENES = (
     5  # genes with a ratio, in the region and outside every region, for the shift test
 )
 SHIFT_ALPHA = 0.01  # one-sided rank-sum test of the region's genes against the rest of the genome
-CORE_MIN_GENES = (
-    20  # genes with a ratio in the run that carries a region's change (half a test block)
-)
 
 
 def segment_groups(
@@ -157,28 +154,13 @@ def segment_count_llr(
 
     def region_llr(region: tuple[str, int, int, int]) -> tuple[dict, np.ndarray | None]:
         c, s, e, sign = region
-        whole = within(region) & ~ambiguous
-        # the rates are of the region's core: a segment's blocks of 80 genes reach past the change's
-        # edge (across a centromere), and the unaltered genes they bring dilute every cell's ratio
-        mask = region_core(whole, start, gene_ratio, gene_ratio[outside], sign)
+        mask = within(region) & ~ambiguous
         cols = genes[mask]
         row = {"chromosome": c, "start": s, "end": e, "sign": sign, "n_genes": int(cols.size)}
-        row.update(core_start=np.nan, core_end=np.nan)
-        if cols.size:
-            row.update(core_start=int(start[mask].min()), core_end=int(start[mask].max()))
         row.update(rate_ratio=np.nan, leukemic_share=np.nan, min_cluster_share=np.nan)
         row.update(dispersion=np.nan, gene_shift=np.nan, shift_pvalue=np.nan)
         row["used"] = False
         if cols.size == 0:
-            return row, None
-        # A copy-number change scales every gene of the region; a difference of phenotype between the
-        # clonotype's cells and the normal T cells (ribosomal, cytotoxic transcripts: CCL5 on 17q, NKG7
-        # on 19q) moves a few highly expressed ones, and reads as a loss in any cell that lacks them (a
-        # shallow cell, a cell of another lineage). The region counts only where its genes as a whole sit
-        # beyond the rest of the genome's, whose own spread is that of the phenotypes.
-        shift, pvalue = region_shift(gene_ratio[whole], gene_ratio[outside], sign)
-        row.update(gene_shift=shift, shift_pvalue=pvalue)
-        if not pvalue < SHIFT_ALPHA:
             return row, None
         y = np.asarray(x[:, cols].sum(axis=1)).ravel().astype(np.float64)
         y1, y0 = y[leukemic].sum(), y[normal].sum()
@@ -190,6 +172,15 @@ def segment_count_llr(
         row["rate_ratio"] = float(ratio)
         # the region counts only where the leukemic cells differ in the direction of the change
         if np.sign(np.log(ratio)) != sign:
+            return row, None
+        # A copy-number change scales every gene of the region; a difference of phenotype between the
+        # clonotype's cells and the normal T cells (ribosomal, cytotoxic transcripts: CCL5 on 17q, NKG7
+        # on 19q) moves a few highly expressed ones, and reads as a loss in any cell that lacks them (a
+        # shallow cell, a cell of another lineage). The region counts only where its genes as a whole sit
+        # beyond the rest of the genome's, whose own spread is that of the phenotypes.
+        shift, pvalue = region_shift(gene_ratio[mask], gene_ratio[outside], sign)
+        row.update(gene_shift=shift, shift_pvalue=pvalue)
+        if not pvalue < SHIFT_ALPHA:
             return row, None
         # Rates per Leiden cluster: a region's genes are expressed at a level of the cells' phenotype, not
         # only of their copy number (11q and 12p hold lineage and activation genes). Each class's rate of a
@@ -260,43 +251,6 @@ def gene_log_ratios(
     each class), NaN where both classes together hold fewer than ``MIN_GENE_UMIS`` UMIs."""
     ratio = np.log((gene_1 + 0.5) / depth_1) - np.log((gene_0 + 0.5) / depth_0)
     return np.where(gene_1 + gene_0 >= MIN_GENE_UMIS, ratio, np.nan)
-
-
-def region_core(
-    region: np.ndarray, start: np.ndarray, ratio: np.ndarray, rest: np.ndarray, sign: int
-) -> np.ndarray:
-    """The genes of ``region`` (a mask) between the ends of its run of genes that carries the change best.
-
-    Of the region's genes with a log ratio (``ratio``, NaN where too few UMIs), in genome order, the run of
-    at least ``CORE_MIN_GENES`` whose ratios, centred on the median of the genes outside every region
-    (``rest``) and turned to the change's direction (``sign``), have the largest sum over the square root
-    of their number (each ratio capped at 3 robust s.d. of ``rest``): where a run ends, its sum would grow
-    with more altered genes and shrink with unaltered ones. The whole region when it has fewer genes with
-    a ratio than that, or ``rest`` too few to centre on.
-    """
-    idx = np.flatnonzero(region)
-    idx = idx[np.argsort(start[idx], kind="stable")]
-    rest = rest[np.isfinite(rest)]
-    finite = idx[np.isfinite(ratio[idx])]
-    if finite.size <= CORE_MIN_GENES or rest.size < MIN_SHIFT_GENES:
-        return region
-    centre = np.median(rest)
-    scale = 1.4826 * np.median(np.abs(rest - centre))
-    if not scale > 0:
-        return region
-    x = np.clip(sign * (ratio[finite] - centre), -3.0 * scale, 3.0 * scale)
-    csum = np.concatenate([[0.0], np.cumsum(x)])
-    best, ends = -np.inf, (0, finite.size - 1)
-    for a in range(finite.size - CORE_MIN_GENES + 1):
-        b = np.arange(a + CORE_MIN_GENES - 1, finite.size)
-        score = (csum[b + 1] - csum[a]) / np.sqrt(b - a + 1)
-        k = int(np.argmax(score))
-        if score[k] > best:
-            best, ends = float(score[k]), (a, int(b[k]))
-    first, last = start[finite[ends[0]]], start[finite[ends[1]]]
-    core = np.zeros_like(region)
-    core[idx[(start[idx] >= first) & (start[idx] <= last)]] = True
-    return core
 
 
 def region_shift(region: np.ndarray, rest: np.ndarray, sign: int) -> tuple[float, float]:
