@@ -117,3 +117,15 @@ def test_evidence_that_no_cell_turned_into_a_call_names_the_score():
     )
     # without a leukemic clonotype or blasts enough to learn from, the score is not what stopped it
     assert "malignant.min_score" not in _why(_results())
+
+
+def test_a_leukemic_clonotype_is_named_even_where_no_clonotype_was_large_enough_to_test():
+    results = {
+        "tcr_available": True,
+        "clone_copy_number": {"run": False},
+        "blast_program_cells": 40,
+    }
+    results["leukemic_clonotypes"] = {"clone_id": ["TRB:CASS9"], "n_cells": [12]}
+    why = _why(results)
+    assert "the leukemic clonotype(s) TRB:CASS9 were found" in why
+    assert "no clonotype of 20 or more cells" not in why

@@ -36,8 +36,7 @@ def none_found_reason(
             "labelled cells malignant, and no other cell reaches the malignancy score"
         )
     parts = [_clonotype_part(results), _blast_part(results, min_blast_cells)]
-    leukemic = (results.get("leukemic_clonotypes") or {}).get("clone_id") or []
-    if leukemic or (results.get("blast_program_cells") or 0) >= min_blast_cells:
+    if _leukemic(results) or (results.get("blast_program_cells") or 0) >= min_blast_cells:
         # there was evidence: what stopped it was the score
         parts.append(
             f"no cell reached the malignancy score malignant.min_score = {min_score:g} (the highest "
@@ -62,6 +61,10 @@ def _clonotype_part(results: dict[str, Any]) -> str:
             "no TCR data, so no leukemic clonotype (a vdj file per sample gives each cell's clonotype, "
             "which with a copy-number change marks the leukemia)"
         )
+    leukemic = _leukemic(results)
+    if leukemic:
+        named = ", ".join(_short(c) for c in leukemic[:MAX_CLONES_NAMED])
+        return f"the leukemic clonotype(s) {named} were found"
     test = results.get("clone_copy_number", {})
     clones = pd.DataFrame(test.get("clones") or {})
     reference = test.get("reference_cells")
@@ -79,10 +82,6 @@ def _clonotype_part(results: dict[str, Any]) -> str:
         if reference
         else ""
     )
-    leukemic = (results.get("leukemic_clonotypes") or {}).get("clone_id") or []
-    if leukemic:
-        named = ", ".join(_short(c) for c in leukemic[:MAX_CLONES_NAMED])
-        return f"the leukemic clonotype(s) {named} were found"
     altered = clones[clones["altered"].astype(bool)]
     if len(altered):
         # a change, but the leukemia's clonotype must persist from baseline to relapse
@@ -105,6 +104,10 @@ def _clonotype_part(results: dict[str, Any]) -> str:
         f"needs |z| ≥ {CLONE_Z:g} and |log2| ≥ {CLONE_MIN_LOG2:g} over two blocks of genes)"
         + (f", the strongest blocks being {'; '.join(blocks)}" if blocks else "")
     )
+
+
+def _leukemic(results: dict[str, Any]) -> list[str]:
+    return list((results.get("leukemic_clonotypes") or {}).get("clone_id") or [])
 
 
 def _blast_part(results: dict[str, Any], min_blast_cells: int) -> str:
