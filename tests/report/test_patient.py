@@ -244,3 +244,19 @@ def test_relapse_copy_number_states_read_alike_in_the_report_result_json_and_coh
     rows = {r["patient"]: r for r in write_cohort(tmp_path, ["one", "none"])}
     assert rows["one"]["relapse_copy_number_states"] == "chr17 7.6–20.1 Mb loss"
     assert rows["none"]["relapse_copy_number_states"] == "none"
+
+
+def test_a_copy_number_reference_of_car_t_cells_is_said_in_the_report(toy_adata, config, tmp_path):
+    pages = {}
+    for name, thin in (("thin", True), ("polyclonal", False)):
+        adata = toy_adata.copy()
+        entry = dict(adata.uns["cd7escape"].get("malignant", {}))
+        entry["clone_copy_number"] = {
+            "clones": {}, "segments": {}, "leukemic": [], "reference_cells": 69,
+            "reference_car_t": 51 if thin else 0, "reference_thin": thin,
+        }  # fmt: skip
+        adata.uns["cd7escape"]["malignant"] = entry
+        write_patient(adata, tmp_path / name, config=config)
+        pages[name] = (tmp_path / name / "report.html").read_text()
+    assert "read against 69 reference T cells, 51 of them CAR-T cells" in pages["thin"]
+    assert "CAR-T cells: polyclonal" not in pages["polyclonal"]

@@ -300,6 +300,9 @@ def _figure_sections(adata, result: dict[str, Any], figdir: Path) -> list[dict[s
             lambda: pl.cnv_heatmap(adata, show=False, return_fig=True),
             "Copy-number heatmap.",
         )
+    thin = _thin_reference_note(adata)
+    if thin:
+        sec["notes"].append(thin)
     states = _relapse_state_rows(result)
     if states:
         sec["rows"] = states
@@ -450,6 +453,19 @@ def _clonotype_rows(adata) -> list[dict[str, Any]] | None:
         row["clone_id"] = rec["clone_id"]
         rows.append(row)
     return rows
+
+
+def _thin_reference_note(adata) -> str | None:
+    """Where the clonotypes' copy number was read against CAR-T cells for want of polyclonal T cells."""
+    test = adata.uns.get(_uns.NS, {}).get("malignant", {}).get("clone_copy_number", {})
+    if not test.get("reference_thin"):
+        return None
+    return (
+        f"The expanded clonotypes' copy number was read against {test.get('reference_cells')} "
+        f"reference T cells, {test.get('reference_car_t')} of them CAR-T cells: polyclonal normal T cells "
+        "were too few (a CD7 CAR depletes them), and a reference of one activated state blurs a change, "
+        "so a leukemic clonotype's change may be missed here (docs/method.md)."
+    )
 
 
 def _relapse_state_rows(result: dict[str, Any]) -> list[dict[str, Any]] | None:
