@@ -405,14 +405,14 @@ def test_level_shift_floor_reads_genes_expressed_like_the_antigen():
 
 
 def test_trace_limit_names_the_depth_where_dropout_hides_negatives():
-    from cd7escape.tl._classify._relapse import _trace_limit
+    from cd7escape.tl._classify._trace_decision import trace_limit
 
     # negatives resolved at baseline: the antigen model's floor of cells is the limit
-    deep = _trace_limit("CD19", 10, 606, {"ci_low": 0.05, "ci_high": 0.2, "dropout": 0.2})
+    deep = trace_limit("CD19", 10, 606, {"ci_low": 0.05, "ci_high": 0.2, "dropout": 0.2})
     assert "fewer than about 10 baseline cells" in deep
     assert "read zero" not in deep
     # at 1,000 UMIs none can be told from dropout: the floor stands, and the depth's bound is stated
-    shallow = _trace_limit("CD19", 10, 606, {"ci_low": 0.0, "ci_high": 0.089, "dropout": 0.63})
+    shallow = trace_limit("CD19", 10, 606, {"ci_low": 0.0, "ci_high": 0.089, "dropout": 0.63})
     assert "fewer than about 10 baseline cells (1.7 % of 606" in shallow
     assert "read zero 63 %" in shallow
     assert "bounded only below 9 % (54 cells)" in shallow

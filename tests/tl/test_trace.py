@@ -242,8 +242,8 @@ def test_relapse_positives_keep_a_shared_shift_from_steering_the_trace():
 def test_trace_and_baseline_fractions_covary_as_the_paired_growth_test_assumes():
     """The trace's weighted negative fraction and the baseline's, fit on the same cells: their covariance is
     the baseline estimate's variance (to first order), so their difference varies far less than the two
-    intervals added in quadrature say, and ``_growth_low`` uses that."""
-    from cd7escape.tl._classify._relapse import _growth_low
+    intervals added in quadrature say, and ``growth_low`` uses that."""
+    from cd7escape.tl._classify._trace_decision import growth_low
 
     rng = np.random.default_rng(0)
     n, pi, mu, a, theta, q = 400, 0.2, 1e-3, 1e-5, 5.0, 0.8
@@ -269,10 +269,10 @@ def test_trace_and_baseline_fractions_covary_as_the_paired_growth_test_assumes()
     # with those spreads as half-widths, the lower end of q·a − b is the paired one
     h_a, h_b = np.sqrt(cov[0, 0]), np.sqrt(cov[1, 1])
     gb = {"pi": pi, "ci_low": pi - h_b, "ci_high": pi + h_b}
-    low = _growth_low(0.3, 0.3 - h_a, q, gb)
+    low = growth_low(0.3, 0.3 - h_a, q, gb)
     np.testing.assert_allclose(low, q * 0.3 - pi - paired, rtol=1e-9)
     # weights spread evenly: only the baseline's own spread, scaled by (1 - q), is left
-    even = _growth_low(0.3, 0.3 - h_b, q, gb)
+    even = growth_low(0.3, 0.3 - h_b, q, gb)
     np.testing.assert_allclose(even, q * 0.3 - pi - (1 - q) * h_b, rtol=1e-9)
 
 
