@@ -248,15 +248,18 @@ def test_relapse_copy_number_states_read_alike_in_the_report_result_json_and_coh
 
 def test_a_copy_number_reference_of_car_t_cells_is_said_in_the_report(toy_adata, config, tmp_path):
     pages = {}
-    for name, thin in (("thin", True), ("polyclonal", False)):
+    for name, thin in (("thin", True), ("polyclonal", False), ("with_nk", True)):
         adata = toy_adata.copy()
         entry = dict(adata.uns["cd7escape"].get("malignant", {}))
         entry["clone_copy_number"] = {
             "clones": {}, "segments": {}, "leukemic": [], "reference_cells": 69,
             "reference_car_t": 51 if thin else 0, "reference_thin": thin,
+            "reference_nk": 68 if name == "with_nk" else 0,
         }  # fmt: skip
         adata.uns["cd7escape"]["malignant"] = entry
         write_patient(adata, tmp_path / name, config=config)
         pages[name] = (tmp_path / name / "report.html").read_text()
-    assert "read against 69 reference T cells, 51 of them CAR-T cells" in pages["thin"]
+    assert "read against 69 reference cells, 51 of them CAR-T cells" in pages["thin"]
+    assert "NK cells joined" not in pages["thin"]
     assert "CAR-T cells: polyclonal" not in pages["polyclonal"]
+    assert "68 NK cells joined them and the test was repeated" in pages["with_nk"]

@@ -129,3 +129,14 @@ def test_a_leukemic_clonotype_is_named_even_where_no_clonotype_was_large_enough_
     why = _why(results)
     assert "the leukemic clonotype(s) TRB:CASS9 were found" in why
     assert "no clonotype of 20 or more cells" not in why
+
+
+def test_nk_cells_joined_to_the_reference_are_named():
+    why = _why(_results(reference_cells=137, reference_nk=68))
+    assert "against 137 reference cells, 51 of them CAR-T cells and 68 NK cells (joined when" in why
+
+
+def test_a_repeat_with_nk_cells_that_found_nothing_is_said():
+    why = _why(_results(reference_nk_tried=40))
+    assert "nor with the sample's 40 NK cells joining the reference" in why
+    assert "nor with" not in _why(_results())

@@ -460,11 +460,18 @@ def _thin_reference_note(adata) -> str | None:
     test = adata.uns.get(_uns.NS, {}).get("malignant", {}).get("clone_copy_number", {})
     if not test.get("reference_thin"):
         return None
+    nk = int(test.get("reference_nk") or 0)
+    joined = (
+        f" Against those alone no clonotype showed a change, so the sample's {nk} NK cells joined them "
+        "and the test was repeated."
+        if nk
+        else ""
+    )
     return (
         f"The expanded clonotypes' copy number was read against {test.get('reference_cells')} "
-        f"reference T cells, {test.get('reference_car_t')} of them CAR-T cells: polyclonal normal T cells "
+        f"reference cells, {test.get('reference_car_t')} of them CAR-T cells: polyclonal normal T cells "
         "were too few (a CD7 CAR depletes them), and a reference of one activated state blurs a change, "
-        "so a leukemic clonotype's change may be missed here (docs/method.md)."
+        f"so a leukemic clonotype's change may be missed here (docs/method.md).{joined}"
     )
 
 

@@ -556,7 +556,7 @@ def _call(
     clone_cnv = clone_segments = None
     cnv_clones: list[str] = []
     reference_thin, reference_car_t, clone_reference = False, 0, np.zeros(n, dtype=bool)
-    reference_nk = 0  # NK cells joined to a thin reference (see below)
+    reference_nk = nk_tried = 0  # NK cells joined to a thin reference, and tried (see below)
     # cells of the clonotypes (or families of clonotypes) leukemic by copy number
     cnv_units = np.zeros(n, dtype=bool)
 
@@ -625,6 +625,7 @@ def _call(
                     # change raise the gene-to-gene scatter and can hide it (a 6q loss fell from z -15
                     # to -5.9 with 14 NK cells among 76).
                     retry = test_clones(clone_reference | nk)
+                    nk_tried = int(nk.sum())
                     if retry[2]:
                         clone_cnv, clone_segments, cnv_clones, cnv_units = retry
                         clone_reference = clone_reference | nk
@@ -943,6 +944,7 @@ def _call(
                 "reference_cells": int(clone_reference.sum()),
                 "reference_car_t": reference_car_t,
                 "reference_nk": reference_nk,
+                "reference_nk_tried": nk_tried,
                 "reference_thin": bool(reference_thin),
             }
             if clone_cnv is not None

@@ -75,10 +75,11 @@ def _clonotype_part(results: dict[str, Any]) -> str:
                 f"needs {2 * NULL_MIN_CELLS})"
             )
         return f"no clonotype of {CLONE_MIN_CELLS} or more cells to test for a copy-number change"
-    car_t = test.get("reference_car_t", 0)
+    car_t, nk = test.get("reference_car_t", 0), test.get("reference_nk", 0)
     against = (
-        f" against {reference} reference T cells"
+        f" against {reference} reference {'cells' if nk else 'T cells'}"
         + (f", {car_t} of them CAR-T cells" if car_t else "")
+        + (f" and {nk} NK cells (joined when the others showed no change)" if nk else "")
         if reference
         else ""
     )
@@ -99,10 +100,16 @@ def _clonotype_part(results: dict[str, Any]) -> str:
         if np.isfinite(r.abs_z)
     ]
     n = len(test["clones"]["clone_id"])
+    tried = test.get("reference_nk_tried", 0)
     return (
         f"none of the {n} expanded clonotypes tested carries a copy-number change{against} (a change "
         f"needs |z| ≥ {CLONE_Z:g} and |log2| ≥ {CLONE_MIN_LOG2:g} over two blocks of genes)"
         + (f", the strongest blocks being {'; '.join(blocks)}" if blocks else "")
+        + (
+            f"; nor with the sample's {tried} NK cells joining the reference"
+            if tried and not nk
+            else ""
+        )
     )
 
 

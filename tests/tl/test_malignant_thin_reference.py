@@ -1,0 +1,103 @@
+"""With few polyclonal T cells, the clonotypes' copy number is read against CAR-T cells, then with NK cells.
+
+On a held-out semi-synthetic patient (id 129: 40 % depth, 18 polyclonal T cells with a TCR) the leukemic
+clone's 9p loss read z -4.5 against 69 reference T cells, 51 of them CAR-T cells, and no cell was called
+malignant; with the sample's NK cells joining the reference it passed (z -6.4). NK cells join only where
+the first test finds nothing: mixed into a reference that finds a change, they can hide it.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+
+import cd7escape as ce
+from cd7escape.tl._malignant import _call
+
+
+@pytest.fixture(scope="module")
+def thin_patient():
+    """A simulated patient whose normal T cells mostly lost their TCR reads (fewer than 40 keep one)."""
+    adata = ce.datasets.simulate_patient("antigen_retained", seed=7, n_cells=400)
+    kind = adata.obs["truth_cell_type"].astype(str).to_numpy()
+    clone = adata.obs["clone_id"].astype(object)
+    read_normal = np.flatnonzero((kind == "normal_T") & clone.notna().to_numpy())
+    clone.iloc[read_normal[30:]] = np.nan  # 30 polyclonal T cells keep their TCR
+    adata.obs["clone_id"] = clone
+    ce.pp.embed(adata, antigen="CD7", umap=False, exclude=("CAR_CD7",), seed=0)
+    return adata
+
+
+NK_CELLS: list[np.ndarray] = []  # the truth NK cells of the patient under test
+
+
+def _spy(monkeypatch, *, hide_first: bool) -> list[np.ndarray]:
+    """Record each reference the clonotypes are tested against; the first test finds nothing if asked.
+
+    The simulator's NK cells score as T cells (they cluster with them); here they are NK cells, as a real
+    sample's are told apart, so that NK cells can join the reference.
+    """
+    real = _call._clones_with_copy_number
+    seen: list[np.ndarray] = []
+    real_lineage = _call.assign_lineage
+
+    def lineage(*args, **kwargs):
+        out = np.asarray(real_lineage(*args, **kwargs), dtype=object)
+        out[NK_CELLS[0]] = "NK"
+        return out
+
+    monkeypatch.setattr(_call, "assign_lineage", lineage)
+
+    def spy(counts, total, var, table, reference, clone_id, *args, **kwargs):
+        seen.append(np.asarray(reference).copy())
+        if hide_first and len(seen) == 1:
+            empty = pd.DataFrame(columns=["clone_id", "altered"])
+            return empty, pd.DataFrame(columns=["clone_id"]), [], np.zeros(len(total), dtype=bool)
+        return real(counts, total, var, table, reference, clone_id, *args, **kwargs)
+
+    monkeypatch.setattr(_call, "_clones_with_copy_number", spy)
+    return seen
+
+
+def test_nk_cells_join_a_thin_reference_that_found_no_change(thin_patient, monkeypatch):
+    adata = thin_patient.copy()
+    NK_CELLS[:] = [adata.obs["truth_cell_type"].astype(str).to_numpy() == "NK"]
+    seen = _spy(monkeypatch, hide_first=True)
+    ce.tl.call_malignant(adata, car_feature="CAR_CD7", seed=0)
+    assert len(seen) == 2
+    first, second = seen
+    assert not (first & ~second).any()  # the first reference is kept whole
+    added = second & ~first
+    lineage = adata.obs["lineage"].astype(str).to_numpy()
+    assert added.sum() > 0
+    assert (lineage[added] == "NK").all()
+    test = adata.uns["cd7escape"]["malignant"]["clone_copy_number"]
+    assert test["reference_thin"]
+    assert test["reference_nk"] == test["reference_nk_tried"] == int(added.sum())
+    assert test["reference_cells"] == int(second.sum())
+    truth = adata.obs["truth_malignant"].to_numpy(bool)
+    called = adata.obs["malignant"].to_numpy(bool)
+    assert 2 * (truth & called).sum() / (truth.sum() + called.sum()) >= 0.9
+
+
+def test_a_thin_reference_that_finds_the_change_is_not_widened(thin_patient, monkeypatch):
+    adata = thin_patient.copy()
+    NK_CELLS[:] = [adata.obs["truth_cell_type"].astype(str).to_numpy() == "NK"]
+    seen = _spy(monkeypatch, hide_first=False)
+    ce.tl.call_malignant(adata, car_feature="CAR_CD7", seed=0)
+    assert len(seen) == 1
+    test = adata.uns["cd7escape"]["malignant"]["clone_copy_number"]
+    assert test["reference_thin"]
+    assert test["leukemic"]
+    assert test["reference_nk"] == test["reference_nk_tried"] == 0
+
+
+def test_a_polyclonal_reference_that_finds_nothing_is_not_widened(simulated, monkeypatch):
+    adata = simulated("antigen_retained")
+    NK_CELLS[:] = [adata.obs["truth_cell_type"].astype(str).to_numpy() == "NK"]
+    seen = _spy(monkeypatch, hide_first=True)
+    ce.pp.embed(adata, antigen="CD7", umap=False, exclude=("CAR_CD7",), seed=0)
+    ce.tl.call_malignant(adata, car_feature="CAR_CD7", seed=0)
+    assert len(seen) == 1
+    assert not adata.uns["cd7escape"]["malignant"]["clone_copy_number"]["reference_thin"]
