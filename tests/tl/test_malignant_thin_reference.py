@@ -101,3 +101,40 @@ def test_a_polyclonal_reference_that_finds_nothing_is_not_widened(simulated, mon
     ce.tl.call_malignant(adata, car_feature="CAR_CD7", seed=0)
     assert len(seen) == 1
     assert not adata.uns["cd7escape"]["malignant"]["clone_copy_number"]["reference_thin"]
+
+
+def test_real_t_cells_without_leukemia_stay_normal_when_nk_cells_join(shared_data):
+    """CARPALL patient P10 (B-ALL after CD19 CAR-T: no T-ALL), unsorted blood as 'baseline' and its sorted
+    CD3+CAT+ sample as 'relapse'; the TCRs of all but 20 cells of small clonotypes dropped, so that CAR-T
+    cells make up the reference. Its expanded clonotypes (CAR-T clones among them, at both timepoints)
+    are tested against it and, finding no change, with the NK cells joined: none is altered, no cell is
+    malignant."""
+    import anndata as ad
+
+    from cd7escape._config import SampleSpec
+
+    carpall = shared_data / "carpall"
+    parts = []
+    for sample, timepoint in (("CAR-T10310325", "baseline"), ("CAR-T10310323", "relapse")):
+        spec = SampleSpec(
+            patient="P10", sample=sample, timepoint=timepoint,
+            path=str(carpall / "gex" / f"{sample}.h5"), vdj=str(carpall / "vdj" / f"{sample}.csv"),
+        )  # fmt: skip
+        part = ce.io.read_sample(spec, car_feature="CAT_scFv")
+        parts.append(part[np.asarray(part.layers["counts"].sum(axis=1)).ravel() >= 500].copy())
+    adata = ad.concat(parts, merge="same", uns_merge="first")
+    clone = adata.obs["clone_id"].astype(object)
+    small = np.flatnonzero((clone.map(clone.value_counts()) <= 2).to_numpy())
+    clone.iloc[np.random.default_rng(0).permutation(small)[20:]] = np.nan
+    adata.obs["clone_id"] = clone
+    ce.pp.embed(adata, umap=False, exclude=("CAT_scFv",))
+    ce.tl.call_malignant(adata, car_feature="CAT_scFv")
+    entry = adata.uns["cd7escape"]["malignant"]
+    test = entry["clone_copy_number"]
+    assert test["reference_thin"]
+    assert test["reference_car_t"] > 0.5 * test["reference_cells"]
+    assert test["reference_nk_tried"] > 0  # the repeat ran ...
+    tested = pd.DataFrame(test["clones"])
+    assert len(tested) >= 5
+    assert not tested["altered"].any()  # ... and found no change in any clonotype
+    assert entry["n_malignant"] == 0
