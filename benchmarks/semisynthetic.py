@@ -499,6 +499,9 @@ def run_pipeline(config_path: Path):
     """The stages of ``cd7escape run`` on one patient, in this process: (adata, call dict, timings)."""
     import cd7escape as ce
     from cd7escape._errors import InputError
+    from cd7escape.pipeline._stages import STAGES
+
+    by_name = {stage.name: stage for stage in STAGES}
 
     config = ce.io.load_config(config_path)
     timings = {}
@@ -518,9 +521,8 @@ def run_pipeline(config_path: Path):
         ("embed", lambda: ce.pp.embed(adata, antigen=config.antigen, integration=config.integration,
                                       exclude=car, seed=config.seed,
                                       **{**config.embed.model_dump(), "umap": False})),
-        ("malignant", lambda: ce.tl.call_malignant(adata, antigen=config.antigen,
-                                                   car_feature=config.car_feature, seed=config.seed,
-                                                   **config.malignant.model_dump())),
+        # the runner's own stage: it ends a patient with no malignant cell, saying why (none_found)
+        ("malignant", lambda: by_name["malignant"].run(adata, config)),
         ("antigen", lambda: ce.tl.antigen_state(adata, antigen=config.antigen, groupby="sample",
                                                 antigen_protein=config.antigen_protein,
                                                 **config.antigen_model.model_dump())),
@@ -549,11 +551,6 @@ def run_pipeline(config_path: Path):
                     "reason": f"the {name} step cannot run on these data: {why}", "numbers": {}}  # fmt: skip
             break
         timings[name] = time.perf_counter() - t
-        why = adata.uns["cd7escape"]["malignant"].get("none_found") if name == "malignant" else None
-        if why:  # the runner ends such a patient here (pipeline/_stages.py)
-            call = {"mechanism": "indeterminate", "confidence": 1.0, "rule": "malignant_failed",
-                    "reason": f"the malignant step cannot run on these data: {why}", "numbers": {}}  # fmt: skip
-            break
         if name == "classify":
             call = {"mechanism": out.mechanism, "confidence": out.confidence, "reason": out.reason,
                     "rule": out.numbers.get("rule"), "numbers": out.numbers}  # fmt: skip

@@ -29,42 +29,38 @@ def thin_patient():
     return adata
 
 
-NK_CELLS: list[np.ndarray] = []  # the truth NK cells of the patient under test
-
-
-def _spy(monkeypatch, *, hide_first: bool) -> list[np.ndarray]:
-    """Record each reference the clonotypes are tested against; the first test finds nothing if asked.
+def _call_with_spy(adata, monkeypatch, *, hide_first: bool) -> tuple[list[np.ndarray], dict]:
+    """call_malignant, recording each reference the clonotypes are tested against (the first test finds
+    nothing if asked); the references seen and the clone test's record.
 
     The simulator's NK cells score as T cells (they cluster with them); here they are NK cells, as a real
     sample's are told apart, so that NK cells can join the reference.
     """
-    real = _call._clones_with_copy_number
+    nk_cells = adata.obs["truth_cell_type"].astype(str).to_numpy() == "NK"
+    real_lineage, real_test = _call.assign_lineage, _call._clones_with_copy_number
     seen: list[np.ndarray] = []
-    real_lineage = _call.assign_lineage
 
     def lineage(*args, **kwargs):
         out = np.asarray(real_lineage(*args, **kwargs), dtype=object)
-        out[NK_CELLS[0]] = "NK"
+        out[nk_cells] = "NK"
         return out
-
-    monkeypatch.setattr(_call, "assign_lineage", lineage)
 
     def spy(counts, total, var, table, reference, clone_id, *args, **kwargs):
         seen.append(np.asarray(reference).copy())
         if hide_first and len(seen) == 1:
             empty = pd.DataFrame(columns=["clone_id", "altered"])
             return empty, pd.DataFrame(columns=["clone_id"]), [], np.zeros(len(total), dtype=bool)
-        return real(counts, total, var, table, reference, clone_id, *args, **kwargs)
+        return real_test(counts, total, var, table, reference, clone_id, *args, **kwargs)
 
+    monkeypatch.setattr(_call, "assign_lineage", lineage)
     monkeypatch.setattr(_call, "_clones_with_copy_number", spy)
-    return seen
+    ce.tl.call_malignant(adata, car_feature="CAR_CD7", seed=0)
+    return seen, adata.uns["cd7escape"]["malignant"]["clone_copy_number"]
 
 
 def test_nk_cells_join_a_thin_reference_that_found_no_change(thin_patient, monkeypatch):
     adata = thin_patient.copy()
-    NK_CELLS[:] = [adata.obs["truth_cell_type"].astype(str).to_numpy() == "NK"]
-    seen = _spy(monkeypatch, hide_first=True)
-    ce.tl.call_malignant(adata, car_feature="CAR_CD7", seed=0)
+    seen, test = _call_with_spy(adata, monkeypatch, hide_first=True)
     assert len(seen) == 2
     first, second = seen
     assert not (first & ~second).any()  # the first reference is kept whole
@@ -72,7 +68,6 @@ def test_nk_cells_join_a_thin_reference_that_found_no_change(thin_patient, monke
     lineage = adata.obs["lineage"].astype(str).to_numpy()
     assert added.sum() > 0
     assert (lineage[added] == "NK").all()
-    test = adata.uns["cd7escape"]["malignant"]["clone_copy_number"]
     assert test["reference_thin"]
     assert test["reference_nk"] == test["reference_nk_tried"] == int(added.sum())
     assert test["reference_cells"] == int(second.sum())
@@ -82,12 +77,8 @@ def test_nk_cells_join_a_thin_reference_that_found_no_change(thin_patient, monke
 
 
 def test_a_thin_reference_that_finds_the_change_is_not_widened(thin_patient, monkeypatch):
-    adata = thin_patient.copy()
-    NK_CELLS[:] = [adata.obs["truth_cell_type"].astype(str).to_numpy() == "NK"]
-    seen = _spy(monkeypatch, hide_first=False)
-    ce.tl.call_malignant(adata, car_feature="CAR_CD7", seed=0)
+    seen, test = _call_with_spy(thin_patient.copy(), monkeypatch, hide_first=False)
     assert len(seen) == 1
-    test = adata.uns["cd7escape"]["malignant"]["clone_copy_number"]
     assert test["reference_thin"]
     assert test["leukemic"]
     assert test["reference_nk"] == test["reference_nk_tried"] == 0
@@ -95,12 +86,10 @@ def test_a_thin_reference_that_finds_the_change_is_not_widened(thin_patient, mon
 
 def test_a_polyclonal_reference_that_finds_nothing_is_not_widened(simulated, monkeypatch):
     adata = simulated("antigen_retained")
-    NK_CELLS[:] = [adata.obs["truth_cell_type"].astype(str).to_numpy() == "NK"]
-    seen = _spy(monkeypatch, hide_first=True)
     ce.pp.embed(adata, antigen="CD7", umap=False, exclude=("CAR_CD7",), seed=0)
-    ce.tl.call_malignant(adata, car_feature="CAR_CD7", seed=0)
+    seen, test = _call_with_spy(adata, monkeypatch, hide_first=True)
     assert len(seen) == 1
-    assert not adata.uns["cd7escape"]["malignant"]["clone_copy_number"]["reference_thin"]
+    assert not test["reference_thin"]
 
 
 def test_real_t_cells_without_leukemia_stay_normal_when_nk_cells_join(shared_data):

@@ -197,8 +197,9 @@ def call_malignant(
     timepoint (``n_cells``, ``per_sample``, ``per_timepoint``, the thresholds). When no cell is
     malignant, ``uns['cd7escape'][key_added]['none_found']`` says why in words: the clonotypes' strongest
     copy-number blocks against the bar and the reference they were read against
-    (``clone_copy_number['reference_cells']``, ``'reference_car_t'``, ``'reference_thin'``), and the cells
-    with the blast program (``'blast_program_cells'``).
+    (``clone_copy_number['reference_cells']``, ``'reference_car_t'``, ``'reference_nk'``,
+    ``'reference_nk_tried'``, ``'reference_thin'``), and the cells with the blast program
+    (``'blast_program_cells'``).
 
     Parameters
     ----------
@@ -559,6 +560,8 @@ def _call(
     reference_nk = nk_tried = 0  # NK cells joined to a thin reference, and tried (see below)
     # cells of the clonotypes (or families of clonotypes) leukemic by copy number
     cnv_units = np.zeros(n, dtype=bool)
+    # cells with the blast program: the leukemic CNV profile is learnt from them
+    blast_prior = blast_ev >= BLAST_PRIOR_EVIDENCE
 
     # CNV
     cnv_score = np.full(n, np.nan)
@@ -598,20 +601,14 @@ def _call(
         # and the cells from which the leukemic CNV profile is learnt.
         if has_clone:
             with timed("testing expanded clonotypes for copy-number changes"):
+                var = adata.var.set_axis(var_names)
+                groups = [labels for labels in (clusters, samples) if labels is not None]
 
                 def test_clones(reference: np.ndarray):
                     return _clones_with_copy_number(
-                        counts,
-                        total,
-                        adata.var.set_axis(var_names),
-                        table,
-                        reference,
-                        clone_id,
-                        families,
-                        [labels for labels in (clusters, samples) if labels is not None],
-                        timepoint,
-                        antigen=antigen,
-                    )
+                        counts, total, var, table, reference, clone_id, families, groups,
+                        timepoint, antigen=antigen,
+                    )  # fmt: skip
 
                 clone_cnv, clone_segments, cnv_clones, cnv_units = test_clones(clone_reference)
                 nk = ref == spec.confusable if spec.confusable is not None else np.zeros(n, bool)
@@ -629,8 +626,7 @@ def _call(
                     if retry[2]:
                         clone_cnv, clone_segments, cnv_clones, cnv_units = retry
                         clone_reference = clone_reference | nk
-                        reference_nk = int(nk.sum())
-        blast_prior = blast_ev >= BLAST_PRIOR_EVIDENCE
+                        reference_nk = nk_tried
         prior = blast_prior | cnv_units
         # Without blasts to learn it from, the leukemic CNV profile is the clonotypes' altered segments only
         segments = None
@@ -974,7 +970,7 @@ def _call(
         "other_lineage_cells": int(foreign.sum()),
     }
     results["car_transduced"] = _transduced_counts(obs, transduced, malignant)
-    results["blast_program_cells"] = int((blast_ev >= BLAST_PRIOR_EVIDENCE).sum())
+    results["blast_program_cells"] = int(blast_prior.sum())
     if n_mal == 0:
         results["none_found"] = none_found_reason(
             results,
