@@ -30,7 +30,7 @@ Raw material, per source pool (one CARPALL child, so that every cell of a patien
 - **CD7 loss**: binomial thinning of the real CD7 counts with p = 0 for negative cells and 1/fold for
   downregulation, so the remaining cells keep their real dropout. Baseline and relapse draw disjoint cells.
 
-Design (300 baseline blasts, 250 relapse blasts; shares of blasts, baseline → relapse):
+Design (300 baseline blasts, 250 relapse blasts, or ``--blasts``; shares of blasts, baseline → relapse):
 
 - ``preexisting`` (truth pre-existing negative clone): Sneg at 1, 2, 3, 5, 10 % of baseline blasts, S1 15 %,
   S0 the rest → relapse Sneg 85 %, S0 10 %, S1 5 %.
@@ -52,7 +52,12 @@ share of zero CD7 counts at relapse vs baseline, no dropout model, no clone link
 and the same malignant cells (the labels, or the tool's own calls without labels).
 
     nice python benchmarks/semisynthetic.py [--boot 25] [--jobs 1] [--limit N] [--only IDS]
-        [--seeds 3] [--pools P02,P11] [--out benchmarks/out/semisynthetic.csv] [--summary-only]
+        [--seeds 3] [--pools P02,P11] [--blasts 300,250] [--out benchmarks/out/semisynthetic.csv]
+        [--summary-only]
+
+Only P02 and P11 have a CD7-expressing cluster large enough to play S0 at 300 + 250 blasts; with
+``--pools P10 --blasts 150,125`` a third child (four CD7-expressing clusters of 37-241 cells) plays
+patients of half the size.
 
 To measure one commit while others edit the tree, run a snapshot of its ``src`` (PYTHONPATH comes before
 the editable install)::
@@ -356,8 +361,9 @@ def make_patient(P, contigs: pd.DataFrame, clusters: pd.DataFrame, row: dict, ou
     rng = np.random.default_rng([20250519, row["id"]])
     pid = f"ss{row['id']:03d}"
     base, rel = compositions(row)
+    n_b, n_r = row.get("n_baseline", N_BASELINE), row.get("n_relapse", N_RELAPSE)
     n = {(tp, s): round(N * share) for tp, comp, N in
-         (("baseline", base, N_BASELINE), ("relapse", rel, N_RELAPSE)) for s, share in comp.items()}  # fmt: skip
+         (("baseline", base, n_b), ("relapse", rel, n_r)) for s, share in comp.items()}  # fmt: skip
     need = {s: n.get(("baseline", s), 0) + n.get(("relapse", s), 0) for s in ("S0", "S1", "Sneg")}
     cl = clusters[clusters["person"] == row["pool"]]
     top = clusters.loc[clusters["n"] >= 50, "rate"].max()
@@ -845,6 +851,8 @@ def main() -> None:
     ap.add_argument(
         "--pools", default="P02,P11", help="CARPALL children whose cells make the patients"
     )
+    ap.add_argument("--blasts", default=f"{N_BASELINE},{N_RELAPSE}",
+                    help="baseline,relapse blasts per patient (fewer lets a child with smaller clusters play)")  # fmt: skip
     ap.add_argument("--positive-min-rate", type=float, default=0.5,
                     help="clusters playing CD7+ subclones pool at least this x the top cluster's CD7 rate")  # fmt: skip
     ap.add_argument("--labels", choices=("both", "yes", "no"), default="both")
@@ -876,7 +884,11 @@ def main() -> None:
             f"{i.split(':')[1]} {r.n} {r.rate:.1f}{'*' if r.rate >= args.positive_min_rate * top else ''}"
             for i, r in c.iterrows()))  # fmt: skip
     labels = {"both": (True, False), "yes": (True,), "no": (False,)}[args.labels]
-    rows = [{**r, "boot": args.boot} for r in grid(pools, args.seeds)]
+    n_b, n_r = (int(v) for v in args.blasts.split(","))
+    rows = [
+        {**r, "boot": args.boot, "n_baseline": n_b, "n_relapse": n_r}
+        for r in grid(pools, args.seeds)
+    ]
     done = pd.read_csv(out) if out.exists() else pd.DataFrame(columns=["id", "labels"])
     have = set(zip(done["id"].astype(int), done["labels"].astype(str), strict=True))
     todo = []
