@@ -200,6 +200,25 @@ def test_clone_copy_number_finds_a_loss_and_ignores_a_phenotype():
     assert none.empty
 
 
+def test_a_copy_number_segment_needs_one_strong_block_and_an_overlapping_confirmation():
+    from cd7escape.tl._malignant._cnv import CLONE_Z, CLONE_Z_SUPPORT, _merge_blocks
+
+    strong, support = -(CLONE_Z + 0.6), -(CLONE_Z_SUPPORT + 0.4)
+    # (chromosome, start, end, z, log2): a 40-gene block and the overlapping one beside it
+    pair = [("chr6", 90, 120, strong, -0.8), ("chr6", 105, 135, support, -0.7)]
+    (seg,) = _merge_blocks(pair)
+    assert seg[:3] == ("chr6", 90, 135)
+    assert seg[3] == pytest.approx(strong)
+    # two confirming blocks without a strong one, or a strong block alone (a gene cluster), are no segment
+    assert (
+        _merge_blocks([("chr6", 90, 120, support, -0.8), ("chr6", 105, 135, support, -0.7)]) == []
+    )
+    assert _merge_blocks([("chr6", 90, 120, 3 * strong, -0.9)]) == []
+    # blocks that do not overlap, or change in opposite directions, do not confirm each other
+    assert _merge_blocks([("chr6", 90, 120, strong, -0.8), ("chr6", 130, 160, support, -0.7)]) == []
+    assert _merge_blocks([("chr6", 90, 120, strong, -0.8), ("chr6", 105, 135, -support, 0.7)]) == []
+
+
 def test_leukemic_by_copy_number_needs_two_timepoints_when_there_are_two():
     from cd7escape.tl._malignant._tcr_evidence import leukemic_by_copy_number
 

@@ -26,6 +26,8 @@ from ._cell_types import (
     transcript_counts,
 )
 from ._cnv import (
+    CLONE_Z,
+    CLONE_Z_SUPPORT,
     clone_copy_number,
     cnv_llr,
     cnv_subclones,
@@ -558,6 +560,8 @@ def _call(
     cnv_clones: list[str] = []
     reference_thin, reference_car_t, clone_reference = False, 0, np.zeros(n, dtype=bool)
     reference_nk = nk_tried = 0  # NK cells joined to a thin reference, and tried (see below)
+    z_support = CLONE_Z  # the bar of a segment's confirming block (lowered by the retest below)
+    retested = False
     # cells of the clonotypes (or families of clonotypes) leukemic by copy number
     cnv_units = np.zeros(n, dtype=bool)
     # cells with the blast program: the leukemic CNV profile is learnt from them
@@ -604,10 +608,10 @@ def _call(
                 var = adata.var.set_axis(var_names)
                 groups = [labels for labels in (clusters, samples) if labels is not None]
 
-                def test_clones(reference: np.ndarray):
+                def test_clones(reference: np.ndarray, z_support: float = CLONE_Z):
                     return _clones_with_copy_number(
                         counts, total, var, table, reference, clone_id, families, groups,
-                        timepoint, antigen=antigen,
+                        timepoint, antigen=antigen, z_support=z_support,
                     )  # fmt: skip
 
                 clone_cnv, clone_segments, cnv_clones, cnv_units = test_clones(clone_reference)
@@ -627,6 +631,19 @@ def _call(
                         clone_cnv, clone_segments, cnv_clones, cnv_units = retry
                         clone_reference = clone_reference | nk
                         reference_nk = nk_tried
+                if not cnv_clones:
+                    # Nothing passed two blocks at |z| >= 5. A clonotype of a few dozen cells reaches that
+                    # in one block of an arm-level change and falls just short in the block beside it (a 6q
+                    # loss of 181 cells: |z| 5.4, its neighbours below 5; no malignant cell was called).
+                    # The clonotypes are tested once more with the strongest block confirmed by an
+                    # overlapping one that carries the change as large at |z| >= 3; only here, so that
+                    # where the strict bar finds the leukemia its segments stand (a looser bar widens them
+                    # into neighbouring genes, which blurs the cells' ratios).
+                    retry = test_clones(clone_reference, z_support=CLONE_Z_SUPPORT)
+                    retested = True
+                    if retry[2]:
+                        clone_cnv, clone_segments, cnv_clones, cnv_units = retry
+                        z_support = CLONE_Z_SUPPORT
         prior = blast_prior | cnv_units
         # Without blasts to learn it from, the leukemic CNV profile is the clonotypes' altered segments only
         segments = None
@@ -942,6 +959,10 @@ def _call(
                 "reference_nk": reference_nk,
                 "reference_nk_tried": nk_tried,
                 "reference_thin": bool(reference_thin),
+                # |z| of the block confirming a segment's strongest (CLONE_Z_SUPPORT: the retest found
+                # the change), and whether the retest ran
+                "z_support": z_support,
+                "retested": retested,
             }
             if clone_cnv is not None
             else {"run": False}
@@ -990,7 +1011,18 @@ def _call(
 
 
 def _clones_with_copy_number(
-    counts, total, var, table, reference, clone_id, families, null_labels, timepoint, *, antigen
+    counts,
+    total,
+    var,
+    table,
+    reference,
+    clone_id,
+    families,
+    null_labels,
+    timepoint,
+    *,
+    antigen,
+    z_support: float = CLONE_Z,
 ) -> tuple[pd.DataFrame, pd.DataFrame, list[str], np.ndarray]:
     """Expanded clonotypes, and families of clonotypes of one clone seen with fewer chains, tested for a
     copy-number change (:func:`~._cnv.clone_copy_number`): the clone tables and segments of both, the
@@ -1005,8 +1037,9 @@ def _clones_with_copy_number(
     enough to be tested: a normal clone of 22 cells in forms of fewer than 20, tested only as a family,
     showed a chr1q/chr19q expression artefact and was taken for leukemic."""
     clones, segments = clone_copy_number(
-        counts, total, var, table, reference, clone_id, null_labels, antigen=antigen
-    )
+        counts, total, var, table, reference, clone_id, null_labels, antigen=antigen,
+        z_support=z_support,
+    )  # fmt: skip
     altered = leukemic_by_copy_number(
         clone_id, list(clones.loc[clones["altered"], "clone_id"]), timepoint
     )
@@ -1014,8 +1047,9 @@ def _clones_with_copy_number(
     split = split_clone_families(clone_id, families)
     if split.notna().any():
         fam_clones, fam_segments = clone_copy_number(
-            counts, total, var, table, reference, split, null_labels, antigen=antigen
-        )
+            counts, total, var, table, reference, split, null_labels, antigen=antigen,
+            z_support=z_support,
+        )  # fmt: skip
         # a family counts where one of its clonotypes was large enough to be tested and none showed a
         # change by itself (where one does, its own segments stand, as before)
         tested = clone_id.isin(set(clones["clone_id"])).to_numpy(bool)

@@ -481,6 +481,7 @@ CLONE_MIN_CELLS = 20  # clonotypes with at least this many cells are tested
 CLONE_BLOCKS = (40, 80)  # genes per block (blocks overlap by half); ~40 genes ≈ 12 Mb at 10k genes
 CLONE_MIN_EXPECTED = 1.0  # a gene enters a group's test with at least this many expected UMIs
 CLONE_Z = 5.0  # |z| of a block's change beyond what normal groups show ...
+CLONE_Z_SUPPORT = 3.0  # a retest's bar for the block that confirms the strongest (call_malignant)
 CLONE_MIN_LOG2 = 0.35  # ... and its size in log2 (one copy of two lost: -1; one gained: +0.58)
 NULL_MIN_CELLS = (
     20  # normal groups (reference cells of one Leiden cluster or sample) that bound changes
@@ -504,6 +505,7 @@ def clone_copy_number(
     *,
     antigen: str,
     min_cells: int = CLONE_MIN_CELLS,
+    z_support: float = CLONE_Z,
 ) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Test each expanded clonotype for a copy-number change against the polyclonal normal T cells.
 
@@ -520,7 +522,9 @@ def clone_copy_number(
     counts only beyond that range, as infercnv's bounded difference does. A block is altered when its
     change beyond the normal range is ≥ 0.35 in log2 with ``|z| ≥ 5``; overlapping altered blocks of one
     sign make a segment, which needs two of them (one block may be a cluster of co-expressed genes); a
-    clonotype with a segment is ``altered``.
+    clonotype with a segment is ``altered``. With ``z_support`` below 5, the second block of a segment
+    needs only that ``|z|`` (the change as large): the bar of a retest where nothing passed (see
+    :func:`~._call.call_malignant`).
 
     Parameters
     ----------
@@ -542,6 +546,8 @@ def clone_copy_number(
         Never used.
     min_cells
         Clonotypes with fewer cells are not tested.
+    z_support
+        ``|z|`` of a segment's blocks besides its strongest, which needs ``CLONE_Z`` (default: all of them).
 
     Returns
     -------
@@ -609,7 +615,7 @@ def clone_copy_number(
                 rank = abs(z[i]) + (1e6 if big else 0.0)
                 if rank > best[0]:
                     best = (rank, float(z[i]), float(est[i]), float(beyond[i]), blocks[i])
-                if big and abs(z[i]) >= CLONE_Z:
+                if big and abs(z[i]) >= z_support:
                     b = blocks[i]
                     hits.append((chrom[b[0]], int(start[b[0]]), int(end[b[-1]]), z[i], est[i]))
         found_segments = _merge_blocks(hits)
@@ -637,9 +643,9 @@ def clone_copy_number(
 
 def _merge_blocks(hits: list[tuple]) -> list[tuple]:
     """Altered blocks (chromosome, start, end, z, log2 ratio) merged into segments where they overlap
-    with the same sign; a segment needs two blocks (a change over one block of neighbouring genes may be
-    a gene cluster's expression). Each segment: chromosome, start, end, the largest |z| (signed) and the
-    median log2 ratio of its blocks."""
+    with the same sign; a segment needs two blocks, one of them at ``|z| ≥ CLONE_Z`` (the others passed
+    the caller's bar: a change over one block of neighbouring genes may be a gene cluster's expression). Each segment: chromosome, start, end, the largest |z| (signed) and the median log2 ratio
+    of its blocks."""
     out = []
     ordered = sorted(hits, key=lambda h: (h[0], np.sign(h[4]), h[1]))
     i = 0
@@ -656,8 +662,8 @@ def _merge_blocks(hits: list[tuple]) -> list[tuple]:
             group.append(ordered[j])
             end = max(end, ordered[j][2])
             j += 1
-        if len(group) >= 2:
-            z = max((h[3] for h in group), key=abs)
+        z = max((h[3] for h in group), key=abs)
+        if len(group) >= 2 and abs(z) >= CLONE_Z:
             out.append((chrom, group[0][1], end, float(z), float(np.median([h[4] for h in group]))))
         i = j
     return out

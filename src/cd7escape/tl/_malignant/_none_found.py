@@ -15,7 +15,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from ._cnv import CLONE_MIN_CELLS, CLONE_MIN_LOG2, CLONE_Z, NULL_MIN_CELLS
+from ._cnv import CLONE_MIN_CELLS, CLONE_MIN_LOG2, CLONE_Z, CLONE_Z_SUPPORT, NULL_MIN_CELLS
 
 MAX_CLONES_NAMED = 3  # the clonotypes (strongest block first) a reason names
 
@@ -103,7 +103,8 @@ def _clonotype_part(results: dict[str, Any]) -> str:
     tried = test.get("reference_nk_tried", 0)
     return (
         f"none of the {n} expanded clonotypes tested carries a copy-number change{against} (a change "
-        f"needs |z| ≥ {CLONE_Z:g} and |log2| ≥ {CLONE_MIN_LOG2:g} over two blocks of genes)"
+        f"needs |log2| ≥ {CLONE_MIN_LOG2:g} over two overlapping blocks of genes at |z| ≥ {CLONE_Z:g}, or, "
+        f"tested again, at |z| ≥ {CLONE_Z:g} in one and ≥ {CLONE_Z_SUPPORT:g} in the other)"
         + (f", the strongest blocks being {'; '.join(blocks)}" if blocks else "")
         + (
             f"; nor with the sample's {tried} NK cells joining the reference"
