@@ -72,7 +72,7 @@ def test_a_family_counts_only_where_a_clonotype_was_tested_and_none_showed_a_cha
     from cd7escape.tl._malignant._cnv import CLONE_COLUMNS, CLONE_MIN_CELLS, SEGMENT_COLUMNS
     from cd7escape.tl._malignant._tcr_evidence import clonotype_families
 
-    def fake_test(counts, total, var, table, reference, units, null_labels, *, antigen):
+    def fake_test(counts, total, var, table, reference, units, null_labels, *, antigen, z_support):
         sizes = units.dropna().astype(str).value_counts()
         sizes = sizes[sizes >= CLONE_MIN_CELLS]
         clones = pd.DataFrame({c: np.nan for c in CLONE_COLUMNS}, index=range(len(sizes)))
