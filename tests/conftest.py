@@ -137,3 +137,15 @@ def simulated_patients() -> SimulatedPatients:
 def simulated(simulated_patients) -> Callable[..., AnnData]:
     """A test's own copy of a shared simulated patient: ``simulated(name, malignant=..., cell_class=...)``."""
     return simulated_patients.copy
+
+
+@pytest.fixture(scope="session")
+def malignant_f1() -> Callable[[AnnData], float]:
+    """F1 of ``obs['malignant']`` against a simulated patient's ``obs['truth_malignant']``."""
+
+    def f1(adata: AnnData) -> float:
+        truth = adata.obs["truth_malignant"].to_numpy(bool)
+        called = adata.obs["malignant"].to_numpy(bool)
+        return 2 * float((truth & called).sum()) / max(float(truth.sum() + called.sum()), 1.0)
+
+    return f1

@@ -33,13 +33,9 @@ def _call_recording_bars(adata, monkeypatch, *, strict_finds: bool) -> tuple[lis
     return bars, adata.uns["cd7escape"]["malignant"]["clone_copy_number"]
 
 
-def _f1(adata) -> float:
-    truth = adata.obs["truth_malignant"].to_numpy(bool)
-    called = adata.obs["malignant"].to_numpy(bool)
-    return 2 * (truth & called).sum() / (truth.sum() + called.sum())
-
-
-def test_the_lower_bar_is_tried_where_the_strict_one_finds_nothing(simulated, monkeypatch):
+def test_the_lower_bar_is_tried_where_the_strict_one_finds_nothing(
+    simulated, monkeypatch, malignant_f1
+):
     adata = simulated("antigen_retained")
     ce.pp.embed(adata, antigen="CD7", umap=False, exclude=("CAR_CD7",), seed=0)
     bars, test = _call_recording_bars(adata, monkeypatch, strict_finds=False)
@@ -49,7 +45,7 @@ def test_the_lower_bar_is_tried_where_the_strict_one_finds_nothing(simulated, mo
     assert test["leukemic"]
     segments = pd.DataFrame(test["segments"])
     assert (segments["z"].abs() >= CLONE_Z).all()  # every segment has one block at the strict bar
-    assert _f1(adata) >= 0.9
+    assert malignant_f1(adata) >= 0.9
 
 
 def test_the_strict_bar_stands_where_it_finds_the_change(simulated, monkeypatch):

@@ -560,7 +560,9 @@ def _call(
     cnv_clones: list[str] = []
     reference_thin, reference_car_t, clone_reference = False, 0, np.zeros(n, dtype=bool)
     reference_nk = nk_tried = 0  # NK cells joined to a thin reference, and tried (see below)
-    z_support = CLONE_Z  # the bar of a segment's confirming block (lowered by the retest below)
+    support_bar = (
+        CLONE_Z  # |z| of a segment's confirming block (lowered where the retest below finds it)
+    )
     retested = False
     # cells of the clonotypes (or families of clonotypes) leukemic by copy number
     cnv_units = np.zeros(n, dtype=bool)
@@ -643,7 +645,7 @@ def _call(
                     retested = True
                     if retry[2]:
                         clone_cnv, clone_segments, cnv_clones, cnv_units = retry
-                        z_support = CLONE_Z_SUPPORT
+                        support_bar = CLONE_Z_SUPPORT
         prior = blast_prior | cnv_units
         # Without blasts to learn it from, the leukemic CNV profile is the clonotypes' altered segments only
         segments = None
@@ -961,7 +963,7 @@ def _call(
                 "reference_thin": bool(reference_thin),
                 # |z| of the block confirming a segment's strongest (CLONE_Z_SUPPORT: the retest found
                 # the change), and whether the retest ran
-                "z_support": z_support,
+                "z_support": support_bar,
                 "retested": retested,
             }
             if clone_cnv is not None

@@ -644,8 +644,9 @@ def clone_copy_number(
 def _merge_blocks(hits: list[tuple]) -> list[tuple]:
     """Altered blocks (chromosome, start, end, z, log2 ratio) merged into segments where they overlap
     with the same sign; a segment needs two blocks, one of them at ``|z| ≥ CLONE_Z`` (the others passed
-    the caller's bar: a change over one block of neighbouring genes may be a gene cluster's expression). Each segment: chromosome, start, end, the largest |z| (signed) and the median log2 ratio
-    of its blocks."""
+    the caller's bar: a change over one block of neighbouring genes may be a gene cluster's expression).
+    Each segment: chromosome, start, end, the largest |z| (signed) and the median log2 ratio of its
+    blocks."""
     out = []
     ordered = sorted(hits, key=lambda h: (h[0], np.sign(h[4]), h[1]))
     i = 0
