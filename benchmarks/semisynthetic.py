@@ -102,6 +102,13 @@ CENTROMERE_MB = {"chr4": 50.0, "chr5": 48.8, "chr6": 59.8, "chr9": 43.0, "chr11"
 TRUNK_ARMS = ("9p", "6q", "12p", "11q")
 SUBCLONE_ARMS = ("5q", "13q", "17p", "4q", "18q")
 
+#: the trace's numbers (``numbers['trace']``) a row carries: its negative share among the ancestors, their
+#: effective number (capped and not) and the negative founder that the share's upper bound cannot exclude
+TRACE_KEYS = (
+    "pi", "ci_low", "ci_high", "n_effective", "n_effective_uncapped", "n_cells", "hidden_founder_cells",
+    "negative_relapse_cells",
+)  # fmt: skip
+
 #: the csv's columns, in order (every row has all of them, so that appended rows stay aligned)
 COLUMNS = [
     "id", "pool", "seed", "group", "mechanism", "negative_fraction", "fold", "depth", "labels",
@@ -114,7 +121,7 @@ COLUMNS = [
     "blasts_tcr_leukemic", "naive_call", "naive_zero_baseline", "naive_zero_relapse",
     "naive_negative_baseline_clusters", "seconds_build", "seconds_ingest", "seconds_qc", "seconds_embed",
     "seconds_malignant", "seconds_antigen", "seconds_clones", "seconds_classify", "seconds_total",
-    "subclone_call", "trace_pi", "trace_ci_low", "trace_ci_high", "trace_n_effective",
+    "subclone_call", *(f"trace_{k}" for k in TRACE_KEYS),
     "oracle_call", "oracle_pi", "oracle_ci_low", "oracle_ci_high", "oracle_cn_malignant_precision",
     "oracle_cn_malignant_recall", "oracle_cn_malignant_f1", "supervised_trace_purity",
 ]  # fmt: skip
@@ -672,7 +679,7 @@ def score(row, labels, made, truth, adata, call, timings, secs, t_build, naive_c
     for k, v in numbers.get("shares", {}).items():
         res[f"share_{k}"] = round(float(v), 3)
     res["subclone_call"] = (numbers.get("subclone_call") or {}).get("mechanism")
-    for k in ("pi", "ci_low", "ci_high", "n_effective"):
+    for k in TRACE_KEYS:
         res[f"trace_{k}"] = (numbers.get("trace") or {}).get(k)
     res.update(semi_oracle(row, adata, tr, numbers))
     res.update(semi_oracles(made, adata, tr))
