@@ -252,6 +252,18 @@ class ClassifyParams(_Section):
             "pre-existing vs downregulation. Larger: a smoother ratio."
         ),
     )
+    negative_loss_max_confidence: float = Field(
+        0.75,
+        ge=0,
+        le=1,
+        description=(
+            "Highest confidence of an antigen_downregulation call whose relapse cells are antigen-negative rather "
+            "than dim. A negative founder below the detection limit (fewer baseline cells than the antigen model "
+            "resolves, or hidden among the positive cells the trace weighs) would make the same relapse, and no "
+            "resampling of the baseline cells can show it absent; a dim relapse (cells that still express, at a "
+            "lower level) is no founder's. 1 turns the ceiling off."
+        ),
+    )
     bootstrap_mapping: bool = Field(
         True,
         description=(

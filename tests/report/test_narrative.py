@@ -40,3 +40,21 @@ def test_protein_finding_and_the_rna_only_caveat():
     assert "CD7 protein lost with RNA kept" in paragraph(with_protein)
     assert not any("RNA only" in c for c in caveats(with_protein))
     assert any("RNA only" in c for c in caveats(dict(BASE, antigen_measured_by="RNA")))
+
+
+def test_a_held_confidence_is_said_to_be_the_ceiling_not_the_replicates():
+    held = dict(
+        BASE,
+        confidence=0.75,
+        numbers={"confidence_ceiling": {"ceiling": 0.75, "bootstrap_agreement": 0.96}},
+    )
+    text, notes = paragraph(held), " ".join(caveats(held))
+    assert "the ceiling of a loss that a hidden negative founder would mimic" in text
+    assert "share of bootstrap replicates" not in text
+    assert "held at 75" in notes
+    assert "96" in notes
+    assert "resampling the cells changes the call" not in notes
+    # the same confidence from the replicates themselves reads as their disagreement
+    plain = dict(BASE, confidence=0.75)
+    assert "share of bootstrap replicates giving the same call" in paragraph(plain)
+    assert "resampling the cells changes the call" in " ".join(caveats(plain))

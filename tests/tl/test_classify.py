@@ -224,8 +224,10 @@ def test_uncertain_mappings_lower_the_confidence(calls):
     rel = (a.obs["timepoint"] == "relapse").to_numpy() & a.obs["malignant"].to_numpy(bool)
     # the same labels, but every relapse cell's clone link is weak (a third of its neighbours agree)
     a.obs.loc[rel, "subclone_confidence"] = 0.35
-    weak = ce.tl.classify_relapse(a, n_bootstrap=BOOT, seed=0)
-    fixed = ce.tl.classify_relapse(a, n_bootstrap=BOOT, seed=0, bootstrap_mapping=False)
+    # the replicates' own agreement, without the ceiling of a negative (not dim) loss
+    kw = {"n_bootstrap": BOOT, "seed": 0, "negative_loss_max_confidence": 1.0}
+    weak = ce.tl.classify_relapse(a, **kw)
+    fixed = ce.tl.classify_relapse(a, bootstrap_mapping=False, **kw)
     assert weak.mechanism == fixed.mechanism == call.mechanism  # the call itself uses the labels
     assert fixed.confidence >= 0.8
     assert weak.confidence < 0.5
@@ -281,6 +283,52 @@ def test_downregulation_states_the_founder_it_cannot_exclude(calls):
     hidden = int(np.ceil(trace["ci_high"] * trace["n_effective"]))
     assert trace["hidden_founder_cells"] == hidden
     assert f"founder of up to {max(hidden, 1)} of those cells cannot be excluded" in call.reason
+
+
+def test_a_negative_loss_is_held_below_the_founder_ceiling(calls):
+    # the simulated downregulation's relapse cells are CD7-negative, not dim: a hidden negative founder would
+    # leave the same data, so its replicates' agreement is held at the ceiling and said to be
+    adata, call = calls["antigen_downregulation"]
+    assert call.mechanism == "antigen_downregulation"
+    assert not call.numbers["dim"]
+    ceiling = ClassifyParams().negative_loss_max_confidence
+    held = call.numbers["confidence_ceiling"]
+    assert call.confidence == held["ceiling"] == ceiling < held["bootstrap_agreement"]
+    assert f"confidence held at {ceiling:.2f}" in call.reason
+    # without the ceiling the confidence is the replicates' agreement again
+    free = ce.tl.classify_relapse(adata, n_bootstrap=BOOT, negative_loss_max_confidence=1.0)
+    assert free.confidence == held["bootstrap_agreement"]
+    assert "confidence_ceiling" not in free.numbers
+    assert "held at" not in free.reason
+
+
+def test_the_founder_ceiling_spares_dim_relapses_and_other_calls():
+    from cd7escape.tl._classify._trace_decision import hold_below_founder_ceiling
+
+    P = {"antigen": "CD7", "negative_loss_max_confidence": 0.75}
+
+    def held(share, **res):
+        res = {"reason": "r", **res}
+        return hold_below_founder_ceiling(res, share, P), res
+
+    assert held(0.96, mechanism="antigen_downregulation", dim=False) == (
+        0.75,
+        {
+            "mechanism": "antigen_downregulation", "dim": False,
+            "confidence_ceiling": {"ceiling": 0.75, "bootstrap_agreement": 0.96},
+            "reason": "r; confidence held at 0.75 (the replicates agree 0.96): the relapse cells are CD7-negative, "
+            "not dim, and a founder already CD7-negative but below the detection limit would leave the same "
+            "data by expanding",
+        },
+    )  # fmt: skip
+    # cells that still express at a lower level are no negative founder's
+    assert held(0.96, mechanism="antigen_downregulation", dim=True)[0] == 0.96
+    assert held(0.96, mechanism="preexisting_negative_clone", dim=False)[0] == 0.96
+    # below the ceiling nothing is held or said
+    share, res = held(0.6, mechanism="antigen_downregulation", dim=False)
+    assert share == 0.6
+    assert res["reason"] == "r"
+    assert "confidence_ceiling" not in res
 
 
 def test_negative_subclones_forbid_a_blind_downregulation():

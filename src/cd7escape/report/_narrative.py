@@ -53,6 +53,12 @@ def _pct(x: Any) -> str | None:
     return None if x is None else percent(x)
 
 
+def _ceiling(result: Mapping[str, Any]) -> Mapping[str, Any] | None:
+    """The confidence ceiling that held the call (``numbers['confidence_ceiling']``), if one did."""
+    held = (result.get("numbers") or {}).get("confidence_ceiling")
+    return held if isinstance(held, Mapping) and "bootstrap_agreement" in held else None
+
+
 def _tp_sentence(name: str, tp: Mapping[str, Any], antigen: str) -> str | None:
     n = tp.get("malignant_cells")
     if n is None:
@@ -80,7 +86,14 @@ def caveats(result: Mapping[str, Any]) -> list[str]:
             "No classification was made; the figures below show the data as far as it was analysed."
         )
     conf = result.get("confidence")
-    if conf is not None and conf < 0.8:
+    held = _ceiling(result)
+    if held is not None:
+        out.append(
+            f"Confidence is held at {_pct(conf)} although {_pct(held['bootstrap_agreement'])} of bootstrap "
+            f"replicates agree: the relapse cells are {antigen}-negative, not dim, and a founder that was "
+            f"already {antigen}-negative but below the detection limit would leave the same data by expanding."
+        )
+    elif conf is not None and conf < 0.8:
         out.append(
             f"Confidence is {_pct(conf)}: resampling the cells changes the call in a notable share of replicates."
         )
@@ -150,7 +163,13 @@ def paragraph(result: Mapping[str, Any]) -> str:
     elif result.get("mechanism_called", True):
         conf = result.get("confidence")
         conf_txt = (
-            f" with a confidence of {_pct(conf)} (share of bootstrap replicates giving the same call)"
+            f" with a confidence of {_pct(conf)} ("
+            + (
+                "the ceiling of a loss that a hidden negative founder would mimic"
+                if _ceiling(result) is not None
+                else "share of bootstrap replicates giving the same call"
+            )
+            + ")"
             if conf is not None
             else ""
         )

@@ -26,7 +26,7 @@ from .._antigen import (
     reference_level,
 )
 from .._clones import UNMAPPED
-from ._trace_decision import antigen_name, decide_by_trace
+from ._trace_decision import antigen_name, decide_by_trace, hold_below_founder_ceiling
 
 _CP = ClassifyParams()
 #: Malignant cells from which the bootstrap is worth spawning worker processes (~1-2 s each to start).
@@ -44,7 +44,8 @@ class RelapseCall:
         ``lineage_switch``, ``indeterminate``.
     confidence
         Share of bootstrap replicates (cells resampled within each timepoint, antigen model refitted) that
-        give the same call.
+        give the same call; a downregulation of antigen-negative (not dim) relapse cells is held at
+        ``negative_loss_max_confidence`` (``numbers['confidence_ceiling']``).
     reason
         One sentence.
     evidence
@@ -486,6 +487,7 @@ def classify_relapse(
     max_uncertain_negative: float = _CP.max_uncertain_negative,
     lineage_max_ratio: float = _CP.lineage_max_ratio,
     trace_penalty: float = _CP.trace_penalty,
+    negative_loss_max_confidence: float = _CP.negative_loss_max_confidence,
     bootstrap_mapping: bool = _CP.bootstrap_mapping,
     seed: int = 0,
     key_added: str = "classify",
@@ -563,6 +565,9 @@ def classify_relapse(
         Relapse lineage program below this fraction of the baseline's is ``lineage_switch``.
     trace_penalty
         L2 penalty of the trace's logistic regression (scikit-learn's ``1 / C``).
+    negative_loss_max_confidence
+        Highest confidence of an ``antigen_downregulation`` call whose relapse cells are negative rather than
+        dim: a negative founder below the detection limit would make the same relapse (1: no ceiling).
     bootstrap_mapping
         Replicates also redraw each relapse cell's subclone link with probability its mapping confidence.
     seed
@@ -600,11 +605,13 @@ def classify_relapse(
         "max_uncertain_negative": float(max_uncertain_negative),
         "lineage_max_ratio": float(lineage_max_ratio),
         "trace_penalty": float(trace_penalty),
+        "negative_loss_max_confidence": float(negative_loss_max_confidence),
         "bootstrap_mapping": bool(bootstrap_mapping),
         "seed": int(seed),
     }
     for k in ("retained_max_negative", "preexisting_min_negative", "downregulation_max_negative",
-              "mixed_min_share", "min_call_share", "dim_max_ratio", "max_uncertain_negative"):  # fmt: skip
+              "mixed_min_share", "min_call_share", "dim_max_ratio", "max_uncertain_negative",
+              "negative_loss_max_confidence"):  # fmt: skip
         if not 0 <= P[k] <= 1:
             raise InputError.single(f"{k} must be within [0, 1]", field=k)
     if n_bootstrap < 0:
@@ -744,6 +751,8 @@ def classify_relapse(
         "relapse_samples": per_sample,
         "screen": screen,
     }
+    if "confidence_ceiling" in res:
+        numbers["confidence_ceiling"] = res["confidence_ceiling"]
     if rna_res is not None:
         numbers["rna_call"] = _rna_beside(rna_res)
         lost = _protein_lost_rna_kept(
@@ -773,8 +782,18 @@ def _confidence(
     """Share of bootstrap replicates giving the call ``res`` made, and the replicates' calls.
 
     Cells are resampled within each timepoint, the antigen model refitted and the trace redone on the drawn
-    cells; each relapse cell's clone link holds with probability its mapping confidence.
+    cells; each relapse cell's clone link holds with probability its mapping confidence. A downregulation of
+    antigen-negative relapse cells is held at most at ``negative_loss_max_confidence``
+    (:func:`.hold_below_founder_ceiling`, which words it into ``res``).
     """
+    share, boot = _agreement(d, res, mconf, P)
+    return hold_below_founder_ceiling(res, share, P), boot
+
+
+def _agreement(
+    d: _Data, res: dict[str, Any], mconf: np.ndarray, P: dict[str, Any]
+) -> tuple[float, list[str]]:
+    """Share of bootstrap replicates giving the call ``res`` made, and the replicates' calls."""
     n_bootstrap = P["n_bootstrap"]
     if (
         not n_bootstrap
