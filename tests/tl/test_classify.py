@@ -303,7 +303,7 @@ def test_a_negative_loss_is_held_below_the_founder_ceiling(calls):
 
 
 def test_the_founder_ceiling_spares_dim_relapses_and_other_calls():
-    from cd7escape.tl._classify._trace_decision import hold_below_founder_ceiling
+    from cd7escape.tl._classify._founder_ceiling import hold_below_founder_ceiling
 
     P = {"antigen": "CD7", "negative_loss_max_confidence": 0.75}
 

@@ -162,17 +162,12 @@ def paragraph(result: Mapping[str, Any]) -> str:
         )
     elif result.get("mechanism_called", True):
         conf = result.get("confidence")
-        conf_txt = (
-            f" with a confidence of {_pct(conf)} ("
-            + (
-                "the ceiling of a loss that a hidden negative founder would mimic"
-                if _ceiling(result) is not None
-                else "share of bootstrap replicates giving the same call"
-            )
-            + ")"
-            if conf is not None
-            else ""
+        meaning = (
+            "the ceiling of a loss that a hidden negative founder would mimic"
+            if _ceiling(result) is not None
+            else "share of bootstrap replicates giving the same call"
         )
+        conf_txt = f" with a confidence of {_pct(conf)} ({meaning})" if conf is not None else ""
         sentences.append(f"The relapse was classified as “{label(mech)}”{conf_txt}.")
         sentences.append(_MEANING.get(mech, "").format(antigen=antigen))
     if result.get("reason"):

@@ -26,7 +26,8 @@ from .._antigen import (
     reference_level,
 )
 from .._clones import UNMAPPED
-from ._trace_decision import antigen_name, decide_by_trace, hold_below_founder_ceiling
+from ._founder_ceiling import hold_below_founder_ceiling
+from ._trace_decision import antigen_name, decide_by_trace
 
 _CP = ClassifyParams()
 #: Malignant cells from which the bootstrap is worth spawning worker processes (~1-2 s each to start).
@@ -784,7 +785,7 @@ def _confidence(
     Cells are resampled within each timepoint, the antigen model refitted and the trace redone on the drawn
     cells; each relapse cell's clone link holds with probability its mapping confidence. A downregulation of
     antigen-negative relapse cells is held at most at ``negative_loss_max_confidence``
-    (:func:`.hold_below_founder_ceiling`, which words it into ``res``).
+    (:func:`._founder_ceiling.hold_below_founder_ceiling`, which words it into ``res``).
     """
     share, boot = _agreement(d, res, mconf, P)
     return hold_below_founder_ceiling(res, share, P), boot

@@ -4,8 +4,7 @@
 "Classification"): the antigen model on the baseline cells weighted by the density ratio of negative
 relapse mass (:func:`.._clones.density_ratio`), and the rules that turn its share of negative ancestors
 into a mechanism, with the subclone routes' call as the second link. The helpers word its detection
-limit, test whether the negatives grew, and hold a downregulation that a hidden founder would mimic below
-its confidence ceiling.
+limit and test whether the negatives grew.
 """
 
 from __future__ import annotations
@@ -62,31 +61,6 @@ def growth_low(pi: float, lo: float, q: float, gb: dict[str, Any]) -> float:
     h_b = max(float(gb.get("ci_high", pi_b)) - pi_b, 0.0)
     h_a = max(pi - lo, h_b)
     return float(q * pi - pi_b - np.sqrt(max((q * h_a) ** 2 + (1 - 2 * q) * h_b**2, 0.0)))
-
-
-def hold_below_founder_ceiling(res: dict[str, Any], share: float, P: dict[str, Any]) -> float:
-    """The confidence of the call ``res`` whose bootstrap replicates agree ``share``, held below the ceiling
-    of a downregulation that a hidden negative founder would mimic.
-
-    Relapse cells that are antigen-negative (not dim) come either from positive cells that lost the antigen
-    or from a negative founder that expanded. A founder below the detection limit (fewer baseline cells than
-    the antigen model resolves, or hidden among the positive cells the trace weighs: its reason's
-    hidden-founder bound) leaves the same data, and no resampling of the baseline cells can show it absent,
-    so such a downregulation is held at ``negative_loss_max_confidence``. A dim relapse still expresses the
-    antigen, which no negative founder does. Where the ceiling holds, its value and the replicates' own
-    agreement go to ``res['confidence_ceiling']`` and the reason says so.
-    """
-    ceiling = float(P["negative_loss_max_confidence"])
-    if res.get("mechanism") != "antigen_downregulation" or res.get("dim") or share <= ceiling:
-        return share
-    a = antigen_name(P)
-    res["confidence_ceiling"] = {"ceiling": ceiling, "bootstrap_agreement": share}
-    res["reason"] += (
-        f"; confidence held at {ceiling:.2f} (the replicates agree {share:.2f}): the relapse cells are "
-        f"{a}-negative, not dim, and a founder already {a}-negative but below the detection limit would leave "
-        f"the same data by expanding"
-    )
-    return ceiling
 
 
 def by_copy_number(n_states: int) -> str:
