@@ -51,6 +51,29 @@ def test_one_call_per_relapse_sample(two_sites):
     )
 
 
+def test_per_sample_loss_is_held_below_the_founder_ceiling():
+    # each site's downregulation of antigen-negative cells is held as the patient's is, and says so
+    adata = ce.datasets.simulate_patient(
+        "antigen_downregulation", seed=4, n_cells=600, relapse_sites=("BM", "CNS")
+    )
+    adata.obs["malignant"] = adata.obs["truth_malignant"].to_numpy()
+    adata.obs["cell_class"] = adata.obs["truth_cell_type"].astype(str).replace({"": "other"})
+    call = ce.tl.classify_relapse(adata, n_bootstrap=8, negative_loss_max_confidence=0.6)
+    per = call.numbers["relapse_samples"]
+    assert len(per) == 2
+    losses = [r for r in per if r["mechanism"] == "antigen_downregulation"]
+    assert losses, [r["reason"] for r in per]
+    for r in per:
+        held = r["confidence_ceiling"]
+        if r not in losses:
+            assert held is None, r
+            continue
+        assert held is not None, r
+        assert held["ceiling"] == 0.6
+        assert r["confidence"] == 0.6 < held["bootstrap_agreement"]
+        assert "confidence held at 0.60" in r["reason"]
+
+
 def test_one_relapse_sample_has_no_per_sample_calls(simulated):
     adata = simulated("antigen_retained", malignant=True, cell_class=True)
     call = ce.tl.classify_relapse(adata, n_bootstrap=0)

@@ -890,7 +890,8 @@ def _relapse_sample_calls(
     """One call per relapse sample (all baseline cells against that sample's relapse cells).
 
     Empty when the relapse is one sample: the patient's call is then that sample's. Each call has its own
-    bootstrap confidence; a sample with too few malignant cells is ``indeterminate`` with that reason.
+    bootstrap confidence, held below the founder ceiling as the patient's is (``confidence_ceiling``); a
+    sample with too few malignant cells is ``indeterminate`` with that reason.
     """
     if "sample" not in adata.obs:
         return []
@@ -921,6 +922,8 @@ def _relapse_sample_calls(
                 "confidence": confidence,
                 "reason": res["reason"],
                 "rule": res.get("rule"),
+                # held like the patient's call (its ceiling and the replicates' own agreement), else None
+                "confidence_ceiling": res.get("confidence_ceiling"),
                 "antigen_negative_fraction": g.get("pi"),
                 "ci_low": g.get("ci_low"),
                 "ci_high": g.get("ci_high"),
