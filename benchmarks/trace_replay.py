@@ -31,13 +31,6 @@ import pandas as pd
 
 sys.path.insert(0, str(Path(__file__).parent))
 
-TRUTH = {
-    "preexisting": "preexisting_negative_clone", "downregulation": "antigen_downregulation",
-    "retained": "antigen_retained", "decoy_minor_negative": "antigen_downregulation",
-    "decoy_retained_negative_minor": "antigen_retained", "decoy_low_depth": "antigen_retained",
-    "mixed": "mixed",
-}  # fmt: skip
-
 
 def save(out: Path, pools: list[str], seeds: int, blasts: tuple[int, int], only: set[int] | None):
     """Run the chosen patients (no labels, no bootstrap) and pickle the trace's inputs, one file each."""
@@ -98,7 +91,7 @@ def replay(folder: Path) -> pd.DataFrame:
         res = copy.deepcopy(saved["res"])
         decide_by_trace(saved["d"], saved["P"], res, **saved["kw"])
         t, row = res["trace"], saved["row"]
-        truth = TRUTH[row["group"]]
+        truth = row["mechanism"]  # the design's truth, as semisynthetic.py scored it
         rows.append({
             "id": row["id"], "group": row["group"], "negative_fraction": row["negative_fraction"],
             "fold": row["fold"], "truth": truth, "saved_call": row["call"], "call": res["mechanism"],
