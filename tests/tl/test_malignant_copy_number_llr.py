@@ -7,6 +7,7 @@ import pandas as pd
 import pytest
 from scipy import sparse
 
+from cd7escape.tl._malignant import _copy_number_llr as copy_number_llr
 from cd7escape.tl._malignant._copy_number_llr import (
     mixture_prior,
     segment_count_llr,
@@ -47,6 +48,14 @@ def _segments(chromosomes, ends, log2_ratios, clone_ids=None) -> pd.DataFrame:
         {"clone_id": clone_ids or ["L"] * n, "chromosome": list(chromosomes), "start": [1000] * n,
          "end": list(ends), "z": [-9.0] * n, "log2_ratio": list(log2_ratios)}
     )  # fmt: skip
+
+
+def _regions(info: list[dict]) -> tuple[pd.DataFrame, pd.Series]:
+    """Per chromosome, the first row tried (the segment as found, before any cut) and whether a row of
+    it was used."""
+    tried = pd.DataFrame(info)
+    first = tried.drop_duplicates("chromosome").set_index("chromosome")
+    return first, tried.groupby("chromosome")["used"].any()
 
 
 def test_segment_groups_join_overlaps_of_one_sign_and_keep_their_members():
@@ -96,11 +105,13 @@ def test_segment_count_llr_separates_blasts_and_ignores_a_subclonal_region(loss_
     llr, info = segment_count_llr(
         counts, total, var, table, segments, leukemic, normal, antigen="CD7"
     )
-    regions = pd.DataFrame(info).set_index("chromosome")
-    assert regions.loc["chr1", "used"]
+    regions, used = _regions(info)
+    assert used["chr1"]
+    # the whole segment is the change: no cut of it tells the classes apart better
+    assert pd.DataFrame(info).query("used")["end"].tolist() == [200500]
     assert regions.loc["chr1", "leukemic_share"] > 0.9
     # a change carried by a fifth of the clonotype's cells does not tell blasts from normal cells
-    assert not regions.loc["chr2", "used"]
+    assert not used["chr2"]
     assert np.median(llr[label == "unread_blast"]) > 2
     assert np.median(llr[label == "unread_normal"]) < -2
     assert (llr[label == "unread_blast"] > 0).mean() > 0.9
@@ -200,12 +211,12 @@ def test_a_subclone_dominating_the_clonotype_is_not_its_trunk():
         np.isin(label, ["leukemic", "leukemic_sub"]), label == "normal",
         clusters=clusters, antigen="CD7",
     )  # fmt: skip
-    regions = pd.DataFrame(info).set_index("chromosome")
-    assert regions.loc["chr1", "used"]
+    regions, used = _regions(info)
+    assert used["chr1"]
     # most of the clonotype's cells carry chr2's loss, but not those of cluster a
     assert regions.loc["chr2", "leukemic_share"] > 0.8
     assert regions.loc["chr2", "min_cluster_share"] < 0.5
-    assert not regions.loc["chr2", "used"]
+    assert not used["chr2"]
 
 
 def test_a_region_moved_by_a_few_genes_of_a_phenotype_is_not_a_copy_number_change():
@@ -226,13 +237,15 @@ def test_a_region_moved_by_a_few_genes_of_a_phenotype_is_not_a_copy_number_chang
         counts, total, pd.DataFrame(index=table.index), table, segments,
         label == "leukemic", label == "normal", antigen="CD7",
     )  # fmt: skip
-    regions = pd.DataFrame(info).set_index("chromosome")
+    regions, used = _regions(info)
     # pooled, chr3 reads as a loss in the clonotype's cells ...
     assert regions.loc["chr3", "rate_ratio"] < 0.9
-    # ... but its genes as a whole do not move against the rest of the genome, chr1's do
+    # ... but its genes as a whole do not move against the rest of the genome, chr1's do; a segment
+    # that fails is not cut into parts that might pass
     assert regions.loc["chr3", "shift_pvalue"] > 0.05
-    assert not regions.loc["chr3", "used"]
-    assert regions.loc["chr1", "used"]
+    assert not used["chr3"]
+    assert (pd.DataFrame(info)["chromosome"] == "chr3").sum() == 1
+    assert used["chr1"]
     assert regions.loc["chr1", "shift_pvalue"] < 1e-6
     assert regions.loc["chr1", "gene_shift"] == pytest.approx(np.log(0.5), abs=0.25)
     # cells of a normal genome without the program are not read as the loss
@@ -269,3 +282,69 @@ def test_a_segment_reaching_past_the_change_gives_way_to_the_one_that_matches_it
     assert tried.loc[1, "used"]
     assert np.median(llr[label == "unread_blast"]) > 2
     assert np.median(llr[label == "unread_normal"]) < -2
+
+
+def test_a_segment_reaching_past_the_change_is_cut_to_the_part_that_tells_the_classes_apart(
+    monkeypatch,
+):
+    rng = np.random.default_rng(8)
+    table, rate = _genome(rng)
+    # chr1's first 120 genes are lost in every blast; the clonotype's segment runs over all of chr1 (its
+    # last block of genes straddles the change's edge): it passes, diluted by 80 unaltered genes
+    trunk = rate.copy()
+    trunk[0:120] *= 0.5
+    parts = {"leukemic": _cells(rng, trunk, 200), "normal": _cells(rng, rate, 120),
+             "unread_blast": _cells(rng, trunk, 150, depth=400.0),
+             "unread_normal": _cells(rng, rate, 150, depth=400.0)}  # fmt: skip
+    counts, label, total = _stack(parts)
+    args = (
+        counts,
+        total,
+        pd.DataFrame(index=table.index),
+        table,
+        _segments(["chr1"], [200500], [-0.6]),
+    )
+    classes = (label == "leukemic", label == "normal")
+    llr, info = segment_count_llr(*args, *classes, antigen="CD7")
+    tried = pd.DataFrame(info)
+    assert tried["end"].iloc[0] == 200500
+    assert not tried["used"].iloc[0]
+    used = tried[tried["used"]].iloc[0]
+    # cut by 80 genes at its end: the change's own edge (gene 120 starts at 120,000)
+    assert (used["start"], used["end"]) == (1000, 120000)
+    assert used["class_gap"] > tried["class_gap"].iloc[0]
+    assert used["rate_ratio"] < tried["rate_ratio"].iloc[0]
+    # shallow cells whose TCR was not read are told apart better than by the whole segment
+    monkeypatch.setattr(copy_number_llr, "TRIM_FRACTIONS", ())
+    whole, info = segment_count_llr(*args, *classes, antigen="CD7")
+    assert [row["used"] for row in info] == [True]
+
+    def auc(score):
+        blast, normal = score[label == "unread_blast"], score[label == "unread_normal"]
+        return float((blast[:, None] > normal[None, :]).mean())
+
+    assert auc(llr) > auc(whole) + 0.02
+
+
+def test_of_overlapping_segments_that_pass_the_one_that_tells_the_classes_apart_best_is_used():
+    rng = np.random.default_rng(9)
+    table, rate = _genome(rng)
+    # chr1's first half is lost in every blast; one clonotype's segment is that half, another's runs over
+    # all of chr1: their union passes too, diluted by the unaltered half
+    trunk = rate.copy()
+    trunk[0:100] *= 0.5
+    parts = {"leukemic": _cells(rng, trunk, 200), "normal": _cells(rng, rate, 120)}
+    counts, label, total = _stack(parts)
+    segments = _segments(["chr1", "chr1"], [100500, 200500], [-1.0, -0.4], clone_ids=["L", "L2"])
+    _, info = segment_count_llr(
+        counts, total, pd.DataFrame(index=table.index), table, segments,
+        label == "leukemic", label == "normal", antigen="CD7",
+    )  # fmt: skip
+    tried = pd.DataFrame(info)
+    # the union first, then the member; both pass
+    assert tried["end"].iloc[:2].tolist() == [200500, 100500]
+    assert tried["class_gap"].iloc[:2].notna().all()
+    assert tried["rate_ratio"].iloc[0] > tried["rate_ratio"].iloc[1]
+    # the member is used (a cut of the union to the same genes ties with it, and comes later)
+    assert tried.index[tried["used"]].tolist() == [1]
+    assert tried["class_gap"].iloc[1] == tried["class_gap"].max()
