@@ -53,6 +53,10 @@ def test_a_held_confidence_is_said_to_be_the_ceiling_not_the_replicates():
     assert "share of bootstrap replicates" not in text
     assert "held at 75" in notes
     assert "96" in notes
+    # said once in the reason; the caveat names the limit and its size, without repeating the why
+    assert "not dim" not in notes
+    founders = dict(held, numbers={**held["numbers"], "trace": {"hidden_founder_cells": 44}})
+    assert "founder below the detection limit (up to 44 cells)" in " ".join(caveats(founders))
     assert "resampling the cells changes the call" not in notes
     # the same confidence from the replicates themselves reads as their disagreement
     plain = dict(BASE, confidence=0.75)

@@ -88,10 +88,13 @@ def caveats(result: Mapping[str, Any]) -> list[str]:
     conf = result.get("confidence")
     held = _ceiling(result)
     if held is not None:
+        # the reason above already says why it is held: the caveat names the limit, once, with its size
+        founders = ((result.get("numbers") or {}).get("trace") or {}).get("hidden_founder_cells")
+        size = f" (up to {int(founders)} cells)" if founders is not None else ""
         out.append(
-            f"Confidence is held at {_pct(conf)} although {_pct(held['bootstrap_agreement'])} of bootstrap "
-            f"replicates agree: the relapse cells are {antigen}-negative, not dim, and a founder that was "
-            f"already {antigen}-negative but below the detection limit would leave the same data by expanding."
+            f"Confidence is held at {_pct(conf)} ({_pct(held['bootstrap_agreement'])} of bootstrap replicates "
+            f"agree): no baseline sample can exclude a {antigen}-negative founder below the detection "
+            f"limit{size}."
         )
     elif conf is not None and conf < 0.8:
         out.append(
