@@ -52,8 +52,8 @@ share of zero CD7 counts at relapse vs baseline, no dropout model, no clone link
 and the same malignant cells (the labels, or the tool's own calls without labels).
 
     nice python benchmarks/semisynthetic.py [--boot 25] [--jobs 1] [--limit N] [--only IDS]
-        [--seeds 3] [--pools P02,P11] [--blasts 300,250] [--out benchmarks/out/semisynthetic.csv]
-        [--summary-only]
+        [--seeds 3] [--pools P02,P11] [--blasts 300,250] [--pipeline-seed 0]
+        [--out benchmarks/out/semisynthetic.csv] [--summary-only]
 
 Only P02 and P11 have a CD7-expressing cluster large enough to play S0 at 300 + 250 blasts; with
 ``--pools P10 --blasts 150,125`` a third child (four CD7-expressing clusters of 37-241 cells) plays
@@ -123,7 +123,7 @@ COLUMNS = [
     "seconds_malignant", "seconds_antigen", "seconds_clones", "seconds_classify", "seconds_total",
     "subclone_call", *(f"trace_{k}" for k in TRACE_KEYS),
     "oracle_call", "oracle_pi", "oracle_ci_low", "oracle_ci_high", "oracle_cn_malignant_precision",
-    "oracle_cn_malignant_recall", "oracle_cn_malignant_f1", "supervised_trace_purity",
+    "oracle_cn_malignant_recall", "oracle_cn_malignant_f1", "supervised_trace_purity", "pipeline_seed",
 ]  # fmt: skip
 
 #: answers that are no call (the naive approach without malignant cells cannot call)
@@ -488,7 +488,8 @@ def make_patient(P, contigs: pd.DataFrame, clusters: pd.DataFrame, row: dict, ou
     boot = row["boot"]
     for name, sh in (("config.yaml", "samples.csv"), ("config_labels.yaml", "samples_labels.csv")):
         (outdir / name).write_text(
-            f"antigen: {ANTIGEN}\ncar_feature: {CAR}\nsamples: {sh}\noutdir: results\nseed: 0\n"
+            f"antigen: {ANTIGEN}\ncar_feature: {CAR}\nsamples: {sh}\noutdir: results\n"
+            f"seed: {row.get('pipeline_seed', 0)}\n"
             f"classify:\n  n_bootstrap: {boot}\n"
         )
     return {
@@ -664,6 +665,7 @@ def score(row, labels, made, truth, adata, call, timings, secs, t_build, naive_c
         k: row[k]
         for k in ("id", "pool", "seed", "group", "mechanism", "negative_fraction", "fold", "depth")
     }
+    res["pipeline_seed"] = row.get("pipeline_seed", 0)
     res.update({"labels": "yes" if labels else "no", **made["design"], "n_cells_qc": int(adata.n_obs),
                 "n_blasts_qc": int(blast.sum()), "n_blasts_built": int((truth["truth_class"] == "malignant").sum()),
                 "n_neg_baseline": n_neg_b, "n_neg_baseline_built": int(built_neg.sum()), "identifiable": bool(ident),
@@ -863,6 +865,9 @@ def main() -> None:
     ap.add_argument("--positive-min-rate", type=float, default=0.5,
                     help="clusters playing CD7+ subclones pool at least this x the top cluster's CD7 rate")  # fmt: skip
     ap.add_argument("--labels", choices=("both", "yes", "no"), default="both")
+    ap.add_argument("--pipeline-seed", type=int, default=0,
+                    help="the config's seed (QC, embedding, clustering, bootstrap); the patients stay the "
+                         "same, so a second seed measures how far the calls move with it alone")  # fmt: skip
     ap.add_argument("--out", default=str(Path(__file__).parent / "out" / "semisynthetic.csv"))
     ap.add_argument("--summary-only", action="store_true")
     args = ap.parse_args()
@@ -893,10 +898,21 @@ def main() -> None:
     labels = {"both": (True, False), "yes": (True,), "no": (False,)}[args.labels]
     n_b, n_r = (int(v) for v in args.blasts.split(","))
     rows = [
-        {**r, "boot": args.boot, "n_baseline": n_b, "n_relapse": n_r}
+        {
+            **r,
+            "boot": args.boot,
+            "n_baseline": n_b,
+            "n_relapse": n_r,
+            "pipeline_seed": args.pipeline_seed,
+        }
         for r in grid(pools, args.seeds)
     ]
-    done = pd.read_csv(out) if out.exists() else pd.DataFrame(columns=["id", "labels"])
+    done = pd.read_csv(out) if out.exists() else pd.DataFrame(columns=COLUMNS)
+    if list(done.columns) != COLUMNS:
+        raise SystemExit(f"{out}: written with other columns (an older version of this script); "
+                         "give a new --out")  # fmt: skip
+    if (done["pipeline_seed"] != args.pipeline_seed).any():
+        raise SystemExit(f"{out}: holds rows of another --pipeline-seed; give a new --out")
     have = set(zip(done["id"].astype(int), done["labels"].astype(str), strict=True))
     todo = []
     for r in rows:
