@@ -74,6 +74,7 @@ from __future__ import annotations
 
 import argparse
 import inspect
+import json
 import shutil
 import sys
 import tempfile
@@ -124,6 +125,7 @@ COLUMNS = [
     "subclone_call", *(f"trace_{k}" for k in TRACE_KEYS),
     "oracle_call", "oracle_pi", "oracle_ci_low", "oracle_ci_high", "oracle_cn_malignant_precision",
     "oracle_cn_malignant_recall", "oracle_cn_malignant_f1", "supervised_trace_purity", "pipeline_seed",
+    "bootstrap_calls",
 ]  # fmt: skip
 
 #: answers that are no call (the naive approach without malignant cells cannot call)
@@ -681,6 +683,8 @@ def score(row, labels, made, truth, adata, call, timings, secs, t_build, naive_c
     for k, v in numbers.get("shares", {}).items():
         res[f"share_{k}"] = round(float(v), 3)
     res["subclone_call"] = (numbers.get("subclone_call") or {}).get("mechanism")
+    # the replicates' calls, so that a rule over them (their mode, say) can be measured from the csv
+    res["bootstrap_calls"] = json.dumps(numbers.get("bootstrap") or {}, sort_keys=True)
     for k in TRACE_KEYS:
         res[f"trace_{k}"] = (numbers.get("trace") or {}).get(k)
     res.update(semi_oracle(row, adata, tr, numbers))
