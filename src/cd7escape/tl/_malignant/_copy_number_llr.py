@@ -141,11 +141,13 @@ def segment_count_llr(
         return (chrom == c) & (start >= s) & (start <= e)
 
     def trimmed(region: tuple[str, int, int, int]) -> list[tuple[str, int, int, int]]:
+        """The region with each of ``TRIM_FRACTIONS`` of its genes cut from its end, then from its start
+        (a cut of at most half its genes always leaves some)."""
         c, s, e, sign = region
         at = np.sort(start[within(region)])
         cut = sorted({round(f * at.size) for f in TRIM_FRACTIONS} - {0})
-        return [(c, s, int(at[-k - 1]), sign) for k in cut if k < at.size] + [
-            (c, int(at[k]), e, sign) for k in cut if k < at.size
+        return [(c, s, int(at[-k - 1]), sign) for k in cut] + [
+            (c, int(at[k]), e, sign) for k in cut
         ]
 
     inside = [within(r) for r in regions]
@@ -164,17 +166,21 @@ def segment_count_llr(
     outside = ~np.any(inside, axis=0)
     base = normal if other_normal is None else (normal | other_normal)
 
-    def region_llr(region: tuple[str, int, int, int]) -> tuple[dict, np.ndarray | None]:
+    def region_llr(
+        region: tuple[str, int, int, int], block: sp.csc_matrix, in_block: np.ndarray
+    ) -> tuple[dict, np.ndarray | None]:
+        """The region's row of ``info`` and, where it passes, its per-cell ratio; its counts are read from
+        ``block``, the columns of the genes ``in_block`` (a region within the group's union)."""
         c, s, e, sign = region
         mask = within(region) & ~ambiguous
-        cols = genes[mask]
-        row = {"chromosome": c, "start": s, "end": e, "sign": sign, "n_genes": int(cols.size)}
+        n_genes = int(mask.sum())
+        row = {"chromosome": c, "start": s, "end": e, "sign": sign, "n_genes": n_genes}
         row.update(rate_ratio=np.nan, leukemic_share=np.nan, min_cluster_share=np.nan)
         row.update(dispersion=np.nan, gene_shift=np.nan, shift_pvalue=np.nan, class_gap=np.nan)
         row["used"] = False
-        if cols.size == 0:
+        if n_genes == 0:
             return row, None
-        y = np.asarray(x[:, cols].sum(axis=1)).ravel().astype(np.float64)
+        y = np.asarray(block[:, mask[in_block]].sum(axis=1)).ravel().astype(np.float64)
         y1, y0 = y[leukemic].sum(), y[normal].sum()
         if min(y1, y0) < MIN_REGION_UMIS:
             return row, None
@@ -236,12 +242,12 @@ def segment_count_llr(
         row.update(dispersion=phi, leukemic_share=share, min_cluster_share=cluster_share)
         if share < TRUNK_SHARE or cluster_share < CLUSTER_TRUNK_SHARE:
             return row, None
-        row["used"] = True
+        row["class_gap"] = float(lr[leukemic].mean() - lr[normal].mean())
         return row, lr
 
-    llr = np.zeros(counts.shape[0])
-    used_any = False
-    for union, members in groups:
+    def group_llr(union: tuple[str, int, int, int], members: list) -> np.ndarray | None:
+        """The ratio of the group's region that passes and tells the classes apart best (its row of
+        ``info`` marked used), or ``None`` when none passes."""
         # Clonotypes of one clone (read with fewer chains, another TRA) find one change with different
         # ends: a block of genes that straddles its edge (80 genes reach across a centromere) carries it
         # into unaltered genes. The union then dilutes the change (half of its genes unaltered: a rate
@@ -252,29 +258,36 @@ def segment_count_llr(
         # The segments' ends themselves are those of gene blocks: a segment that passes is also tried with
         # a tenth to a half of its genes cut from either end, so that a change's edge within a block is
         # found too (a refinement of a change found, never a new one: only passing segments are cut).
-        tried = []
-        seen: set = set()
-        queue = [union] + [m for m in members if m != union]
-        untrimmed = set(queue)
-        while queue:
-            region = queue.pop(0)
-            if region in seen:
-                continue
-            seen.add(region)
-            row, lr = region_llr(region)
+        # Every candidate lies within the union: its genes' counts are sliced from the matrix once.
+        in_block = within(union) & ~ambiguous
+        block = x[:, genes[in_block]].tocsc()
+        passed: list[tuple[int, np.ndarray]] = []  # (row of info, ratio)
+
+        def consider(region: tuple[str, int, int, int]) -> bool:
+            row, lr = region_llr(region, block, in_block)
             info.append(row)
             if lr is not None:
-                row["class_gap"] = float(lr[leukemic].mean() - lr[normal].mean())
-                tried.append((len(info) - 1, lr))
-                if region in untrimmed:
-                    queue += trimmed(region)
-        if tried:
-            best, lr = max(tried, key=lambda t: (info[t[0]]["class_gap"], -t[0]))
-            for i, _ in tried:
-                info[i]["used"] = i == best
-            llr += lr
-            used_any = True
-    return (llr if used_any else None), info
+                passed.append((len(info) - 1, lr))
+            return lr is not None
+
+        found = [union] + [m for m in members if m != union]
+        cuts = []
+        for region in found:
+            if consider(region):
+                cuts += trimmed(region)
+        for region in dict.fromkeys(cuts):
+            if region not in found:
+                consider(region)
+        if not passed:
+            return None
+        best, lr = max(passed, key=lambda p: (info[p[0]]["class_gap"], -p[0]))
+        for i, _ in passed:
+            info[i]["used"] = i == best
+        return lr
+
+    ratios = [lr for union, members in groups if (lr := group_llr(union, members)) is not None]
+    llr = np.sum(ratios, axis=0) if ratios else None
+    return llr, info
 
 
 def gene_log_ratios(
