@@ -12,8 +12,15 @@ kind of evidence gives at best:
   that a classifier trained on the true subclone labels (cross-fitted) weights, capped as the trace caps
   its weights. Where it is low, the negative subclone's cells do not stand apart in expression from
   their positive neighbours, and no trace from expression can make their ancestors pure.
+- :func:`trace_space_purity`: the same share for the run's own trace (its joint space, copy-number features,
+  classifier, penalty and cap) told which relapse cells truly belong to the negative subclone: its mass is
+  those cells instead of each relapse cell's negative posterior. It separates the two limits of a trace
+  that cannot decide: where this share is high and the run's is not, the antigen model's negative mass
+  (dropout) blurs the trace; where it is low, the space itself does not set the subclone apart from the
+  positive cells that resemble it.
 
-``semisynthetic.py`` adds both to each row (``oracle_cn_malignant_f1``, ``supervised_trace_purity``).
+``semisynthetic.py`` adds them to each row (``oracle_cn_malignant_f1``, ``supervised_trace_purity``,
+``trace_space_purity``).
 """
 
 from __future__ import annotations
@@ -100,3 +107,42 @@ def supervised_trace_purity(adata, baseline_blast: np.ndarray, negative: np.ndar
         score[pred] = model.decision_function(x[pred])
     w = cap_weights(np.exp(score - score.max()), TRACE_MIN_CELLS)
     return float((w * target).sum() / w.sum())
+
+
+def trace_space_purity(adata, negative: np.ndarray) -> float:
+    """Capped-weight share of the true negative subclone's baseline cells in a trace whose negative mass is
+    that subclone's relapse cells (see the module docstring); NaN without a trace space, or without
+    ``FOLDS`` negative cells at either timepoint.
+
+    ``negative``: per cell of ``adata``, true blast of the negative subclone. The cells, their coordinates,
+    copy-number features, penalty, cap and seed are the run's (``classify_relapse``'s record).
+    """
+    from cd7escape.tl._classify._relapse import _trace_space
+    from cd7escape.tl._clones import cap_weights, density_ratio
+
+    entry = adata.uns.get("cd7escape", {}).get("classify", {})
+    params = entry.get("params", {}) if hasattr(entry, "get") else {}
+    if "trace_penalty" not in params or "malignant" not in adata.obs:
+        return np.nan
+    tp = adata.obs["timepoint"].astype(str).to_numpy()
+    cells = np.flatnonzero(
+        adata.obs["malignant"].to_numpy(bool) & np.isin(tp, ["baseline", "relapse"])
+    )
+    space = _trace_space(adata, cells)
+    if space is None:
+        return np.nan
+    z, labels, copy_number = space
+    base = (tp[cells] == "baseline").astype(float)
+    neg = np.asarray(negative, bool)[cells]
+    mass = ((1 - base) * neg).astype(float)
+    if (neg & (base > 0)).sum() < FOLDS or mass.sum() < FOLDS:
+        return np.nan
+    odds = density_ratio(
+        z, base, mass, penalty=float(params["trace_penalty"]), labels=labels, copy_number=copy_number,
+        background=(1 - base) * (1 - mass), seed=int(params.get("seed", 0)),
+    )  # fmt: skip
+    rows = np.flatnonzero(base > 0)
+    w = cap_weights(
+        np.nan_to_num(odds[rows], nan=0.0), int(params.get("min_cells", TRACE_MIN_CELLS))
+    )
+    return float((w * neg[rows]).sum() / w.sum()) if w.sum() > 0 else np.nan

@@ -124,7 +124,8 @@ COLUMNS = [
     "seconds_malignant", "seconds_antigen", "seconds_clones", "seconds_classify", "seconds_total",
     "subclone_call", *(f"trace_{k}" for k in TRACE_KEYS),
     "oracle_call", "oracle_pi", "oracle_ci_low", "oracle_ci_high", "oracle_cn_malignant_precision",
-    "oracle_cn_malignant_recall", "oracle_cn_malignant_f1", "supervised_trace_purity", "pipeline_seed",
+    "oracle_cn_malignant_recall", "oracle_cn_malignant_f1", "supervised_trace_purity", "trace_space_purity",
+    "pipeline_seed",
     "bootstrap_calls",
 ]  # fmt: skip
 
@@ -625,9 +626,14 @@ def semi_oracle(row, adata, tr: pd.DataFrame, numbers: dict) -> dict:
 
 def semi_oracles(made: dict, adata, tr: pd.DataFrame) -> dict:
     """:mod:`oracle_bounds` on a semi-synthetic patient: the malignant call of an oracle from the truly lost
-    trunk arm, and the purity a supervised trace would reach on the negative subclone's ancestors."""
+    trunk arm, the purity a supervised trace would reach on the negative subclone's ancestors, and the purity
+    of the run's own trace told the negative subclone's relapse cells."""
     import scipy.sparse as sp
-    from oracle_bounds import malignant_copy_number_oracle, supervised_trace_purity
+    from oracle_bounds import (
+        malignant_copy_number_oracle,
+        supervised_trace_purity,
+        trace_space_purity,
+    )
 
     blast = (tr["truth_class"] == "malignant").to_numpy()
     tp = adata.obs["timepoint"].astype(str).to_numpy()
@@ -646,6 +652,7 @@ def semi_oracles(made: dict, adata, tr: pd.DataFrame) -> dict:
     res["supervised_trace_purity"] = supervised_trace_purity(
         adata, blast & (tp == "baseline"), negative, ANTIGEN
     )
+    res["trace_space_purity"] = trace_space_purity(adata, negative)
     return res
 
 
@@ -839,10 +846,14 @@ def summarize(df: pd.DataFrame) -> str:
                 ident & (d["mechanism"] == TRUTH["preexisting"]) & (d["call"] != d["mechanism"])
             ]
             if len(missed):
+                space = missed.get(
+                    "trace_space_purity", pd.Series(np.nan, index=missed.index)
+                ).astype(float)
                 out.append("\nIdentifiable pre-existing clones not called: trace π against the purity a classifier "
-                           "trained on the true subclones reaches: " + ", ".join(
-                               f"{i} {p:.2f} / {q:.2f}" for i, p, q in
-                               zip(missed["id"], missed["trace_pi"].astype(float), missed["supervised_trace_purity"].astype(float), strict=True)))  # fmt: skip
+                           "trained on the true subclones reaches, and the run's own trace told the negative "
+                           "subclone's relapse cells (space): " + ", ".join(
+                               f"{i} {p:.2f} / {q:.2f} / space {v:.2f}" for i, p, q, v in
+                               zip(missed["id"], missed["trace_pi"].astype(float), missed["supervised_trace_purity"].astype(float), space, strict=True)))  # fmt: skip
         out.append(f"\nRun time per patient: pipeline (this labels setting) median {d['seconds_total'].median():.1f} s, "
                    f"max {d['seconds_total'].max():.1f} s; building its files median {d['seconds_build'].median():.1f} s")  # fmt: skip
     return "\n".join(out)
