@@ -477,3 +477,39 @@ def test_the_trace_says_when_a_relapse_copy_number_state_placed_the_ancestors(ca
         assert ("copy-number change" in call.reason) == (len(states) > 0)
     assert calls["antigen_downregulation"][1].numbers["trace"]["copy_number_states"] == 0
     assert calls["preexisting_negative_clone"][1].numbers["trace"]["copy_number_states"] >= 1
+
+
+def _blended_founder_case():
+    """A negative founder of 15 baseline cells (5 %) whose expression overlaps the 300 positive ones, at 1,000
+    UMIs; the relapse: 200 negative cells of the founder's state beside 30 positive ones."""
+    from cd7escape.tl._classify._relapse import _Data, _decide
+
+    rng = np.random.default_rng(3)
+    mu, theta, n_pos, n_neg, r_pos, r_neg = 0.003, 4.0, 300, 15, 30, 200
+    n = n_pos + n_neg + r_pos + r_neg
+    s = np.full(n, 1000.0)
+    state = np.r_[np.zeros(n_pos), np.ones(n_neg), np.zeros(r_pos), np.ones(r_neg)]
+    expressing = state == 0
+    y = np.where(
+        expressing, rng.negative_binomial(theta, theta / (theta + s * mu)), rng.poisson(s * 1e-5)
+    ).astype(float)
+    z = rng.normal(size=(n, 2)) + np.c_[1.5 * state, np.zeros(n)]  # 1.5 s.d. apart: blended
+    d = _Data(
+        y=y, s=s, tp=np.r_[np.zeros(n_pos + n_neg), np.ones(r_pos + r_neg)].astype(int),
+        sub=np.full(n, "S0", dtype=object), tprog=np.full(n, 0.01), ambient=1e-5, theta=theta,
+        mu_ref=mu, zt=z, tlab=None, orig=np.arange(n), y0=y, s0=s,
+    )  # fmt: skip
+    return _decide(d, {**_decision_params(), "seed": 0}), n_neg
+
+
+def test_an_unresolved_trace_states_the_founder_it_leaves_open():
+    # the floor (10 cells) is not this trace's limit: the founder's 15 cells are blended with positive
+    # look-alikes, and the reason bounds the state left open by the trace's own interval, which covers them
+    res, founder = _blended_founder_case()
+    assert res["rule"] == "trace_unresolved", res["reason"]
+    trace = res["trace"]
+    hidden = trace["hidden_founder_cells"]
+    assert hidden == int(np.ceil(trace["ci_high"] * trace["n_effective"]))
+    assert hidden >= founder > _decision_params()["min_cells"]
+    assert f"up to {hidden} of the baseline cells they resemble" in res["reason"]
+    assert "fewer than about 10 baseline cells" in res["reason"]  # the floor is still stated

@@ -228,10 +228,15 @@ def decide_by_trace(
             f"that were {a}-positive (a relapse off the baseline's states blurs the trace); {limit}",
         )
     else:
+        # the floor says which states no trace resolves; this trace's own interval says how large a negative
+        # state among the cells it weighs stays open (a state the space blends with positive look-alikes
+        # can exceed the floor)
         call = (
             "indeterminate",
             "trace_unresolved",
-            f"{described}: neither clearly negative nor positive; {limit}",
+            f"{described}: neither clearly negative nor positive; up to {max(hidden, 1)} of the baseline cells "
+            f"they resemble may have been {a}-negative, a pre-existing state that can be neither shown nor "
+            f"excluded; {limit}",
         )
     by_subclones = {k: out.get(k) for k in ("mechanism", "rule", "reason")}
     trace["call"] = call[0]
