@@ -355,32 +355,46 @@ def test_flat_trace_and_subclones_give_mixed():
     assert call.mechanism == "mixed", call.reason
 
 
+def _trace_data(groups: list[tuple[int, int, int, bool]], *, depth: float, sep: float):
+    """Cells in two states ``sep`` s.d. apart on the first of two trace coordinates, at ``depth`` UMIs.
+
+    ``groups``: ``(cells, state, timepoint, expressing)`` in order; an expressing cell draws the antigen
+    from the negative binomial, the others ambient only. Subclone labels follow the state (S0, S1).
+    """
+    from cd7escape.tl._classify._relapse import _Data
+
+    rng = np.random.default_rng(3)
+    mu, theta = 0.003, 4.0
+    cells = [g[0] for g in groups]
+    n = sum(cells)
+    s = np.full(n, float(depth))
+    state, tp, expressing = (np.repeat([g[i] for g in groups], cells) for i in (1, 2, 3))
+    y = np.where(
+        expressing.astype(bool),
+        rng.negative_binomial(theta, theta / (theta + s * mu)),
+        rng.poisson(s * 1e-5),
+    ).astype(float)
+    z = rng.normal(size=(n, 2)) + np.c_[sep * state, np.zeros(n)]
+    return _Data(
+        y=y, s=s, tp=tp.astype(int), sub=np.where(state == 1, "S1", "S0").astype(object),
+        tprog=np.full(n, 0.01), ambient=1e-5, theta=theta, mu_ref=mu, zt=z, tlab=None,
+        orig=np.arange(n), y0=y, s0=s,
+    )  # fmt: skip
+
+
 def _two_route_case(relapse_sub: str | None):
     """Baseline: a positive state (320 cells) and a negative one (80); relapse: negative cells of both states.
 
     ``relapse_sub``: the relapse cells' subclone labels as the baseline's (None) or all this label.
     """
-    from cd7escape.tl._classify._relapse import _Data, _decide
+    from cd7escape.tl._classify._relapse import _decide
 
-    rng = np.random.default_rng(3)
-    mu, theta = 0.003, 4.0
-    n_pos, n_neg, r_pos_state, r_neg_state = 320, 80, 220, 180
-    n = n_pos + n_neg + r_pos_state + r_neg_state
-    s = np.full(n, 2000.0)
-    state = np.r_[np.zeros(n_pos), np.ones(n_neg), np.zeros(r_pos_state), np.ones(r_neg_state)]
-    expressing = np.r_[np.ones(n_pos), np.zeros(n_neg + r_pos_state + r_neg_state)].astype(bool)
-    y = np.where(
-        expressing, rng.negative_binomial(theta, theta / (theta + s * mu)), rng.poisson(s * 1e-5)
-    ).astype(float)
-    z = rng.normal(size=(n, 2)) + np.c_[3.0 * state, np.zeros(n)]
-    tp = np.r_[np.zeros(n_pos + n_neg), np.ones(r_pos_state + r_neg_state)].astype(int)
-    sub = np.where(state == 1, "S1", "S0").astype(object)
-    if relapse_sub is not None:
-        sub[tp == 1] = relapse_sub
-    d = _Data(
-        y=y, s=s, tp=tp, sub=sub, tprog=np.full(n, 0.01), ambient=1e-5, theta=theta, mu_ref=mu,
-        zt=z, tlab=None, orig=np.arange(n), y0=y, s0=s,
+    d = _trace_data(
+        [(320, 0, 0, True), (80, 1, 0, False), (220, 0, 1, False), (180, 1, 1, False)],
+        depth=2000, sep=3.0,
     )  # fmt: skip
+    if relapse_sub is not None:
+        d.sub[d.tp == 1] = relapse_sub
     return _decide(d, {**_decision_params(), "seed": 0})
 
 
@@ -481,24 +495,15 @@ def test_the_trace_says_when_a_relapse_copy_number_state_placed_the_ancestors(ca
 
 def _blended_founder_case():
     """A negative founder of 15 baseline cells (5 %) whose expression overlaps the 300 positive ones, at 1,000
-    UMIs; the relapse: 200 negative cells of the founder's state beside 30 positive ones."""
-    from cd7escape.tl._classify._relapse import _Data, _decide
+    UMIs; the relapse: 200 negative cells of the founder's state beside 30 positive ones. One subclone."""
+    from cd7escape.tl._classify._relapse import _decide
 
-    rng = np.random.default_rng(3)
-    mu, theta, n_pos, n_neg, r_pos, r_neg = 0.003, 4.0, 300, 15, 30, 200
-    n = n_pos + n_neg + r_pos + r_neg
-    s = np.full(n, 1000.0)
-    state = np.r_[np.zeros(n_pos), np.ones(n_neg), np.zeros(r_pos), np.ones(r_neg)]
-    expressing = state == 0
-    y = np.where(
-        expressing, rng.negative_binomial(theta, theta / (theta + s * mu)), rng.poisson(s * 1e-5)
-    ).astype(float)
-    z = rng.normal(size=(n, 2)) + np.c_[1.5 * state, np.zeros(n)]  # 1.5 s.d. apart: blended
-    d = _Data(
-        y=y, s=s, tp=np.r_[np.zeros(n_pos + n_neg), np.ones(r_pos + r_neg)].astype(int),
-        sub=np.full(n, "S0", dtype=object), tprog=np.full(n, 0.01), ambient=1e-5, theta=theta,
-        mu_ref=mu, zt=z, tlab=None, orig=np.arange(n), y0=y, s0=s,
+    n_neg = 15
+    d = _trace_data(
+        [(300, 0, 0, True), (n_neg, 1, 0, False), (30, 0, 1, True), (200, 1, 1, False)],
+        depth=1000, sep=1.5,  # 1.5 s.d. apart: blended
     )  # fmt: skip
+    d.sub[:] = "S0"
     return _decide(d, {**_decision_params(), "seed": 0}), n_neg
 
 

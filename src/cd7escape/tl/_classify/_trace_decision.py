@@ -180,7 +180,10 @@ def decide_by_trace(
         f"(95 % CI {100 * lo:.0f}–{100 * hi:.0f} %)"
     )
     m = P["mixed_min_share"]
-    founder = f"a pre-existing {a}-negative founder of up to {max(hidden, 1)} of those cells cannot be excluded"
+    open_cells = max(
+        hidden, 1
+    )  # the negative founder the trace's upper bound leaves open, in cells
+    founder = f"a pre-existing {a}-negative founder of up to {open_cells} of those cells cannot be excluded"
     both = lo >= m and hi <= 1 - m and (fold >= P["min_expansion_fold"] or grew)
     # the positive route of a mixed call must also show in whole subclones: negative relapse cells mapped to
     # baseline subclones that were positive. Where (nearly) none map to any subclone, the relapse lies off
@@ -234,7 +237,7 @@ def decide_by_trace(
         call = (
             "indeterminate",
             "trace_unresolved",
-            f"{described}: neither clearly negative nor positive; up to {max(hidden, 1)} of the baseline cells "
+            f"{described}: neither clearly negative nor positive; up to {open_cells} of the baseline cells "
             f"they resemble may have been {a}-negative, a pre-existing state that can be neither shown nor "
             f"excluded; {limit}",
         )
